@@ -1,0 +1,123 @@
+import Foundation
+
+/// The dialect of the FullStory API an endpoint speaks.
+public enum APIDialect: String, Sendable, Hashable, CaseIterable, Codable {
+    /// The OpenAPI contract in `shared/api`.
+    case seed
+    /// FullStory's production service, with its documented differences.
+    case fullstory
+}
+
+/// What an export contains.
+public enum ExportType: String, Sendable, Hashable, CaseIterable, Codable {
+    case individuals
+    case events
+}
+
+/// The file format an export is written in.
+public enum ExportFormat: String, Sendable, Hashable, CaseIterable, Codable {
+    case json
+    case csv
+    /// Newline-delimited JSON, offered by the `fullstory` dialect only.
+    case ndjson
+}
+
+/// Client-side request pacing shared by every API call of a run.
+public struct RateLimitSettings: Sendable, Hashable {
+    public var perSecond: Double
+    public var burst: Int
+
+    public init(perSecond: Double = 5, burst: Int = 10) {
+        self.perSecond = perSecond
+        self.burst = burst
+    }
+}
+
+/// The manifest's `api` block.
+public struct APISettings: Sendable, Hashable {
+    /// The special endpoint that starts the built-in emulator inside the segsync process.
+    public static let emulatorEndpoint = "emulator"
+    public static let defaultEndpoint = "https://api.fullstory.com"
+
+    public var endpoint: String
+    public var dialect: APIDialect
+    public var keyEnv: String
+    public var rateLimit: RateLimitSettings
+
+    public init(endpoint: String = APISettings.defaultEndpoint, dialect: APIDialect = .seed,
+                keyEnv: String = "FULLSTORY_API_KEY", rateLimit: RateLimitSettings = .init()) {
+        self.endpoint = endpoint
+        self.dialect = dialect
+        self.keyEnv = keyEnv
+        self.rateLimit = rateLimit
+    }
+}
+
+/// One declared export, with defaults already applied.
+public struct ExportSpec: Sendable, Hashable {
+    public var name: String
+    public var segment: String
+    public var type: ExportType
+    public var format: ExportFormat
+    public var window: WindowSpec
+    public var timeZone: TimeZone
+    /// Segment membership is evaluated over `[partition end - segmentWindow, partition end)`.
+    public var segmentWindow: Span?
+    /// Field selection (the `fullstory` dialect); empty means every field.
+    public var fields: [String]
+    /// Gunzip downloads before writing them.
+    public var decompress: Bool
+    /// Delete this export's recorded outputs that are no longer desired (rolled out of
+    /// the window). Defaults to the manifest's top-level `prune`.
+    public var prune: Bool
+    /// Where the export is declared, for messages.
+    public var location: SourceLocation
+
+    public init(name: String, segment: String, type: ExportType, format: ExportFormat, window: WindowSpec,
+                timeZone: TimeZone, segmentWindow: Span? = nil, fields: [String] = [], decompress: Bool = false,
+                prune: Bool = false, location: SourceLocation = .init(line: 0, column: 0)) {
+        self.name = name
+        self.segment = segment
+        self.type = type
+        self.format = format
+        self.window = window
+        self.timeZone = timeZone
+        self.segmentWindow = segmentWindow
+        self.fields = fields
+        self.decompress = decompress
+        self.prune = prune
+        self.location = location
+    }
+
+    /// The file extension outputs get: what is on disk, so `.gz` unless decompressed.
+    public var fileExtension: String {
+        decompress ? format.rawValue : "\(format.rawValue).gz"
+    }
+}
+
+/// A decoded, validated `segsync.yaml`.
+public struct Manifest: Sendable, Hashable {
+    public var version: Int
+    public var api: APISettings
+    /// The output folder, relative to the manifest's folder.
+    public var output: String
+    /// Delete recorded outputs of exports that are no longer declared.
+    public var prune: Bool
+    public var exports: [ExportSpec]
+    /// SHA-256 of the manifest's bytes, recorded in saved plans.
+    public var sha256: String
+
+    public init(version: Int = 1, api: APISettings = .init(), output: String = "exports", prune: Bool = false,
+                exports: [ExportSpec], sha256: String = "") {
+        self.version = version
+        self.api = api
+        self.output = output
+        self.prune = prune
+        self.exports = exports
+        self.sha256 = sha256
+    }
+
+    public func export(named name: String) -> ExportSpec? {
+        exports.first { $0.name == name }
+    }
+}

@@ -1,0 +1,412 @@
+import Crypto
+import Foundation
+
+/// Reads `segsync.yaml`: YAML through libyaml, then the schema, reporting every problem
+/// it finds in one pass with its line and column.
+public enum ManifestLoader {
+    /// Loads and validates the manifest at `path`; throws ``DiagnosticsError`` listing every
+    /// problem, or ``SegSyncError`` when the file cannot be read.
+    public static func load(path: String) throws -> Manifest {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let exists = FileManager.default.fileExists(atPath: path)
+            throw SegSyncError(exists
+                ? "cannot read the manifest \(path); check its permissions."
+                : "no manifest at \(path); create one (see examples/) or pass -f PATH.")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw DiagnosticsError([Diagnostic(.error, file: path, at: nil, "the manifest is not valid UTF-8 text")])
+        }
+        let (manifest, diagnostics) = decode(text, file: path)
+        if let manifest, !diagnostics.contains(where: { $0.severity == .error }) {
+            return manifest
+        }
+        throw DiagnosticsError(diagnostics)
+    }
+
+    /// Decodes manifest text. Returns the manifest only when there are no errors.
+    public static func decode(_ text: String, file: String) -> (Manifest?, [Diagnostic]) {
+        let loaded = YAMLLoader().load(text, file: file)
+        guard let root = loaded.root else {
+            if loaded.diagnostics.isEmpty {
+                return (nil, [Diagnostic(.error, file: file, at: nil, "the manifest is empty; it needs at least 'version: 1' and 'exports'")])
+            }
+            return (nil, loaded.diagnostics)
+        }
+        var decoder = ManifestDecoder(file: file)
+        decoder.diagnostics = loaded.diagnostics
+        let manifest = decoder.manifest(root, sha256: SHA256.hex(Data(text.utf8)))
+        let hasErrors = decoder.diagnostics.contains { $0.severity == .error }
+        return (hasErrors ? nil : manifest, decoder.diagnostics)
+    }
+}
+
+extension SHA256 {
+    /// Lower-case hex digest, the spelling used everywhere segsync records a checksum.
+    static func hex(_ data: some DataProtocol) -> String {
+        SHA256.hash(data: data).hexString
+    }
+}
+
+extension Digest {
+    var hexString: String {
+        var text = ""
+        text.reserveCapacity(Self.byteCount * 2)
+        let digits = Array("0123456789abcdef".utf8)
+        for byte in self {
+            text.unicodeScalars.append(UnicodeScalar(digits[Int(byte >> 4)]))
+            text.unicodeScalars.append(UnicodeScalar(digits[Int(byte & 0x0f)]))
+        }
+        return text
+    }
+}
+
+struct WindowFields {
+    var every: Span?
+    var last: Span?
+    var start: (text: String, location: SourceLocation)?
+    var settle: Span?
+    var location: SourceLocation?
+
+    /// Later fields win; `last` and `start` replace each other as the extent.
+    func overlaid(by other: WindowFields?) -> WindowFields {
+        guard let other else { return self }
+        var merged = self
+        if let every = other.every { merged.every = every }
+        if let settle = other.settle { merged.settle = settle }
+        if other.last != nil || other.start != nil {
+            merged.last = other.last
+            merged.start = other.start
+        }
+        merged.location = other.location ?? location
+        return merged
+    }
+}
+
+struct ExportFields {
+    var name: String?
+    var segment: String?
+    var type: ExportType?
+    var format: ExportFormat?
+    var window: WindowFields?
+    var timeZone: TimeZone?
+    var segmentWindow: Span?
+    var fields: [String]?
+    var decompress: Bool?
+    var prune: Bool?
+}
+
+struct ManifestDecoder {
+    let file: String
+    var diagnostics: [Diagnostic] = []
+
+    static let topKeys = ["version", "api", "output", "defaults", "exports", "prune"]
+    static let apiKeys = ["endpoint", "dialect", "keyEnv", "rateLimit"]
+    static let rateLimitKeys = ["perSecond", "burst"]
+    static let exportKeys = ["name", "segment", "type", "format", "window", "timezone", "segmentWindow", "fields", "decompress", "prune"]
+    static let defaultsKeys = ["type", "format", "window", "timezone", "segmentWindow", "fields", "decompress", "prune"]
+    static let windowKeys = ["every", "last", "start", "settle"]
+    /// Keys that can only mean someone is about to commit a secret.
+    static let secretKeys: Set<String> = ["key", "apikey", "api_key", "api-key", "token", "secret", "password", "apitoken", "api_token"]
+
+    init(file: String) {
+        self.file = file
+    }
+
+    mutating func error(_ location: SourceLocation?, _ message: String) {
+        diagnostics.append(Diagnostic(.error, file: file, at: location, message))
+    }
+
+    // MARK: Generic shapes
+
+    /// The mapping's entries by key, reporting unknown keys with the nearest valid one.
+    mutating func entries(_ node: YAMLNode, allowed: [String], what: String) -> [String: YAMLNode.Pair]? {
+        guard case .mapping(let pairs) = node.kind else {
+            error(node.location, "expected a mapping for \(what), found \(node.kindDescription)")
+            return nil
+        }
+        var result: [String: YAMLNode.Pair] = [:]
+        for pair in pairs {
+            guard let key = pair.key.scalar else {
+                error(pair.key.location, "keys in \(what) must be plain words, found \(pair.key.kindDescription)")
+                continue
+            }
+            if Self.secretKeys.contains(key.lowercased()) {
+                error(pair.value.location, "the manifest must not contain an API key ('\(key)'); remove it and put the key in the environment variable named by api.keyEnv (FULLSTORY_API_KEY by default)")
+                continue
+            }
+            guard allowed.contains(key) else {
+                error(pair.key.location, "unknown key '\(key)'\(didYouMean(key, allowed))")
+                continue
+            }
+            result[key] = pair
+        }
+        return result
+    }
+
+    mutating func string(_ node: YAMLNode, _ key: String) -> String? {
+        guard case .scalar(let text, _) = node.kind, !node.isNull else {
+            error(node.location, "expected a string for '\(key)', found \(node.kindDescription)")
+            return nil
+        }
+        if Self.looksLikeAPIKey(text) {
+            error(node.location, "'\(key)' looks like a FullStory API key; the manifest must not contain one: put it in the environment variable named by api.keyEnv (FULLSTORY_API_KEY by default)")
+            return nil
+        }
+        return text
+    }
+
+    mutating func bool(_ node: YAMLNode, _ key: String) -> Bool? {
+        switch node.scalar {
+        case "true" where node.kind == .scalar("true", .plain): return true
+        case "false" where node.kind == .scalar("false", .plain): return false
+        default:
+            error(node.location, "expected true or false for '\(key)', found \(node.kindDescription)")
+            return nil
+        }
+    }
+
+    mutating func number(_ node: YAMLNode, _ key: String, range: ClosedRange<Double>) -> Double? {
+        guard case .scalar(let text, .plain) = node.kind, let value = Double(text), range.contains(value) else {
+            error(node.location, "expected a number between \(Self.plain(range.lowerBound)) and \(Self.plain(range.upperBound)) for '\(key)', found \(node.kindDescription)")
+            return nil
+        }
+        return value
+    }
+
+    static func plain(_ value: Double) -> String {
+        value == value.rounded() ? String(Int(value)) : String(value)
+    }
+
+    mutating func span(_ node: YAMLNode, _ key: String, allowZero: Bool = false) -> Span? {
+        guard let text = string(node, key) else { return nil }
+        if allowZero, text == "0" { return Span() }
+        guard let span = Span(text) else {
+            error(node.location, "invalid duration '\(text)' for '\(key)': write a number and a unit, like 15m, 1h, 1d, 1w or 1d12h")
+            return nil
+        }
+        return span
+    }
+
+    mutating func choice<E: RawRepresentable & CaseIterable>(_ node: YAMLNode, _ key: String, _: E.Type) -> E? where E.RawValue == String {
+        guard let text = string(node, key) else { return nil }
+        if let value = E(rawValue: text) { return value }
+        let options = E.allCases.map(\.rawValue)
+        error(node.location, "unknown \(key) '\(text)'\(didYouMean(text, options)); expected one of: \(options.joined(separator: ", "))")
+        return nil
+    }
+
+    mutating func timeZone(_ node: YAMLNode) -> TimeZone? {
+        guard let text = string(node, "timezone") else { return nil }
+        if text == "UTC" || text == "Etc/UTC" { return TimeZone(identifier: "UTC") }
+        let known = TimeZone.knownTimeZoneIdentifiers
+        if known.contains(text), let zone = TimeZone(identifier: text) { return zone }
+        error(node.location, "unknown time zone '\(text)'\(didYouMean(text, known + ["UTC"])); use an IANA name like UTC, Europe/Paris or America/New_York")
+        return nil
+    }
+
+    static func looksLikeAPIKey(_ text: String) -> Bool {
+        // FullStory keys are region-prefixed base64 blobs: `na1.AbC...`, `eu1.XyZ...`.
+        let lowered = text.lowercased()
+        guard lowered.hasPrefix("na1.") || lowered.hasPrefix("eu1.") else { return false }
+        return text.count >= 24 && !text.contains(" ") && !text.contains("/")
+    }
+
+    // MARK: Manifest
+
+    mutating func manifest(_ root: YAMLNode, sha256: String) -> Manifest? {
+        guard let top = entries(root, allowed: Self.topKeys, what: "the manifest") else { return nil }
+        var version: Int?
+        if let node = top["version"]?.value {
+            if node.kind == .scalar("1", .plain) {
+                version = 1
+            } else {
+                error(node.location, "unsupported manifest version \(node.kindDescription); this segsync reads version 1")
+            }
+        } else {
+            error(root.location, "the manifest has no 'version'; add 'version: 1' at the top")
+        }
+        let api = top["api"].map { apiSettings($0.value) } ?? APISettings()
+        var output = "exports"
+        if let node = top["output"]?.value, let text = string(node, "output") {
+            if text.isEmpty || text.split(separator: "/").contains("..") {
+                error(node.location, "output must name a folder without '..' components, found '\(text)'")
+            } else {
+                output = text
+            }
+        }
+        let prune = top["prune"].flatMap { bool($0.value, "prune") } ?? false
+        let defaults = top["defaults"].map { exportFields($0.value, allowed: Self.defaultsKeys, what: "defaults") } ?? ExportFields()
+        var exports: [ExportSpec] = []
+        if let node = top["exports"]?.value {
+            if case .sequence(let items) = node.kind {
+                var seen: [String: SourceLocation] = [:]
+                for item in items {
+                    // Names are checked on the raw nodes so a duplicate is reported even
+                    // when either export has other mistakes.
+                    if case .mapping(let pairs) = item.kind,
+                       let nameNode = pairs.first(where: { $0.key.scalar == "name" })?.value, let name = nameNode.scalar {
+                        if let first = seen[name] {
+                            error(nameNode.location, "duplicate export name '\(name)' (first declared at \(first))")
+                            continue
+                        }
+                        seen[name] = nameNode.location
+                    }
+                    if let spec = export(item, defaults: defaults, api: api, prune: prune) { exports.append(spec) }
+                }
+                if items.isEmpty { error(node.location, "'exports' is empty; declare at least one export") }
+            } else if !node.isNull {
+                error(node.location, "expected a list of exports for 'exports', found \(node.kindDescription)")
+            } else {
+                error(node.location, "'exports' is empty; declare at least one export")
+            }
+        } else {
+            error(root.location, "the manifest has no 'exports'; declare at least one export")
+        }
+        guard let version else { return nil }
+        return Manifest(version: version, api: api, output: output, prune: prune, exports: exports, sha256: sha256)
+    }
+
+    mutating func apiSettings(_ node: YAMLNode) -> APISettings {
+        var api = APISettings()
+        guard let fields = entries(node, allowed: Self.apiKeys, what: "'api'") else { return api }
+        if let node = fields["endpoint"]?.value, let text = string(node, "endpoint") {
+            if let problem = Self.endpointProblem(text) {
+                error(node.location, problem)
+            } else {
+                api.endpoint = text
+            }
+        }
+        if let node = fields["dialect"]?.value, let dialect = choice(node, "dialect", APIDialect.self) {
+            api.dialect = dialect
+        }
+        if let node = fields["keyEnv"]?.value, let text = string(node, "keyEnv") {
+            if text.range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) != nil {
+                api.keyEnv = text
+            } else {
+                error(node.location, "keyEnv names an environment variable (like FULLSTORY_API_KEY), found '\(text.prefix(40))'; the key itself never goes in the manifest")
+            }
+        }
+        if let node = fields["rateLimit"]?.value, let limits = entries(node, allowed: Self.rateLimitKeys, what: "'rateLimit'") {
+            if let value = limits["perSecond"].flatMap({ number($0.value, "perSecond", range: 0.01...1000) }) {
+                api.rateLimit.perSecond = value
+            }
+            if let node = limits["burst"]?.value, let value = number(node, "burst", range: 1...1000) {
+                if value == value.rounded() { api.rateLimit.burst = Int(value) } else { error(node.location, "burst must be a whole number") }
+            }
+        }
+        return api
+    }
+
+    /// Why an endpoint is unacceptable, or nil. Plain HTTP only to this machine.
+    static func endpointProblem(_ text: String) -> String? {
+        if text == APISettings.emulatorEndpoint { return nil }
+        guard let url = URLComponents(string: text), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty else {
+            return "endpoint must be an https:// URL or 'emulator', found '\(text)'"
+        }
+        if url.query != nil || url.user != nil || url.password != nil {
+            return "endpoint must not carry credentials or a query string"
+        }
+        switch scheme {
+        case "https": return nil
+        case "http" where isLoopback(host): return nil
+        case "http": return "plain http:// is only allowed for this machine (127.0.0.1, localhost, [::1]); use https:// for '\(host)'"
+        default: return "endpoint must be an https:// URL or 'emulator', found '\(text)'"
+        }
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+    }
+
+    mutating func window(_ node: YAMLNode) -> WindowFields? {
+        guard let fields = entries(node, allowed: Self.windowKeys, what: "'window'") else { return nil }
+        var window = WindowFields(location: node.location)
+        window.every = fields["every"].flatMap { span($0.value, "every") }
+        window.last = fields["last"].flatMap { span($0.value, "last") }
+        window.settle = fields["settle"].flatMap { span($0.value, "settle", allowZero: true) }
+        if let node = fields["start"]?.value, let text = string(node, "start") {
+            window.start = (text, node.location)
+        }
+        if let every = window.every, Cadence(every) == nil, let node = fields["every"]?.value {
+            error(node.location, "every: \(every) cannot be aligned to calendar time; use a length that divides a day (like 15m, 1h or 6h), 1d or 1w")
+            window.every = nil
+        }
+        if let lastPair = fields["last"], fields["start"] != nil {
+            error(lastPair.key.location, "'last' and 'start' cannot be used together; 'last' keeps a rolling window, 'start' backfills from a fixed date")
+        }
+        return window
+    }
+
+    mutating func exportFields(_ node: YAMLNode, allowed: [String], what: String) -> ExportFields {
+        var result = ExportFields()
+        guard let fields = entries(node, allowed: allowed, what: what) else { return result }
+        result.name = fields["name"].flatMap { string($0.value, "name") }
+        result.segment = fields["segment"].flatMap { string($0.value, "segment") }
+        result.type = fields["type"].flatMap { choice($0.value, "type", ExportType.self) }
+        result.format = fields["format"].flatMap { choice($0.value, "format", ExportFormat.self) }
+        result.window = fields["window"].flatMap { window($0.value) }
+        result.timeZone = fields["timezone"].flatMap { timeZone($0.value) }
+        result.segmentWindow = fields["segmentWindow"].flatMap { span($0.value, "segmentWindow") }
+        result.decompress = fields["decompress"].flatMap { bool($0.value, "decompress") }
+        result.prune = fields["prune"].flatMap { bool($0.value, "prune") }
+        if let node = fields["fields"]?.value {
+            if case .sequence(let items) = node.kind {
+                result.fields = items.compactMap { string($0, "fields") }
+            } else {
+                error(node.location, "expected a list of field names for 'fields', found \(node.kindDescription)")
+            }
+        }
+        return result
+    }
+
+    mutating func export(_ node: YAMLNode, defaults: ExportFields, api: APISettings, prune: Bool) -> ExportSpec? {
+        let errorsBefore = diagnostics.count
+        let fields = exportFields(node, allowed: Self.exportKeys, what: "an export")
+        guard case .mapping(let pairs) = node.kind else { return nil }
+        let location = pairs.first?.key.location ?? node.location
+        func has(_ key: String) -> YAMLNode.Pair? { pairs.first { $0.key.scalar == key } }
+
+        let name = fields.name
+        if let name, name.range(of: "^[a-z0-9][a-z0-9._-]*$", options: .regularExpression) == nil || name.count > 100 {
+            error(has("name")?.value.location, "export name '\(name)' must be 1–100 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit")
+        } else if name == nil, has("name") == nil {
+            error(location, "this export has no 'name'")
+        }
+        let label = name.map { "export '\($0)'" } ?? "this export"
+        if fields.segment == nil, has("segment") == nil { error(location, "\(label) has no 'segment'") }
+        let type = fields.type ?? defaults.type
+        if type == nil, has("type") == nil { error(location, "\(label) has no 'type'; expected one of: individuals, events") }
+        let format = fields.format ?? defaults.format ?? .json
+        if format == .ndjson, api.dialect != .fullstory {
+            error(has("format")?.value.location ?? location, "format 'ndjson' is only offered by the fullstory dialect; use json or csv, or set api.dialect: fullstory")
+        }
+        let exportFieldList = fields.fields ?? defaults.fields ?? []
+        if !exportFieldList.isEmpty, api.dialect != .fullstory {
+            error(has("fields")?.value.location ?? location, "'fields' is only sent by the fullstory dialect; remove it or set api.dialect: fullstory")
+        }
+        let timeZone = fields.timeZone ?? defaults.timeZone ?? TimeZone(identifier: "UTC")!
+        let windowFields = WindowFields(every: Span(days: 1), last: Span(days: 30), settle: Span(hours: 24))
+            .overlaid(by: defaults.window).overlaid(by: fields.window)
+
+        var extent: WindowSpec.Extent?
+        if let start = windowFields.start {
+            if let date = Timestamp.parseDay(start.text, in: timeZone) ?? Timestamp.parse(start.text) {
+                extent = .start(date)
+            } else {
+                error(start.location, "invalid start '\(start.text)': write a date like 2026-01-01 or a time like 2026-01-01T00:00:00Z")
+            }
+        } else if let last = windowFields.last {
+            extent = .last(last)
+        }
+        guard diagnostics.count == errorsBefore,
+              let name, let segment = fields.segment, let type, let extent,
+              let every = windowFields.every, let cadence = Cadence(every), let settle = windowFields.settle
+        else { return nil }
+        return ExportSpec(
+            name: name, segment: segment, type: type, format: format,
+            window: WindowSpec(every: every, cadence: cadence, extent: extent, settle: settle),
+            timeZone: timeZone, segmentWindow: fields.segmentWindow ?? defaults.segmentWindow,
+            fields: exportFieldList, decompress: fields.decompress ?? defaults.decompress ?? false,
+            prune: fields.prune ?? defaults.prune ?? prune, location: location)
+    }
+}

@@ -1,0 +1,38 @@
+import Foundation
+
+/// Where everything lives for one manifest: the output folder, state, lock and lockfile.
+public struct Layout: Sendable {
+    public let manifestPath: String
+    /// The folder holding the manifest; everything else is relative to it.
+    public let root: String
+    public let outputDirectory: String
+
+    public init(manifestPath: String, output: String) {
+        let absolute = manifestPath.hasPrefix("/") ? manifestPath : FileManager.default.currentDirectoryPath + "/" + manifestPath
+        self.manifestPath = (absolute as NSString).standardizingPath
+        root = (self.manifestPath as NSString).deletingLastPathComponent
+        outputDirectory = output.hasPrefix("/") ? output : ((root + "/" + output) as NSString).standardizingPath
+    }
+
+    public var stateDirectory: String { root + "/.segsync" }
+    public var statePath: String { stateDirectory + "/state.json" }
+    public var lockPath: String { stateDirectory + "/lock" }
+    public var lockfilePath: String { root + "/segsync.lock" }
+    public var checksumsPath: String { outputDirectory + "/" + Checksums.fileName }
+
+    /// `checkout-events/2026-11-27T13-00Z.csv.gz`: relative to the output folder, no
+    /// characters that trouble other file systems.
+    public static func relativePath(for partition: Partition, export: ExportSpec) -> String {
+        "\(partition.export)/\(partition.label.replacingOccurrences(of: ":", with: "-")).\(export.fileExtension)"
+    }
+
+    /// The absolute path of an output, refusing anything that could escape the output
+    /// folder (`..`, absolute paths) — a lockfile is input too.
+    public func absolutePath(ofOutput relative: String) throws -> String {
+        let components = relative.split(separator: "/", omittingEmptySubsequences: false)
+        guard !relative.isEmpty, !relative.hasPrefix("/"), !components.contains(".."), !components.contains(""), !components.contains(".") else {
+            throw SegSyncError("refusing the output path '\(relative)': outputs must stay inside \(outputDirectory).")
+        }
+        return outputDirectory + "/" + relative
+    }
+}

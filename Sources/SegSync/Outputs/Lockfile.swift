@@ -1,0 +1,143 @@
+import Foundation
+
+/// `segsync.lock`: every output with its checksum, deterministic so it diffs cleanly in a
+/// pull request and can be committed. Entries are sorted by path and rendered with a
+/// fixed key order, so the same content is always the same bytes.
+public struct Lockfile: Sendable, Equatable {
+    public static let fileName = "segsync.lock"
+    public static let currentVersion = 1
+
+    /// One output file.
+    public struct Entry: Codable, Sendable, Equatable {
+        /// Relative to the output folder.
+        public var path: String
+        public var sha256: String
+        public var bytes: Int64
+        public var export: String
+        public var segment: String
+        public var type: ExportType
+        public var format: ExportFormat
+        public var start: Date
+        public var end: Date
+        public var operationId: String
+        public var fingerprint: String
+
+        public init(path: String, sha256: String, bytes: Int64, export: String, segment: String, type: ExportType,
+                    format: ExportFormat, start: Date, end: Date, operationId: String, fingerprint: String) {
+            self.path = path
+            self.sha256 = sha256
+            self.bytes = bytes
+            self.export = export
+            self.segment = segment
+            self.type = type
+            self.format = format
+            self.start = start
+            self.end = end
+            self.operationId = operationId
+            self.fingerprint = fingerprint
+        }
+
+        public var key: PartitionKey { PartitionKey(export: export, start: start) }
+    }
+
+    public var entries: [Entry]
+
+    public init(entries: [Entry] = []) {
+        self.entries = entries.sorted { $0.path < $1.path }
+    }
+
+    /// The canonical bytes.
+    public func rendered() -> String {
+        var text = "{\n  \"version\": \(Self.currentVersion),\n  \"entries\": ["
+        for (index, entry) in entries.sorted(by: { $0.path < $1.path }).enumerated() {
+            text += index == 0 ? "\n" : ",\n"
+            let fields: [(String, String)] = [
+                ("path", jsonString(entry.path)),
+                ("sha256", jsonString(entry.sha256)),
+                ("bytes", String(entry.bytes)),
+                ("export", jsonString(entry.export)),
+                ("segment", jsonString(entry.segment)),
+                ("type", jsonString(entry.type.rawValue)),
+                ("format", jsonString(entry.format.rawValue)),
+                ("start", jsonString(Timestamp.format(entry.start))),
+                ("end", jsonString(Timestamp.format(entry.end))),
+                ("operationId", jsonString(entry.operationId)),
+                ("fingerprint", jsonString(entry.fingerprint)),
+            ]
+            text += "    {\n" + fields.map { "      \"\($0.0)\": \($0.1)" }.joined(separator: ",\n") + "\n    }"
+        }
+        text += entries.isEmpty ? "]\n}\n" : "\n  ]\n}\n"
+        return text
+    }
+
+    private struct File: Decodable {
+        var version: Int
+        var entries: [Entry]
+    }
+
+    /// Reads a lockfile; a missing one is empty, a damaged one an error naming the file.
+    public static func load(path: String) throws -> Lockfile {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            if FileManager.default.fileExists(atPath: path) {
+                throw SegSyncError("cannot read the lockfile \(path); check its permissions.")
+            }
+            return Lockfile()
+        }
+        do {
+            let file = try StateStore.decoder.decode(File.self, from: data)
+            guard file.version <= currentVersion else {
+                throw SegSyncError("the lockfile \(path) has version \(file.version), newer than this segsync understands; upgrade segsync.")
+            }
+            return Lockfile(entries: file.entries)
+        } catch let error as SegSyncError {
+            throw error
+        } catch {
+            throw SegSyncError("the lockfile \(path) is damaged (\(StateStore.describe(error))); restore it from version control or delete it to rebuild it from state.")
+        }
+    }
+
+    public func write(to path: String) throws {
+        try AtomicFile.write(Data(rendered().utf8), to: path, newFileMode: 0o644)
+    }
+}
+
+/// `SHA256SUMS` in the output folder, in the format `sha256sum -c` accepts.
+public enum Checksums {
+    public static let fileName = "SHA256SUMS"
+
+    public static func render(_ entries: [Lockfile.Entry]) -> String {
+        entries.sorted { $0.path < $1.path }.map { "\($0.sha256)  \($0.path)\n" }.joined()
+    }
+
+    /// `path → sha256` from a SHA256SUMS file (text or binary mode markers accepted).
+    public static func parse(_ text: String) throws -> [String: String] {
+        var result: [String: String] = [:]
+        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
+            let hash = line.prefix(64)
+            let rest = line.dropFirst(64)
+            guard hash.count == 64, hash.allSatisfy(\.isHexDigit), rest.hasPrefix("  ") || rest.hasPrefix(" *") else {
+                throw SegSyncError("\(fileName):\(number + 1): expected '<sha256>  <path>'.")
+            }
+            result[String(rest.dropFirst(2))] = String(hash)
+        }
+        return result
+    }
+}
+
+/// A JSON string literal; the one escaper for hand-rendered JSON.
+func jsonString(_ text: String) -> String {
+    var result = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": result += "\\\""
+        case "\\": result += "\\\\"
+        case "\n": result += "\\n"
+        case "\r": result += "\\r"
+        case "\t": result += "\\t"
+        case _ where scalar.value < 0x20: let hex = String(scalar.value, radix: 16)
+            result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: result.unicodeScalars.append(scalar)
+        }
+    }
+    return result + "\""
+}

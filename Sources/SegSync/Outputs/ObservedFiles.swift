@@ -1,0 +1,129 @@
+import Crypto
+import Foundation
+
+/// What a file segsync wrote is expected to be.
+public struct ExpectedFile: Sendable, Equatable {
+    public var bytes: Int64
+    public var sha256: String
+    /// The modification time recorded when it was written; when the file still has it
+    /// (and its size), a quick scan trusts it without hashing.
+    public var modified: Double?
+
+    public init(bytes: Int64, sha256: String, modified: Double? = nil) {
+        self.bytes = bytes
+        self.sha256 = sha256
+        self.modified = modified
+    }
+}
+
+/// The output folder as found on disk, compared with what segsync recorded.
+public struct ObservedFiles: Sendable, Equatable {
+    /// Why a recorded file no longer matches its record.
+    public enum Problem: Sendable, Equatable, CustomStringConvertible {
+        case missing
+        case notARegularFile
+        case sizeMismatch(expected: Int64, found: Int64)
+        case checksumMismatch
+
+        public var description: String {
+            switch self {
+            case .missing: return "file missing"
+            case .notARegularFile: return "not a regular file"
+            case .sizeMismatch(let expected, let found): return "size changed (\(expected) → \(found) bytes)"
+            case .checksumMismatch: return "checksum mismatch"
+            }
+        }
+    }
+
+    /// Problems by path relative to the output folder; recorded paths absent here are intact.
+    public var problems: [String: Problem] = [:]
+    /// Files in the output folder that segsync never wrote (left alone, reported).
+    public var unknownFiles: [String] = []
+    /// Leftovers of interrupted downloads.
+    public var partialFiles: [String] = []
+
+    public init(problems: [String: Problem] = [:], unknownFiles: [String] = [], partialFiles: [String] = []) {
+        self.problems = problems
+        self.unknownFiles = unknownFiles
+        self.partialFiles = partialFiles
+    }
+
+    /// How hard to look.
+    public enum Depth: Sendable {
+        /// Hash only files whose size or modification time differs from the record.
+        case quick
+        /// Hash every file (`segsync verify`).
+        case full
+    }
+
+    /// Scans `directory` against `expected` (paths relative to it).
+    public static func scan(directory: String, expected: [String: ExpectedFile], depth: Depth) -> ObservedFiles {
+        var observed = ObservedFiles()
+        for (path, file) in expected {
+            let absolute = directory + "/" + path
+            var info = stat()
+            guard lstat(absolute, &info) == 0 else {
+                observed.problems[path] = .missing
+                continue
+            }
+            guard (info.st_mode & S_IFMT) == S_IFREG else {
+                observed.problems[path] = .notARegularFile
+                continue
+            }
+            let size = Int64(info.st_size)
+            if size != file.bytes {
+                observed.problems[path] = .sizeMismatch(expected: file.bytes, found: size)
+                continue
+            }
+            let modified = modificationTime(info)
+            if depth == .quick, let recorded = file.modified, recorded == modified { continue }
+            if (try? FileDigest.sha256(ofFileAt: absolute).sha256) != file.sha256 {
+                observed.problems[path] = .checksumMismatch
+            }
+        }
+        if let walker = FileManager.default.enumerator(atPath: directory) {
+            for case let path as String in walker {
+                var info = stat()
+                guard lstat(directory + "/" + path, &info) == 0, (info.st_mode & S_IFMT) != S_IFDIR else { continue }
+                if path == Checksums.fileName || expected[path] != nil { continue }
+                if path.hasSuffix(".partial") {
+                    observed.partialFiles.append(path)
+                } else {
+                    observed.unknownFiles.append(path)
+                }
+            }
+        }
+        observed.unknownFiles.sort()
+        observed.partialFiles.sort()
+        return observed
+    }
+
+    static func modificationTime(_ info: stat) -> Double {
+        Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+    }
+
+    /// The modification time of a file, as recorded in state.
+    public static func modificationTime(ofFileAt path: String) -> Double? {
+        var info = stat()
+        return lstat(path, &info) == 0 ? modificationTime(info) : nil
+    }
+}
+
+/// SHA-256 of a file, read in fixed-size chunks so memory stays flat.
+public enum FileDigest {
+    public static func sha256(ofFileAt path: String) throws -> (bytes: Int64, sha256: String) {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw SegSyncError("cannot read \(path).")
+        }
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        var total: Int64 = 0
+        while true {
+            let chunk = try handle.read(upToCount: 1 << 20) ?? Data()
+            if chunk.isEmpty { break }
+            hasher.update(data: chunk)
+            total += Int64(chunk.count)
+        }
+        return (total, hasher.finalize().hexString)
+    }
+}

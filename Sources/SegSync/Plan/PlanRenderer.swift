@@ -1,0 +1,96 @@
+import Foundation
+
+/// Renders a ``Plan`` for people (aligned text) and for machines (versioned JSON).
+public enum PlanRenderer {
+    public static let jsonFormatVersion = 1
+
+    public static func text(_ plan: Plan) -> String {
+        var lines: [String] = []
+        let exportWidth = plan.actions.map(\.key.export.count).max() ?? 0
+        let labelWidth = plan.actions.map(\.label.count).max() ?? 0
+        var lastExport: String?
+        for action in plan.actions {
+            if let lastExport, lastExport != action.key.export { lines.append("") }
+            lastExport = action.key.export
+            let kind = action.kind.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)
+            let export = action.key.export.padding(toLength: exportWidth, withPad: " ", startingAt: 0)
+            let label = action.label.padding(toLength: labelWidth, withPad: " ", startingAt: 0)
+            lines.append("  \(action.kind.symbol) \(kind) \(export) \(label)   \(action.detail)")
+        }
+        if !plan.actions.isEmpty { lines.append("") }
+        for note in plan.notes { lines.append("Note: \(note)") }
+        lines.append(summary(plan))
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// `Plan: 1 to create, 1 to resume, …; 54 up to date.` or `No changes: …`.
+    public static func summary(_ plan: Plan) -> String {
+        let upToDate = "\(plan.upToDate) partition\(plan.upToDate == 1 ? "" : "s") up to date"
+        guard plan.hasChanges else { return "No changes: \(upToDate)." }
+        let parts = Plan.Kind.allCases.map { "\(plan.count($0)) to \($0.rawValue)" }
+        return "Plan: \(parts.joined(separator: ", ")); \(plan.upToDate) up to date."
+    }
+
+    /// The versioned machine-readable document (`plan --json`, `plan --out`).
+    public struct Document: Codable, Sendable, Equatable {
+        public struct StateRef: Codable, Sendable, Equatable {
+            public var lineage: String
+            public var serial: Int
+        }
+
+        public struct Action: Codable, Sendable, Equatable {
+            public var action: Plan.Kind
+            public var export: String
+            public var start: String
+            public var end: String
+            public var label: String
+            public var detail: String
+            public var operationId: String?
+            public var path: String?
+
+            enum CodingKeys: String, CodingKey {
+                case action, export, start, end, label, detail, path
+                case operationId = "operation_id"
+            }
+        }
+
+        public var formatVersion: Int
+        public var now: String
+        public var manifestSHA256: String
+        public var state: StateRef
+        public var actions: [Action]
+        public var summary: [String: Int]
+        public var notes: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case now, state, actions, summary, notes
+            case formatVersion = "format_version"
+            case manifestSHA256 = "manifest_sha256"
+        }
+    }
+
+    public static func document(_ plan: Plan) -> Document {
+        var summary = Dictionary(uniqueKeysWithValues: Plan.Kind.allCases.map { ($0.rawValue, plan.count($0)) })
+        summary["up_to_date"] = plan.upToDate
+        summary["adopt"] = plan.adoptions.count
+        return Document(
+            formatVersion: jsonFormatVersion,
+            now: Timestamp.format(plan.now),
+            manifestSHA256: plan.manifestSHA256,
+            state: .init(lineage: plan.lineage, serial: plan.serial),
+            actions: plan.actions.map {
+                .init(action: $0.kind, export: $0.key.export, start: Timestamp.format($0.key.start),
+                      end: Timestamp.format($0.end), label: $0.label, detail: $0.detail,
+                      operationId: $0.operationId, path: $0.outputPath)
+            },
+            summary: summary,
+            notes: plan.notes)
+    }
+
+    public static func json(_ plan: Plan) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(document(plan))) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+}

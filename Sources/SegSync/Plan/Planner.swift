@@ -1,0 +1,197 @@
+import Foundation
+
+/// Computes a ``Plan``: a pure function of (manifest, state, lockfile, observed files, now).
+/// No I/O, no clock; the same inputs always give the same plan.
+public enum Planner {
+    public struct Options: Sendable {
+        /// Limit the plan to these exports (empty: all).
+        public var targets: [String] = []
+        /// Prune even where the manifest does not ask to.
+        public var forcePrune = false
+
+        public init(targets: [String] = [], forcePrune: Bool = false) {
+            self.targets = targets
+            self.forcePrune = forcePrune
+        }
+    }
+
+    /// The files a scan should check: state's records first, then the lockfile's.
+    public static func expectedFiles(state: State, lockfile: Lockfile) -> [String: ExpectedFile] {
+        var expected: [String: ExpectedFile] = [:]
+        for entry in lockfile.entries {
+            expected[entry.path] = ExpectedFile(bytes: entry.bytes, sha256: entry.sha256)
+        }
+        for record in state.partitions.values where record.phase == .downloaded {
+            if let output = record.output {
+                expected[output.path] = ExpectedFile(bytes: output.bytes, sha256: output.sha256, modified: output.modified)
+            }
+        }
+        return expected
+    }
+
+    /// Checks `--target` names against the manifest.
+    public static func validate(targets: [String], in manifest: Manifest) throws {
+        let names = manifest.exports.map(\.name)
+        for target in targets where !names.contains(target) {
+            throw SegSyncError("--target \(target): no export of that name in the manifest\(didYouMean(target, names)).")
+        }
+    }
+
+    public static func plan(
+        manifest: Manifest, state: State, lockfile: Lockfile, observed: ObservedFiles, now: Date, options: Options = .init()
+    ) throws -> Plan {
+        try validate(targets: options.targets, in: manifest)
+        let selected = manifest.exports.filter { options.targets.isEmpty || options.targets.contains($0.name) }
+        var lockIndex: [PartitionKey: Lockfile.Entry] = [:]
+        for entry in lockfile.entries { lockIndex[entry.key] = entry }
+
+        var actions: [Plan.Action] = []
+        var adoptions: [Lockfile.Entry] = []
+        var upToDate = 0
+        var desiredKeys = Set<PartitionKey>()
+        var keptUndeclared = 0
+
+        for export in selected {
+            let parameters = ExportParameters(export, dialect: manifest.api.dialect)
+            var exportActions: [Plan.Action] = []
+            for partition in try DesiredPartitions.partitions(of: export, dialect: manifest.api.dialect, now: now) {
+                desiredKeys.insert(partition.key)
+                let path = Layout.relativePath(for: partition, export: export)
+                func action(_ kind: Plan.Kind, _ detail: String, operation: String? = nil, output: String? = nil) {
+                    exportActions.append(Plan.Action(
+                        kind: kind, key: partition.key, label: partition.label, end: partition.end,
+                        detail: detail, operationId: operation, outputPath: output ?? path, partition: partition))
+                }
+                if let record = state[partition.key] {
+                    if record.fingerprint != partition.fingerprint {
+                        let reason = record.parameters.changes(to: parameters) ?? "time range changed"
+                        switch record.phase {
+                        case .downloaded: action(.replace, reason, output: path)
+                        case .requested, .running, .completed: action(.replace, "\(reason); abandons op \(short(record.operationId))")
+                        case .failed: action(.create, "\(export.type.rawValue) \(export.format.rawValue) (\(reason))")
+                        }
+                        continue
+                    }
+                    switch record.phase {
+                    case .downloaded:
+                        guard let output = record.output else {
+                            action(.create, "\(export.type.rawValue) \(export.format.rawValue)")
+                            continue
+                        }
+                        if let problem = observed.problems[output.path] {
+                            action(.repair, problem.description, operation: record.operationId, output: output.path)
+                        } else {
+                            upToDate += 1
+                        }
+                    case .requested, .running:
+                        action(.resume, "op \(short(record.operationId)) (\(progress(record)))", operation: record.operationId)
+                    case .completed:
+                        action(.download, "op \(short(record.operationId)) (COMPLETED)", operation: record.operationId)
+                    case .failed:
+                        let why = record.lastError.map { ": \($0)" } ?? ""
+                        action(.create, "\(export.type.rawValue) \(export.format.rawValue) (retry; last attempt failed\(why))")
+                    }
+                } else if let entry = lockIndex[partition.key] {
+                    if entry.fingerprint != partition.fingerprint {
+                        action(.replace, lockfileChange(entry, export) ?? "settings changed since segsync.lock was written", output: path)
+                    } else if let problem = observed.problems[entry.path] {
+                        action(.repair, problem.description, operation: entry.operationId, output: entry.path)
+                    } else {
+                        adoptions.append(entry)
+                        upToDate += 1
+                    }
+                } else {
+                    action(.create, "\(export.type.rawValue) \(export.format.rawValue)")
+                }
+            }
+
+            // This export's recorded outputs that have rolled out of its window.
+            for output in recordedOutputs(state: state, lockfile: lockfile) where output.key.export == export.name && !desiredKeys.contains(output.key) {
+                if export.prune || options.forcePrune {
+                    exportActions.append(pruneAction(output, reason: "outside the window"))
+                } else {
+                    keptUndeclared += 1
+                }
+            }
+            actions += exportActions.sorted { ($0.key.start, $0.kind.rawValue) < ($1.key.start, $1.kind.rawValue) }
+        }
+
+        // Outputs of exports that are no longer declared at all (not with --target: it
+        // narrows the run to the named exports).
+        if options.targets.isEmpty {
+            let declared = Set(manifest.exports.map(\.name))
+            for output in recordedOutputs(state: state, lockfile: lockfile) where !declared.contains(output.key.export) {
+                if manifest.prune || options.forcePrune {
+                    actions.append(pruneAction(output, reason: "no longer declared"))
+                } else {
+                    keptUndeclared += 1
+                }
+            }
+        }
+
+        var notes: [String] = []
+        if keptUndeclared > 0 {
+            notes.append("\(keptUndeclared) recorded output\(keptUndeclared == 1 ? " is" : "s are") no longer declared and kept; set prune: true or pass --prune to delete \(keptUndeclared == 1 ? "it" : "them").")
+        }
+        if !observed.unknownFiles.isEmpty {
+            notes.append("\(observed.unknownFiles.count) file\(observed.unknownFiles.count == 1 ? "" : "s") in the output folder \(observed.unknownFiles.count == 1 ? "was" : "were") not written by segsync and \(observed.unknownFiles.count == 1 ? "is" : "are") left alone: \(list(observed.unknownFiles)).")
+        }
+        if !observed.partialFiles.isEmpty {
+            notes.append("\(observed.partialFiles.count) unfinished download\(observed.partialFiles.count == 1 ? "" : "s") (.partial) will be removed by apply: \(list(observed.partialFiles)).")
+        }
+        return Plan(
+            actions: actions, upToDate: upToDate, adoptions: adoptions, notes: notes, now: now,
+            lineage: state.lineage, serial: state.serial, manifestSHA256: manifest.sha256)
+    }
+
+    /// A recorded output: from state (preferred) or the lockfile.
+    struct RecordedOutput {
+        var key: PartitionKey
+        var label: String
+        var end: Date
+        var path: String
+        var operationId: String?
+    }
+
+    static func recordedOutputs(state: State, lockfile: Lockfile) -> [RecordedOutput] {
+        var outputs: [PartitionKey: RecordedOutput] = [:]
+        for entry in lockfile.entries {
+            outputs[entry.key] = RecordedOutput(key: entry.key, label: Timestamp.format(entry.start), end: entry.end, path: entry.path, operationId: entry.operationId)
+        }
+        for record in state.partitions.values {
+            if let output = record.output {
+                outputs[record.key] = RecordedOutput(key: record.key, label: record.label, end: record.end, path: output.path, operationId: record.operationId)
+            }
+        }
+        return outputs.values.sorted { $0.key < $1.key }
+    }
+
+    static func pruneAction(_ output: RecordedOutput, reason: String) -> Plan.Action {
+        Plan.Action(kind: .prune, key: output.key, label: output.label, end: output.end, detail: reason,
+                    operationId: output.operationId, outputPath: output.path, partition: nil)
+    }
+
+    static func lockfileChange(_ entry: Lockfile.Entry, _ export: ExportSpec) -> String? {
+        var changes: [String] = []
+        if entry.segment != export.segment { changes.append("segment changed \(entry.segment) → \(export.segment)") }
+        if entry.type != export.type { changes.append("type changed \(entry.type.rawValue) → \(export.type.rawValue)") }
+        if entry.format != export.format { changes.append("format changed \(entry.format.rawValue) → \(export.format.rawValue)") }
+        return changes.isEmpty ? nil : changes.joined(separator: "; ")
+    }
+
+    /// The first characters of an operation id, enough to recognise it.
+    static func short(_ id: String?) -> String {
+        guard let id else { return "?" }
+        return id.count > 8 ? String(id.prefix(8)) + "…" : id
+    }
+
+    static func progress(_ record: PartitionRecord) -> String {
+        let state = record.operationState ?? (record.phase == .requested ? "PENDING" : "RUNNING")
+        guard let progress = record.progress else { return state }
+        return "\(state), \(Int(progress.rounded()))%"
+    }
+
+    static func list(_ paths: [String]) -> String {
+        paths.count <= 5 ? paths.joined(separator: ", ") : paths.prefix(5).joined(separator: ", ") + ", …"
+    }
+}

@@ -1,0 +1,206 @@
+import Foundation
+
+/// `.segsync/state.json`: what segsync knows about every partition it has touched.
+///
+/// Like `terraform.tfstate`: `lineage` is fixed when the state is born and `serial` goes
+/// up on every write, so a saved plan can tell that the state moved under it.
+public struct State: Codable, Sendable, Equatable {
+    public static let currentVersion = 1
+
+    public var version: Int
+    public var lineage: String
+    public var serial: Int
+    /// Keyed by ``PartitionKey`` description: `export@2026-11-27T13:00:00Z`.
+    public var partitions: [String: PartitionRecord]
+
+    public init(lineage: String = UUID().uuidString.lowercased(), serial: Int = 0, partitions: [String: PartitionRecord] = [:]) {
+        self.version = Self.currentVersion
+        self.lineage = lineage
+        self.serial = serial
+        self.partitions = partitions
+    }
+
+    public subscript(key: PartitionKey) -> PartitionRecord? {
+        get { partitions[key.description] }
+        set { partitions[key.description] = newValue }
+    }
+}
+
+/// Where a partition is in its life: `requested` → `running` → `completed` → `downloaded`,
+/// or `failed`.
+public enum Phase: String, Codable, Sendable, CaseIterable {
+    /// The API accepted the export and returned an operation id; nothing seen since.
+    case requested
+    case running
+    /// The operation finished; the file is ready to download.
+    case completed
+    case downloaded
+    case failed
+}
+
+/// The export settings a partition was made with, kept so a plan can say what changed.
+public struct ExportParameters: Codable, Sendable, Equatable {
+    public var segment: String
+    public var type: ExportType
+    public var format: ExportFormat
+    public var timezone: String
+    public var fields: [String]
+    public var dialect: APIDialect
+    public var segmentWindow: String?
+    public var decompress: Bool
+
+    public init(_ export: ExportSpec, dialect: APIDialect) {
+        segment = export.segment
+        type = export.type
+        format = export.format
+        timezone = export.timeZone.identifier
+        fields = export.fields
+        self.dialect = dialect
+        segmentWindow = export.segmentWindow?.description
+        decompress = export.decompress
+    }
+
+    /// "format changed json → csv; segment changed a → b", or nil when nothing differs.
+    public func changes(to new: ExportParameters) -> String? {
+        var changes: [String] = []
+        func compare(_ name: String, _ old: String, _ new: String) {
+            if old != new { changes.append("\(name) changed \(old.isEmpty ? "(none)" : old) → \(new.isEmpty ? "(none)" : new)") }
+        }
+        compare("segment", segment, new.segment)
+        compare("type", type.rawValue, new.type.rawValue)
+        compare("format", format.rawValue, new.format.rawValue)
+        compare("timezone", timezone, new.timezone)
+        compare("fields", fields.joined(separator: ","), new.fields.joined(separator: ","))
+        compare("dialect", dialect.rawValue, new.dialect.rawValue)
+        compare("segmentWindow", segmentWindow ?? "", new.segmentWindow ?? "")
+        compare("decompress", String(decompress), String(new.decompress))
+        return changes.isEmpty ? nil : changes.joined(separator: "; ")
+    }
+}
+
+/// A file segsync wrote, as recorded in state and lockfile.
+public struct OutputRecord: Codable, Sendable, Equatable {
+    /// Relative to the output folder.
+    public var path: String
+    public var bytes: Int64
+    public var sha256: String
+    /// Modification time when written (seconds since 1970), so a plan can skip hashing
+    /// files nobody touched. Not in the lockfile: it differs between machines.
+    public var modified: Double?
+
+    public init(path: String, bytes: Int64, sha256: String, modified: Double? = nil) {
+        self.path = path
+        self.bytes = bytes
+        self.sha256 = sha256
+        self.modified = modified
+    }
+}
+
+/// One partition's record in state.
+public struct PartitionRecord: Codable, Sendable, Equatable {
+    public var export: String
+    public var start: Date
+    public var end: Date
+    public var label: String
+    public var fingerprint: String
+    public var parameters: ExportParameters
+    public var phase: Phase
+    public var operationId: String?
+    /// The operation's state as the API last reported it (`RUNNING`, …).
+    public var operationState: String?
+    public var progress: Double?
+    /// How many exports segsync has created for this partition.
+    public var attempts: Int
+    public var lastError: String?
+    public var createdAt: Date
+    public var updatedAt: Date
+    public var output: OutputRecord?
+
+    public init(partition: Partition, parameters: ExportParameters, phase: Phase, now: Date) {
+        export = partition.export
+        start = partition.start
+        end = partition.end
+        label = partition.label
+        fingerprint = partition.fingerprint
+        self.parameters = parameters
+        self.phase = phase
+        attempts = 0
+        createdAt = now
+        updatedAt = now
+    }
+
+    public var key: PartitionKey { PartitionKey(export: export, start: start) }
+}
+
+/// Reads and writes `.segsync/state.json`.
+public struct StateStore: Sendable {
+    public let path: String
+
+    public init(path: String) {
+        self.path = path
+    }
+
+    /// The state on disk, or a new empty one when there is none yet. A file that exists
+    /// but cannot be read is an error: it is never silently replaced.
+    public func load() throws -> State {
+        guard FileManager.default.fileExists(atPath: path) else { return State() }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw SegSyncError("cannot read the state file \(path); check its permissions. segsync will not overwrite it.")
+        }
+        do {
+            let state = try Self.decoder.decode(State.self, from: data)
+            guard state.version <= State.currentVersion else {
+                throw SegSyncError("the state file \(path) has version \(state.version), newer than this segsync understands (\(State.currentVersion)); upgrade segsync.")
+            }
+            return state
+        } catch let error as SegSyncError {
+            throw error
+        } catch {
+            throw SegSyncError("the state file \(path) is not valid segsync state (\(Self.describe(error))); segsync will not overwrite it. Move it aside to start afresh: outputs are re-adopted from segsync.lock.")
+        }
+    }
+
+    /// Writes `state` atomically, bumping its serial.
+    public func save(_ state: inout State) throws {
+        state.serial += 1
+        try AtomicFile.write(try Self.encoder.encode(state), to: path)
+    }
+
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(Timestamp.format(date))
+        }
+        return encoder
+    }()
+
+    static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            let text = try container.decode(String.self)
+            guard let date = Timestamp.parse(text) else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "'\(text)' is not an RFC 3339 time")
+            }
+            return date
+        }
+        return decoder
+    }()
+
+    /// A one-line reason from a DecodingError, naming the field path instead of dumping it.
+    static func describe(_ error: any Error) -> String {
+        guard let error = error as? DecodingError else { return "unreadable JSON" }
+        func path(_ context: DecodingError.Context) -> String {
+            let path = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return path.isEmpty ? "the top level" : String(path.drop(while: { $0 == "." }))
+        }
+        switch error {
+        case .dataCorrupted(let context): return context.codingPath.isEmpty ? "not JSON" : "bad value at \(path(context))"
+        case .keyNotFound(let key, let context): return "missing '\(key.stringValue)' at \(path(context))"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context): return "wrong type at \(path(context))"
+        @unknown default: return "unreadable JSON"
+        }
+    }
+}

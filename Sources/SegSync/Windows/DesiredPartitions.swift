@@ -1,0 +1,93 @@
+import Crypto
+import Foundation
+
+/// The partitions a manifest desires at a given moment: closed ones only, inside each
+/// export's window. A pure function of (export, dialect, now).
+public enum DesiredPartitions {
+    /// More than this many partitions for one export is almost certainly a mistake
+    /// (`every: 1m` with a years-old `start`), so it is refused rather than planned.
+    public static let limitPerExport = 200_000
+
+    /// The newest boundary `E` with `E + settle <= now`.
+    public static func newestSettledBoundary(_ window: WindowSpec, calendar: PartitionCalendar, now: Date) -> Date {
+        var boundary = calendar.floor(window.settle.advance(now, sign: -1, in: calendar.calendar))
+        while window.settle.advance(boundary, in: calendar.calendar) > now {
+            boundary = calendar.previous(boundary)
+        }
+        return boundary
+    }
+
+    public static func partitions(of export: ExportSpec, dialect: APIDialect, now: Date) throws -> [Partition] {
+        let calendar = PartitionCalendar(cadence: export.window.cadence, timeZone: export.timeZone)
+        let end = newestSettledBoundary(export.window, calendar: calendar, now: now)
+        let first: Date
+        switch export.window.extent {
+        case .last(let span): first = calendar.floor(span.advance(end, sign: -1, in: calendar.calendar))
+        case .start(let date): first = calendar.floor(date)
+        }
+        let nominal = max(1, export.window.every.nominalSeconds)
+        if end.timeIntervalSince(first) / nominal > Double(limitPerExport) {
+            throw SegSyncError("export '\(export.name)' would have more than \(limitPerExport) partitions; use a longer 'every' or a later 'start'.")
+        }
+        let base = FingerprintBase(export: export, dialect: dialect)
+        var result: [Partition] = []
+        var boundary = first
+        while boundary < end {
+            let next = calendar.next(boundary)
+            result.append(Partition(
+                export: export.name, start: boundary, end: next,
+                label: label(start: boundary, cadence: export.window.cadence, calendar: calendar.calendar),
+                fingerprint: base.fingerprint(start: boundary, end: next, calendar: calendar.calendar)))
+            boundary = next
+        }
+        return result
+    }
+
+    /// `2026-11-26` (local date) for days and weeks, `2026-11-27T13:00Z` below a day.
+    static func label(start: Date, cadence: Cadence, calendar: Calendar) -> String {
+        switch cadence {
+        case .day, .week:
+            let parts = calendar.dateComponents([.year, .month, .day], from: start)
+            return "\(Timestamp.pad(parts.year!, 4))-\(Timestamp.pad(parts.month!, 2))-\(Timestamp.pad(parts.day!, 2))"
+        case .subDay:
+            let text = Timestamp.format(start)
+            return String(text.prefix(16)) + "Z"
+        }
+    }
+
+    /// The segment membership range sent with an export, if the export sets one.
+    public static func segmentTimeRange(_ export: ExportSpec, partitionEnd: Date) -> (start: Date, end: Date)? {
+        guard let span = export.segmentWindow else { return nil }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = export.timeZone
+        return (span.advance(partitionEnd, sign: -1, in: calendar), partitionEnd)
+    }
+}
+
+/// Everything about an export that changes the exported bytes, hashed per partition.
+struct FingerprintBase {
+    let prefix: String
+    let segmentWindow: Span?
+
+    init(export: ExportSpec, dialect: APIDialect) {
+        prefix = [
+            "v1",
+            "dialect=\(dialect.rawValue)",
+            "segment=\(export.segment)",
+            "type=\(export.type.rawValue)",
+            "format=\(export.format.rawValue)",
+            "timezone=\(export.timeZone.identifier)",
+            "fields=\(export.fields.joined(separator: ","))",
+            "decompress=\(export.decompress)",
+        ].joined(separator: "\n")
+        segmentWindow = export.segmentWindow
+    }
+
+    func fingerprint(start: Date, end: Date, calendar: Calendar) -> String {
+        var text = prefix + "\nrange=\(Timestamp.format(start))/\(Timestamp.format(end))"
+        if let segmentWindow {
+            text += "\nsegmentRange=\(Timestamp.format(segmentWindow.advance(end, sign: -1, in: calendar)))/\(Timestamp.format(end))"
+        }
+        return String(SHA256.hex(Data(text.utf8)).prefix(32))
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+
+/// A length of time as a user writes it in the manifest: `15m`, `1h`, `1d`, `1w`, `1d12h`.
+///
+/// Weeks and days are calendar units (a day is 23 or 25 hours across a DST change);
+/// hours and minutes are exact. Keeping them apart is what makes `last: 30d` mean
+/// "the same wall-clock time 30 days ago".
+public struct Span: Sendable, Hashable, CustomStringConvertible {
+    public var weeks = 0
+    public var days = 0
+    public var hours = 0
+    public var minutes = 0
+
+    public init(weeks: Int = 0, days: Int = 0, hours: Int = 0, minutes: Int = 0) {
+        self.weeks = weeks
+        self.days = days
+        self.hours = hours
+        self.minutes = minutes
+    }
+
+    /// Parses `1d12h`-style text: one or more `<n><unit>` with units w, d, h, m, each at
+    /// most once and largest first. Nil for anything else, including zero.
+    public init?(_ text: String) {
+        let order: [Character] = ["w", "d", "h", "m"]
+        var lastUnit = -1
+        var number = ""
+        guard !text.isEmpty else { return nil }
+        for character in text {
+            if character.isASCII, character.isNumber {
+                number.append(character)
+                continue
+            }
+            guard let unit = order.firstIndex(of: character), unit > lastUnit,
+                  !number.isEmpty, number.count <= 6, let value = Int(number) else { return nil }
+            switch character {
+            case "w": weeks = value
+            case "d": days = value
+            case "h": hours = value
+            default: minutes = value
+            }
+            lastUnit = unit
+            number = ""
+        }
+        guard number.isEmpty, weeks + days + hours + minutes > 0 else { return nil }
+    }
+
+    /// The exact part in seconds (hours and minutes).
+    var exactSeconds: TimeInterval { TimeInterval(hours * 3600 + minutes * 60) }
+
+    /// Whole calendar days (weeks included).
+    var calendarDays: Int { weeks * 7 + days }
+
+    /// Nominal length, for comparisons and messages only (a day counted as 24 h).
+    public var nominalSeconds: TimeInterval { TimeInterval(calendarDays * 86_400) + exactSeconds }
+
+    public var description: String {
+        var text = ""
+        if weeks > 0 { text += "\(weeks)w" }
+        if days > 0 { text += "\(days)d" }
+        if hours > 0 { text += "\(hours)h" }
+        if minutes > 0 { text += "\(minutes)m" }
+        return text
+    }
+
+    /// `date + self` (or `- self` when `sign` is -1) in `calendar`'s time zone.
+    func advance(_ date: Date, sign: Int = 1, in calendar: Calendar) -> Date {
+        var result = date
+        if calendarDays != 0 {
+            result = calendar.date(byAdding: .day, value: sign * calendarDays, to: result) ?? result
+        }
+        return result.addingTimeInterval(Double(sign) * exactSeconds)
+    }
+}

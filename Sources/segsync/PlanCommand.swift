@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+import SegSync
+
+struct PlanCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Show what apply would create, resume, download, repair, replace and prune.",
+        discussion: """
+            Compares the manifest with .segsync/state.json and the output folder. Changes nothing \
+            but the run lock. Exit status with --detailed-exitcode: 0 no changes, 1 error, 2 changes.
+            """)
+
+    @OptionGroup var manifest: ManifestOptions
+    @OptionGroup var planning: PlanningOptions
+
+    @Flag(help: "Print the plan as a versioned JSON document.")
+    var json = false
+
+    @Flag(help: "Exit 2 when the plan has changes, 0 when it has none (1 stays an error).")
+    var detailedExitcode = false
+
+    @Flag(help: "Plan to delete recorded outputs that are no longer declared, as `prune: true` does.")
+    var prune = false
+
+    @Flag(help: "Hash every output instead of trusting unchanged sizes and modification times.")
+    var checksum = false
+
+    func run() async throws {
+        let now = try planning.instant()
+        let plan = try await reportingDiagnostics {
+            let workspace = try Workspace.open(manifestPath: manifest.file, command: "segsync plan", now: Date())
+            let snapshot = try workspace.snapshot(depth: checksum ? .full : .quick)
+            return try workspace.plan(snapshot, now: now, options: .init(targets: planning.targets, forcePrune: prune))
+        }
+        printOut(json ? PlanRenderer.json(plan) : PlanRenderer.text(plan))
+        if detailedExitcode, plan.hasChanges { throw ExitCode(2) }
+    }
+}

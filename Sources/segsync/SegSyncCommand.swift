@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import SegSync
+
+@main
+struct SegSyncCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "segsync",
+        abstract: "Keep a folder in sync with declared FullStory segment exports.",
+        discussion: """
+            Declare exports in segsync.yaml; `segsync plan` shows what is missing and \
+            `segsync apply` creates, resumes and downloads until the folder converges.
+            """,
+        version: "0.1.0",
+        subcommands: [Validate.self, PlanCommand.self])
+}
+
+/// Options every command that reads a manifest shares.
+struct ManifestOptions: ParsableArguments {
+    @Option(name: [.short, .customLong("manifest")], help: "The manifest to read.")
+    var file: String = "segsync.yaml"
+}
+
+/// Options of the commands that compute a plan.
+struct PlanningOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Plan as if it were this instant (RFC 3339), for reproducible runs.", valueName: "time"))
+    var now: String?
+
+    @Option(name: .customLong("target"), help: ArgumentHelp("Only this export (repeatable).", valueName: "export"))
+    var targets: [String] = []
+
+    func instant() throws -> Date {
+        guard let now else { return Date() }
+        guard let date = Timestamp.parse(now) else {
+            throw ValidationError("--now \(now) is not an RFC 3339 time; write it like 2026-11-28T00:00:00Z.")
+        }
+        return date
+    }
+}
+
+/// Runs a command body, turning manifest diagnostics into compiler-style lines on
+/// standard error and exit status 1.
+func reportingDiagnostics<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as DiagnosticsError {
+        printError(error.description)
+        throw ExitCode(1)
+    }
+}
+
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
+}
+
+func printOut(_ text: String) {
+    FileHandle.standardOutput.write(Data(text.utf8))
+}
