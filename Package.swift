@@ -89,7 +89,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SegSyncTests",
-            dependencies: ["SegSync"],
+            dependencies: ["SegSync", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

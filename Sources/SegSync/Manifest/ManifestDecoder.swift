@@ -36,7 +36,7 @@ public enum ManifestLoader {
         decoder.diagnostics = loaded.diagnostics
         let manifest = decoder.manifest(root, sha256: SHA256.hex(Data(text.utf8)))
         let hasErrors = decoder.diagnostics.contains { $0.severity == .error }
-        return (hasErrors ? nil : manifest, decoder.diagnostics)
+        return (hasErrors ? nil : manifest, DiagnosticsError(decoder.diagnostics).diagnostics)
     }
 }
 

@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+
+/// Runs the built `segsync` executable, as a user would.
+enum CLI {
+    /// The folder holding the built executables: next to the test bundle, or
+    /// `$SEGSYNC_BIN_DIR` when the build lives elsewhere.
+    static let binDirectory: String = {
+        if let dir = ProcessInfo.processInfo.environment["SEGSYNC_BIN_DIR"] { return dir }
+        let candidates = [
+            (CommandLine.arguments[0] as NSString).deletingLastPathComponent,
+            Bundle.main.bundlePath,
+            ((#filePath as NSString).deletingLastPathComponent as NSString).appendingPathComponent("../../.build/debug"),
+        ]
+        for candidate in candidates where FileManager.default.isExecutableFile(atPath: candidate + "/segsync") {
+            return candidate
+        }
+        return candidates.last!
+    }()
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs `segsync args…` in `directory` and waits for it.
+    static func run(_ arguments: [String], in directory: String, environment: [String: String] = [:], executable: String = "segsync") throws -> Result {
+        let process = try start(arguments, in: directory, environment: environment, executable: executable)
+        let out = process.stdout.fileHandleForReading.readDataToEndOfFile()
+        let err = process.stderr.fileHandleForReading.readDataToEndOfFile()
+        process.process.waitUntilExit()
+        return Result(status: process.process.terminationStatus,
+                      stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self))
+    }
+
+    struct Running {
+        var process: Process
+        var stdout: Pipe
+        var stderr: Pipe
+    }
+
+    static func start(_ arguments: [String], in directory: String, environment: [String: String] = [:], executable: String = "segsync") throws -> Running {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binDirectory + "/" + executable)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "GITHUB_STEP_SUMMARY")
+        env.removeValue(forKey: "FULLSTORY_API_URL")
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return Running(process: process, stdout: out, stderr: err)
+    }
+}
+
+/// A fresh folder under the system temporary directory, removed when the test ends.
+final class TemporaryFolder: @unchecked Sendable {
+    let path: String
+
+    init() throws {
+        path = NSTemporaryDirectory() + "segsync-e2e-" + UUID().uuidString.lowercased()
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    func write(_ relative: String, _ text: String) throws {
+        let full = path + "/" + relative
+        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: full))
+    }
+
+    func read(_ relative: String) -> String? {
+        FileManager.default.contents(atPath: path + "/" + relative).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    func exists(_ relative: String) -> Bool {
+        FileManager.default.fileExists(atPath: path + "/" + relative)
+    }
+
+    func list(_ relative: String = "") -> [String] {
+        ((FileManager.default.enumerator(atPath: path + "/" + relative)?.allObjects as? [String]) ?? []).sorted()
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}

@@ -1,0 +1,195 @@
+import Foundation
+import Testing
+@testable import SegSync
+
+@Suite struct ManifestTests {
+    static let valid = """
+        version: 1
+        api:
+          endpoint: https://api.fullstory.com
+          dialect: fullstory
+          keyEnv: FS_KEY
+          rateLimit: { perSecond: 2.5, burst: 4 }
+        output: out
+        defaults:
+          format: csv
+          timezone: Europe/Paris
+          window: { every: 1d, last: 10d, settle: 12h }
+        exports:
+          - name: checkout-events
+            segment: checkout_abandoners
+            type: events
+            window: { every: 1h, last: 2d }
+          - name: everyone.daily_v2
+            segment: everyone
+            type: individuals
+            format: ndjson
+            segmentWindow: 90d
+            fields: [UserId, "user_*"]
+            window: { start: 2026-01-01 }
+            decompress: true
+        """
+
+    func diagnostics(_ text: String) -> [String] {
+        ManifestLoader.decode(text, file: "segsync.yaml").1.map(\.description)
+    }
+
+    @Test("a valid manifest decodes with defaults applied field by field")
+    func validManifest() throws {
+        let (manifest, diagnostics) = ManifestLoader.decode(Self.valid, file: "segsync.yaml")
+        #expect(diagnostics.isEmpty)
+        let m = try #require(manifest)
+        #expect(m.api.dialect == .fullstory)
+        #expect(m.api.keyEnv == "FS_KEY")
+        #expect(m.api.rateLimit == RateLimitSettings(perSecond: 2.5, burst: 4))
+        #expect(m.output == "out")
+        let hourly = try #require(m.export(named: "checkout-events"))
+        #expect(hourly.format == .csv)
+        #expect(hourly.timeZone.identifier == "Europe/Paris")
+        #expect(hourly.window.cadence == .subDay(minutes: 60))
+        #expect(hourly.window.extent == .last(Span(days: 2)))
+        #expect(hourly.window.settle == Span(hours: 12))
+        let daily = try #require(m.export(named: "everyone.daily_v2"))
+        #expect(daily.format == .ndjson)
+        #expect(daily.fields == ["UserId", "user_*"])
+        #expect(daily.segmentWindow == Span(days: 90))
+        #expect(daily.decompress)
+        #expect(daily.window.cadence == .day)
+        guard case .start(let start) = daily.window.extent else { Issue.record("expected start"); return }
+        #expect(Timestamp.format(start) == "2025-12-31T23:00:00Z")  // midnight in Paris
+    }
+
+    @Test("unknown keys suggest the nearest valid one, at the key's line and column")
+    func unknownKey() {
+        let text = "version: 1\nexports:\n  - name: a\n    segment: s\n    type: events\n    fromat: csv\n"
+        #expect(diagnostics(text) == ["segsync.yaml:6:5: error: unknown key 'fromat' (did you mean 'format'?)"])
+    }
+
+    @Test("unknown enum values suggest the nearest and list the options")
+    func unknownEnum() {
+        let text = "version: 1\napi: { dialect: fullstroy }\nexports:\n  - { name: a, segment: s, type: individual, format: jsno }\n"
+        #expect(diagnostics(text) == [
+            "segsync.yaml:2:17: error: unknown dialect 'fullstroy' (did you mean 'fullstory'?); expected one of: seed, fullstory",
+            "segsync.yaml:4:34: error: unknown type 'individual' (did you mean 'individuals'?); expected one of: individuals, events",
+            "segsync.yaml:4:54: error: unknown format 'jsno' (did you mean 'json'?); expected one of: json, csv, ndjson",
+        ])
+    }
+
+    @Test("durations: valid spellings parse, others are errors", arguments: ["15m", "1h", "1d", "1w", "1d12h", "2w3d4h5m"])
+    func validDurations(text: String) {
+        #expect(Span(text) != nil)
+    }
+
+    @Test("invalid durations", arguments: ["", "0d", "15", "h", "1x", "1h1d", "1d1d", "-1d", "1.5h", "1 d"])
+    func invalidDurations(text: String) {
+        #expect(Span(text) == nil)
+    }
+
+    @Test("a bad duration is reported where it is written")
+    func badDuration() {
+        let text = "version: 1\nexports:\n  - name: a\n    segment: s\n    type: events\n    window: { every: 1d, last: 30days }\n"
+        #expect(diagnostics(text) == ["segsync.yaml:6:32: error: invalid duration '30days' for 'last': write a number and a unit, like 15m, 1h, 1d, 1w or 1d12h"])
+    }
+
+    @Test("an every that cannot be aligned is an error")
+    func unalignableEvery() {
+        let text = "version: 1\nexports:\n  - { name: a, segment: s, type: events, window: { every: 7h } }\n"
+        #expect(diagnostics(text).first?.hasPrefix("segsync.yaml:3:59: error: every: 7h cannot be aligned") == true)
+    }
+
+    @Test("unknown IANA time zones suggest the nearest")
+    func badTimeZone() {
+        let text = "version: 1\nexports:\n  - { name: a, segment: s, type: events, timezone: Europe/Pariss }\n"
+        #expect(diagnostics(text) == ["segsync.yaml:3:52: error: unknown time zone 'Europe/Pariss' (did you mean 'Europe/Paris'?); use an IANA name like UTC, Europe/Paris or America/New_York"])
+    }
+
+    @Test("duplicate export names name the first declaration")
+    func duplicateNames() {
+        let text = "version: 1\nexports:\n  - { name: a, segment: s, type: events }\n  - { name: a, segment: t, type: events }\n"
+        #expect(diagnostics(text) == ["segsync.yaml:4:13: error: duplicate export name 'a' (first declared at 3:13)"])
+    }
+
+    @Test("names outside [a-z0-9][a-z0-9._-]* are refused", arguments: ["Upper", "-lead", ".dot", "has space", "ünï"])
+    func badNames(name: String) {
+        let text = "version: 1\nexports:\n  - { name: '\(name)', segment: s, type: events }\n"
+        #expect(diagnostics(text).first?.contains("error: export name") == true)
+    }
+
+    @Test("last and start together")
+    func lastAndStart() {
+        let text = "version: 1\nexports:\n  - { name: a, segment: s, type: events, window: { last: 2d, start: 2026-01-01 } }\n"
+        #expect(diagnostics(text) == ["segsync.yaml:3:52: error: 'last' and 'start' cannot be used together; 'last' keeps a rolling window, 'start' backfills from a fixed date"])
+    }
+
+    @Test("a literal API key is refused without echoing it")
+    func literalKey() {
+        let secret = "na1.c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"
+        for text in [
+            "version: 1\napi: { apiKey: \(secret) }\nexports:\n  - { name: a, segment: s, type: events }\n",
+            "version: 1\napi: { keyEnv: \(secret) }\nexports:\n  - { name: a, segment: s, type: events }\n",
+            "version: 1\nexports:\n  - { name: a, segment: \(secret), type: events }\n",
+        ] {
+            let found = diagnostics(text)
+            #expect(found.count == 1)
+            #expect(found.first?.contains("API key") == true || found.first?.contains("key itself") == true)
+            #expect(found.allSatisfy { !$0.contains(secret) })
+        }
+    }
+
+    @Test("schema-typed scalars: 'no' is a segment, 'on' an unknown key, not booleans")
+    func typedScalars() {
+        let text = "version: 1\nexports:\n  - name: a\n    segment: no\n    type: events\n    on: 1d\n"
+        #expect(diagnostics(text) == ["segsync.yaml:6:5: error: unknown key 'on'"])
+        let ok = ManifestLoader.decode("version: 1\nexports:\n  - { name: a, segment: no, type: events }\n", file: "m").0
+        #expect(ok?.exports.first?.segment == "no")
+    }
+
+    @Test("five mistakes are reported together, in file order")
+    func fiveMistakes() {
+        let text = """
+            version: 1
+            api: { dialect: sed }
+            exports:
+              - name: Bad_Name
+                segment: s
+                type: events
+                window: { every: 1d, last: 3x }
+              - name: b
+                segment: s
+                type: events
+                timezone: Mars/Base
+                colour: blue
+            """
+        let found = diagnostics(text)
+        #expect(found.count == 5)
+        #expect(found.map { $0.split(separator: ":").prefix(3).joined(separator: ":") } == [
+            "segsync.yaml:2:17", "segsync.yaml:4:11", "segsync.yaml:7:32", "segsync.yaml:11:15", "segsync.yaml:12:5",
+        ])
+    }
+
+    @Test("plain http is refused for non-loopback endpoints")
+    func plainHTTP() {
+        #expect(ManifestDecoder.endpointProblem("http://api.fullstory.com") != nil)
+        #expect(ManifestDecoder.endpointProblem("http://127.0.0.1:8080") == nil)
+        #expect(ManifestDecoder.endpointProblem("http://localhost:1") == nil)
+        #expect(ManifestDecoder.endpointProblem("https://api.eu1.fullstory.com") == nil)
+        #expect(ManifestDecoder.endpointProblem("emulator") == nil)
+        #expect(ManifestDecoder.endpointProblem("ftp://x") != nil)
+    }
+
+    @Test("dialect-only features are refused with the seed dialect")
+    func dialectFeatures() {
+        let text = "version: 1\nexports:\n  - { name: a, segment: s, type: events, format: ndjson, fields: [x] }\n"
+        let found = diagnostics(text)
+        #expect(found.count == 2)
+        #expect(found.allSatisfy { $0.contains("fullstory dialect") })
+    }
+
+    @Test("missing version, empty file, missing exports")
+    func missingBasics() {
+        #expect(diagnostics("").first?.contains("empty") == true)
+        #expect(diagnostics("exports: []\n").contains { $0.contains("no 'version'") })
+        #expect(diagnostics("version: 2\nexports:\n  - { name: a, segment: s, type: events }\n").first?.contains("unsupported manifest version") == true)
+        #expect(diagnostics("version: 1\n").first?.contains("no 'exports'") == true)
+    }
+}

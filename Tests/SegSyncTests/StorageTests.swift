@@ -1,0 +1,179 @@
+import Foundation
+import Crypto
+import Testing
+@testable import SegSync
+
+/// A fresh folder under the system temporary directory, removed when the test ends.
+final class TemporaryFolder: @unchecked Sendable {
+    let path: String
+
+    init() throws {
+        path = NSTemporaryDirectory() + "segsync-test-" + UUID().uuidString.lowercased()
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    func write(_ relative: String, _ text: String) throws {
+        let full = path + "/" + relative
+        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: full))
+    }
+
+    func read(_ relative: String) -> String? {
+        FileManager.default.contents(atPath: path + "/" + relative).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+func mode(of path: String) -> mode_t {
+    var info = stat()
+    _ = stat(path, &info)
+    return info.st_mode & 0o7777
+}
+
+@Suite struct StorageTests {
+    @Test("atomic writes replace content, leave no temporary files, and keep the mode")
+    func atomicWrite() throws {
+        let folder = try TemporaryFolder()
+        let path = folder.path + "/state.json"
+        try AtomicFile.write(Data("one".utf8), to: path)
+        #expect(folder.read("state.json") == "one")
+        #expect(mode(of: path) == 0o600)
+        chmod(path, 0o640)
+        try AtomicFile.write(Data("two".utf8), to: path)
+        #expect(folder.read("state.json") == "two")
+        #expect(mode(of: path) == 0o640)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["state.json"])
+    }
+
+    @Test("state round-trips and every save bumps the serial, keeping the lineage")
+    func stateRoundTrip() throws {
+        let folder = try TemporaryFolder()
+        let store = StateStore(path: folder.path + "/state.json")
+        var state = try store.load()
+        #expect(state.serial == 0)
+        let partition = Partition(export: "e", start: Timestamp.parse("2026-11-27T00:00:00Z")!, end: Timestamp.parse("2026-11-28T00:00:00Z")!, label: "2026-11-27", fingerprint: "abc")
+        let spec = ExportSpec(name: "e", segment: "s", type: .events, format: .csv,
+                              window: WindowSpec(every: Span(days: 1), cadence: .day, extent: .last(Span(days: 1)), settle: Span()),
+                              timeZone: TimeZone(identifier: "UTC")!)
+        var record = PartitionRecord(partition: partition, parameters: ExportParameters(spec, dialect: .seed), phase: .running, now: partition.end)
+        record.operationId = "op-1"
+        state[partition.key] = record
+        try store.save(&state)
+        try store.save(&state)
+        let reloaded = try store.load()
+        #expect(reloaded == state)
+        #expect(reloaded.serial == 2)
+        #expect(reloaded.lineage == state.lineage)
+        #expect(reloaded[partition.key]?.operationId == "op-1")
+        #expect(folder.read("state.json")?.contains("\"e@2026-11-27T00:00:00Z\"") == true)
+    }
+
+    @Test("a state file that cannot be read is reported and never overwritten")
+    func corruptState() throws {
+        let folder = try TemporaryFolder()
+        try folder.write("state.json", "{ not json")
+        let store = StateStore(path: folder.path + "/state.json")
+        #expect {
+            try store.load()
+        } throws: { error in
+            let message = (error as? SegSyncError)?.message ?? ""
+            return message.contains(folder.path + "/state.json") && message.contains("will not overwrite")
+        }
+        #expect(folder.read("state.json") == "{ not json")
+
+        try folder.write("state.json", #"{"version": 1, "lineage": "x"}"#)
+        #expect { try store.load() } throws: { ($0 as? SegSyncError)?.message.contains("missing 'serial'") == true }
+    }
+
+    @Test("the lockfile is byte-identical for the same content, in any order")
+    func lockfileDeterminism() throws {
+        var entries: [Lockfile.Entry] = []
+        for i in 0..<20 {
+            let start = Date(timeIntervalSince1970: Double(i) * 86_400)
+            entries.append(Lockfile.Entry(
+                path: "e\(i % 3)/2026-11-\(10 + i).json", sha256: String(repeating: "ab", count: 32), bytes: Int64(i * 100),
+                export: "e\(i % 3)", segment: "seg \"quoted\"", type: .events, format: .json,
+                start: start, end: start.addingTimeInterval(86_400), operationId: "op\(i)", fingerprint: "fp\(i)"))
+        }
+        let a = Lockfile(entries: entries).rendered()
+        let b = Lockfile(entries: entries.shuffled()).rendered()
+        #expect(a == b)
+        let folder = try TemporaryFolder()
+        try Lockfile(entries: entries.reversed()).write(to: folder.path + "/segsync.lock")
+        #expect(folder.read("segsync.lock") == a)
+        #expect(try Lockfile.load(path: folder.path + "/segsync.lock") == Lockfile(entries: entries))
+        #expect(Lockfile().rendered() == "{\n  \"version\": 1,\n  \"entries\": []\n}\n")
+    }
+
+    @Test("SHA256SUMS is accepted by sha256sum -c")
+    func checksums() throws {
+        let folder = try TemporaryFolder()
+        var entries: [Lockfile.Entry] = []
+        for (index, name) in ["b/2026-11-02.csv", "a/2026-11-01.json.gz", "a/with space.csv"].enumerated() {
+            try folder.write(name, "content \(index)\n")
+            let digest = try FileDigest.sha256(ofFileAt: folder.path + "/" + name)
+            entries.append(Lockfile.Entry(path: name, sha256: digest.sha256, bytes: digest.bytes, export: "a", segment: "s", type: .events, format: .csv,
+                                          start: Date(), end: Date(), operationId: "o", fingerprint: "f"))
+        }
+        let text = Checksums.render(entries)
+        try folder.write("SHA256SUMS", text)
+        #expect(try Checksums.parse(text).count == 3)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["sha256sum", "--quiet", "-c", "SHA256SUMS"]
+        process.currentDirectoryURL = URL(fileURLWithPath: folder.path)
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(throws: SegSyncError.self) { try Checksums.parse("nothex  a\n") }
+    }
+
+    @Test("the scan finds missing, resized, changed, unknown and partial files")
+    func scan() throws {
+        let folder = try TemporaryFolder()
+        try folder.write("e/ok.json", "ok")
+        try folder.write("e/resized.json", "longer than before")
+        try folder.write("e/changed.json", "XX")
+        try folder.write("e/stranger.txt", "hello")
+        try folder.write("e/next.json.partial", "half")
+        try folder.write("SHA256SUMS", "")
+        func expected(_ text: String) -> ExpectedFile {
+            ExpectedFile(bytes: Int64(text.utf8.count), sha256: SHA256Hex.of(text))
+        }
+        let files = ["e/ok.json": expected("ok"), "e/resized.json": expected("short"), "e/changed.json": expected("ab"), "e/gone.json": expected("x")]
+        let observed = ObservedFiles.scan(directory: folder.path, expected: files, depth: .quick)
+        #expect(observed.problems == [
+            "e/resized.json": .sizeMismatch(expected: 5, found: 18),
+            "e/changed.json": .checksumMismatch,
+            "e/gone.json": .missing,
+        ])
+        #expect(observed.unknownFiles == ["e/stranger.txt"])
+        #expect(observed.partialFiles == ["e/next.json.partial"])
+    }
+
+    @Test("a quick scan trusts an unchanged modification time; a full scan hashes anyway")
+    func quickScan() throws {
+        let folder = try TemporaryFolder()
+        try folder.write("e/a.json", "ab")
+        let modified = ObservedFiles.modificationTime(ofFileAt: folder.path + "/e/a.json")
+        let wrong = ["e/a.json": ExpectedFile(bytes: 2, sha256: SHA256Hex.of("zz"), modified: modified)]
+        #expect(ObservedFiles.scan(directory: folder.path, expected: wrong, depth: .quick).problems.isEmpty)
+        #expect(ObservedFiles.scan(directory: folder.path, expected: wrong, depth: .full).problems == ["e/a.json": .checksumMismatch])
+    }
+
+    @Test("output paths cannot escape the output folder")
+    func confinement() throws {
+        let layout = Layout(manifestPath: "/repo/segsync.yaml", output: "exports")
+        #expect(try layout.absolutePath(ofOutput: "e/2026-11-01.json") == "/repo/exports/e/2026-11-01.json")
+        for bad in ["../x", "/etc/passwd", "e/../../x", "", "e//x", "./e"] {
+            #expect(throws: SegSyncError.self) { try layout.absolutePath(ofOutput: bad) }
+        }
+    }
+}
+
+enum SHA256Hex {
+    static func of(_ text: String) -> String {
+        SHA256.hex(Data(text.utf8))
+    }
+}
