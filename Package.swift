@@ -49,6 +49,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CompressNIO", package: "compress-nio"),
@@ -85,6 +86,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // Generates large converged workspaces for the benchmarks in benchmarks/.
+        .executableTarget(
+            name: "segsync-fixture",
+            dependencies: ["SegSync"],
+            path: "benchmarks/Sources/segsync-fixture",
             swiftSettings: swiftSettings
         ),
         .testTarget(

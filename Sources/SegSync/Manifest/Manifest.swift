@@ -1,37 +1,13 @@
 import Foundation
+import FullStoryAPI
 
-/// The dialect of the FullStory API an endpoint speaks.
-public enum APIDialect: String, Sendable, Hashable, CaseIterable, Codable {
-    /// The OpenAPI contract in `shared/api`.
-    case seed
-    /// FullStory's production service, with its documented differences.
-    case fullstory
-}
+// The API's own vocabulary, shared with the client so there is one definition of each.
+public typealias APIDialect = FullStoryAPI.Dialect
+public typealias ExportType = FullStoryAPI.ExportType
+public typealias ExportFormat = FullStoryAPI.ExportFormat
 
-/// What an export contains.
-public enum ExportType: String, Sendable, Hashable, CaseIterable, Codable {
-    case individuals
-    case events
-}
-
-/// The file format an export is written in.
-public enum ExportFormat: String, Sendable, Hashable, CaseIterable, Codable {
-    case json
-    case csv
-    /// Newline-delimited JSON, offered by the `fullstory` dialect only.
-    case ndjson
-}
-
-/// Client-side request pacing shared by every API call of a run.
-public struct RateLimitSettings: Sendable, Hashable {
-    public var perSecond: Double
-    public var burst: Int
-
-    public init(perSecond: Double = 5, burst: Int = 10) {
-        self.perSecond = perSecond
-        self.burst = burst
-    }
-}
+/// Client-side request pacing shared by every API call of a run (`api.rateLimit`).
+public typealias RateLimitSettings = FullStoryAPI.RateLimit
 
 /// The manifest's `api` block.
 public struct APISettings: Sendable, Hashable {

@@ -1,0 +1,317 @@
+import AsyncHTTPClient
+import Crypto
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension FullStoryClient {
+    /// Streams `url` to `finalPath`, hashing while it streams, and only then puts the file
+    /// in place.
+    ///
+    /// - Bytes go to `<finalPath>.partial`, chunk by chunk as they arrive (memory stays flat
+    ///   whatever the size), are fsynced, and the file is renamed to `finalPath`.
+    /// - `decompress: true` gunzips on the fly; the size and SHA-256 are those of the bytes
+    ///   written to disk.
+    /// - A dropped connection is resumed with `Range: bytes=N-` when the server accepts
+    ///   ranges (and answers 206), else the download restarts from zero; at most
+    ///   ``Configuration/maxDownloadResumes`` times.
+    /// - A body shorter than its `Content-Length` is never a file: the `.partial` is removed
+    ///   and ``FullStoryAPIError/truncatedDownload(url:expectedBytes:receivedBytes:)`` thrown.
+    /// - 403/404/410 mean the signed link expired: ``FullStoryAPIError/expiredDownloadLink(url:)``.
+    /// - The API key is sent only when the link is on the API's own host; production links
+    ///   are signed and live elsewhere, and must not see the key.
+    ///
+    /// The parent folder of `finalPath` must exist.
+    public func download(_ url: URL, to finalPath: String, decompress: Bool) async throws -> DownloadResult {
+        let shown = redacted(url)
+        _ = try APIEndpoint.validate(url.absoluteString, source: "the download link")
+        let partialPath = finalPath + ".partial"
+        let sink = try DownloadSink(path: partialPath, decompress: decompress, shownURL: shown)
+        do {
+            let expected = try await stream(url, shown: shown, into: sink)
+            let result = try sink.finish()
+            try DownloadSink.commit(partialPath, to: finalPath)
+            logger.debug(
+                "Download finished.",
+                metadata: [
+                    "url": .string(shown), "received": .stringConvertible(expected), "written": .stringConvertible(result.bytes),
+                ]
+            )
+            return result
+        } catch {
+            sink.discard()
+            throw error
+        }
+    }
+
+    /// Whether `url` is on the API's own host (same scheme, host and port).
+    func isAPIHost(_ url: URL) -> Bool {
+        let api = configuration.endpoint
+        func port(_ u: URL) -> Int? { u.port ?? (u.scheme?.lowercased() == "https" ? 443 : u.scheme?.lowercased() == "http" ? 80 : nil) }
+        return url.scheme?.lowercased() == api.scheme?.lowercased()
+            && url.host?.lowercased() == api.host?.lowercased()
+            && port(url) == port(api)
+    }
+
+    /// Fetches the body into `sink`, resuming or restarting after drops. Returns the
+    /// number of bytes received (before gunzip).
+    private func stream(_ url: URL, shown: String, into sink: DownloadSink) async throws -> Int64 {
+        var received: Int64 = 0
+        var drops = 0
+        var rangesRefused = false
+        while true {
+            var request = HTTPClientRequest(url: url.absoluteString)
+            request.method = .GET
+            request.headers.add(name: "User-Agent", value: "segsync")
+            if isAPIHost(url) {
+                request.headers.add(name: "Authorization", value: authorizationValue)
+            }
+            if received > 0 {
+                request.headers.add(name: "Range", value: "bytes=\(received)-")
+            }
+            let frozenRequest = request
+            let response = try await configuration.retryPolicy.run(.idempotent, willRetry: { failure, wait in
+                self.logger.info(
+                    "Retrying a download after a transient failure.",
+                    metadata: ["url": .string(shown), "cause": .string(failure.error.description), "wait": .string(FullStoryAPIError.format(wait))]
+                )
+            }) { _ in
+                try await self.openDownload(frozenRequest, shown: shown)
+            }
+
+            var expectedTotal: Int64?
+            let contentLength = response.headers.first(name: "Content-Length").flatMap { Int64($0) }
+            switch response.status.code {
+            case 206:
+                guard let range = ContentRange(response.headers.first(name: "Content-Range") ?? ""), range.start == received else {
+                    // A range we did not ask for: start over without ranges.
+                    logger.info("The server answered a different range than asked; restarting the download.", metadata: ["url": .string(shown)])
+                    try sink.restart()
+                    received = 0
+                    rangesRefused = true
+                    _ = try? await response.body.collect(upTo: 0)
+                    continue
+                }
+                expectedTotal = range.total ?? contentLength.map { received + $0 }
+            default:
+                if received > 0 {
+                    // 200 to a Range request: the server sends everything again.
+                    try sink.restart()
+                    received = 0
+                }
+                expectedTotal = contentLength
+            }
+            let acceptsRanges = !rangesRefused
+                && (response.status.code == 206
+                    || response.headers.first(name: "Accept-Ranges")?.lowercased().contains("bytes") == true)
+
+            var interruption: String?
+            do {
+                for try await chunk in response.body {
+                    try sink.write(chunk)
+                    received += Int64(chunk.readableBytes)
+                }
+            } catch let error as FullStoryAPIError {
+                throw error
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                interruption = TransportFailure.classify(error).1
+            }
+
+            if let expectedTotal, received > expectedTotal {
+                throw FullStoryAPIError.invalidDownload(url: shown, reason: "the server sent more bytes (\(received)) than it announced (\(expectedTotal))")
+            }
+            if interruption == nil, expectedTotal == nil || received == expectedTotal {
+                return received
+            }
+
+            drops += 1
+            let cause = interruption ?? "the body ended early"
+            guard drops <= configuration.maxDownloadResumes else {
+                logger.warning(
+                    "Download kept breaking off; giving up.",
+                    metadata: ["url": .string(shown), "received": .stringConvertible(received), "cause": .string(cause)]
+                )
+                throw FullStoryAPIError.truncatedDownload(url: shown, expectedBytes: expectedTotal, receivedBytes: received)
+            }
+            if acceptsRanges && received > 0 {
+                logger.info(
+                    "Download broke off; resuming where it stopped.",
+                    metadata: ["url": .string(shown), "offset": .stringConvertible(received), "cause": .string(cause)]
+                )
+            } else {
+                logger.info("Download broke off; restarting from the beginning.", metadata: ["url": .string(shown), "cause": .string(cause)])
+                try sink.restart()
+                received = 0
+            }
+            try await configuration.retryPolicy.sleep(configuration.retryPolicy.backoff(attempt: drops))
+        }
+    }
+
+    /// Sends one download request and returns the response once its status says a body
+    /// follows (200/206); everything else is an error, retryable ones as ``AttemptFailure``.
+    private func openDownload(_ request: HTTPClientRequest, shown: String) async throws -> HTTPClientResponse {
+        let response: HTTPClientResponse
+        do {
+            response = try await httpClient.execute(request, timeout: TimeAmount(configuration.requestTimeout))
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            let (outcome, cause) = TransportFailure.classify(error)
+            throw AttemptFailure(outcome: outcome, error: .transport(cause: cause))
+        }
+        let status = Int(response.status.code)
+        if status == 200 || status == 206 { return response }
+        // Read (a little of) the body so the connection can be reused.
+        let body = (try? await response.body.collect(upTo: 64 * 1024)).map { Data($0.readableBytesView) } ?? Data()
+        let retryAfter = response.headers.first(name: "Retry-After").flatMap {
+            RetryPolicy.parseRetryAfter($0, now: configuration.retryPolicy.wallNow())
+        }
+        switch status {
+        case 403, 404, 410:
+            throw FullStoryAPIError.expiredDownloadLink(url: shown)
+        case 401:
+            throw FullStoryAPIError.unauthorized(keyEnvironmentVariable: configuration.keyEnvironmentVariable, message: WireError.message(in: body))
+        case 429:
+            throw AttemptFailure(outcome: .status(429, retryAfter: retryAfter), error: .rateLimited(retryAfter: retryAfter))
+        case 500...599:
+            throw AttemptFailure(outcome: .status(status, retryAfter: retryAfter), error: .serverError(status: status, message: WireError.message(in: body)))
+        default:
+            throw FullStoryAPIError.unexpectedResponse(status: status, detail: "the download link answered HTTP \(status)")
+        }
+    }
+}
+
+/// `Content-Range: bytes 100-199/200` (the total may be `*`).
+struct ContentRange: Equatable {
+    var start: Int64
+    var end: Int64
+    var total: Int64?
+
+    init?(_ header: String) {
+        let trimmed = header.trimmingCharacters(in: .whitespaces)
+        guard trimmed.lowercased().hasPrefix("bytes ") else { return nil }
+        let spec = trimmed.dropFirst(6)
+        let parts = spec.split(separator: "/", maxSplits: 1)
+        guard parts.count == 2 else { return nil }
+        let bounds = parts[0].split(separator: "-", maxSplits: 1)
+        guard bounds.count == 2, let start = Int64(bounds[0]), let end = Int64(bounds[1]), start <= end else { return nil }
+        self.start = start
+        self.end = end
+        self.total = parts[1] == "*" ? nil : Int64(parts[1])
+    }
+}
+
+/// The `.partial` file a download streams into: writes, hashes and (optionally) gunzips
+/// each chunk as it comes, so nothing accumulates in memory.
+///
+/// Used from one task only.
+final class DownloadSink {
+    let path: String
+    let shownURL: String
+    private let decompress: Bool
+    private var descriptor: Int32
+    private var hasher = SHA256()
+    private var written: Int64 = 0
+    private var inflater: GzipInflater?
+
+    init(path: String, decompress: Bool, shownURL: String) throws {
+        self.path = path
+        self.decompress = decompress
+        self.shownURL = shownURL
+        descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw FullStoryAPIError.fileSystem(path: path, reason: Self.errnoText())
+        }
+        inflater = decompress ? try GzipInflater(shownURL: shownURL) : nil
+    }
+
+    func write(_ chunk: ByteBuffer) throws {
+        if let inflater {
+            try inflater.feed(chunk) { try self.writeToDisk($0) }
+        } else {
+            try writeToDisk(chunk)
+        }
+    }
+
+    /// Throws everything away and starts the file again from byte zero.
+    func restart() throws {
+        guard ftruncate(descriptor, 0) == 0, lseek(descriptor, 0, SEEK_SET) == 0 else {
+            throw FullStoryAPIError.fileSystem(path: path, reason: Self.errnoText())
+        }
+        hasher = SHA256()
+        written = 0
+        inflater = decompress ? try GzipInflater(shownURL: shownURL) : nil
+    }
+
+    /// Checks the gzip stream is complete, fsyncs and closes. The file stays `.partial`.
+    func finish() throws -> DownloadResult {
+        try inflater?.finish()
+        guard fsync(descriptor) == 0 else {
+            throw FullStoryAPIError.fileSystem(path: path, reason: Self.errnoText())
+        }
+        close(descriptor)
+        descriptor = -1
+        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return DownloadResult(bytes: written, sha256: digest)
+    }
+
+    /// Closes (if open) and removes the `.partial`.
+    func discard() {
+        if descriptor >= 0 {
+            close(descriptor)
+            descriptor = -1
+        }
+        unlink(path)
+    }
+
+    /// Renames the finished `.partial` into place and fsyncs the folder, so the new name
+    /// survives a crash as well as the bytes do.
+    static func commit(_ partialPath: String, to finalPath: String) throws {
+        guard rename(partialPath, finalPath) == 0 else {
+            throw FullStoryAPIError.fileSystem(path: finalPath, reason: errnoText())
+        }
+        let folder = (finalPath as NSString).deletingLastPathComponent
+        let directory = open(folder.isEmpty ? "." : folder, O_RDONLY | O_CLOEXEC)
+        if directory >= 0 {
+            _ = fsync(directory)
+            close(directory)
+        }
+    }
+
+    private func writeToDisk(_ buffer: ByteBuffer) throws {
+        try buffer.withUnsafeReadableBytes { bytes in
+            hasher.update(bufferPointer: bytes)
+            var offset = 0
+            while offset < bytes.count {
+                let result = systemWrite(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                if result < 0 {
+                    if errno == EINTR { continue }
+                    throw FullStoryAPIError.fileSystem(path: path, reason: Self.errnoText())
+                }
+                offset += result
+            }
+        }
+        written += Int64(buffer.readableBytes)
+    }
+
+    private static func errnoText() -> String {
+        String(cString: strerror(errno))
+    }
+}
+
+private func systemWrite(_ descriptor: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
+    #if canImport(Glibc)
+    return Glibc.write(descriptor, bytes, count)
+    #else
+    return Darwin.write(descriptor, bytes, count)
+    #endif
+}

@@ -1,0 +1,94 @@
+import AsyncHTTPClient
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Turns an HTTP-client or NIO error into a retry outcome and a short readable cause.
+///
+/// The outcome matters for creating exports: `.connectFailed` means the request was never
+/// sent (safe to repeat), `.connectionLost` means it may have reached the server.
+enum TransportFailure {
+    static func classify(_ error: any Error) -> (RetryPolicy.Outcome, String) {
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .connectTimeout, .getConnectionFromPoolTimeout:
+                return (.connectFailed, "connecting timed out")
+            case .tlsHandshakeTimeout:
+                return (.connectFailed, "the TLS handshake timed out")
+            case .readTimeout:
+                return (.connectionLost, "the server stopped sending (read timeout)")
+            case .writeTimeout:
+                return (.connectionLost, "sending the request timed out")
+            case .deadlineExceeded:
+                return (.connectionLost, "no answer before the request timeout")
+            case .remoteConnectionClosed:
+                return (.connectionLost, "the server closed the connection")
+            case .cancelled:
+                return (.connectionLost, "the request was cancelled")
+            default:
+                return (.connectionLost, "the HTTP request failed (\(error.shortDescription))")
+            }
+        }
+        if let error = error as? NIOConnectionError {
+            let refused = error.connectionErrors.contains { ($0.error as? IOError)?.errnoCode == ECONNREFUSED }
+            if refused { return (.connectFailed, "the connection to \(error.host):\(error.port) was refused") }
+            if error.dnsAError != nil || error.dnsAAAAError != nil, error.connectionErrors.isEmpty {
+                return (.connectFailed, "the host name \(error.host) could not be resolved")
+            }
+            return (.connectFailed, "could not connect to \(error.host):\(error.port)")
+        }
+        if let error = error as? ChannelError {
+            switch error {
+            case .connectTimeout:
+                return (.connectFailed, "connecting timed out")
+            case .ioOnClosedChannel, .alreadyClosed, .eof, .outputClosed:
+                return (.connectionLost, "the connection was closed")
+            default:
+                return (.connectionLost, "the connection failed")
+            }
+        }
+        if let error = error as? IOError {
+            switch error.errnoCode {
+            case ECONNREFUSED:
+                return (.connectFailed, "the connection was refused")
+            case ENETUNREACH, EHOSTUNREACH:
+                return (.connectFailed, "the network or host is unreachable")
+            case ECONNRESET:
+                return (.connectionLost, "the connection was reset")
+            case EPIPE:
+                return (.connectionLost, "the connection was closed while sending")
+            case ETIMEDOUT:
+                return (.connectionLost, "the connection timed out")
+            default:
+                return (.connectionLost, "a network error occurred (\(String(cString: strerror(error.errnoCode))))")
+            }
+        }
+        if error is HTTPParserError {
+            // Raised when the connection closes before the body promised by Content-Length
+            // arrived, or the server sent something that is not HTTP.
+            return (.connectionLost, "the connection ended in the middle of a response")
+        }
+        let typeName = String(describing: type(of: error))
+        if typeName.contains("SSL") || typeName.contains("TLS") {
+            return (.connectFailed, "the TLS handshake failed")
+        }
+        return (.connectionLost, "a network error occurred (\(typeName))")
+    }
+}
+
+extension HTTPClientError {
+    /// `HTTPClientError.remoteConnectionClosed` → `remoteConnectionClosed`.
+    fileprivate var shortDescription: String {
+        let text = String(describing: self)
+        if let dot = text.lastIndex(of: ".") {
+            return String(text[text.index(after: dot)...])
+        }
+        return text
+    }
+}

@@ -1,0 +1,350 @@
+import Foundation
+import FullStoryAPI
+
+/// Applies a ``Plan``: a reconciler over a work queue where each partition is a small
+/// state machine — create → poll → resolve link → download → verify → commit.
+///
+/// Partitions run with bounded concurrency; the API client's rate limiter paces them
+/// all. One partition's permanent failure never stops the others.
+public struct Executor: Sendable {
+    public struct Options: Sendable {
+        public var parallelism = 4
+        /// How long to wait for running operations; what still runs is left for the next run.
+        public var maxWait: Duration?
+        /// New exports created for one partition in one run before giving up.
+        public var maxAttempts = 3
+        public var pollInterval: Duration = .seconds(2)
+        public var maxPollInterval: Duration = .seconds(30)
+        /// Times an expired download link is fetched again before giving up.
+        public var maxLinkRefreshes = 3
+
+        public init(parallelism: Int = 4, maxWait: Duration? = nil, maxAttempts: Int = 3,
+                    pollInterval: Duration = .seconds(2), maxPollInterval: Duration = .seconds(30)) {
+            self.parallelism = max(1, parallelism)
+            self.maxWait = maxWait
+            self.maxAttempts = max(1, maxAttempts)
+            self.pollInterval = pollInterval
+            self.maxPollInterval = maxPollInterval
+        }
+    }
+
+    public let manifest: Manifest
+    public let layout: Layout
+    public let client: FullStoryClient
+    public let options: Options
+    /// Progress lines, one event each.
+    public let log: @Sendable (String) -> Void
+    public let clock: @Sendable () -> Date
+
+    public init(manifest: Manifest, layout: Layout, client: FullStoryClient, options: Options = .init(),
+                log: @escaping @Sendable (String) -> Void = { _ in }, clock: @escaping @Sendable () -> Date = { Date() }) {
+        self.manifest = manifest
+        self.layout = layout
+        self.client = client
+        self.options = options
+        self.log = log
+        self.clock = clock
+    }
+
+    /// Runs every action of `plan` and returns what happened.
+    public func apply(_ plan: Plan, snapshot: Workspace.Snapshot) async throws -> ApplyReport {
+        let journal = StateJournal(state: snapshot.state, lockfile: snapshot.lockfile,
+                                   store: StateStore(path: layout.statePath), layout: layout)
+        try await journal.adopt(plan.adoptions, manifest: manifest, now: clock())
+        for partial in snapshot.observed.partialFiles {
+            if let path = try? layout.absolutePath(ofOutput: partial) { unlink(path) }
+        }
+        let deadline = options.maxWait.map { ContinuousClock.now + $0 }
+        let work = plan.actions.filter { $0.kind != .prune }
+        var report = ApplyReport()
+
+        await withTaskGroup(of: (Plan.Action, ApplyReport.Outcome, Int).self) { group in
+            var pending = work[...]
+            func startNext() {
+                guard let action = pending.popFirst() else { return }
+                group.addTask {
+                    let run = PartitionRun(executor: self, journal: journal, action: action, deadline: deadline)
+                    let outcome = await run.execute()
+                    return (action, outcome, await run.creates.value)
+                }
+            }
+            for _ in 0..<options.parallelism { startNext() }
+            for await (action, outcome, creates) in group {
+                report.record(action, outcome)
+                report.createCalls += creates
+                startNext()
+            }
+        }
+
+        let prunes = plan.actions.filter { $0.kind == .prune }
+        if !prunes.isEmpty {
+            if report.failures.isEmpty {
+                for action in prunes { report.record(action, await prune(action, journal: journal)) }
+            } else {
+                report.pruneSkipped = prunes.count
+                log("skipped \(prunes.count) prune\(prunes.count == 1 ? "" : "s"): this run had errors, and pruning never follows errors")
+            }
+        }
+        try await journal.flush()
+        report.stateWrites = await journal.writes
+        return report
+    }
+
+    func prune(_ action: Plan.Action, journal: StateJournal) async -> ApplyReport.Outcome {
+        do {
+            guard let relative = action.outputPath else { return .failed("nothing recorded to prune") }
+            let path = try layout.absolutePath(ofOutput: relative)
+            try await journal.withdraw(path: relative)
+            var info = stat()
+            if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG {
+                guard unlink(path) == 0 else { return .failed("cannot delete \(path): \(errnoText()).") }
+            }
+            try await journal.forget(action.key)
+            log("pruned     \(action.key.export) \(action.label)   \(relative)")
+            return .done("pruned")
+        } catch {
+            return .failed("\(error)")
+        }
+    }
+}
+
+/// A counter one partition's task owns.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func increment() { lock.withLock { count += 1 } }
+    var value: Int { lock.withLock { count } }
+}
+
+/// One partition's trip through the state machine.
+struct PartitionRun: Sendable {
+    let executor: Executor
+    let journal: StateJournal
+    let action: Plan.Action
+    let deadline: ContinuousClock.Instant?
+    let creates = Counter()
+
+    var partition: Partition { action.partition! }
+    var export: ExportSpec { executor.manifest.export(named: action.key.export)! }
+    var name: String { "\(action.key.export) \(action.label)" }
+
+    enum Step {
+        case downloaded
+        case stillRunning
+        case operationFailed(String)
+        case operationGone
+    }
+
+    func execute() async -> ApplyReport.Outcome {
+        var operationId: String? = action.kind == .create || action.kind == .replace ? nil : action.operationId
+        var lastFailure: String?
+        do {
+            while true {
+                if operationId == nil {
+                    if creates.value >= executor.options.maxAttempts {
+                        let message = "gave up after \(creates.value) export\(creates.value == 1 ? "" : "s") in this run: \(lastFailure ?? "unknown error")"
+                        try await journal.update(action.key, durable: true) { $0?.phase = .failed; $0?.lastError = message }
+                        return .failed(message)
+                    }
+                    operationId = try await create()
+                }
+                switch try await follow(operationId!) {
+                case .downloaded:
+                    return .done("downloaded")
+                case .stillRunning:
+                    executor.log("waiting    \(name)   op \(Planner.short(operationId)) still running; the next run resumes it")
+                    return .stillRunning
+                case .operationFailed(let message):
+                    lastFailure = "the export failed: \(message)"
+                    executor.log("failed     \(name)   op \(Planner.short(operationId)): \(message)")
+                    let now = executor.clock()
+                    try await journal.update(action.key, durable: true) { $0?.phase = .failed; $0?.lastError = message; $0?.updatedAt = now }
+                    operationId = nil
+                case .operationGone:
+                    lastFailure = "the API no longer knows operation \(operationId!)"
+                    executor.log("lost       \(name)   op \(Planner.short(operationId)) is unknown to the API; exporting again")
+                    operationId = nil
+                }
+            }
+        } catch let failure as FullStoryAPIError {
+            // A transient failure leaves a valid operation for the next run to resume.
+            return await fail(failure.description, keepOperation: operationId != nil && failure.isTransient)
+        } catch {
+            return await fail("\(error)", keepOperation: operationId != nil)
+        }
+    }
+
+    /// Records a failure. While an operation is still valid the record keeps it, so the
+    /// next run resumes instead of exporting again.
+    func fail(_ message: String, keepOperation: Bool) async -> ApplyReport.Outcome {
+        let now = executor.clock()
+        try? await journal.update(action.key, durable: true) { record in
+            record?.lastError = message
+            record?.updatedAt = now
+            if !keepOperation { record?.phase = .failed }
+        }
+        executor.log("error      \(name)   \(message)")
+        return .failed(message)
+    }
+
+    /// Creates an export and puts its operation id on disk before anything else.
+    func create() async throws -> String {
+        let request = ExportRequest(partition: partition, export: export)
+        let id: String
+        do {
+            creates.increment()
+            id = try await executor.client.createExport(request).id
+        } catch let failure as FullStoryAPIError {
+            let now = executor.clock()
+            let parameters = ExportParameters(export, dialect: executor.manifest.api.dialect)
+            let partition = self.partition
+            try? await journal.update(action.key, durable: true) { record in
+                var updated = record ?? PartitionRecord(partition: partition, parameters: parameters, phase: .failed, now: now)
+                updated.phase = .failed
+                updated.attempts += 1
+                updated.lastError = failure.description
+                updated.updatedAt = now
+                record = updated
+            }
+            throw failure
+        }
+        let now = executor.clock()
+        let parameters = ExportParameters(export, dialect: executor.manifest.api.dialect)
+        let partition = self.partition
+        try await journal.update(action.key, durable: true) { record in
+            var updated = PartitionRecord(partition: partition, parameters: parameters, phase: .requested, now: now)
+            updated.createdAt = record?.createdAt ?? now
+            updated.attempts = (record?.attempts ?? 0) + 1
+            updated.operationId = id
+            updated.output = record?.output  // the old file stays recorded until its successor lands
+            record = updated
+        }
+        executor.log("created    \(name)   op \(Planner.short(id)) (\(export.type.rawValue) \(export.format.rawValue))")
+        return id
+    }
+
+    /// Polls until the operation finishes, then downloads its result.
+    func follow(_ id: String) async throws -> Step {
+        var delay = executor.options.pollInterval
+        let started = ContinuousClock.now
+        while true {
+            let status: FullStoryAPI.Operation
+            do {
+                status = try await executor.client.getOperation(id)
+            } catch FullStoryAPIError.operationNotFound {
+                return .operationGone
+            }
+            let now = executor.clock()
+            let phase: Phase = status.state == .completed ? .completed : .running
+            try await journal.update(action.key) { record in
+                record?.operationId = id
+                record?.phase = phase
+                record?.operationState = status.state.rawValue
+                record?.progress = status.estimatePctComplete
+                record?.updatedAt = now
+            }
+            switch status.state {
+            case .completed:
+                do {
+                    try await download(status)
+                } catch FullStoryAPIError.searchExportNotFound {
+                    return .operationGone
+                }
+                return .downloaded
+            case .failed:
+                return .operationFailed(status.errorDetails ?? "no details given")
+            case .pending, .running, .unknown:
+                var wait = delay
+                // With a progress estimate, sleep about half the remaining time.
+                if let progress = status.estimatePctComplete, progress > 1, progress < 100 {
+                    let elapsed = ContinuousClock.now - started
+                    let remaining = elapsed * ((100 - progress) / progress)
+                    wait = max(executor.options.pollInterval, min(executor.options.maxPollInterval, remaining / 2))
+                }
+                if let deadline {
+                    let left = deadline - ContinuousClock.now
+                    if left <= .zero { return .stillRunning }
+                    wait = min(wait, left)
+                }
+                try await Task.sleep(for: wait)
+                delay = min(delay * 1.5, executor.options.maxPollInterval)
+            }
+        }
+    }
+
+    /// Downloads a completed operation's file into place and records it.
+    func download(_ completed: FullStoryAPI.Operation) async throws {
+        let relative = Layout.relativePath(for: partition, export: export)
+        let path = try executor.layout.absolutePath(ofOutput: relative)
+        let folder = (path as NSString).deletingLastPathComponent
+        try AtomicFile.makeDirectory(folder)
+        var info = stat()
+        if lstat(folder, &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK {
+            throw SegSyncError("refusing to write through the symbolic link \(folder).")
+        }
+        let previous = await journal.record(action.key)?.output
+        try await journal.withdraw(path: relative)
+        var status = completed
+        var file: DownloadResult?
+        for refresh in 0...executor.options.maxLinkRefreshes {
+            let link = try await executor.client.downloadLink(for: status)
+            do {
+                file = try await executor.client.download(link.url, to: path, decompress: export.decompress)
+                break
+            } catch FullStoryAPIError.expiredDownloadLink(let url) {
+                guard refresh < executor.options.maxLinkRefreshes else { throw FullStoryAPIError.expiredDownloadLink(url: url) }
+                executor.log("relinking  \(name)   the download link expired; fetching a fresh one")
+                status = try await executor.client.getOperation(completed.id)
+            }
+        }
+        guard let file else { throw SegSyncError("no download happened.") }
+        let entry = Lockfile.Entry(
+            path: relative, sha256: file.sha256, bytes: file.bytes, export: export.name, segment: export.segment,
+            type: export.type, format: export.format, start: partition.start, end: partition.end,
+            operationId: completed.id, fingerprint: partition.fingerprint)
+        let output = OutputRecord(path: relative, bytes: file.bytes, sha256: file.sha256,
+                                  modified: ObservedFiles.modificationTime(ofFileAt: path))
+        try await journal.recordOutput(action.key, entry: entry, output: output, now: executor.clock())
+        if let previous, previous.path != relative {
+            // A replaced partition's old file (another format, say) goes once the new one is in place.
+            try await journal.withdraw(path: previous.path)
+            if let old = try? executor.layout.absolutePath(ofOutput: previous.path) { unlink(old) }
+        }
+        executor.log("downloaded \(name)   \(relative) (\(file.bytes) bytes, sha256 \(file.sha256.prefix(12))…)")
+    }
+}
+
+/// What an apply did.
+public struct ApplyReport: Sendable {
+    public enum Outcome: Sendable, Equatable {
+        case done(String)
+        case stillRunning
+        case failed(String)
+    }
+
+    public struct Failure: Sendable, Equatable {
+        public var export: String
+        public var label: String
+        public var message: String
+    }
+
+    public var done = 0
+    public var stillRunning: [Plan.Action] = []
+    public var failures: [Failure] = []
+    public var pruneSkipped = 0
+    /// Export creations this run asked for.
+    public var createCalls = 0
+    public var stateWrites = 0
+
+    public init() {}
+
+    mutating func record(_ action: Plan.Action, _ outcome: Outcome) {
+        switch outcome {
+        case .done: done += 1
+        case .stillRunning: stillRunning.append(action)
+        case .failed(let message): failures.append(Failure(export: action.key.export, label: action.label, message: message))
+        }
+    }
+
+    public var converged: Bool { failures.isEmpty && stillRunning.isEmpty && pruneSkipped == 0 }
+}

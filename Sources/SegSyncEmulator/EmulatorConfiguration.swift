@@ -1,0 +1,136 @@
+import Foundation
+import Logging
+
+/// Every knob of the emulator, shared by the `segsync-emulator` executable (one flag
+/// each) and the in-process ``Emulator``.
+///
+/// Rates are probabilities in `0...1`, drawn from a generator seeded with ``seed``, so a
+/// run with the same settings and the same sequence of requests injects the same faults.
+public struct EmulatorConfiguration: Sendable {
+    /// The API flavour served; see `LIVE-API-NOTES.md` for the differences.
+    public enum Dialect: String, Sendable, CaseIterable {
+        case seed
+        case fullstory
+    }
+
+    /// Address to bind. Keep the default: the emulator is for this machine only.
+    public var host: String
+    /// 0 picks a free port.
+    public var port: Int
+    /// The only key accepted in `Authorization: Basic <key>`.
+    public var apiKey: String
+    public var dialect: Dialect
+    /// How long an export takes from PENDING to COMPLETED; 0 completes at once.
+    public var operationSeconds: Double
+    /// How long a download link stays valid.
+    public var linkTTL: Double
+    /// Rows per hour of an export's time range: the size knob for downloads.
+    public var rowsPerHour: Int
+    /// Where to append one JSON line per request; `nil` for none.
+    public var requestLogPath: String?
+    /// Seeds the fault draws and the signing key (with the API key).
+    public var seed: UInt64
+    /// Number of segments besides the built-in ones, so pagination has pages to turn.
+    public var generatedSegments: Int
+    /// Host name written into download links; defaults to ``host``. Setting `localhost`
+    /// while binding 127.0.0.1 makes links look like they live on another host, as
+    /// production's signed links do.
+    public var downloadHost: String?
+
+    /// API calls answered 429 with `Retry-After: retryAfterSeconds`.
+    public var rate429: Double
+    public var retryAfterSeconds: Int
+    /// API calls answered with ``serverErrorStatus`` (503 also carries `Retry-After`).
+    public var rate5xx: Double
+    public var serverErrorStatus: Int
+    /// API calls read in full and then left unanswered: the connection is closed. A
+    /// create export that hits this was accepted, but its id is lost.
+    public var rateReset: Double
+    /// Downloads whose connection is dropped part-way; a resumed (Range) request is never
+    /// dropped, so a client that resumes always finishes.
+    public var rateDrop: Double
+    /// Downloads that promise the full `Content-Length` but close early, resumed or not.
+    public var rateTruncate: Double
+    /// Exports that end FAILED instead of COMPLETED.
+    public var rateFail: Double
+    /// Download links handed out already expired.
+    public var rateExpiredLink: Double
+    /// At most this many faults in total, then none; `nil` for no limit. With a rate of 1
+    /// this gives "the first N calls fail, then all succeed".
+    public var maxFaults: Int?
+
+    /// Where generated export files are cached; a fresh temporary folder when `nil`.
+    public var cacheDirectory: String?
+    public var logger: Logger
+
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 0,
+        apiKey: String = "emulator-key",
+        dialect: Dialect = .seed,
+        operationSeconds: Double = 2,
+        linkTTL: Double = 300,
+        rowsPerHour: Int = 60,
+        requestLogPath: String? = nil,
+        seed: UInt64 = 0,
+        generatedSegments: Int = 250,
+        downloadHost: String? = nil,
+        rate429: Double = 0,
+        retryAfterSeconds: Int = 1,
+        rate5xx: Double = 0,
+        serverErrorStatus: Int = 500,
+        rateReset: Double = 0,
+        rateDrop: Double = 0,
+        rateTruncate: Double = 0,
+        rateFail: Double = 0,
+        rateExpiredLink: Double = 0,
+        maxFaults: Int? = nil,
+        cacheDirectory: String? = nil,
+        logger: Logger = Logger(label: "segsync.emulator")
+    ) {
+        self.host = host
+        self.port = port
+        self.apiKey = apiKey
+        self.dialect = dialect
+        self.operationSeconds = operationSeconds
+        self.linkTTL = linkTTL
+        self.rowsPerHour = rowsPerHour
+        self.requestLogPath = requestLogPath
+        self.seed = seed
+        self.generatedSegments = generatedSegments
+        self.downloadHost = downloadHost
+        self.rate429 = rate429
+        self.retryAfterSeconds = retryAfterSeconds
+        self.rate5xx = rate5xx
+        self.serverErrorStatus = serverErrorStatus
+        self.rateReset = rateReset
+        self.rateDrop = rateDrop
+        self.rateTruncate = rateTruncate
+        self.rateFail = rateFail
+        self.rateExpiredLink = rateExpiredLink
+        self.maxFaults = maxFaults
+        self.cacheDirectory = cacheDirectory
+        self.logger = logger
+    }
+
+    /// A sentence for the first setting that cannot work, or `nil` when all are fine.
+    public func problem() -> String? {
+        let rates: [(String, Double)] = [
+            ("rate-429", rate429), ("rate-5xx", rate5xx), ("rate-reset", rateReset), ("rate-drop", rateDrop),
+            ("rate-truncate", rateTruncate), ("rate-fail", rateFail), ("rate-expired-link", rateExpiredLink),
+        ]
+        for (name, rate) in rates where !(0...1).contains(rate) || rate.isNaN {
+            return "--\(name) must be between 0 and 1, not \(rate)."
+        }
+        if !(0...65535).contains(port) { return "--port must be between 0 and 65535, not \(port)." }
+        if apiKey.isEmpty { return "--api-key must not be empty." }
+        if !(operationSeconds >= 0) || !operationSeconds.isFinite { return "--operation-seconds must be 0 or more." }
+        if !(linkTTL >= 0) || !linkTTL.isFinite { return "--link-ttl must be 0 or more." }
+        if rowsPerHour < 0 { return "--rows-per-hour must be 0 or more." }
+        if retryAfterSeconds < 0 { return "--retry-after must be 0 or more." }
+        if !(500...599).contains(serverErrorStatus) { return "--server-error-status must be a 5xx status, not \(serverErrorStatus)." }
+        if let maxFaults, maxFaults < 0 { return "--max-faults must be 0 or more." }
+        if generatedSegments < 0 { return "--segments must be 0 or more." }
+        return nil
+    }
+}

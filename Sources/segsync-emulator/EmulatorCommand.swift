@@ -1,0 +1,162 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import SegSyncEmulator
+
+/// `segsync-emulator`: the FullStory Segments Export API on this machine, for tests,
+/// demos and benchmarks. Flags map one to one onto ``EmulatorConfiguration``.
+@main
+struct EmulatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "segsync-emulator",
+        abstract: "Serve an emulation of the FullStory Segments Export API on this machine.",
+        discussion: """
+            Prints 'listening on http://HOST:PORT' as its first line, then serves until interrupted (Ctrl-C or SIGTERM). Clients authenticate with 'Authorization: Basic <api key>'.
+
+            Endpoints: GET /segments/v1, GET /segments/v1/{id}, POST /segments/v1/exports, GET /operations/v1/{id}, and in the fullstory dialect GET /search/v1/exports/{searchExportId}/results. Downloads are served from the /downloads/... links the API hands out.
+
+            Fault rates are probabilities from 0 to 1, drawn from generators seeded by --seed. Operation ids are signed with the API key and the seed, so an emulator restarted with the same two still answers for them.
+            """
+    )
+
+    @Option(help: "Address to bind.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port to listen on; 0 picks a free one.")
+    var port = 0
+
+    @Option(name: .customLong("api-key"), help: "The API key clients must send.")
+    var apiKey = "emulator-key"
+
+    @Option(help: "API flavour: seed (the contract) or fullstory (production quirks).")
+    var dialect: Dialect = .seed
+
+    @Option(name: .customLong("operation-seconds"), help: "Seconds an export takes to complete (fractions allowed; 0 = at once).")
+    var operationSeconds: Double = 2
+
+    @Option(name: .customLong("link-ttl"), help: "Seconds a download link stays valid.")
+    var linkTTL: Double = 300
+
+    @Option(name: .customLong("rows-per-hour"), help: "Rows per hour of an export's time range (the download size knob).")
+    var rowsPerHour = 60
+
+    @Option(name: .customLong("request-log"), help: "Append one JSON line per request to this file.")
+    var requestLog: String?
+
+    @Option(help: "Seed for fault draws and for signing ids.")
+    var seed: UInt64 = 0
+
+    @Option(name: .customLong("segments"), help: "Generated segments besides the built-in ones.")
+    var generatedSegments = 250
+
+    @Option(name: .customLong("download-host"), help: "Host name put in download links (default: the request's host).")
+    var downloadHost: String?
+
+    @Option(name: .customLong("rate-429"), help: "Share of API calls answered 429 with Retry-After.")
+    var rate429: Double = 0
+
+    @Option(name: .customLong("retry-after"), help: "Seconds sent in Retry-After.")
+    var retryAfter = 1
+
+    @Option(name: .customLong("rate-5xx"), help: "Share of API calls answered with --server-error-status.")
+    var rate5xx: Double = 0
+
+    @Option(name: .customLong("server-error-status"), help: "Status for injected server errors (503 also sends Retry-After).")
+    var serverErrorStatus = 500
+
+    @Option(name: .customLong("rate-reset"), help: "Share of API calls read in full, then closed without an answer.")
+    var rateReset: Double = 0
+
+    @Option(name: .customLong("rate-drop"), help: "Share of downloads whose connection drops part-way (resumed requests are never dropped).")
+    var rateDrop: Double = 0
+
+    @Option(name: .customLong("rate-truncate"), help: "Share of download responses that promise the full Content-Length but close early.")
+    var rateTruncate: Double = 0
+
+    @Option(name: .customLong("rate-fail"), help: "Share of exports that end FAILED.")
+    var rateFail: Double = 0
+
+    @Option(name: .customLong("rate-expired-link"), help: "Share of download links handed out already expired.")
+    var rateExpiredLink: Double = 0
+
+    @Option(name: .customLong("max-faults"), help: "Stop injecting faults after this many (default: no limit).")
+    var maxFaults: Int?
+
+    @Option(name: .customLong("cache-dir"), help: "Folder for generated export files (default: a temporary folder, removed on exit).")
+    var cacheDirectory: String?
+
+    @Option(name: .customLong("log-level"), help: "Log level on stderr: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "warning"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical.")
+        }
+        if let problem = makeConfiguration().problem() {
+            throw ValidationError(problem)
+        }
+    }
+
+    func run() async throws {
+        let emulator = try await Emulator.start(makeConfiguration())
+        // Unbuffered, so a script reading the port sees the line at once.
+        FileHandle.standardOutput.write(Data("listening on \(emulator.baseURL.absoluteString)\n".utf8))
+        await Self.waitForTerminationSignal()
+        await emulator.stop()
+    }
+
+    private func makeConfiguration() -> EmulatorConfiguration {
+        var logger = Logger(label: "segsync.emulator")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
+        return EmulatorConfiguration(
+            host: host,
+            port: port,
+            apiKey: apiKey,
+            dialect: dialect.configurationValue,
+            operationSeconds: operationSeconds,
+            linkTTL: linkTTL,
+            rowsPerHour: rowsPerHour,
+            requestLogPath: requestLog,
+            seed: seed,
+            generatedSegments: generatedSegments,
+            downloadHost: downloadHost,
+            rate429: rate429,
+            retryAfterSeconds: retryAfter,
+            rate5xx: rate5xx,
+            serverErrorStatus: serverErrorStatus,
+            rateReset: rateReset,
+            rateDrop: rateDrop,
+            rateTruncate: rateTruncate,
+            rateFail: rateFail,
+            rateExpiredLink: rateExpiredLink,
+            maxFaults: maxFaults,
+            cacheDirectory: cacheDirectory,
+            logger: logger
+        )
+    }
+
+    /// Returns on SIGINT or SIGTERM, so the emulator can stop cleanly and remove its files.
+    private static func waitForTerminationSignal() async {
+        let (signals, continuation) = AsyncStream<Int32>.makeStream()
+        var sources: [any DispatchSourceSignal] = []
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { continuation.yield(number) }
+            source.resume()
+            sources.append(source)
+        }
+        for await _ in signals { break }
+        sources.forEach { $0.cancel() }
+    }
+
+    enum Dialect: String, ExpressibleByArgument, CaseIterable {
+        case seed
+        case fullstory
+
+        var configurationValue: EmulatorConfiguration.Dialect {
+            self == .seed ? .seed : .fullstory
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import FullStoryAPI
+import Logging
+import SegSync
+import SegSyncEmulator
+
+/// The API client a run uses: the real endpoint from the manifest and environment, or
+/// the built-in emulator started inside this process for `endpoint: emulator`.
+struct APIConnection {
+    let client: FullStoryClient
+    let emulator: Emulator?
+
+    /// The key the built-in emulator accepts; it guards nothing but the emulator.
+    static let emulatorKey = "emulator-key"
+
+    static func open(manifest: Manifest, layout: Layout, environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> APIConnection {
+        let override = environment[APIEndpoint.environmentVariable].flatMap { $0.isEmpty ? nil : $0 }
+        if override == nil, manifest.api.endpoint == APISettings.emulatorEndpoint {
+            var logger = Logger(label: "segsync.emulator")
+            logger.logLevel = .critical  // its shutdown chatter is not the user's concern
+            let emulator = try await Emulator.start(EmulatorConfiguration(
+                apiKey: emulatorKey,
+                dialect: manifest.api.dialect == .fullstory ? .fullstory : .seed,
+                operationSeconds: 1,
+                rowsPerHour: 30,
+                logger: logger))
+            var configuration = FullStoryClient.Configuration(
+                endpoint: emulator.baseURL, dialect: manifest.api.dialect, apiKey: APIKey(emulatorKey),
+                keyEnvironmentVariable: manifest.api.keyEnv, rateLimit: manifest.api.rateLimit)
+            configuration.logger = quietLogger()
+            return APIConnection(client: try FullStoryClient(configuration: configuration), emulator: emulator)
+        }
+        var configuration = try FullStoryClient.Configuration.fromEnvironment(
+            endpoint: manifest.api.endpoint == APISettings.emulatorEndpoint ? nil : manifest.api.endpoint,
+            dialect: manifest.api.dialect,
+            keyEnvironmentVariable: manifest.api.keyEnv,
+            environment: environment)
+        configuration.rateLimit = manifest.api.rateLimit
+        configuration.logger = quietLogger()
+        return APIConnection(client: try FullStoryClient(configuration: configuration), emulator: nil)
+    }
+
+    static func quietLogger() -> Logger {
+        var logger = Logger(label: "segsync.api")
+        logger.logLevel = ProcessInfo.processInfo.environment["SEGSYNC_DEBUG"] == nil ? .error : .debug
+        return logger
+    }
+
+    /// Runs `body` with a connection and always closes it.
+    static func with<T>(manifest: Manifest, layout: Layout, _ body: (APIConnection) async throws -> T) async throws -> T {
+        let connection = try await open(manifest: manifest, layout: layout)
+        do {
+            let result = try await body(connection)
+            await connection.close()
+            return result
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+
+    func close() async {
+        try? await client.shutdown()
+        await emulator?.stop()
+    }
+}

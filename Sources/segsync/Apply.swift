@@ -1,0 +1,94 @@
+import ArgumentParser
+import Foundation
+import FullStoryAPI
+import SegSync
+
+struct Apply: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create the missing exports, resume running ones, download finished ones.",
+        discussion: """
+            Plans like `segsync plan`, then works through the plan: every partition goes \
+            create → poll → download → verify → record, with bounded parallelism and one shared \
+            rate limiter. Never waits for input.
+
+            Exit status: 0 everything converged; 1 an error (the failed partitions are listed); \
+            3 --max-wait ran out while operations were still running (they stay in state and the \
+            next run resumes them).
+            """)
+
+    static let incompleteExitCode: Int32 = 3
+
+    @OptionGroup var manifest: ManifestOptions
+    @OptionGroup var planning: PlanningOptions
+
+    @Flag(help: "Print the plan and change nothing.")
+    var dryRun = false
+
+    @Option(help: ArgumentHelp("Stop waiting for running operations after this long (like 30m); they are resumed by the next run.", valueName: "duration"))
+    var maxWait: String?
+
+    @Option(help: "Partitions worked on at once.")
+    var parallelism = 4
+
+    @Option(help: ArgumentHelp("First wait between polls of a running operation, in seconds.", valueName: "seconds"))
+    var pollInterval: Double?
+
+    @Flag(help: "Delete recorded outputs that are no longer declared, as `prune: true` does.")
+    var prune = false
+
+    func validate() throws {
+        if let maxWait, Span(maxWait) == nil, maxWait != "0" {
+            throw ValidationError("--max-wait \(maxWait) is not a duration; write it like 30m, 2h or 1h30m.")
+        }
+        if parallelism < 1 || parallelism > 64 { throw ValidationError("--parallelism must be between 1 and 64.") }
+        if let pollInterval, !(0.05...600).contains(pollInterval) { throw ValidationError("--poll-interval must be between 0.05 and 600 seconds.") }
+    }
+
+    func run() async throws {
+        let now = try planning.instant()
+        let console = Console()
+        let (workspace, snapshot, plan) = try await reportingDiagnostics {
+            let workspace = try Workspace.open(manifestPath: manifest.file, command: "segsync apply", now: Date())
+            let snapshot = try workspace.snapshot()
+            let plan = try workspace.plan(snapshot, now: now, options: .init(targets: planning.targets, forcePrune: prune))
+            return (workspace, snapshot, plan)
+        }
+        printOut(PlanRenderer.text(plan))
+        if dryRun { return }
+        guard plan.hasChanges || !plan.adoptions.isEmpty || !snapshot.observed.partialFiles.isEmpty else { return }
+
+        var options = Executor.Options(parallelism: parallelism, maxWait: maxWait.map(Self.duration))
+        if let pollInterval {
+            options.pollInterval = .milliseconds(Int(pollInterval * 1000))
+        } else if workspace.manifest.api.endpoint == APISettings.emulatorEndpoint {
+            options.pollInterval = .milliseconds(500)
+        }
+        let report = try await APIConnection.with(manifest: workspace.manifest, layout: workspace.layout) { connection in
+            let executor = Executor(manifest: workspace.manifest, layout: workspace.layout, client: connection.client,
+                                    options: options, log: { console.event($0) })
+            return try await executor.apply(plan, snapshot: snapshot)
+        }
+        StepSummary.append(plan: plan, report: report, manifest: manifest.file)
+        printOut("\n" + Self.summary(report))
+        if !report.failures.isEmpty { throw ExitCode(1) }
+        if !report.stillRunning.isEmpty { throw ExitCode(Self.incompleteExitCode) }
+    }
+
+    static func duration(_ text: String) -> Duration {
+        guard let span = Span(text) else { return .zero }
+        return .seconds(Int(span.nominalSeconds))
+    }
+
+    static func summary(_ report: ApplyReport) -> String {
+        var lines: [String] = []
+        if !report.failures.isEmpty {
+            lines.append("Failed:")
+            for failure in report.failures { lines.append("  \(failure.export) \(failure.label): \(failure.message)") }
+        }
+        var parts = ["\(report.done) done", "\(report.failures.count) failed"]
+        if !report.stillRunning.isEmpty { parts.append("\(report.stillRunning.count) still running (resumed by the next run)") }
+        if report.pruneSkipped > 0 { parts.append("\(report.pruneSkipped) prunes skipped after errors") }
+        lines.append("Apply: " + parts.joined(separator: ", ") + ".")
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,29 @@
+import ArgumentParser
+import Foundation
+import SegSync
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show, per export, how many partitions are done, running, failed and missing.",
+        discussion: """
+            Reads state only (no network, no lock), so it can watch an apply that is running. \
+            Running operations are listed with their last known progress.
+            """)
+
+    @OptionGroup var manifest: ManifestOptions
+    @OptionGroup var planning: PlanningOptions
+
+    func run() async throws {
+        let now = try planning.instant()
+        let report = try await reportingDiagnostics {
+            let loaded = try ManifestLoader.load(path: manifest.file)
+            try Planner.validate(targets: planning.targets, in: loaded)
+            var selected = loaded
+            if !planning.targets.isEmpty { selected.exports = loaded.exports.filter { planning.targets.contains($0.name) } }
+            let layout = Layout(manifestPath: manifest.file, output: loaded.output)
+            let state = try StateStore(path: layout.statePath).load()
+            return try StatusReport.make(manifest: selected, state: state, now: now)
+        }
+        printOut(report.rendered())
+    }
+}

@@ -1,0 +1,54 @@
+// Writes a large, fully converged segsync workspace for benchmarks: a manifest of
+// EXPORTS exports × DAYS daily partitions, a state file recording every partition as
+// downloaded, the output files, segsync.lock and SHA256SUMS.
+//
+//   segsync-fixture DIR [EXPORTS] [DAYS] [NOW]
+import Foundation
+import SegSync
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 2 else {
+    FileHandle.standardError.write(Data("usage: segsync-fixture DIR [EXPORTS=100] [DAYS=365] [NOW=2026-11-28T00:00:00Z]\n".utf8))
+    exit(2)
+}
+let root = arguments[1]
+let exportCount = arguments.count > 2 ? Int(arguments[2]) ?? 100 : 100
+let days = arguments.count > 3 ? Int(arguments[3]) ?? 365 : 365
+let now = Timestamp.parse(arguments.count > 4 ? arguments[4] : "2026-11-28T00:00:00Z")!
+
+var manifestText = "version: 1\noutput: exports\ndefaults:\n  window: { every: 1d, last: \(days)d, settle: 24h }\nexports:\n"
+for index in 0..<exportCount {
+    manifestText += "  - name: export-\(index)\n    segment: segment-\(index % 7)\n    type: \(index % 2 == 0 ? "events" : "individuals")\n"
+}
+try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+try manifestText.write(toFile: root + "/segsync.yaml", atomically: true, encoding: .utf8)
+let manifest = try ManifestLoader.load(path: root + "/segsync.yaml")
+let layout = Layout(manifestPath: root + "/segsync.yaml", output: manifest.output)
+try AtomicFile.makeDirectory(layout.stateDirectory)
+
+var state = State()
+var entries: [Lockfile.Entry] = []
+for export in manifest.exports {
+    try AtomicFile.makeDirectory(layout.outputDirectory + "/" + export.name)
+    for partition in try DesiredPartitions.partitions(of: export, dialect: manifest.api.dialect, now: now) {
+        let path = Layout.relativePath(for: partition, export: export)
+        let absolute = layout.outputDirectory + "/" + path
+        try Data("\(export.name) \(partition.label)\n".utf8).write(to: URL(fileURLWithPath: absolute))
+        let digest = try FileDigest.sha256(ofFileAt: absolute)
+        var record = PartitionRecord(partition: partition, parameters: ExportParameters(export, dialect: manifest.api.dialect), phase: .downloaded, now: now)
+        record.operationId = "op-\(export.name)-\(partition.label)"
+        record.attempts = 1
+        record.output = OutputRecord(path: path, bytes: digest.bytes, sha256: digest.sha256,
+                                     modified: ObservedFiles.modificationTime(ofFileAt: absolute))
+        state[partition.key] = record
+        entries.append(Lockfile.Entry(
+            path: path, sha256: digest.sha256, bytes: digest.bytes, export: export.name, segment: export.segment,
+            type: export.type, format: export.format, start: partition.start, end: partition.end,
+            operationId: record.operationId!, fingerprint: partition.fingerprint))
+    }
+}
+try StateStore(path: layout.statePath).save(&state)
+let lockfile = Lockfile(entries: entries)
+try lockfile.write(to: layout.lockfilePath)
+try AtomicFile.write(Data(Checksums.render(entries).utf8), to: layout.checksumsPath, newFileMode: 0o644)
+print("wrote \(entries.count) partitions of \(manifest.exports.count) exports to \(root)")
