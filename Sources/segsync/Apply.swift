@@ -27,8 +27,11 @@ struct Apply: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Stop waiting for running operations after this long (like 30m); they are resumed by the next run.", valueName: "duration"))
     var maxWait: String?
 
-    @Option(help: "Partitions worked on at once.")
+    @Option(help: "Downloads at once.")
     var parallelism = 4
+
+    @Option(help: "Exports created and waited for at once.")
+    var maxInFlight = 32
 
     @Option(help: ArgumentHelp("First wait between polls of a running operation, in seconds.", valueName: "seconds"))
     var pollInterval: Double?
@@ -41,6 +44,7 @@ struct Apply: AsyncParsableCommand {
             throw ValidationError("--max-wait \(maxWait) is not a duration; write it like 30m, 2h or 1h30m.")
         }
         if parallelism < 1 || parallelism > 64 { throw ValidationError("--parallelism must be between 1 and 64.") }
+        if maxInFlight < 1 || maxInFlight > 1000 { throw ValidationError("--max-in-flight must be between 1 and 1000.") }
         if let pollInterval, !(0.05...600).contains(pollInterval) { throw ValidationError("--poll-interval must be between 0.05 and 600 seconds.") }
     }
 
@@ -57,7 +61,7 @@ struct Apply: AsyncParsableCommand {
         if dryRun { return }
         guard plan.hasChanges || !plan.adoptions.isEmpty || !snapshot.observed.partialFiles.isEmpty else { return }
 
-        var options = Executor.Options(parallelism: parallelism, maxWait: maxWait.map(Self.duration))
+        var options = Executor.Options(parallelism: parallelism, maxInFlight: maxInFlight, maxWait: maxWait.map(Self.duration))
         if let pollInterval {
             options.pollInterval = .milliseconds(Int(pollInterval * 1000))
         } else if workspace.manifest.api.endpoint == APISettings.emulatorEndpoint {

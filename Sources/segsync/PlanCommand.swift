@@ -26,14 +26,36 @@ struct PlanCommand: AsyncParsableCommand {
     @Flag(help: "Hash every output instead of trusting unchanged sizes and modification times.")
     var checksum = false
 
+    @Flag(help: "Do not ask the API how running operations are doing; plan from state alone.")
+    var offline = false
+
     func run() async throws {
         let now = try planning.instant()
         let plan = try await reportingDiagnostics {
             let workspace = try Workspace.open(manifestPath: manifest.file, command: "segsync plan", now: Date())
-            let snapshot = try workspace.snapshot(depth: checksum ? .full : .quick)
+            var snapshot = try workspace.snapshot(depth: checksum ? .full : .quick)
+            if !offline, snapshot.state.partitions.values.contains(where: { [.requested, .running, .completed].contains($0.phase) }) {
+                snapshot.state = await refreshed(snapshot.state, workspace: workspace)
+            }
             return try workspace.plan(snapshot, now: now, options: .init(targets: planning.targets, forcePrune: prune))
         }
         printOut(json ? PlanRenderer.json(plan) : PlanRenderer.text(plan))
         if detailedExitcode, plan.hasChanges { throw ExitCode(2) }
+    }
+
+    /// State with in-flight operations refreshed by read-only GETs; on trouble, the state
+    /// as recorded, with a warning.
+    func refreshed(_ state: State, workspace: Workspace) async -> State {
+        do {
+            let targets = planning.targets.isEmpty ? nil : Set(planning.targets)
+            let (fresh, warnings) = try await APIConnection.with(manifest: workspace.manifest, layout: workspace.layout) { connection in
+                await Refresh.operations(in: state, client: connection.client, exports: targets, now: Date())
+            }
+            for warning in warnings { printError("warning: \(warning)") }
+            return fresh
+        } catch {
+            printError("warning: could not ask the API about running operations (\(error)); showing their last known state. Pass --offline to skip this.")
+            return state
+        }
     }
 }

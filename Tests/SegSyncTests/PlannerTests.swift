@@ -49,7 +49,7 @@ struct PlanFixture {
         try folder.write("exports/" + adoptedPath, "[4]")
         lockfile.entries.append(Lockfile.Entry(
             path: adoptedPath, sha256: SHA256Hex.of("[4]"), bytes: 3, export: everyone.name, segment: everyone.segment,
-            type: everyone.type, format: everyone.format, start: daily[3].start, end: daily[3].end, operationId: "adopt-op", fingerprint: daily[3].fingerprint))
+            type: everyone.type, format: everyone.format, start: daily[3].start, end: daily[3].end, fingerprint: daily[3].fingerprint))
         try downloaded(daily[4], everyone, content: "[5]")
         try FileManager.default.removeItem(atPath: folder.path + "/exports/" + Layout.relativePath(for: daily[4], export: everyone))
         // An export no longer declared, a stranger's file and a leftover download.
@@ -105,7 +105,7 @@ struct PlanFixture {
             Plan: 2 to create, 1 to resume, 1 to download, 2 to repair, 1 to replace, 1 to prune; 2 up to date.
 
             """)
-        #expect(plan.adoptions.map(\.operationId) == ["adopt-op"])
+        #expect(plan.adoptions.map(\.path) == ["everyone-daily/2026-11-25.json"])
     }
 
     @Test("golden JSON: a versioned document with the state's lineage and serial")

@@ -94,7 +94,7 @@ func mode(of path: String) -> mode_t {
             entries.append(Lockfile.Entry(
                 path: "e\(i % 3)/2026-11-\(10 + i).json", sha256: String(repeating: "ab", count: 32), bytes: Int64(i * 100),
                 export: "e\(i % 3)", segment: "seg \"quoted\"", type: .events, format: .json,
-                start: start, end: start.addingTimeInterval(86_400), operationId: "op\(i)", fingerprint: "fp\(i)"))
+                start: start, end: start.addingTimeInterval(86_400), fingerprint: "fp\(i)"))
         }
         let a = Lockfile(entries: entries).rendered()
         let b = Lockfile(entries: entries.shuffled()).rendered()
@@ -114,7 +114,7 @@ func mode(of path: String) -> mode_t {
             try folder.write(name, "content \(index)\n")
             let digest = try FileDigest.sha256(ofFileAt: folder.path + "/" + name)
             entries.append(Lockfile.Entry(path: name, sha256: digest.sha256, bytes: digest.bytes, export: "a", segment: "s", type: .events, format: .csv,
-                                          start: Date(), end: Date(), operationId: "o", fingerprint: "f"))
+                                          start: Date(), end: Date(), fingerprint: "f"))
         }
         let text = Checksums.render(entries)
         try folder.write("SHA256SUMS", text)

@@ -8,7 +8,11 @@ import FullStoryAPI
 /// all. One partition's permanent failure never stops the others.
 public struct Executor: Sendable {
     public struct Options: Sendable {
+        /// Downloads at once (the heavy part: bandwidth and disk).
         public var parallelism = 4
+        /// Partitions in flight at once: exports created and being waited for. Exports run
+        /// on FullStory's side, so waiting for many at once costs little here.
+        public var maxInFlight = 32
         /// How long to wait for running operations; what still runs is left for the next run.
         public var maxWait: Duration?
         /// New exports created for one partition in one run before giving up.
@@ -18,9 +22,10 @@ public struct Executor: Sendable {
         /// Times an expired download link is fetched again before giving up.
         public var maxLinkRefreshes = 3
 
-        public init(parallelism: Int = 4, maxWait: Duration? = nil, maxAttempts: Int = 3,
+        public init(parallelism: Int = 4, maxInFlight: Int = 32, maxWait: Duration? = nil, maxAttempts: Int = 3,
                     pollInterval: Duration = .seconds(2), maxPollInterval: Duration = .seconds(30)) {
             self.parallelism = max(1, parallelism)
+            self.maxInFlight = max(1, maxInFlight)
             self.maxWait = maxWait
             self.maxAttempts = max(1, maxAttempts)
             self.pollInterval = pollInterval
@@ -57,18 +62,19 @@ public struct Executor: Sendable {
         let deadline = options.maxWait.map { ContinuousClock.now + $0 }
         let work = plan.actions.filter { $0.kind != .prune }
         var report = ApplyReport()
+        let downloads = Semaphore(options.parallelism)
 
         await withTaskGroup(of: (Plan.Action, ApplyReport.Outcome, Int).self) { group in
             var pending = work[...]
             func startNext() {
                 guard let action = pending.popFirst() else { return }
                 group.addTask {
-                    let run = PartitionRun(executor: self, journal: journal, action: action, deadline: deadline)
+                    let run = PartitionRun(executor: self, journal: journal, action: action, deadline: deadline, downloads: downloads)
                     let outcome = await run.execute()
                     return (action, outcome, await run.creates.value)
                 }
             }
-            for _ in 0..<options.parallelism { startNext() }
+            for _ in 0..<options.maxInFlight { startNext() }
             for await (action, outcome, creates) in group {
                 report.record(action, outcome)
                 report.createCalls += creates
@@ -108,6 +114,32 @@ public struct Executor: Sendable {
     }
 }
 
+/// Bounds how many tasks do something at once (downloads), first come first served.
+actor Semaphore {
+    private var available: Int
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    init(_ count: Int) {
+        available = count
+    }
+
+    func wait() async {
+        if available > 0 {
+            available -= 1
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func signal() {
+        if waiters.isEmpty {
+            available += 1
+        } else {
+            waiters.removeFirst().resume()
+        }
+    }
+}
+
 /// A counter one partition's task owns.
 final class Counter: @unchecked Sendable {
     private let lock = NSLock()
@@ -122,6 +154,7 @@ struct PartitionRun: Sendable {
     let journal: StateJournal
     let action: Plan.Action
     let deadline: ContinuousClock.Instant?
+    let downloads: Semaphore
     let creates = Counter()
 
     var partition: Partition { action.partition! }
@@ -245,10 +278,16 @@ struct PartitionRun: Sendable {
             }
             switch status.state {
             case .completed:
+                await downloads.wait()
                 do {
                     try await download(status)
+                    await downloads.signal()
                 } catch FullStoryAPIError.searchExportNotFound {
+                    await downloads.signal()
                     return .operationGone
+                } catch {
+                    await downloads.signal()
+                    throw error
                 }
                 return .downloaded
             case .failed:
@@ -301,7 +340,7 @@ struct PartitionRun: Sendable {
         let entry = Lockfile.Entry(
             path: relative, sha256: file.sha256, bytes: file.bytes, export: export.name, segment: export.segment,
             type: export.type, format: export.format, start: partition.start, end: partition.end,
-            operationId: completed.id, fingerprint: partition.fingerprint)
+            fingerprint: partition.fingerprint)
         let output = OutputRecord(path: relative, bytes: file.bytes, sha256: file.sha256,
                                   modified: ObservedFiles.modificationTime(ofFileAt: path))
         try await journal.recordOutput(action.key, entry: entry, output: output, now: executor.clock())

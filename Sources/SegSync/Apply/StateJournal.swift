@@ -76,7 +76,6 @@ actor StateJournal {
                                                                      calendar: PartitionCalendar(cadence: export.window.cadence, timeZone: export.timeZone).calendar),
                                       fingerprint: entry.fingerprint)
             var record = PartitionRecord(partition: partition, parameters: ExportParameters(export, dialect: manifest.api.dialect), phase: .downloaded, now: now)
-            record.operationId = entry.operationId
             record.output = OutputRecord(path: entry.path, bytes: entry.bytes, sha256: entry.sha256,
                                          modified: ObservedFiles.modificationTime(ofFileAt: layout.outputDirectory + "/" + entry.path))
             state[partition.key] = record

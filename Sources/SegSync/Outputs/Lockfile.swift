@@ -1,7 +1,8 @@
 import Foundation
 
 /// `segsync.lock`: every output with its checksum, deterministic so it diffs cleanly in a
-/// pull request and can be committed. Entries are sorted by path and rendered with a
+/// pull request and can be committed. It holds only what determines the bytes (no
+/// operation ids or times), so two runs of the same manifest write the same lockfile. Entries are sorted by path and rendered with a
 /// fixed key order, so the same content is always the same bytes.
 public struct Lockfile: Sendable, Equatable {
     public static let fileName = "segsync.lock"
@@ -19,11 +20,10 @@ public struct Lockfile: Sendable, Equatable {
         public var format: ExportFormat
         public var start: Date
         public var end: Date
-        public var operationId: String
         public var fingerprint: String
 
         public init(path: String, sha256: String, bytes: Int64, export: String, segment: String, type: ExportType,
-                    format: ExportFormat, start: Date, end: Date, operationId: String, fingerprint: String) {
+                    format: ExportFormat, start: Date, end: Date, fingerprint: String) {
             self.path = path
             self.sha256 = sha256
             self.bytes = bytes
@@ -33,7 +33,6 @@ public struct Lockfile: Sendable, Equatable {
             self.format = format
             self.start = start
             self.end = end
-            self.operationId = operationId
             self.fingerprint = fingerprint
         }
 
@@ -61,7 +60,6 @@ public struct Lockfile: Sendable, Equatable {
                 ("format", jsonString(entry.format.rawValue)),
                 ("start", jsonString(Timestamp.format(entry.start))),
                 ("end", jsonString(Timestamp.format(entry.end))),
-                ("operationId", jsonString(entry.operationId)),
                 ("fingerprint", jsonString(entry.fingerprint)),
             ]
             text += "    {\n" + fields.map { "      \"\($0.0)\": \($0.1)" }.joined(separator: ",\n") + "\n    }"

@@ -95,7 +95,7 @@ public enum Planner {
                     if entry.fingerprint != partition.fingerprint {
                         action(.replace, lockfileChange(entry, export) ?? "settings changed since segsync.lock was written", output: path)
                     } else if let problem = observed.problems[entry.path] {
-                        action(.repair, problem.description, operation: entry.operationId, output: entry.path)
+                        action(.repair, problem.description, output: entry.path)
                     } else {
                         adoptions.append(entry)
                         upToDate += 1
@@ -156,7 +156,7 @@ public enum Planner {
     static func recordedOutputs(state: State, lockfile: Lockfile) -> [RecordedOutput] {
         var outputs: [PartitionKey: RecordedOutput] = [:]
         for entry in lockfile.entries {
-            outputs[entry.key] = RecordedOutput(key: entry.key, label: Timestamp.format(entry.start), end: entry.end, path: entry.path, operationId: entry.operationId)
+            outputs[entry.key] = RecordedOutput(key: entry.key, label: Timestamp.format(entry.start), end: entry.end, path: entry.path, operationId: nil)
         }
         for record in state.partitions.values {
             if let output = record.output {

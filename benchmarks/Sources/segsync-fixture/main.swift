@@ -44,7 +44,7 @@ for export in manifest.exports {
         entries.append(Lockfile.Entry(
             path: path, sha256: digest.sha256, bytes: digest.bytes, export: export.name, segment: export.segment,
             type: export.type, format: export.format, start: partition.start, end: partition.end,
-            operationId: record.operationId!, fingerprint: partition.fingerprint))
+            fingerprint: partition.fingerprint))
     }
 }
 try StateStore(path: layout.statePath).save(&state)

@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+
+/// `segsync-emulator` running as its own process on an ephemeral loopback port, with a
+/// request log the tests read to count calls.
+final class EmulatorProcess: @unchecked Sendable {
+    let running: CLI.Running
+    let url: String
+    let requestLog: String
+    let arguments: [String]
+
+    static let key = "e2e-key"
+
+    /// Starts the emulator and waits for its `listening on …` line.
+    init(folder: TemporaryFolder, _ extra: [String] = [], logName: String = "requests.jsonl") throws {
+        requestLog = folder.path + "/" + logName
+        arguments = ["--port", "0", "--api-key", Self.key, "--seed", "7", "--request-log", requestLog] + extra
+        running = try CLI.start(arguments, in: folder.path, executable: "segsync-emulator")
+        var line = Data()
+        let handle = running.stdout.fileHandleForReading
+        let deadline = Date().addingTimeInterval(30)
+        while !line.contains(UInt8(ascii: "\n")), Date() < deadline {
+            let chunk = handle.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        guard let range = text.range(of: "http://") else {
+            running.process.terminate()
+            throw EmulatorFailure(message: "the emulator did not start: \(text)")
+        }
+        url = String(text[range.lowerBound...].prefix { !$0.isWhitespace })
+    }
+
+    struct EmulatorFailure: Error, CustomStringConvertible {
+        var message: String
+        var description: String { message }
+    }
+
+    /// What segsync needs to talk to this emulator.
+    var environment: [String: String] {
+        ["FULLSTORY_API_URL": url, "FULLSTORY_API_KEY": Self.key]
+    }
+
+    /// Logged requests of one kind (`createExport`, `getOperation`, `download`, …) that succeeded.
+    func count(_ kind: String) -> Int {
+        guard let text = try? String(contentsOfFile: requestLog, encoding: .utf8) else { return 0 }
+        return text.split(separator: "\n").filter { line in
+            line.contains("\"kind\":\"\(kind)\"") && line.contains("\"status\":200")
+        }.count
+    }
+
+    var creates: Int { count("createExport") }
+
+    func stop() {
+        guard running.process.isRunning else { return }
+        running.process.terminate()
+        running.process.waitUntilExit()
+    }
+
+    deinit { stop() }
+}
