@@ -102,7 +102,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FullStoryAPITests",
-            dependencies: ["FullStoryAPI", "SegSyncEmulator"],
+            dependencies: ["FullStoryAPI", "SegSyncEmulator", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

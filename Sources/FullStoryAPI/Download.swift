@@ -41,7 +41,8 @@ extension FullStoryClient {
             logger.debug(
                 "Download finished.",
                 metadata: [
-                    "url": .string(shown), "received": .stringConvertible(expected), "written": .stringConvertible(result.bytes),
+                    "url": .string(shown), "received": .stringConvertible(expected),
+                    "written": .stringConvertible(result.bytes),
                 ]
             )
             return result
@@ -54,7 +55,9 @@ extension FullStoryClient {
     /// Whether `url` is on the API's own host (same scheme, host and port).
     func isAPIHost(_ url: URL) -> Bool {
         let api = configuration.endpoint
-        func port(_ u: URL) -> Int? { u.port ?? (u.scheme?.lowercased() == "https" ? 443 : u.scheme?.lowercased() == "http" ? 80 : nil) }
+        func port(_ u: URL) -> Int? {
+            u.port ?? (u.scheme?.lowercased() == "https" ? 443 : u.scheme?.lowercased() == "http" ? 80 : nil)
+        }
         return url.scheme?.lowercased() == api.scheme?.lowercased()
             && url.host?.lowercased() == api.host?.lowercased()
             && port(url) == port(api)
@@ -77,12 +80,18 @@ extension FullStoryClient {
                 request.headers.add(name: "Range", value: "bytes=\(received)-")
             }
             let frozenRequest = request
-            let response = try await configuration.retryPolicy.run(.idempotent, willRetry: { failure, wait in
-                self.logger.info(
-                    "Retrying a download after a transient failure.",
-                    metadata: ["url": .string(shown), "cause": .string(failure.error.description), "wait": .string(FullStoryAPIError.format(wait))]
-                )
-            }) { _ in
+            let response = try await configuration.retryPolicy.run(
+                .idempotent,
+                willRetry: { failure, wait in
+                    self.logger.info(
+                        "Retrying a download after a transient failure.",
+                        metadata: [
+                            "url": .string(shown), "cause": .string(failure.error.description),
+                            "wait": .string(FullStoryAPIError.format(wait)),
+                        ]
+                    )
+                }
+            ) { _ in
                 try await self.openDownload(frozenRequest, shown: shown)
             }
 
@@ -90,9 +99,13 @@ extension FullStoryClient {
             let contentLength = response.headers.first(name: "Content-Length").flatMap { Int64($0) }
             switch response.status.code {
             case 206:
-                guard let range = ContentRange(response.headers.first(name: "Content-Range") ?? ""), range.start == received else {
+                guard let range = ContentRange(response.headers.first(name: "Content-Range") ?? ""),
+                    range.start == received
+                else {
                     // A range we did not ask for: start over without ranges.
-                    logger.info("The server answered a different range than asked; restarting the download.", metadata: ["url": .string(shown)])
+                    logger.info(
+                        "The server answered a different range than asked; restarting the download.",
+                        metadata: ["url": .string(shown)])
                     try sink.restart()
                     received = 0
                     rangesRefused = true
@@ -108,7 +121,8 @@ extension FullStoryClient {
                 }
                 expectedTotal = contentLength
             }
-            let acceptsRanges = !rangesRefused
+            let acceptsRanges =
+                !rangesRefused
                 && (response.status.code == 206
                     || response.headers.first(name: "Accept-Ranges")?.lowercased().contains("bytes") == true)
 
@@ -127,20 +141,25 @@ extension FullStoryClient {
             }
 
             if let expectedTotal, received > expectedTotal {
-                throw FullStoryAPIError.invalidDownload(url: shown, reason: "the server sent more bytes (\(received)) than it announced (\(expectedTotal))")
+                throw FullStoryAPIError.invalidDownload(
+                    url: shown, reason: "the server sent more bytes (\(received)) than it announced (\(expectedTotal))")
             }
-            if interruption == nil, expectedTotal == nil || received == expectedTotal {
-                return received
-            }
+            // Every promised byte arrived (even if the connection then broke): done. The
+            // gzip trailer check still guards a decompressed file.
+            if let expectedTotal, received == expectedTotal { return received }
+            if interruption == nil, expectedTotal == nil { return received }
 
             drops += 1
             let cause = interruption ?? "the body ended early"
             guard drops <= configuration.maxDownloadResumes else {
                 logger.warning(
                     "Download kept breaking off; giving up.",
-                    metadata: ["url": .string(shown), "received": .stringConvertible(received), "cause": .string(cause)]
+                    metadata: [
+                        "url": .string(shown), "received": .stringConvertible(received), "cause": .string(cause),
+                    ]
                 )
-                throw FullStoryAPIError.truncatedDownload(url: shown, expectedBytes: expectedTotal, receivedBytes: received)
+                throw FullStoryAPIError.truncatedDownload(
+                    url: shown, expectedBytes: expectedTotal, receivedBytes: received)
             }
             if acceptsRanges && received > 0 {
                 logger.info(
@@ -148,7 +167,9 @@ extension FullStoryClient {
                     metadata: ["url": .string(shown), "offset": .stringConvertible(received), "cause": .string(cause)]
                 )
             } else {
-                logger.info("Download broke off; restarting from the beginning.", metadata: ["url": .string(shown), "cause": .string(cause)])
+                logger.info(
+                    "Download broke off; restarting from the beginning.",
+                    metadata: ["url": .string(shown), "cause": .string(cause)])
                 try sink.restart()
                 received = 0
             }
@@ -179,13 +200,18 @@ extension FullStoryClient {
         case 403, 404, 410:
             throw FullStoryAPIError.expiredDownloadLink(url: shown)
         case 401:
-            throw FullStoryAPIError.unauthorized(keyEnvironmentVariable: configuration.keyEnvironmentVariable, message: WireError.message(in: body))
+            throw FullStoryAPIError.unauthorized(
+                keyEnvironmentVariable: configuration.keyEnvironmentVariable, message: WireError.message(in: body))
         case 429:
-            throw AttemptFailure(outcome: .status(429, retryAfter: retryAfter), error: .rateLimited(retryAfter: retryAfter))
+            throw AttemptFailure(
+                outcome: .status(429, retryAfter: retryAfter), error: .rateLimited(retryAfter: retryAfter))
         case 500...599:
-            throw AttemptFailure(outcome: .status(status, retryAfter: retryAfter), error: .serverError(status: status, message: WireError.message(in: body)))
+            throw AttemptFailure(
+                outcome: .status(status, retryAfter: retryAfter),
+                error: .serverError(status: status, message: WireError.message(in: body)))
         default:
-            throw FullStoryAPIError.unexpectedResponse(status: status, detail: "the download link answered HTTP \(status)")
+            throw FullStoryAPIError.unexpectedResponse(
+                status: status, detail: "the download link answered HTTP \(status)")
         }
     }
 }
@@ -203,7 +229,9 @@ struct ContentRange: Equatable {
         let parts = spec.split(separator: "/", maxSplits: 1)
         guard parts.count == 2 else { return nil }
         let bounds = parts[0].split(separator: "-", maxSplits: 1)
-        guard bounds.count == 2, let start = Int64(bounds[0]), let end = Int64(bounds[1]), start <= end else { return nil }
+        guard bounds.count == 2, let start = Int64(bounds[0]), let end = Int64(bounds[1]), start <= end else {
+            return nil
+        }
         self.start = start
         self.end = end
         self.total = parts[1] == "*" ? nil : Int64(parts[1])

@@ -51,9 +51,11 @@ public enum APIEndpoint {
 
     /// Checks that `text` is an absolute http(s) URL and that plain HTTP only goes to loopback.
     public static func validate(_ text: String, source: String = "the endpoint") throws(FullStoryAPIError) -> URL {
+        let source = source.prefix(1).uppercased() + source.dropFirst()
         guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty
         else {
-            throw .invalidEndpoint("\(source) '\(redacted(text))' is not an absolute URL such as https://api.fullstory.com.")
+            throw .invalidEndpoint(
+                "\(source) '\(redacted(text))' is not an absolute URL such as https://api.fullstory.com.")
         }
         switch scheme {
         case "https":

@@ -16,8 +16,11 @@ public enum FullStoryAPIError: Error, Sendable, Hashable, CustomStringConvertibl
     case operationNotFound(operationID: String)
     /// The production `searchExportId` is unknown or no longer available.
     case searchExportNotFound(searchExportID: String)
-    /// 400 from the server, or a request this client refused to send; carries the reason.
+    /// 400 from the server; carries the server's message.
     case badRequest(message: String)
+    /// A request this client refused to send because it cannot be right (e.g. a time
+    /// range that ends before it starts, a format the dialect lacks).
+    case invalidRequest(message: String)
     /// 429 after retries ran out; `retryAfter` is what the server last asked for.
     case rateLimited(retryAfter: Duration?)
     /// 5xx after retries ran out.
@@ -56,12 +59,16 @@ public enum FullStoryAPIError: Error, Sendable, Hashable, CustomStringConvertibl
         case .operationNotFound(let id):
             return "Operation '\(Self.clip(id, to: 60))' does not exist (it may have expired on the server)."
         case .searchExportNotFound(let id):
-            return "Export results '\(Self.clip(id, to: 60))' were not found; the export may have expired on the server."
+            return
+                "Export results '\(Self.clip(id, to: 60))' were not found; the export may have expired on the server."
         case .badRequest(let message):
-            return "The FullStory API refused the request: \(Self.clip(message))"
+            return "The FullStory API refused the request: \(Self.sentence(message))"
+        case .invalidRequest(let message):
+            return "This request cannot be sent: \(Self.sentence(message))"
         case .rateLimited(let retryAfter):
             let wait = retryAfter.map { " (it asked to wait \(Self.format($0)))" } ?? ""
-            return "The FullStory API kept answering 'too many requests'\(wait); try again later or lower api.rateLimit."
+            return
+                "The FullStory API kept answering 'too many requests'\(wait); try again later or lower api.rateLimit."
         case .serverError(let status, let message):
             let said = message.map { ": \(Self.clip($0))" } ?? ""
             return "The FullStory API failed with HTTP \(status)\(said). This is usually temporary; try again later."
@@ -93,10 +100,16 @@ public enum FullStoryAPIError: Error, Sendable, Hashable, CustomStringConvertibl
         case .rateLimited, .serverError, .transport, .expiredDownloadLink, .truncatedDownload:
             return true
         case .unauthorized, .missingAPIKey, .invalidEndpoint, .segmentNotFound, .operationNotFound,
-            .searchExportNotFound, .badRequest, .createOutcomeUnknown, .invalidDownload,
+            .searchExportNotFound, .badRequest, .invalidRequest, .createOutcomeUnknown, .invalidDownload,
             .unexpectedResponse, .fileSystem:
             return false
         }
+    }
+
+    /// `text` clipped, ending with a full stop.
+    static func sentence(_ text: String) -> String {
+        let clipped = clip(text)
+        return clipped.hasSuffix(".") || clipped.hasSuffix("…") ? clipped : clipped + "."
     }
 
     static func clip(_ text: String, to limit: Int = 300) -> String {

@@ -86,10 +86,14 @@ public final class FullStoryClient: Sendable {
 
     /// Fails with ``FullStoryAPIError/invalidEndpoint(_:)`` for anything but https, or
     /// plain http to a loopback host.
-    public init(configuration: Configuration) throws(FullStoryAPIError) {
+    ///
+    /// - Parameter rateLimiter: a limiter to use instead of a new one made from
+    ///   ``Configuration/rateLimit``, e.g. to share one budget between clients or to
+    ///   observe it in tests.
+    public init(configuration: Configuration, rateLimiter: RateLimiter? = nil) throws(FullStoryAPIError) {
         _ = try APIEndpoint.validate(configuration.endpoint.absoluteString)
         self.configuration = configuration
-        self.rateLimiter = RateLimiter(configuration.rateLimit)
+        self.rateLimiter = rateLimiter ?? RateLimiter(configuration.rateLimit)
         var http = HTTPClient.Configuration(
             // Redirects could carry the Authorization header to another host.
             redirectConfiguration: .disallow,
@@ -112,6 +116,7 @@ public final class FullStoryClient: Sendable {
     }
 
     /// Runs `body` with a new client and shuts it down afterwards, also when `body` throws.
+    @discardableResult
     public static func withClient<T: Sendable>(
         _ configuration: Configuration,
         _ body: (FullStoryClient) async throws -> T
@@ -151,12 +156,16 @@ public final class FullStoryClient: Sendable {
     /// One page of segments. `limit` must be 1–100 (the server's default is 20).
     public func listSegmentsPage(limit: Int? = nil, pageToken: String? = nil) async throws -> SegmentPage {
         if let limit, !(1...100).contains(limit) {
-            throw FullStoryAPIError.badRequest(message: "the page size must be between 1 and 100, not \(limit).")
+            throw FullStoryAPIError.invalidRequest(message: "the page size must be between 1 and 100, not \(limit).")
         }
         var query: [(String, String)] = []
         if let limit { query.append(("limit", String(limit))) }
         if let pageToken { query.append(("pagination_token", pageToken)) }
-        let body = try await send(.GET, path: ["segments", "v1"], query: query, notFound: .badRequest(message: "the segment list was not found (HTTP 404); is the endpoint right?"))
+        let body = try await send(
+            .GET, path: ["segments", "v1"], query: query,
+            notFound: .unexpectedResponse(
+                status: 404, detail: "there is no segment list at this endpoint; is it the right one")
+        )
         return try decode(WireSegmentList.self, from: body, what: "the segment list").page
     }
 
@@ -172,7 +181,7 @@ public final class FullStoryClient: Sendable {
     ///
     /// Not retried once the request may have reached the server: see ``RetryPolicy``.
     /// An answer that never came is ``FullStoryAPIError/createOutcomeUnknown(cause:)``.
-    public func createExport(_ request: ExportRequest) async throws -> Operation {
+    public func createExport(_ request: ExportRequest) async throws -> ExportOperation {
         let wire = try WireCreateExportRequest(request, dialect: configuration.dialect)
         let body = try await send(
             .POST,
@@ -181,22 +190,13 @@ public final class FullStoryClient: Sendable {
             kind: .createExport,
             notFound: .segmentNotFound(segmentID: request.segmentID)
         )
-        let decoded = try decode(WireOperation.self, from: body, what: "the new export's operation")
-        warnIfUnknown(decoded.operation)
-        return decoded.operation
+        // Production answers only {"operationId"}: no state means PENDING here.
+        return try readOperation(body, what: "the new export's operation", stateExpected: false)
     }
 
-    public func getOperation(_ id: String) async throws -> Operation {
+    public func getOperation(_ id: String) async throws -> ExportOperation {
         let body = try await send(.GET, path: ["operations", "v1", id], notFound: .operationNotFound(operationID: id))
-        let decoded = try decode(WireOperation.self, from: body, what: "operation '\(FullStoryAPIError.clip(id, to: 60))'")
-        if decoded.rawState == nil {
-            logger.warning(
-                "Operation has no state; treating it as still in progress.",
-                metadata: ["operation": .string(FullStoryAPIError.clip(id, to: 60))]
-            )
-        }
-        warnIfUnknown(decoded.operation)
-        return decoded.operation
+        return try readOperation(body, what: "operation '\(FullStoryAPIError.clip(id, to: 60))'", stateExpected: true)
     }
 
     /// Production only: turns a finished export's `searchExportId` into a signed link
@@ -214,21 +214,25 @@ public final class FullStoryClient: Sendable {
 
     /// The download link of a completed operation, in either dialect: the operation's own
     /// `downloadUrl`, or a fresh signed link for its `searchExportId`.
-    public func downloadLink(for operation: Operation) async throws -> DownloadLink {
+    public func downloadLink(for operation: ExportOperation) async throws -> DownloadLink {
         guard operation.state == .completed else {
-            throw FullStoryAPIError.badRequest(
-                message: "operation '\(FullStoryAPIError.clip(operation.id, to: 60))' is \(operation.state), so it has nothing to download yet."
+            throw FullStoryAPIError.invalidRequest(
+                message:
+                    "operation '\(FullStoryAPIError.clip(operation.id, to: 60))' is \(operation.state), so it has nothing to download yet."
             )
         }
         if let url = operation.results?.downloadURL {
-            return DownloadLink(url: try APIEndpoint.validate(url.absoluteString, source: "the download link"), expires: operation.results?.expires)
+            return DownloadLink(
+                url: try APIEndpoint.validate(url.absoluteString, source: "the download link"),
+                expires: operation.results?.expires)
         }
         if let searchExportID = operation.results?.searchExportID {
             return try await exportResults(searchExportID: searchExportID)
         }
         throw FullStoryAPIError.unexpectedResponse(
             status: 200,
-            detail: "operation '\(FullStoryAPIError.clip(operation.id, to: 60))' is COMPLETED but names no download (no downloadUrl or searchExportId)"
+            detail:
+                "operation '\(FullStoryAPIError.clip(operation.id, to: 60))' is COMPLETED but names no download (no downloadUrl or searchExportId)"
         )
     }
 
@@ -239,43 +243,51 @@ public final class FullStoryClient: Sendable {
 
     // MARK: - Transport
 
-    private func warnIfUnknown(_ operation: Operation) {
+    /// Decodes an operation; a missing or unknown state is logged as a warning and kept
+    /// as in progress, never an error: a new server-side state must not stop a run.
+    func readOperation(_ body: Data, what: String, stateExpected: Bool) throws -> ExportOperation {
+        let decoded = try decode(WireOperation.self, from: body, what: what)
+        let operation = decoded.operation
+        let shownID = Logger.MetadataValue.string(FullStoryAPIError.clip(operation.id, to: 60))
+        if stateExpected, decoded.rawState == nil {
+            logger.warning(
+                "Operation has no state; treating it as still in progress.", metadata: ["operation": shownID])
+        }
         if case .unknown(let raw) = operation.state {
             logger.warning(
                 "Operation reports a state segsync does not know; treating it as still in progress.",
-                metadata: [
-                    "operation": .string(FullStoryAPIError.clip(operation.id, to: 60)),
-                    "state": .string(FullStoryAPIError.clip(raw, to: 40)),
-                ]
+                metadata: ["operation": shownID, "state": .string(FullStoryAPIError.clip(raw, to: 40))]
             )
         }
+        return operation
     }
 
     private func decode<T: Decodable>(_ type: T.Type, from body: Data, what: String) throws -> T {
         do {
             return try JSONDecoder().decode(type, from: body)
         } catch {
-            throw FullStoryAPIError.unexpectedResponse(status: 200, detail: "\(what) could not be read: \(readableReason(error))")
+            throw FullStoryAPIError.unexpectedResponse(
+                status: 200, detail: "\(what) could not be read: \(readableReason(error))")
         }
     }
 
     func url(path: [String], query: [(String, String)] = []) -> String {
         var base = configuration.endpoint.absoluteString
         while base.hasSuffix("/") { base.removeLast() }
-        var text = base + "/" + path.map(Self.encodePathComponent).joined(separator: "/")
+        var text = base + "/" + path.map(Self.encodeComponent).joined(separator: "/")
         if !query.isEmpty {
-            text += "?" + query.map { "\(Self.encodeQueryComponent($0.0))=\(Self.encodeQueryComponent($0.1))" }.joined(separator: "&")
+            let pairs = query.map { name, value in "\(Self.encodeComponent(name))=\(Self.encodeComponent(value))" }
+            text += "?" + pairs.joined(separator: "&")
         }
         return text
     }
 
-    private static let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+    private static let unreserved = CharacterSet(
+        charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
-    static func encodePathComponent(_ text: String) -> String {
-        text.addingPercentEncoding(withAllowedCharacters: unreserved) ?? text
-    }
-
-    static func encodeQueryComponent(_ text: String) -> String {
+    /// Percent-encodes everything but RFC 3986 unreserved characters, so an id with `/`
+    /// or `?` stays one path segment and a token stays one query value.
+    static func encodeComponent(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: unreserved) ?? text
     }
 
@@ -291,21 +303,26 @@ public final class FullStoryClient: Sendable {
         notFound: FullStoryAPIError
     ) async throws -> Data {
         let target = url(path: path, query: query)
-        let label = "\(method.rawValue) /\(path.count > 2 ? path.prefix(2).joined(separator: "/") + "/…" : path.joined(separator: "/"))"
+        // Ids are left out of log lines: operation ids are long and say nothing to a reader.
+        let shownPath = path.count > 2 ? path.prefix(2).joined(separator: "/") + "/…" : path.joined(separator: "/")
+        let label = "\(method.rawValue) /\(shownPath)"
         let policy = configuration.retryPolicy
-        return try await policy.run(kind, willRetry: { failure, wait in
-            if case .status(429, let retryAfter) = failure.outcome {
-                await self.rateLimiter.didReceiveTooManyRequests(retryAfter: retryAfter)
+        return try await policy.run(
+            kind,
+            willRetry: { failure, wait in
+                if case .status(429, let retryAfter) = failure.outcome {
+                    await self.rateLimiter.didReceiveTooManyRequests(retryAfter: retryAfter)
+                }
+                self.logger.info(
+                    "Retrying after a transient failure.",
+                    metadata: [
+                        "request": .string(label),
+                        "cause": .string(failure.error.description),
+                        "wait": .string(FullStoryAPIError.format(wait)),
+                    ]
+                )
             }
-            self.logger.info(
-                "Retrying after a transient failure.",
-                metadata: [
-                    "request": .string(label),
-                    "cause": .string(failure.error.description),
-                    "wait": .string(FullStoryAPIError.format(wait)),
-                ]
-            )
-        }) { attempt in
+        ) { attempt in
             try await self.rateLimiter.acquire()
             var request = HTTPClientRequest(url: target)
             request.method = method
@@ -321,7 +338,8 @@ public final class FullStoryClient: Sendable {
             let headers: HTTPHeaders
             let data: Data
             do {
-                let response = try await self.httpClient.execute(request, timeout: TimeAmount(self.configuration.requestTimeout))
+                let response = try await self.httpClient.execute(
+                    request, timeout: TimeAmount(self.configuration.requestTimeout))
                 status = Int(response.status.code)
                 headers = response.headers
                 let buffer = try await response.body.collect(upTo: 32 * 1024 * 1024)
@@ -330,16 +348,22 @@ public final class FullStoryClient: Sendable {
                 throw error
             } catch is CancellationError {
                 throw CancellationError()
+            } catch is NIOTooManyBytesError {
+                throw FullStoryAPIError.unexpectedResponse(status: 200, detail: "the answer is larger than 32 MiB")
             } catch {
                 let (outcome, cause) = TransportFailure.classify(error)
-                self.logger.debug("Request failed.", metadata: ["request": .string(label), "cause": .string(cause), "attempt": .stringConvertible(attempt)])
+                self.logger.debug(
+                    "Request failed.",
+                    metadata: [
+                        "request": .string(label), "cause": .string(cause), "attempt": .stringConvertible(attempt),
+                    ])
                 throw AttemptFailure(outcome: outcome, error: .transport(cause: cause))
             }
             self.logger.debug(
                 "API call answered.",
                 metadata: [
                     "request": .string(label), "status": .stringConvertible(status),
-                    "ms": .stringConvertible((ContinuousClock.now - started).components.seconds * 1000 + (ContinuousClock.now - started).components.attoseconds / 1_000_000_000_000_000),
+                    "took": .string(FullStoryAPIError.format(ContinuousClock.now - started)),
                 ]
             )
             return try self.interpret(status: status, headers: headers, body: data, notFound: notFound)
@@ -362,16 +386,19 @@ public final class FullStoryClient: Sendable {
         case 404:
             throw notFound
         case 429:
-            throw AttemptFailure(outcome: .status(429, retryAfter: retryAfter), error: .rateLimited(retryAfter: retryAfter))
+            throw AttemptFailure(
+                outcome: .status(429, retryAfter: retryAfter), error: .rateLimited(retryAfter: retryAfter))
         case 400...499:
-            throw FullStoryAPIError.badRequest(message: WireError.message(in: body) ?? "HTTP \(status) without a message.")
+            throw FullStoryAPIError.badRequest(
+                message: WireError.message(in: body) ?? "HTTP \(status) without a message.")
         case 500...599:
             throw AttemptFailure(
                 outcome: .status(status, retryAfter: retryAfter),
                 error: .serverError(status: status, message: WireError.message(in: body))
             )
         default:
-            throw FullStoryAPIError.unexpectedResponse(status: status, detail: "an HTTP status segsync does not expect here")
+            throw FullStoryAPIError.unexpectedResponse(
+                status: status, detail: "an HTTP status segsync does not expect here")
         }
     }
 }

@@ -56,7 +56,8 @@ final class GzipInflater {
             // zlib returned without consuming everything and without filling the window:
             // that only happens at the end of a member. Another member follows.
             if input.readableBytes == before && window.readableBytes == 0 && justReset {
-                throw FullStoryAPIError.invalidDownload(url: shownURL, reason: "there is data after the end of the gzip stream")
+                throw FullStoryAPIError.invalidDownload(
+                    url: shownURL, reason: "there is data after the end of the gzip stream")
             }
             do {
                 try decompressor.reset()

@@ -134,7 +134,7 @@ public enum OperationState: Sendable, Hashable, CustomStringConvertible {
 /// The contract puts a download URL in the operation; production puts a `searchExportId`
 /// that must be exchanged for a short-lived signed link (see
 /// ``FullStoryClient/exportResults(searchExportID:)``).
-public struct ExportResults: Sendable, Hashable {
+public struct ExportResults: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
     public var downloadURL: URL?
     public var searchExportID: String?
     public var expires: Date?
@@ -144,10 +144,21 @@ public struct ExportResults: Sendable, Hashable {
         self.searchExportID = searchExportID
         self.expires = expires
     }
+
+    /// The download URL is redacted: printing an operation must not leak its signed link.
+    public var description: String {
+        var parts: [String] = []
+        if let downloadURL { parts.append("downloadURL: \(redacted(downloadURL))") }
+        if let searchExportID { parts.append("searchExportID: \(searchExportID)") }
+        if let expires { parts.append("expires: \(Timestamp.format(expires))") }
+        return "ExportResults(\(parts.joined(separator: ", ")))"
+    }
+
+    public var debugDescription: String { description }
 }
 
-/// An asynchronous operation, e.g. a segment export, as reported by `GET /operations/v1/{id}`.
-public struct Operation: Sendable, Hashable {
+/// An asynchronous operation (a segment export), as reported by `GET /operations/v1/{id}`.
+public struct ExportOperation: Sendable, Hashable {
     public var id: String
     public var type: String?
     public var state: OperationState
@@ -180,7 +191,7 @@ public struct Operation: Sendable, Hashable {
 }
 
 /// A signed link to an export's file and when it stops working.
-public struct DownloadLink: Sendable, Hashable, CustomStringConvertible {
+public struct DownloadLink: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
     public var url: URL
     public var expires: Date?
 
@@ -191,6 +202,7 @@ public struct DownloadLink: Sendable, Hashable, CustomStringConvertible {
 
     /// Redacted: the query string is the signature.
     public var description: String { redacted(url) }
+    public var debugDescription: String { description }
 }
 
 /// What a finished download wrote: its size on disk and the SHA-256 of those bytes.

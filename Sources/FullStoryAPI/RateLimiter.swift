@@ -9,6 +9,15 @@ public struct RateLimit: Sendable, Hashable, Codable {
         self.perSecond = perSecond
         self.burst = burst
     }
+
+    /// A sentence for a limit that cannot work, or `nil`; for the manifest's validation.
+    public func problem() -> String? {
+        guard perSecond.isFinite, perSecond > 0 else {
+            return "api.rateLimit.perSecond must be a number above 0, not \(perSecond)."
+        }
+        guard burst >= 1 else { return "api.rateLimit.burst must be at least 1, not \(burst)." }
+        return nil
+    }
 }
 
 /// A token bucket shared by every API call of one client.
@@ -43,8 +52,10 @@ public actor RateLimiter {
         now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now },
         sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
     ) {
-        precondition(limit.perSecond > 0, "rateLimit.perSecond must be positive")
-        self.limit = RateLimit(perSecond: limit.perSecond, burst: max(1, limit.burst))
+        // Callers validate with `RateLimit.problem()`; a limit that slipped through is made
+        // workable (one call per 1000 s at worst) rather than dividing by zero.
+        let perSecond = limit.perSecond.isFinite && limit.perSecond > 0 ? limit.perSecond : 0.001
+        self.limit = RateLimit(perSecond: perSecond, burst: max(1, limit.burst))
         self.cooldown = cooldown
         self.now = now
         self.sleep = sleep
@@ -68,11 +79,12 @@ public actor RateLimiter {
             wait = blockedUntil - current
         }
         // Reserve the token before suspending: the actor may run other acquires while
-        // this one sleeps, and they must queue behind it.
+        // this one sleeps, and they must queue behind it. A token owed accrues only
+        // after any block, so it adds to the block's wait.
         tokens -= 1
         if tokens < 0 {
             let rate = limit.perSecond * slowdownFactor
-            wait = max(wait, .milliseconds(Int64((-tokens / rate * 1000).rounded(.up))))
+            wait += .milliseconds(Int64((-tokens / rate * 1000).rounded(.up)))
         }
         if wait > .zero {
             try await sleep(wait)
@@ -94,12 +106,17 @@ public actor RateLimiter {
     }
 
     private func refill(at current: ContinuousClock.Instant) {
-        let elapsed = current - lastRefill
+        // No credit builds up while the server has told us to hold off.
+        var from = lastRefill
+        if let blockedUntil, blockedUntil > from {
+            from = min(blockedUntil, current)
+        }
+        let elapsed = current - from
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         if seconds > 0 {
             tokens = min(Double(limit.burst), tokens + seconds * limit.perSecond * slowdownFactor)
-            lastRefill = current
         }
+        if current > lastRefill { lastRefill = current }
     }
 
     private func expireSlowdown(at current: ContinuousClock.Instant) {

@@ -22,30 +22,32 @@ struct WireCreateExportRequest: Encodable {
 
     init(_ request: ExportRequest, dialect: Dialect) throws(FullStoryAPIError) {
         guard !request.segmentID.isEmpty else {
-            throw .badRequest(message: "an export needs a segment id.")
+            throw .invalidRequest(message: "an export needs a segment id.")
         }
         for range in [request.timeRange, request.segmentTimeRange].compactMap({ $0 }) where range.start >= range.end {
-            throw .badRequest(
-                message: "the time range starts at \(RFC3339.format(range.start)), which is not before its end \(RFC3339.format(range.end))."
+            throw .invalidRequest(
+                message:
+                    "the time range starts at \(Timestamp.format(range.start)), which is not before its end \(Timestamp.format(range.end))."
             )
         }
         segmentId = request.segmentID
-        timeRange = request.timeRange.map { Range(start: RFC3339.format($0.start), end: RFC3339.format($0.end)) }
+        timeRange = request.timeRange.map { Range(start: Timestamp.format($0.start), end: Timestamp.format($0.end)) }
         segmentTimeRange = request.segmentTimeRange.map {
-            Range(start: RFC3339.format($0.start), end: RFC3339.format($0.end))
+            Range(start: Timestamp.format($0.start), end: Timestamp.format($0.end))
         }
         switch dialect {
         case .seed:
             type = request.type.rawValue
             if request.format == .ndjson {
-                throw .badRequest(message: "the ndjson format exists only in the fullstory dialect; use json or csv.")
+                throw .invalidRequest(
+                    message: "the ndjson format exists only in the fullstory dialect; use json or csv.")
             }
             format = request.format?.rawValue
             // The contract has no time zone: time ranges are absolute instants, so the same
             // rows are selected without it, and it is not sent. It has no field selection
             // either, and that would change the file, so it is refused.
             if let fields = request.fields, !fields.isEmpty {
-                throw .badRequest(message: "the seed dialect has no field selection; remove 'fields'.")
+                throw .invalidRequest(message: "the seed dialect has no field selection; remove 'fields'.")
             }
         case .fullstory:
             type = request.type == .individuals ? "TYPE_INDIVIDUAL" : "TYPE_EVENT"
@@ -98,7 +100,7 @@ extension KeyedDecodingContainer {
     }
 
     func lenientDate(_ key: Key) -> Date? {
-        lenientString(key).flatMap(RFC3339.parse)
+        lenientString(key).flatMap(Timestamp.parse)
     }
 }
 
@@ -150,7 +152,7 @@ struct WireSegmentList: Decodable {
 struct WireOperation: Decodable {
     /// The state as sent, `nil` when absent (a production create answers only `{"operationId"}`).
     var rawState: String?
-    var operation: Operation
+    var operation: ExportOperation
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: AnyKey.self)
@@ -167,7 +169,7 @@ struct WireOperation: Decodable {
             )
             if candidate != ExportResults() { results = candidate }
         }
-        operation = Operation(
+        operation = ExportOperation(
             id: id,
             type: c.lenientString(AnyKey("type")),
             state: OperationState(rawValue: rawState ?? "PENDING"),
@@ -211,7 +213,8 @@ struct WireError: Decodable {
             return message
         }
         // Not JSON: a proxy's HTML page, say. Show a little of it if it is short text.
-        guard let text = String(data: body.prefix(200), encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines),
+        guard
+            let text = String(data: body.prefix(200), encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines),
             !text.isEmpty, !text.hasPrefix("<")
         else { return nil }
         return text
@@ -239,7 +242,8 @@ func readableReason(_ error: any Error) -> String {
     case .typeMismatch(_, let context), .valueNotFound(_, let context):
         return "field \(path(context.codingPath)) has an unexpected type"
     case .dataCorrupted(let context):
-        return context.codingPath.isEmpty ? "the body is not valid JSON" : "field \(path(context.codingPath)) is malformed"
+        return context.codingPath.isEmpty
+            ? "the body is not valid JSON" : "field \(path(context.codingPath)) is malformed"
     @unknown default:
         return "the body has an unexpected shape"
     }

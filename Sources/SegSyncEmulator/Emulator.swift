@@ -48,14 +48,13 @@ public final class Emulator: Sendable {
     }
 
     /// Starts serving and returns once the port is bound.
-    public static func start(_ configuration: EmulatorConfiguration = EmulatorConfiguration()) async throws -> Emulator {
+    public static func start(_ configuration: EmulatorConfiguration = EmulatorConfiguration()) async throws -> Emulator
+    {
         if let problem = configuration.problem() {
             throw StartError.invalidConfiguration(problem)
         }
         let state = try EmulatorState(configuration)
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
-        var serverLogger = configuration.logger
-        serverLogger.logLevel = min(serverLogger.logLevel, .warning) == .warning ? serverLogger.logLevel : .warning
         let application = Application(
             responder: EmulatorResponder(state: state),
             configuration: ApplicationConfiguration(
@@ -66,7 +65,7 @@ public final class Emulator: Sendable {
                 portContinuation.yield(channel.localAddress?.port ?? configuration.port)
                 portContinuation.finish()
             },
-            logger: serverLogger
+            logger: configuration.logger
         )
         let server = Task {
             defer { portContinuation.finish() }

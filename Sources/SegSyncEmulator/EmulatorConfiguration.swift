@@ -36,6 +36,9 @@ public struct EmulatorConfiguration: Sendable {
     /// while binding 127.0.0.1 makes links look like they live on another host, as
     /// production's signed links do.
     public var downloadHost: String?
+    /// Whether downloads honour `Range` and say `Accept-Ranges: bytes`. Off, a client
+    /// cannot resume and must start a dropped download over.
+    public var supportsRanges: Bool
 
     /// API calls answered 429 with `Retry-After: retryAfterSeconds`.
     public var rate429: Double
@@ -75,6 +78,7 @@ public struct EmulatorConfiguration: Sendable {
         seed: UInt64 = 0,
         generatedSegments: Int = 250,
         downloadHost: String? = nil,
+        supportsRanges: Bool = true,
         rate429: Double = 0,
         retryAfterSeconds: Int = 1,
         rate5xx: Double = 0,
@@ -99,6 +103,7 @@ public struct EmulatorConfiguration: Sendable {
         self.seed = seed
         self.generatedSegments = generatedSegments
         self.downloadHost = downloadHost
+        self.supportsRanges = supportsRanges
         self.rate429 = rate429
         self.retryAfterSeconds = retryAfterSeconds
         self.rate5xx = rate5xx
@@ -128,7 +133,9 @@ public struct EmulatorConfiguration: Sendable {
         if !(linkTTL >= 0) || !linkTTL.isFinite { return "--link-ttl must be 0 or more." }
         if rowsPerHour < 0 { return "--rows-per-hour must be 0 or more." }
         if retryAfterSeconds < 0 { return "--retry-after must be 0 or more." }
-        if !(500...599).contains(serverErrorStatus) { return "--server-error-status must be a 5xx status, not \(serverErrorStatus)." }
+        if !(500...599).contains(serverErrorStatus) {
+            return "--server-error-status must be a 5xx status, not \(serverErrorStatus)."
+        }
         if let maxFaults, maxFaults < 0 { return "--max-faults must be 0 or more." }
         if generatedSegments < 0 { return "--segments must be 0 or more." }
         return nil

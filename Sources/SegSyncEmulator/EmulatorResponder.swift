@@ -125,7 +125,7 @@ struct EmulatorResponder: HTTPResponder {
         let authorized = isAuthorized(request)
         var outcome: Outcome
         do {
-            outcome = try await answer(route, request: request, authorized: authorized, context: context)
+            outcome = try await answer(route, request: request, authorized: authorized)
         } catch is InjectedDisconnect {
             await record(request, path: rawPath, route: route, status: 0, fault: "reset")
             // Closed before any answer: the response below can never be written.
@@ -158,7 +158,7 @@ struct EmulatorResponder: HTTPResponder {
         }
     }
 
-    private func answer(_ route: Route, request: Request, authorized: Bool, context: EmulatorContext) async throws -> Outcome {
+    private func answer(_ route: Route, request: Request, authorized: Bool) async throws -> Outcome {
         if case .download(let token) = route {
             return try await download(token: token, request: request)
         }
@@ -167,7 +167,9 @@ struct EmulatorResponder: HTTPResponder {
         }
         guard authorized else {
             return Outcome(
-                response: error(401, "Missing or invalid API key; send 'Authorization: Basic <API key>' with an Admin or Architect key.")
+                response: error(
+                    401,
+                    "Missing or invalid API key; send 'Authorization: Basic <API key>' with an Admin or Architect key.")
             )
         }
         if await state.faults.fires(.tooManyRequests) {
@@ -242,7 +244,9 @@ struct EmulatorResponder: HTTPResponder {
         var object: [String: Any] = ["id": entry.id, "name": entry.name]
         if let creator = entry.creator { object["creator"] = creator }
         if let created = entry.created { object["created"] = WireTime.format(milliseconds: created) }
-        if dialect == .fullstory { object["url"] = "https://app.fullstory.com/ui/emulator/segments/\(entry.id)/people/0" }
+        if dialect == .fullstory {
+            object["url"] = "https://app.fullstory.com/ui/emulator/segments/\(entry.id)/people/0"
+        }
         return object
     }
 
@@ -344,7 +348,9 @@ struct EmulatorResponder: HTTPResponder {
     private func downloadLink(for spec: ExportSpec, request: Request) async -> (url: String, expires: Int64) {
         let token = state.signer.seal(spec)
         let expired = await state.faults.fires(.expiredLink)
-        let expires = expired ? Self.nowMilliseconds() - 1000 : Self.nowMilliseconds() + Int64((configuration.linkTTL * 1000).rounded())
+        let expires =
+            expired
+            ? Self.nowMilliseconds() - 1000 : Self.nowMilliseconds() + Int64((configuration.linkTTL * 1000).rounded())
         let signature = state.signer.linkSignature(token: token, expires: expires)
         return ("\(linkBase(request))/downloads/\(token)?expires=\(expires)&sig=\(signature)", expires)
     }
@@ -384,7 +390,7 @@ struct EmulatorResponder: HTTPResponder {
         var start: Int64 = 0
         var end: Int64 = file.size - 1
         var partial = false
-        if let rangeHeader, let range = Self.byteRange(rangeHeader, size: file.size) {
+        if configuration.supportsRanges, let rangeHeader, let range = Self.byteRange(rangeHeader, size: file.size) {
             switch range {
             case .satisfiable(let first, let last):
                 start = first
@@ -412,14 +418,16 @@ struct EmulatorResponder: HTTPResponder {
         var headers: HTTPFields = [
             .contentType: "application/gzip",
             .contentLength: String(length),
-            .acceptRanges: "bytes",
             .cacheControl: "no-store",
         ]
+        if configuration.supportsRanges { headers[.acceptRanges] = "bytes" }
         if partial { headers[.contentRange] = "bytes \(start)-\(end)/\(file.size)" }
-        let path = file.path
+        // Opened now, so a cache eviction before the body is written cannot pull the file away.
+        guard let handle = FileHandle(forReadingAtPath: file.path) else {
+            return Outcome(response: error(500, "The emulator lost the generated export file."))
+        }
         let (offset, cutAt) = (start, cut)
         let body = ResponseBody(contentLength: Int(length)) { writer in
-            guard let handle = FileHandle(forReadingAtPath: path) else { throw InjectedDisconnect() }
             defer { try? handle.close() }
             try handle.seek(toOffset: UInt64(offset))
             var remaining = cutAt ?? length
@@ -435,7 +443,9 @@ struct EmulatorResponder: HTTPResponder {
             }
             try await writer.finish(nil)
         }
-        return Outcome(response: Response(status: partial ? .partialContent : .ok, headers: headers, body: body), fault: fault, range: rangeHeader)
+        return Outcome(
+            response: Response(status: partial ? .partialContent : .ok, headers: headers, body: body), fault: fault,
+            range: rangeHeader)
     }
 
     enum ByteRange: Equatable {
@@ -482,14 +492,17 @@ struct EmulatorResponder: HTTPResponder {
     ) async {
         await state.log.record(
             .init(
-                time: WireTime.format(Date()), method: request.method.rawValue, path: path, status: status, kind: route.kind,
+                time: WireTime.format(Date()), method: request.method.rawValue, path: path, status: status,
+                kind: route.kind,
                 fault: fault, range: range, auth: request.headers[.authorization] != nil
             )
         )
     }
 
     private func json(_ status: Int, _ object: [String: Any]) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        let data =
+            (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
+            ?? Data("{}".utf8)
         return Response(
             status: .init(code: status),
             headers: [.contentType: "application/json"],

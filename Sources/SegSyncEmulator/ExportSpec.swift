@@ -66,7 +66,10 @@ struct ExportSpec: Codable, Hashable, Sendable {
             ? ["individuals": .individuals, "events": .events]
             : ["TYPE_INDIVIDUAL": .individuals, "TYPE_EVENT": .events]
         guard let kind = types[rawType] else {
-            throw Rejection(status: 400, message: "type must be one of \(types.keys.sorted().joined(separator: ", ")); got '\(rawType.prefix(40))'.")
+            throw Rejection(
+                status: 400,
+                message:
+                    "type must be one of \(types.keys.sorted().joined(separator: ", ")); got '\(rawType.prefix(40))'.")
         }
         self.kind = kind
 
@@ -78,10 +81,15 @@ struct ExportSpec: Codable, Hashable, Sendable {
         case nil where dialect == .seed:
             format = .json
         case nil:
-            throw Rejection(status: 400, message: "format is required (one of \(formats.keys.sorted().joined(separator: ", "))).")
+            throw Rejection(
+                status: 400, message: "format is required (one of \(formats.keys.sorted().joined(separator: ", "))).")
         case let raw as String:
             guard let format = formats[raw] else {
-                throw Rejection(status: 400, message: "format must be one of \(formats.keys.sorted().joined(separator: ", ")); got '\(raw.prefix(40))'.")
+                throw Rejection(
+                    status: 400,
+                    message:
+                        "format must be one of \(formats.keys.sorted().joined(separator: ", ")); got '\(raw.prefix(40))'."
+                )
             }
             self.format = format
         default:
@@ -103,7 +111,8 @@ struct ExportSpec: Codable, Hashable, Sendable {
             case let zone as String where TimeZone(identifier: zone) != nil:
                 timezone = zone
             default:
-                throw Rejection(status: 400, message: "timezone must be an IANA time zone name such as UTC or Europe/Berlin.")
+                throw Rejection(
+                    status: 400, message: "timezone must be an IANA time zone name such as UTC or Europe/Berlin.")
             }
             switch json["fields"] {
             case nil:
@@ -127,7 +136,8 @@ struct ExportSpec: Codable, Hashable, Sendable {
         func instant(_ key: String) throws(Rejection) -> Int64? {
             guard let raw = object[key] else { return nil }
             guard let text = raw as? String, let date = WireTime.parse(text) else {
-                throw Rejection(status: 400, message: "\(name).\(key) must be an RFC 3339 date-time such as 2026-01-01T00:00:00Z.")
+                throw Rejection(
+                    status: 400, message: "\(name).\(key) must be an RFC 3339 date-time such as 2026-01-01T00:00:00Z.")
             }
             return Int64((date.timeIntervalSince1970 * 1000).rounded())
         }

@@ -23,7 +23,8 @@ actor ExportStore {
             self.directory = directory
             ownsDirectory = false
         } else {
-            self.directory = (NSTemporaryDirectory() as NSString).appendingPathComponent("segsync-emulator-\(UUID().uuidString)")
+            self.directory = (NSTemporaryDirectory() as NSString).appendingPathComponent(
+                "segsync-emulator-\(UUID().uuidString)")
             ownsDirectory = true
         }
         self.rowsPerHour = rowsPerHour
@@ -41,15 +42,17 @@ actor ExportStore {
             try await withCheckedThrowingContinuation { continuation in
                 // Generation is CPU and blocking file I/O: keep it off the concurrency pool.
                 DispatchQueue.global().async {
-                    continuation.resume(with: Result {
-                        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber {
-                            return File(path: path, size: size.int64Value)
-                        }
-                        let temporary = path + ".tmp-\(UUID().uuidString)"
-                        let size = try SyntheticExport(spec: spec, rowsPerHour: rows).write(to: temporary)
-                        try FileManager.default.moveItem(atPath: temporary, toPath: path)
-                        return File(path: path, size: size)
-                    })
+                    continuation.resume(
+                        with: Result {
+                            if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber
+                            {
+                                return File(path: path, size: size.int64Value)
+                            }
+                            let temporary = path + ".tmp-\(UUID().uuidString)"
+                            let size = try SyntheticExport(spec: spec, rowsPerHour: rows).write(to: temporary)
+                            try FileManager.default.moveItem(atPath: temporary, toPath: path)
+                            return File(path: path, size: size)
+                        })
                 }
             }
         }

@@ -19,12 +19,15 @@ actor FaultInjector {
 
     init(_ configuration: EmulatorConfiguration) {
         rates = [
-            .tooManyRequests: configuration.rate429, .serverError: configuration.rate5xx, .reset: configuration.rateReset,
+            .tooManyRequests: configuration.rate429, .serverError: configuration.rate5xx,
+            .reset: configuration.rateReset,
             .drop: configuration.rateDrop, .truncate: configuration.rateTruncate, .fail: configuration.rateFail,
             .expiredLink: configuration.rateExpiredLink,
         ]
         generators = Dictionary(
-            uniqueKeysWithValues: Kind.allCases.map { ($0, SplitMix64(seed: configuration.seed ^ UInt64(digestOf: $0.rawValue))) }
+            uniqueKeysWithValues: Kind.allCases.map {
+                ($0, SplitMix64(seed: configuration.seed ^ UInt64(digestOf: $0.rawValue)))
+            }
         )
         cuts = SplitMix64(seed: configuration.seed ^ UInt64(digestOf: "cuts"))
         remaining = configuration.maxFaults

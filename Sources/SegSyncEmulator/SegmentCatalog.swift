@@ -20,8 +20,12 @@ struct SegmentCatalog: Sendable {
     init(generated count: Int) {
         var entries = [
             Entry(id: "everyone", name: "Everyone"),
-            Entry(id: "checkout_abandoners", name: "Checkout abandoners", creator: "ana@example.com", created: 1_735_732_800_000),
-            Entry(id: "frustrated_mobile", name: "Frustrated mobile users", creator: "ben@example.com", created: 1_738_411_200_000),
+            Entry(
+                id: "checkout_abandoners", name: "Checkout abandoners", creator: "ana@example.com",
+                created: 1_735_732_800_000),
+            Entry(
+                id: "frustrated_mobile", name: "Frustrated mobile users", creator: "ben@example.com",
+                created: 1_738_411_200_000),
             Entry(id: "power_users", name: "Power users", creator: "ana@example.com", created: 1_740_830_400_000),
         ]
         let base: Int64 = 1_704_067_200_000  // 2024-01-01

@@ -39,7 +39,8 @@ struct Signer: Sendable {
     func isValidLinkSignature(_ signature: String, token: String, expires: Int64) -> Bool {
         // Compare MACs, not strings, to keep the comparison constant-time.
         guard let given = Self.hexBytes(signature) else { return false }
-        return HMAC<SHA256>.isValidAuthenticationCode(given, authenticating: Data("\(token)|\(expires)".utf8), using: key)
+        return HMAC<SHA256>.isValidAuthenticationCode(
+            given, authenticating: Data("\(token)|\(expires)".utf8), using: key)
     }
 
     private func mac(_ text: some StringProtocol) -> Data {

@@ -23,7 +23,8 @@ struct SyntheticExport {
         self.rows = min(Self.maxRows, Int64(rowsPerHour) * span / 3_600_000)
         let allNames = (spec.kind == .events ? EventColumns.all : IndividualColumns.all)
         let patterns = spec.fields ?? []
-        let matching = patterns.isEmpty ? [] : allNames.filter { name in patterns.contains { Self.glob($0, matches: name) } }
+        let matching =
+            patterns.isEmpty ? [] : allNames.filter { name in patterns.contains { Self.glob($0, matches: name) } }
         // A selection that matches none of our names (production names like `evt_*`
         // differ) exports everything rather than nothing.
         let chosen = Set(matching.isEmpty ? allNames : matching)
@@ -49,7 +50,8 @@ struct SyntheticExport {
 
     private enum EventColumns {
         static let profile = [
-            "IndvId", "UserId", "UserDisplayName", "UserEmail", "UserAppKey", "PageBrowser", "PageDevice", "PagePlatform",
+            "IndvId", "UserId", "UserDisplayName", "UserEmail", "UserAppKey", "PageBrowser", "PageDevice",
+            "PagePlatform",
             "PageOperatingSystem", "PageScreenWidth", "PageScreenHeight", "PageIp",
         ]
         static let perRow = ["SessionId", "PageId", "EventStart", "EventSessionOffset"]
@@ -61,8 +63,10 @@ struct SyntheticExport {
     }
 
     private func writeEvents(_ sink: GzipFileWriter) throws {
-        var random = SplitMix64(seed: UInt64(digestOf: "events|\(spec.segmentID)|\(spec.start)|\(spec.end)|\(spec.format)"))
-        let people = Self.people(segmentID: spec.segmentID, count: Int(min(max(rows, 1), 997)))
+        var random = SplitMix64(
+            seed: UInt64(digestOf: "events|\(spec.segmentID)|\(spec.start)|\(spec.end)|\(spec.format)"))
+        var generator = People(segmentID: spec.segmentID)
+        let people = (0..<Int(min(max(rows, 1), 997))).map { _ in generator.next() }
         let profiles = people.map { render($0.fields, columns: EventColumns.profile) }
         let templates = (0..<64).map { _ in render(Self.eventTemplate(&random), columns: EventColumns.template) }
         let rowColumns = EventColumns.perRow.map(include)
@@ -76,14 +80,14 @@ struct SyntheticExport {
             let session = people[who].id &+ (time / 1_800_000)
             let offset = time % 1_800_000
             var row = RowWriter(format: spec.format)
-            row.begin(first: index == 0, &sink.buffer)
-            row.append(profiles[who], &sink.buffer)
-            row.integer("SessionId", session, included: rowColumns[0], &sink.buffer)
-            row.integer("PageId", session &* 31 &+ Int64(what), included: rowColumns[1], &sink.buffer)
-            row.time("EventStart", time, included: rowColumns[2], &sink.buffer)
-            row.integer("EventSessionOffset", offset, included: rowColumns[3], &sink.buffer)
-            row.append(templates[what], &sink.buffer)
-            row.finish(&sink.buffer)
+            row.begin(first: index == 0, sink.rows)
+            row.append(profiles[who], sink.rows)
+            row.integer("SessionId", session, included: rowColumns[0], sink.rows)
+            row.integer("PageId", session &* 31 &+ Int64(what), included: rowColumns[1], sink.rows)
+            row.time("EventStart", time, included: rowColumns[2], sink.rows)
+            row.integer("EventSessionOffset", offset, included: rowColumns[3], sink.rows)
+            row.append(templates[what], sink.rows)
+            row.finish(sink.rows)
             try sink.flushIfFull()
         }
         try end(sink)
@@ -92,7 +96,9 @@ struct SyntheticExport {
     private static func eventTemplate(_ random: inout SplitMix64) -> [(String, Value)] {
         let types = ["click", "click", "click", "navigate", "navigate", "change", "load", "custom"]
         let type = types[random.next(below: types.count)]
-        let paths = ["/", "/products", "/products/42", "/cart", "/checkout", "/checkout/payment", "/account", "/search"]
+        let paths = [
+            "/", "/products", "/products/42", "/cart", "/checkout", "/checkout/payment", "/account", "/search",
+        ]
         let page = "https://shop.example.com" + paths[random.next(below: paths.count)]
         let targets = ["Add to cart", "Checkout", "Pay now", "Search", "Sign in", "Continue", "Apply coupon"]
         let target = targets[random.next(below: targets.count)]
@@ -102,12 +108,17 @@ struct SyntheticExport {
         case "click":
             fields += [
                 ("EventTargetText", .text(target)),
-                ("EventTargetSelector", .text("button.\(target.lowercased().replacingOccurrences(of: " ", with: "-"))")),
+                (
+                    "EventTargetSelector",
+                    .text("button.\(target.lowercased().replacingOccurrences(of: " ", with: "-"))")
+                ),
             ]
         case "change":
             fields += [("EventSubType", .text("input")), ("EventTargetSelector", .text("input#q"))]
         case "custom":
-            fields += [("EventCustomName", .text(["Order Completed", "Coupon Applied", "Signup"][random.next(below: 3)]))]
+            fields += [
+                ("EventCustomName", .text(["Order Completed", "Coupon Applied", "Signup"][random.next(below: 3)]))
+            ]
         default:
             fields += [("EventSubType", .text(type == "load" ? "page" : "link"))]
         }
@@ -125,23 +136,25 @@ struct SyntheticExport {
 
     private enum IndividualColumns {
         static let all = [
-            "IndvId", "UserId", "UserDisplayName", "UserEmail", "UserAppKey", "UserCreated", "PageBrowser", "PageDevice",
+            "IndvId", "UserId", "UserDisplayName", "UserEmail", "UserAppKey", "UserCreated", "PageBrowser",
+            "PageDevice",
             "PagePlatform", "PageOperatingSystem", "PageScreenWidth", "PageScreenHeight", "PageIp", "SessionStart",
         ]
     }
 
     private func writeIndividuals(_ sink: GzipFileWriter) throws {
         try begin(sink, columns: IndividualColumns.all)
-        let people = Self.people(segmentID: spec.segmentID, count: Int(rows))
+        var people = People(segmentID: spec.segmentID)
         let span = spec.end - spec.start
-        for (index, person) in people.enumerated() {
+        for index in 0..<rows {
+            let person = people.next()
             var fields = person.fields
             fields.insert(("UserCreated", .time(person.created)), at: 5)
-            fields.append(("SessionStart", .time(spec.start + (rows > 0 ? span * Int64(index) / rows : 0))))
+            fields.append(("SessionStart", .time(spec.start + span * index / rows)))
             var row = RowWriter(format: spec.format)
-            row.begin(first: index == 0, &sink.buffer)
-            row.append(render(fields, columns: IndividualColumns.all), &sink.buffer)
-            row.finish(&sink.buffer)
+            row.begin(first: index == 0, sink.rows)
+            row.append(render(fields, columns: IndividualColumns.all), sink.rows)
+            row.finish(sink.rows)
             try sink.flushIfFull()
         }
         try end(sink)
@@ -153,21 +166,33 @@ struct SyntheticExport {
         var fields: [(String, Value)]
     }
 
-    /// The same segment always yields the same people, in the same order.
-    static func people(segmentID: String, count: Int) -> [Person] {
-        var random = SplitMix64(seed: UInt64(digestOf: "people|\(segmentID)"))
-        let first = ["Ana", "Ben", "Chloe", "Dev", "Eli", "Fatima", "Gus", "Hana", "Ivan", "Jun", "Kira", "Leo"]
-        let last = ["Silva", "Okafor", "Martin", "Patel", "Kim", "Novak", "Berg", "Rossi", "Sato", "Haddad"]
-        let devices: [(String, String, String, String, Int64, Int64)] = [
+    /// The same segment always yields the same people, in the same order, one at a time
+    /// (an individuals export can have millions).
+    struct People {
+        private var random: SplitMix64
+        private var number = 0
+        private static let first = [
+            "Ana", "Ben", "Chloe", "Dev", "Eli", "Fatima", "Gus", "Hana", "Ivan", "Jun", "Kira", "Leo",
+        ]
+        private static let last = [
+            "Silva", "Okafor", "Martin", "Patel", "Kim", "Novak", "Berg", "Rossi", "Sato", "Haddad",
+        ]
+        private static let devices: [(String, String, String, String, Int64, Int64)] = [
             ("Chrome", "Desktop", "Web", "Windows", 1920, 1080), ("Safari", "Mobile", "Web", "iOS", 390, 844),
             ("Firefox", "Desktop", "Web", "Linux", 1440, 900), ("Chrome", "Mobile", "Web", "Android", 412, 915),
             ("Safari", "Desktop", "Web", "macOS", 1512, 982), ("Edge", "Desktop", "Web", "Windows", 1366, 768),
         ]
-        return (0..<count).map { number in
+
+        init(segmentID: String) {
+            random = SplitMix64(seed: UInt64(digestOf: "people|\(segmentID)"))
+        }
+
+        mutating func next() -> Person {
+            defer { number += 1 }
             let id = 5_000_000_000_000_000 + Int64(random.next() % 4_000_000_000_000_000)
-            let given = first[random.next(below: first.count)]
-            let family = last[random.next(below: last.count)]
-            let device = devices[random.next(below: devices.count)]
+            let given = Self.first[random.next(below: Self.first.count)]
+            let family = Self.last[random.next(below: Self.last.count)]
+            let device = Self.devices[random.next(below: Self.devices.count)]
             let created = 1_672_531_200_000 + Int64(random.next() % 94_608_000_000)  // 2023–2025
             let ip = "203.0.113.\(random.next(below: 254) + 1)"
             return Person(
@@ -229,15 +254,16 @@ struct SyntheticExport {
 
     private func begin(_ sink: GzipFileWriter, columns: [String]) throws {
         switch spec.format {
-        case .json: sink.buffer.writeString("[")
+        case .json: sink.rows.append(Array("[".utf8))
         case .ndjson: break
-        case .csv: sink.buffer.writeString(columns.filter(include).map(Self.csvField).joined(separator: ",") + "\n")
+        case .csv:
+            sink.rows.append(Array((columns.filter(include).map(Self.csvField).joined(separator: ",") + "\n").utf8))
         }
     }
 
     private func end(_ sink: GzipFileWriter) throws {
         switch spec.format {
-        case .json: sink.buffer.writeString(rows > 0 ? "\n]\n" : "]\n")
+        case .json: sink.rows.append(Array((rows > 0 ? "\n]\n" : "]\n").utf8))
         case .ndjson, .csv: break
         }
     }
@@ -274,8 +300,7 @@ struct SyntheticExport {
     }
 }
 
-/// Appends one row to the output buffer in the export's format. Works on the caller's
-/// buffer in place (`inout`), so no row ever copies the buffer.
+/// Appends one row to the output in the export's format.
 private struct RowWriter {
     let format: ExportSpec.Format
     private var needsComma = false
@@ -284,61 +309,117 @@ private struct RowWriter {
         self.format = format
     }
 
-    func begin(first: Bool, _ buffer: inout ByteBuffer) {
+    func begin(first: Bool, _ out: RowBuffer) {
         switch format {
-        case .json: buffer.writeStaticString(first ? "\n{" : ",\n{")
-        case .ndjson: buffer.writeStaticString("{")
+        case .json: out.append(first ? "\n{" : ",\n{")
+        case .ndjson: out.append("{")
         case .csv: break
         }
     }
 
-    mutating func append(_ fragment: [UInt8]?, _ buffer: inout ByteBuffer) {
+    mutating func append(_ fragment: [UInt8]?, _ out: RowBuffer) {
         guard let fragment else { return }
-        separator(&buffer)
-        buffer.writeBytes(fragment)
+        separator(out)
+        out.append(fragment)
     }
 
-    mutating func integer(_ name: StaticString, _ value: Int64, included: Bool, _ buffer: inout ByteBuffer) {
+    mutating func integer(_ name: StaticString, _ value: Int64, included: Bool, _ out: RowBuffer) {
         guard included else { return }
-        separator(&buffer)
-        key(name, &buffer)
-        buffer.writeString(String(value))
+        separator(out)
+        key(name, out)
+        out.appendDecimal(value)
     }
 
-    mutating func time(_ name: StaticString, _ milliseconds: Int64, included: Bool, _ buffer: inout ByteBuffer) {
+    mutating func time(_ name: StaticString, _ milliseconds: Int64, included: Bool, _ out: RowBuffer) {
         guard included else { return }
-        separator(&buffer)
-        key(name, &buffer)
-        if format != .csv { buffer.writeStaticString("\"") }
-        FastTime.write(milliseconds: milliseconds, into: &buffer)
-        if format != .csv { buffer.writeStaticString("\"") }
+        separator(out)
+        key(name, out)
+        if format != .csv { out.append("\"") }
+        out.appendTimestamp(milliseconds: milliseconds)
+        if format != .csv { out.append("\"") }
     }
 
-    func finish(_ buffer: inout ByteBuffer) {
+    func finish(_ out: RowBuffer) {
         switch format {
-        case .json: buffer.writeStaticString("}")
-        case .ndjson: buffer.writeStaticString("}\n")
-        case .csv: buffer.writeStaticString("\n")
+        case .json: out.append("}")
+        case .ndjson: out.append("}\n")
+        case .csv: out.append("\n")
         }
     }
 
-    private mutating func separator(_ buffer: inout ByteBuffer) {
-        if needsComma { buffer.writeStaticString(",") }
+    private mutating func separator(_ out: RowBuffer) {
+        if needsComma { out.append(",") }
         needsComma = true
     }
 
-    private func key(_ name: StaticString, _ buffer: inout ByteBuffer) {
+    private func key(_ name: StaticString, _ out: RowBuffer) {
         guard format != .csv else { return }
-        buffer.writeStaticString("\"")
-        buffer.writeStaticString(name)
-        buffer.writeStaticString("\":")
+        out.append("\"")
+        out.append(name)
+        out.append("\":")
     }
 }
 
-/// `2026-01-01T00:00:00.000Z` without Foundation, for the per-row timestamp.
-enum FastTime {
-    static func write(milliseconds: Int64, into buffer: inout ByteBuffer) {
-        let days = Int64((Double(milliseconds) / 86_400_000).rounded(.down))
+/// The rows being rendered, in plain memory.
+///
+/// Rows are built with raw copies rather than `ByteBuffer` calls: exports can have
+/// millions of rows, and in a debug build (which is what tests run) each generic
+/// `ByteBuffer` write costs far more than a `memcpy`.
+final class RowBuffer {
+    private(set) var base: UnsafeMutableRawPointer
+    private(set) var count = 0
+    private var capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        base = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+    }
+
+    deinit {
+        base.deallocate()
+    }
+
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+
+    func reset() {
+        count = 0
+    }
+
+    func append(_ bytes: UnsafeRawBufferPointer) {
+        reserve(bytes.count)
+        if let source = bytes.baseAddress {
+            (base + count).copyMemory(from: source, byteCount: bytes.count)
+        }
+        count += bytes.count
+    }
+
+    func append(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { append($0) }
+    }
+
+    func append(_ text: StaticString) {
+        text.withUTF8Buffer { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    func appendDecimal(_ value: Int64) {
+        reserve(21)
+        if value < 0 {
+            (base + count).storeBytes(of: UInt8(ascii: "-"), as: UInt8.self)
+            count += 1
+        }
+        let magnitude = value.magnitude
+        var width = 1
+        var probe = magnitude / 10
+        while probe > 0 {
+            width += 1
+            probe /= 10
+        }
+        put(magnitude, width: width)
+    }
+
+    /// `2026-01-01T00:00:00.000Z`, without Foundation (one per event row).
+    func appendTimestamp(milliseconds: Int64) {
+        let days = milliseconds >= 0 ? milliseconds / 86_400_000 : (milliseconds - 86_399_999) / 86_400_000
         var rest = milliseconds - days * 86_400_000
         // Civil-from-days (Howard Hinnant's algorithm).
         let z = days + 719_468
@@ -354,40 +435,46 @@ enum FastTime {
         rest %= 3_600_000
         let minute = rest / 60_000
         rest %= 60_000
-        let second = rest / 1000
-        let milli = rest % 1000
-        digits(year, 4, &buffer)
-        buffer.writeInteger(UInt8(ascii: "-"))
-        digits(month, 2, &buffer)
-        buffer.writeInteger(UInt8(ascii: "-"))
-        digits(day, 2, &buffer)
-        buffer.writeInteger(UInt8(ascii: "T"))
-        digits(hour, 2, &buffer)
-        buffer.writeInteger(UInt8(ascii: ":"))
-        digits(minute, 2, &buffer)
-        buffer.writeInteger(UInt8(ascii: ":"))
-        digits(second, 2, &buffer)
-        buffer.writeInteger(UInt8(ascii: "."))
-        digits(milli, 3, &buffer)
-        buffer.writeInteger(UInt8(ascii: "Z"))
+        reserve(24)
+        put(UInt64(max(0, year)), width: 4, then: "-")
+        put(UInt64(month), width: 2, then: "-")
+        put(UInt64(day), width: 2, then: "T")
+        put(UInt64(hour), width: 2, then: ":")
+        put(UInt64(minute), width: 2, then: ":")
+        put(UInt64(rest / 1000), width: 2, then: ".")
+        put(UInt64(rest % 1000), width: 3, then: "Z")
     }
 
-    private static func digits(_ value: Int64, _ width: Int, _ buffer: inout ByteBuffer) {
-        var bytes = [UInt8](repeating: UInt8(ascii: "0"), count: width)
-        var rest = max(0, value)
-        var index = width - 1
-        while index >= 0 {
-            bytes[index] = UInt8(ascii: "0") + UInt8(rest % 10)
-            rest /= 10
-            index -= 1
+    /// Writes `value` as exactly `width` digits (zero-padded), then `suffix` if given.
+    private func put(_ value: UInt64, width: Int, then suffix: Unicode.Scalar? = nil) {
+        var remaining = value
+        var position = width - 1
+        while position >= 0 {
+            (base + count + position).storeBytes(of: UInt8(ascii: "0") + UInt8(remaining % 10), as: UInt8.self)
+            remaining /= 10
+            position -= 1
         }
-        buffer.writeBytes(bytes)
+        count += width
+        if let suffix {
+            (base + count).storeBytes(of: UInt8(ascii: suffix), as: UInt8.self)
+            count += 1
+        }
+    }
+
+    private func reserve(_ extra: Int) {
+        guard count + extra > capacity else { return }
+        let newCapacity = max(capacity * 2, count + extra)
+        let grown = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+        grown.copyMemory(from: base, byteCount: count)
+        base.deallocate()
+        base = grown
+        capacity = newCapacity
     }
 }
 
-/// Compresses what is put in ``buffer`` into a gzip file, a window at a time.
+/// Compresses the rows put in ``rows`` into a gzip file, a window at a time.
 final class GzipFileWriter {
-    var buffer: ByteBuffer
+    let rows = RowBuffer(capacity: 512 * 1024)
     private let path: String
     private let handle: FileHandle
     private let compressor: ZlibCompressor
@@ -403,13 +490,13 @@ final class GzipFileWriter {
         handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         // Fastest level: an emulator should spend its time serving, and the output is
         // still deterministic for a given input and level.
-        compressor = try ZlibCompressor(algorithm: .gzip, configuration: ZlibConfiguration(compressionLevel: .fastestCompression))
-        buffer = ByteBufferAllocator().buffer(capacity: Self.flushThreshold + 64 * 1024)
+        compressor = try ZlibCompressor(
+            algorithm: .gzip, configuration: ZlibConfiguration(compressionLevel: .fastestCompression))
         output = ByteBufferAllocator().buffer(capacity: 256 * 1024)
     }
 
     func flushIfFull() throws {
-        if buffer.readableBytes >= Self.flushThreshold { try compress(finishing: false) }
+        if rows.count >= Self.flushThreshold { try compress(finishing: false) }
     }
 
     func finish() throws -> Int64 {
@@ -425,13 +512,15 @@ final class GzipFileWriter {
     }
 
     private func compress(finishing: Bool) throws {
+        var input = ByteBuffer(bytes: rows.bytes)
+        rows.reset()
         while true {
             output.clear()
             var more = false
             do {
-                try compressor.deflate(from: &buffer, to: &output, flush: finishing ? .finish : .no)
+                try compressor.deflate(from: &input, to: &output, flush: finishing ? .finish : .no)
                 // With .no, zlib stops when the output window is full, input left or not.
-                more = !finishing && buffer.readableBytes > 0
+                more = !finishing && input.readableBytes > 0
             } catch let error as CompressNIOError where error == .bufferOverflow {
                 more = true
             }
@@ -441,6 +530,5 @@ final class GzipFileWriter {
             }
             if !more { break }
         }
-        buffer.clear()
     }
 }

@@ -32,13 +32,16 @@ struct EmulatorCommand: AsyncParsableCommand {
     @Option(help: "API flavour: seed (the contract) or fullstory (production quirks).")
     var dialect: Dialect = .seed
 
-    @Option(name: .customLong("operation-seconds"), help: "Seconds an export takes to complete (fractions allowed; 0 = at once).")
+    @Option(
+        name: .customLong("operation-seconds"),
+        help: "Seconds an export takes to complete (fractions allowed; 0 = at once).")
     var operationSeconds: Double = 2
 
     @Option(name: .customLong("link-ttl"), help: "Seconds a download link stays valid.")
     var linkTTL: Double = 300
 
-    @Option(name: .customLong("rows-per-hour"), help: "Rows per hour of an export's time range (the download size knob).")
+    @Option(
+        name: .customLong("rows-per-hour"), help: "Rows per hour of an export's time range (the download size knob).")
     var rowsPerHour = 60
 
     @Option(name: .customLong("request-log"), help: "Append one JSON line per request to this file.")
@@ -53,6 +56,11 @@ struct EmulatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("download-host"), help: "Host name put in download links (default: the request's host).")
     var downloadHost: String?
 
+    @Flag(
+        name: .customLong("no-ranges"),
+        help: "Ignore Range requests and do not send Accept-Ranges (clients must restart dropped downloads).")
+    var noRanges = false
+
     @Option(name: .customLong("rate-429"), help: "Share of API calls answered 429 with Retry-After.")
     var rate429: Double = 0
 
@@ -62,16 +70,22 @@ struct EmulatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("rate-5xx"), help: "Share of API calls answered with --server-error-status.")
     var rate5xx: Double = 0
 
-    @Option(name: .customLong("server-error-status"), help: "Status for injected server errors (503 also sends Retry-After).")
+    @Option(
+        name: .customLong("server-error-status"),
+        help: "Status for injected server errors (503 also sends Retry-After).")
     var serverErrorStatus = 500
 
     @Option(name: .customLong("rate-reset"), help: "Share of API calls read in full, then closed without an answer.")
     var rateReset: Double = 0
 
-    @Option(name: .customLong("rate-drop"), help: "Share of downloads whose connection drops part-way (resumed requests are never dropped).")
+    @Option(
+        name: .customLong("rate-drop"),
+        help: "Share of downloads whose connection drops part-way (resumed requests are never dropped).")
     var rateDrop: Double = 0
 
-    @Option(name: .customLong("rate-truncate"), help: "Share of download responses that promise the full Content-Length but close early.")
+    @Option(
+        name: .customLong("rate-truncate"),
+        help: "Share of download responses that promise the full Content-Length but close early.")
     var rateTruncate: Double = 0
 
     @Option(name: .customLong("rate-fail"), help: "Share of exports that end FAILED.")
@@ -83,10 +97,14 @@ struct EmulatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-faults"), help: "Stop injecting faults after this many (default: no limit).")
     var maxFaults: Int?
 
-    @Option(name: .customLong("cache-dir"), help: "Folder for generated export files (default: a temporary folder, removed on exit).")
+    @Option(
+        name: .customLong("cache-dir"),
+        help: "Folder for generated export files (default: a temporary folder, removed on exit).")
     var cacheDirectory: String?
 
-    @Option(name: .customLong("log-level"), help: "Log level on stderr: trace, debug, info, notice, warning, error, critical.")
+    @Option(
+        name: .customLong("log-level"),
+        help: "Log level on stderr: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "warning"
 
     func validate() throws {
@@ -121,6 +139,7 @@ struct EmulatorCommand: AsyncParsableCommand {
             seed: seed,
             generatedSegments: generatedSegments,
             downloadHost: downloadHost,
+            supportsRanges: !noRanges,
             rate429: rate429,
             retryAfterSeconds: retryAfter,
             rate5xx: rate5xx,

@@ -21,6 +21,9 @@ struct Apply: AsyncParsableCommand {
     @OptionGroup var manifest: ManifestOptions
     @OptionGroup var planning: PlanningOptions
 
+    @Argument(help: ArgumentHelp("A plan saved by `segsync plan --out`; refused if the manifest, state or folder changed since.", valueName: "plan-file"))
+    var planFile: String?
+
     @Flag(help: "Print the plan and change nothing.")
     var dryRun = false
 
@@ -46,15 +49,20 @@ struct Apply: AsyncParsableCommand {
         if parallelism < 1 || parallelism > 64 { throw ValidationError("--parallelism must be between 1 and 64.") }
         if maxInFlight < 1 || maxInFlight > 1000 { throw ValidationError("--max-in-flight must be between 1 and 1000.") }
         if let pollInterval, !(0.05...600).contains(pollInterval) { throw ValidationError("--poll-interval must be between 0.05 and 600 seconds.") }
+        if planFile != nil, planning.now != nil || !planning.targets.isEmpty || prune {
+            throw ValidationError("a saved plan carries its own --now, --target and --prune; pass none of them with it.")
+        }
     }
 
     func run() async throws {
-        let now = try planning.instant()
         let console = Console()
         let (workspace, snapshot, plan) = try await reportingDiagnostics {
+            let saved = try planFile.map { try SavedPlan.load(path: $0) }
+            let (now, options) = try saved.map(SavedPlan.inputs) ?? (planning.instant(), .init(targets: planning.targets, forcePrune: prune))
             let workspace = try Workspace.open(manifestPath: manifest.file, command: "segsync apply", now: Date())
             let snapshot = try workspace.snapshot()
-            let plan = try workspace.plan(snapshot, now: now, options: .init(targets: planning.targets, forcePrune: prune))
+            let plan = try workspace.plan(snapshot, now: now, options: options)
+            if let saved, let planFile { try SavedPlan.check(saved, against: plan, path: planFile) }
             return (workspace, snapshot, plan)
         }
         printOut(PlanRenderer.text(plan))

@@ -29,6 +29,9 @@ struct PlanCommand: AsyncParsableCommand {
     @Flag(help: "Do not ask the API how running operations are doing; plan from state alone.")
     var offline = false
 
+    @Option(help: ArgumentHelp("Also save the plan here, for `segsync apply FILE`.", valueName: "file"))
+    var out: String?
+
     func run() async throws {
         let now = try planning.instant()
         let plan = try await reportingDiagnostics {
@@ -40,6 +43,10 @@ struct PlanCommand: AsyncParsableCommand {
             return try workspace.plan(snapshot, now: now, options: .init(targets: planning.targets, forcePrune: prune))
         }
         printOut(json ? PlanRenderer.json(plan) : PlanRenderer.text(plan))
+        if let out {
+            try SavedPlan.write(plan, to: out)
+            if !json { printOut("Saved the plan to \(out); apply it with: segsync apply \(out)\n") }
+        }
         if detailedExitcode, plan.hasChanges { throw ExitCode(2) }
     }
 

@@ -12,7 +12,7 @@ struct SegSyncCommand: AsyncParsableCommand {
             `segsync apply` creates, resumes and downloads until the folder converges.
             """,
         version: "0.1.0",
-        subcommands: [Validate.self, PlanCommand.self, Apply.self, Status.self, Verify.self])
+        subcommands: [Validate.self, PlanCommand.self, Apply.self, Status.self, Verify.self, Segments.self])
 }
 
 /// Options every command that reads a manifest shares.

@@ -286,4 +286,21 @@ import Testing
         #expect(lockA == lockB)
         #expect(a.read("exports/SHA256SUMS") == b.read("exports/SHA256SUMS"))
     }
+
+    @Test("a saved plan is applied as saved, and refused once the state has moved")
+    func savedPlan() throws {
+        let folder = try TemporaryFolder()
+        try folder.write("segsync.yaml", Self.manifest)
+        let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+        let saved = try CLI.run(["plan", "--now", Self.now, "--target", "everyone-daily", "--out", "plan.json"], in: folder.path, environment: emulator.environment)
+        #expect(saved.status == 0)
+        #expect(saved.stdout.contains("Saved the plan to plan.json"))
+        let applied = try CLI.run(["apply", "plan.json", "--poll-interval", "0.1"], in: folder.path, environment: emulator.environment)
+        #expect(applied.status == 0, "\(applied.stdout)\(applied.stderr)")
+        #expect(emulator.creates == 3)
+        let again = try CLI.run(["apply", "plan.json"], in: folder.path, environment: emulator.environment)
+        #expect(again.status == 1)
+        #expect(again.stderr.contains("the saved plan plan.json is stale: the state has changed since"))
+        #expect(emulator.creates == 3)
+    }
 }

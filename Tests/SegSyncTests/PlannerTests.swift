@@ -152,6 +152,7 @@ struct PlanFixture {
                 "1 unfinished download (.partial) will be removed by apply: everyone-daily/2026-11-27.json.partial."
               ],
               "now" : "2026-11-28T00:00:00Z",
+              "prune" : false,
               "state" : {
                 "lineage" : "11111111-2222-3333-4444-555555555555",
                 "serial" : 7
@@ -165,7 +166,10 @@ struct PlanFixture {
                 "replace" : 0,
                 "resume" : 1,
                 "up_to_date" : 1
-              }
+              },
+              "targets" : [
+                "checkout-events"
+              ]
             }
 
             """)

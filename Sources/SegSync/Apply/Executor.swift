@@ -261,7 +261,7 @@ struct PartitionRun: Sendable {
         var delay = executor.options.pollInterval
         let started = ContinuousClock.now
         while true {
-            let status: FullStoryAPI.Operation
+            let status: ExportOperation
             do {
                 status = try await executor.client.getOperation(id)
             } catch FullStoryAPIError.operationNotFound {
@@ -312,7 +312,7 @@ struct PartitionRun: Sendable {
     }
 
     /// Downloads a completed operation's file into place and records it.
-    func download(_ completed: FullStoryAPI.Operation) async throws {
+    func download(_ completed: ExportOperation) async throws {
         let relative = Layout.relativePath(for: partition, export: export)
         let path = try executor.layout.absolutePath(ofOutput: relative)
         let folder = (path as NSString).deletingLastPathComponent

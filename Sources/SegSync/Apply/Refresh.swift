@@ -11,7 +11,7 @@ public enum Refresh {
             [.requested, .running, .completed].contains(record.phase) && record.operationId != nil
                 && (exports?.contains(record.export) ?? true)
         }
-        await withTaskGroup(of: (String, Result<FullStoryAPI.Operation, FullStoryAPIError>).self) { group in
+        await withTaskGroup(of: (String, Result<ExportOperation, FullStoryAPIError>).self) { group in
             for (key, record) in inFlight {
                 group.addTask {
                     do {

@@ -1,13 +1,11 @@
 import Foundation
 import FullStoryAPI
 
-// The API's own vocabulary, shared with the client so there is one definition of each.
-public typealias APIDialect = FullStoryAPI.Dialect
-public typealias ExportType = FullStoryAPI.ExportType
-public typealias ExportFormat = FullStoryAPI.ExportFormat
+/// The dialect an endpoint speaks (the client's ``Dialect``), in the manifest's words.
+public typealias APIDialect = Dialect
 
 /// Client-side request pacing shared by every API call of a run (`api.rateLimit`).
-public typealias RateLimitSettings = FullStoryAPI.RateLimit
+public typealias RateLimitSettings = RateLimit
 
 /// The manifest's `api` block.
 public struct APISettings: Sendable, Hashable {

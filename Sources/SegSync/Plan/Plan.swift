@@ -55,6 +55,8 @@ public struct Plan: Sendable, Equatable {
     public var lineage: String
     public var serial: Int
     public var manifestSHA256: String
+    /// The options the plan was made with, so a saved plan is applied the same way.
+    public var options: Planner.Options
 
     public var hasChanges: Bool { !actions.isEmpty }
 

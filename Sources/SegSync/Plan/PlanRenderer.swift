@@ -61,9 +61,11 @@ public enum PlanRenderer {
         public var actions: [Action]
         public var summary: [String: Int]
         public var notes: [String]
+        public var targets: [String]
+        public var prune: Bool
 
         enum CodingKeys: String, CodingKey {
-            case now, state, actions, summary, notes
+            case now, state, actions, summary, notes, targets, prune
             case formatVersion = "format_version"
             case manifestSHA256 = "manifest_sha256"
         }
@@ -84,7 +86,9 @@ public enum PlanRenderer {
                       operationId: $0.operationId, path: $0.outputPath)
             },
             summary: summary,
-            notes: plan.notes)
+            notes: plan.notes,
+            targets: plan.options.targets,
+            prune: plan.options.forcePrune)
     }
 
     public static func json(_ plan: Plan) -> String {

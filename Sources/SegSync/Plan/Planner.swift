@@ -3,7 +3,7 @@ import Foundation
 /// Computes a ``Plan``: a pure function of (manifest, state, lockfile, observed files, now).
 /// No I/O, no clock; the same inputs always give the same plan.
 public enum Planner {
-    public struct Options: Sendable {
+    public struct Options: Sendable, Equatable, Codable {
         /// Limit the plan to these exports (empty: all).
         public var targets: [String] = []
         /// Prune even where the manifest does not ask to.
@@ -141,7 +141,7 @@ public enum Planner {
         }
         return Plan(
             actions: actions, upToDate: upToDate, adoptions: adoptions, notes: notes, now: now,
-            lineage: state.lineage, serial: state.serial, manifestSHA256: manifest.sha256)
+            lineage: state.lineage, serial: state.serial, manifestSHA256: manifest.sha256, options: options)
     }
 
     /// A recorded output: from state (preferred) or the lockfile.

@@ -140,10 +140,11 @@ public struct StateStore: Sendable {
         self.path = path
     }
 
-    /// The state on disk, or a new empty one when there is none yet. A file that exists
-    /// but cannot be read is an error: it is never silently replaced.
+    /// The state on disk, or an empty one when there is none yet (its lineage is set when
+    /// it is first saved, so plans made before then agree). A file that exists but cannot
+    /// be read is an error: it is never silently replaced.
     public func load() throws -> State {
-        guard FileManager.default.fileExists(atPath: path) else { return State() }
+        guard FileManager.default.fileExists(atPath: path) else { return State(lineage: "") }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw SegSyncError("cannot read the state file \(path); check its permissions. segsync will not overwrite it.")
         }
@@ -162,6 +163,7 @@ public struct StateStore: Sendable {
 
     /// Writes `state` atomically, bumping its serial.
     public func save(_ state: inout State) throws {
+        if state.lineage.isEmpty { state.lineage = UUID().uuidString.lowercased() }
         state.serial += 1
         try AtomicFile.write(try Self.encoder.encode(state), to: path)
     }

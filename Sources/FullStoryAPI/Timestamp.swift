@@ -1,6 +1,7 @@
 import Foundation
 
-/// The one way segsync writes and reads instants: RFC 3339, UTC, `2026-11-28T00:00:00Z`.
+/// The one way segsync writes and reads instants — on the wire, in state, lockfile and
+/// logs: RFC 3339, UTC, `2026-11-28T00:00:00Z`.
 ///
 /// Hand-rolled civil-date arithmetic rather than a formatter: it is exact, allocation-light
 /// on the planner's hot path, and cannot vary with the machine's locale.
@@ -89,7 +90,7 @@ public enum Timestamp {
         String(format(date).prefix(10))
     }
 
-    static func pad(_ value: some BinaryInteger, _ width: Int) -> String {
+    public static func pad(_ value: some BinaryInteger, _ width: Int) -> String {
         let text = String(value)
         return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
     }

@@ -1,0 +1,129 @@
+import ArgumentParser
+import Foundation
+import FullStoryAPI
+import SegSync
+
+/// `segsync segments`: the segments an API key can see, to find the ids a manifest needs.
+struct Segments: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List or show FullStory segments.",
+        subcommands: [List.self, Show.self]
+    )
+
+    /// Where the API is and which key to use; the same flags on every subcommand. Without
+    /// flags, the manifest's `api` block is used when there is a manifest.
+    struct APIOptions: ParsableArguments {
+        @Option(name: [.short, .customLong("manifest")], help: "Take the API settings from this manifest (default: ./segsync.yaml, if present).")
+        var file: String?
+
+        @Option(help: "API endpoint (default: the manifest's, else https://api.fullstory.com). FULLSTORY_API_URL overrides it.")
+        var endpoint: String?
+
+        @Option(
+            help: "API dialect: seed (the published contract) or fullstory (production).",
+            transform: { text in
+                guard let dialect = Dialect(rawValue: text) else {
+                    throw ValidationError("--dialect must be seed or fullstory, not '\(text)'.")
+                }
+                return dialect
+            }
+        )
+        var dialect: Dialect?
+
+        @Option(name: .customLong("key-env"), help: "Environment variable that holds the API key.")
+        var keyEnv: String?
+
+        /// Runs `body` with a client for the manifest's API (the built-in emulator included)
+        /// or for the flags, and shuts it down afterwards.
+        func withClient<T: Sendable>(_ body: (FullStoryClient) async throws -> T) async throws -> T {
+            let path = file ?? "segsync.yaml"
+            if endpoint == nil, file != nil || FileManager.default.fileExists(atPath: path) {
+                var manifest = try await reportingDiagnostics { try ManifestLoader.load(path: path) }
+                if let dialect { manifest.api.dialect = dialect }
+                if let keyEnv { manifest.api.keyEnv = keyEnv }
+                let layout = Layout(manifestPath: path, output: manifest.output)
+                return try await APIConnection.with(manifest: manifest, layout: layout) { try await body($0.client) }
+            }
+            let configuration = try FullStoryClient.Configuration.fromEnvironment(
+                endpoint: endpoint, dialect: dialect ?? .seed, keyEnvironmentVariable: keyEnv ?? APIKey.defaultEnvironmentVariable)
+            return try await FullStoryClient.withClient(configuration, body)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List every segment, all pages.")
+
+        @OptionGroup var api: APIOptions
+
+        @Flag(help: "Print a JSON array instead of a table.")
+        var json = false
+
+        func run() async throws {
+            let segments = try await api.withClient { try await $0.listSegments() }
+            if json {
+                print(try Segments.encodeJSON(segments))
+            } else {
+                print(Segments.table(segments), terminator: "")
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one segment.")
+
+        @OptionGroup var api: APIOptions
+
+        @Argument(help: "The segment id, e.g. everyone.")
+        var id: String
+
+        @Flag(help: "Print a JSON object instead of text.")
+        var json = false
+
+        func run() async throws {
+            let segment = try await api.withClient { try await $0.getSegment(id) }
+            if json {
+                print(try Segments.encodeJSON(segment))
+            } else {
+                let rows: [(String, String)] =
+                    [
+                        ("id", segment.id), ("name", segment.name), ("creator", segment.creator ?? "-"),
+                        ("created", segment.created.map(Segments.timestamp) ?? "- (built-in)"),
+                    ] + (segment.url.map { [("url", $0)] } ?? [])
+                for (label, value) in rows {
+                    print("\((label + ":").padding(toLength: 9, withPad: " ", startingAt: 0))\(value)")
+                }
+            }
+        }
+    }
+
+    /// Aligned columns; a built-in segment has no creator or creation time.
+    static func table(_ segments: [Segment]) -> String {
+        let header = ["ID", "NAME", "CREATOR", "CREATED"]
+        let rows = segments.map { [$0.id, $0.name, $0.creator ?? "-", $0.created.map(timestamp) ?? "-"] }
+        var widths = header.map(\.count)
+        for row in rows {
+            for (column, cell) in row.enumerated() { widths[column] = max(widths[column], cell.count) }
+        }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { column, cell in
+                column == cells.count - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ") + "\n"
+        }
+        let noun = segments.count == 1 ? "segment" : "segments"
+        return line(header) + rows.map(line).joined() + "\(segments.count) \(noun).\n"
+    }
+
+    static func encodeJSON(_ value: some Encodable) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(timestamp(date))
+        }
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle())
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import FullStoryAPI
+import SegSyncEmulator
+import Testing
+
+@Suite("Emulator")
+struct EmulatorTests {
+    @Test("settings that cannot work are refused with a sentence")
+    func invalidConfiguration() async {
+        var configuration = EmulatorConfiguration(logger: quietLogger())
+        configuration.rate429 = 1.5
+        #expect(configuration.problem() == "--rate-429 must be between 0 and 1, not 1.5.")
+        await #expect(throws: Emulator.StartError.self) { try await Emulator.start(configuration) }
+        configuration.rate429 = 0
+        configuration.serverErrorStatus = 404
+        #expect(configuration.problem()?.contains("5xx") == true)
+    }
+
+    @Test("a port already in use is reported, not hung on")
+    func portInUse() async throws {
+        try await withEmulator(EmulatorConfiguration(logger: quietLogger())) { first in
+            let error = await #expect(throws: Emulator.StartError.self) {
+                try await Emulator.start(EmulatorConfiguration(port: first.port, logger: quietLogger()))
+            }
+            #expect(error?.description.contains("could not listen on 127.0.0.1:\(first.port)") == true)
+        }
+    }
+
+    @Test("an unreadable page token gives an empty last page")
+    func unknownPageToken() async throws {
+        try await withHarness { h in
+            let page = try await h.client.listSegmentsPage(limit: 5, pageToken: "not-a-token")
+            #expect(page.segments.isEmpty)
+            #expect(page.nextPageToken == nil)
+        }
+    }
+
+    @Test("production field selection picks the matching columns")
+    func fieldSelection() async throws {
+        try await withHarness(.fullstory) { h in
+            var request = sampleRequest(format: .csv, hours: 1)
+            request.fields = ["IndvId", "Event*"]
+            let link = try await h.client.downloadLink(for: runToCompletion(h.client, request))
+            _ = try await h.client.download(link.url, to: h.path("fields.csv"), decompress: true)
+            let text = try String(contentsOfFile: h.path("fields.csv"), encoding: .utf8)
+            let header = text.split(separator: "\n").first.map(String.init)
+            #expect(
+                header == "IndvId,EventStart,EventSessionOffset,EventType,EventSubType,EventCustomName,EventTargetText,"
+                    + "EventTargetSelector,EventModFrustrated,EventModDead,EventModError"
+            )
+        }
+    }
+
+    @Test("an individuals export has one row per person, the same people every time")
+    func individuals() async throws {
+        try await withHarness(emulator: { $0.rowsPerHour = 30 }) { h in
+            var digests: [String] = []
+            for hours in [2, 2] {
+                let link = try await h.client.downloadLink(
+                    for: runToCompletion(h.client, sampleRequest(.individuals, format: .json, hours: hours)))
+                let result = try await h.client.download(link.url, to: h.path("people.json"), decompress: true)
+                digests.append(result.sha256)
+                let rows = try #require(
+                    try JSONSerialization.jsonObject(
+                        with: Data(contentsOf: URL(fileURLWithPath: h.path("people.json")))) as? [[String: Any]]
+                )
+                #expect(rows.count == 60)
+                #expect(
+                    rows.allSatisfy {
+                        $0["UserEmail"] is String && $0["UserCreated"] is String && $0["EventType"] == nil
+                    })
+                #expect(Set(rows.compactMap { $0["IndvId"] as? Int64 }).count == 60)
+            }
+            #expect(digests[0] == digests[1])
+        }
+    }
+
+    @Test("the request log records downloads without their signed query")
+    func requestLogHidesSignatures() async throws {
+        try await withHarness { h in
+            let link = try await h.client.downloadLink(for: runToCompletion(h.client, sampleRequest()))
+            _ = try await h.client.download(link.url, to: h.path("x"), decompress: false)
+            let log = try String(contentsOfFile: h.logPath, encoding: .utf8)
+            #expect(!log.contains("sig="))
+            #expect(!log.contains("expires="))
+            #expect(try h.requests().map(\.kind) == ["createExport", "download"])
+        }
+    }
+}

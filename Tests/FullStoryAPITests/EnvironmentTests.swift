@@ -1,0 +1,132 @@
+import Foundation
+import FullStoryAPI
+import Testing
+
+@Suite("Key, endpoint, redaction and error sentences")
+struct EnvironmentTests {
+    @Test("the key is read from the named variable, trimmed, and never printed")
+    func apiKey() throws {
+        let key = try APIKey.fromEnvironment("MY_KEY", environment: ["MY_KEY": "  na1.secret\n"])
+        #expect(key.secret == "na1.secret")
+        #expect(!"\(key)".contains("secret"))
+        #expect(!String(reflecting: key).contains("secret"))
+        #expect(try APIKey.fromEnvironment(environment: ["FULLSTORY_API_KEY": "k"]).secret == "k")
+    }
+
+    @Test("a missing key names the variable to set")
+    func missingKey() {
+        #expect(throws: FullStoryAPIError.missingAPIKey(keyEnvironmentVariable: "ACME_KEY")) {
+            try APIKey.fromEnvironment("ACME_KEY", environment: ["ACME_KEY": "  "])
+        }
+        let sentence = FullStoryAPIError.missingAPIKey(keyEnvironmentVariable: "ACME_KEY").description
+        #expect(sentence.contains("ACME_KEY"))
+        #expect(sentence.contains("Admin or Architect"))
+    }
+
+    @Test("FULLSTORY_API_URL overrides the configured endpoint, which overrides production")
+    func endpointPrecedence() throws {
+        #expect(try APIEndpoint.resolve(environment: [:]) == URL(string: "https://api.fullstory.com")!)
+        #expect(
+            try APIEndpoint.resolve(configured: "https://api.eu1.fullstory.com", environment: [:]).host
+                == "api.eu1.fullstory.com")
+        let overridden = try APIEndpoint.resolve(
+            configured: "https://api.eu1.fullstory.com", environment: ["FULLSTORY_API_URL": "http://127.0.0.1:8080"]
+        )
+        #expect(overridden == URL(string: "http://127.0.0.1:8080")!)
+    }
+
+    @Test(
+        "plain http is allowed to this machine only",
+        arguments: [
+            ("http://localhost:9000", true), ("http://127.0.0.1:1", true), ("http://127.8.9.10", true),
+            ("http://[::1]:80", true),
+            ("https://api.fullstory.com", true), ("http://api.fullstory.com", false), ("http://10.0.0.5:8080", false),
+            ("http://localhost.evil.example", false), ("ftp://127.0.0.1", false), ("api.fullstory.com", false),
+        ]
+    )
+    func plainHTTP(endpoint: String, allowed: Bool) {
+        let result = Result { () throws(FullStoryAPIError) in try APIEndpoint.validate(endpoint) }
+        switch result {
+        case .success:
+            #expect(allowed, "\(endpoint) should be refused")
+        case .failure(let error):
+            #expect(!allowed, "\(endpoint) should be allowed, got: \(error)")
+            #expect(error.description.hasSuffix("."))
+        }
+    }
+
+    @Test("a client refuses a plain-http endpoint that is not loopback")
+    func clientRefusesPlainHTTP() {
+        let configuration = FullStoryClient.Configuration(
+            endpoint: URL(string: "http://api.example.com")!, apiKey: APIKey("k"))
+        #expect(throws: FullStoryAPIError.self) { try FullStoryClient(configuration: configuration) }
+    }
+
+    @Test(
+        "redaction keeps scheme, host and path, and hides the query and user info",
+        arguments: [
+            (
+                "https://storage.example.com/b/f.gz?X-Goog-Signature=abc&expires=1",
+                "https://storage.example.com/b/f.gz?<redacted>"
+            ),
+            ("http://127.0.0.1:8080/downloads/tok?sig=ff&expires=9", "http://127.0.0.1:8080/downloads/tok?<redacted>"),
+            ("https://user:pass@example.com/x#frag", "https://example.com/x#<redacted>"),
+            ("https://example.com/plain", "https://example.com/plain"),
+        ]
+    )
+    func redaction(url: String, shown: String) throws {
+        #expect(redacted(try #require(URL(string: url))) == shown)
+        #expect(redacted(url) == shown)
+    }
+
+    @Test("links, results and operations print with the signature redacted")
+    func linkDescription() throws {
+        let url = try #require(URL(string: "https://s.example.com/f?sig=secret"))
+        let link = DownloadLink(url: url)
+        #expect("\(link)" == "https://s.example.com/f?<redacted>")
+        #expect(String(reflecting: link) == "https://s.example.com/f?<redacted>")
+        let operation = ExportOperation(id: "op", state: .completed, results: ExportResults(downloadURL: url))
+        for text in ["\(operation)", String(reflecting: operation), "\(operation.results!)"] {
+            #expect(!text.contains("secret"), "\(text)")
+            #expect(text.contains("https://s.example.com/f?<redacted>"), "\(text)")
+        }
+    }
+
+    static let everyError: [FullStoryAPIError] = [
+        .unauthorized(keyEnvironmentVariable: "K", message: "nope"), .missingAPIKey(keyEnvironmentVariable: "K"),
+        .invalidEndpoint("The endpoint is wrong."), .segmentNotFound(segmentID: "s"),
+        .operationNotFound(operationID: "o"),
+        .searchExportNotFound(searchExportID: "x"), .badRequest(message: "bad"),
+        .invalidRequest(message: "the page size must be between 1 and 100, not 0."),
+        .rateLimited(retryAfter: .seconds(3)),
+        .serverError(status: 502, message: nil), .transport(cause: "the connection was reset"),
+        .createOutcomeUnknown(cause: "the server closed the connection"),
+        .expiredDownloadLink(url: "https://s/f?<redacted>"),
+        .truncatedDownload(url: "https://s/f?<redacted>", expectedBytes: 10, receivedBytes: 4),
+        .invalidDownload(url: "https://s/f", reason: "the gzip data is corrupt"),
+        .unexpectedResponse(status: 200, detail: "field 'id' is missing"),
+        .fileSystem(path: "/x", reason: "No space left on device"),
+    ]
+
+    @Test("every error is one readable sentence", arguments: everyError)
+    func sentences(error: FullStoryAPIError) {
+        let sentence = error.description
+        #expect(sentence.first?.isUppercase == true)
+        #expect(sentence.hasSuffix("."))
+        #expect(!sentence.contains("NIO"))
+        #expect(!sentence.contains("DecodingError"))
+        #expect(error.errorDescription == sentence)
+    }
+
+    @Test(
+        "rate limits, server errors, network trouble, expired links and short downloads are transient; the rest is not")
+    func transient() {
+        #expect(
+            Self.everyError.filter(\.isTransient) == [
+                .rateLimited(retryAfter: .seconds(3)), .serverError(status: 502, message: nil),
+                .transport(cause: "the connection was reset"), .expiredDownloadLink(url: "https://s/f?<redacted>"),
+                .truncatedDownload(url: "https://s/f?<redacted>", expectedBytes: 10, receivedBytes: 4),
+            ]
+        )
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import FullStoryAPI
+import Testing
+
+@Suite("Retry policy")
+struct RetryPolicyTests {
+    let policy = RetryPolicy(
+        maxAttempts: 5, maxTotalTime: .seconds(60), baseDelay: .seconds(1), maxDelay: .seconds(8), random: { 0.5 })
+
+    @Test(
+        "what is retried, for reads and for creating an export",
+        arguments: [
+            // (outcome, retried as a read, retried as a create)
+            (RetryPolicy.Outcome.status(429, retryAfter: nil), true, true),
+            (.status(429, retryAfter: .seconds(3)), true, true),
+            (.status(503, retryAfter: .seconds(2)), true, true),
+            (.status(503, retryAfter: nil), true, false),
+            (.status(500, retryAfter: nil), true, false),
+            (.status(502, retryAfter: nil), true, false),
+            (.connectFailed, true, true),
+            (.connectionLost, true, false),
+            (.status(400, retryAfter: nil), false, false),
+            (.status(401, retryAfter: nil), false, false),
+            (.status(404, retryAfter: nil), false, false),
+        ]
+    )
+    func retriedOrNot(outcome: RetryPolicy.Outcome, read: Bool, create: Bool) {
+        let asRead = policy.decision(after: outcome, kind: .idempotent, attempt: 1, elapsed: .zero)
+        let asCreate = policy.decision(after: outcome, kind: .createExport, attempt: 1, elapsed: .zero)
+        #expect((asRead != .giveUp) == read)
+        #expect((asCreate != .giveUp) == create)
+    }
+
+    @Test("Retry-After is waited for exactly")
+    func honoursRetryAfter() {
+        #expect(
+            policy.decision(after: .status(429, retryAfter: .seconds(7)), kind: .idempotent, attempt: 1, elapsed: .zero)
+                == .retry(after: .seconds(7)))
+        #expect(
+            policy.decision(after: .status(503, retryAfter: .zero), kind: .createExport, attempt: 2, elapsed: .zero)
+                == .retry(after: .zero))
+    }
+
+    @Test("backoff is full jitter under an exponential ceiling")
+    func backoff() {
+        // random() = 0.5: half of 1, 2, 4, 8, 8 (capped) seconds.
+        #expect(
+            (1...5).map(policy.backoff(attempt:)) == [
+                .milliseconds(500), .seconds(1), .seconds(2), .seconds(4), .seconds(4),
+            ])
+        var low = policy
+        low.random = { 0 }
+        #expect(low.backoff(attempt: 3) == .zero)
+        var high = policy
+        high.random = { 0.999 }
+        #expect(high.backoff(attempt: 30) < .seconds(8))
+        #expect(high.backoff(attempt: 30) > .milliseconds(7900))
+    }
+
+    @Test("stops after the attempt limit and the time budget")
+    func bounded() {
+        #expect(policy.decision(after: .connectFailed, kind: .idempotent, attempt: 4, elapsed: .zero) != .giveUp)
+        #expect(policy.decision(after: .connectFailed, kind: .idempotent, attempt: 5, elapsed: .zero) == .giveUp)
+        // 58 s spent, a 7 s Retry-After would end past the 60 s budget.
+        #expect(
+            policy.decision(
+                after: .status(429, retryAfter: .seconds(7)), kind: .idempotent, attempt: 1, elapsed: .seconds(58))
+                == .giveUp)
+        #expect(
+            policy.decision(
+                after: .status(429, retryAfter: .seconds(2)), kind: .idempotent, attempt: 1, elapsed: .seconds(58))
+                == .retry(after: .seconds(2)))
+    }
+
+    @Test("Retry-After is read as seconds or as an HTTP-date")
+    func parsesRetryAfter() {
+        let now = Date(timeIntervalSince1970: 1_445_412_420)  // Wed, 21 Oct 2015 07:27:00 GMT
+        #expect(RetryPolicy.parseRetryAfter("120", now: now) == .seconds(120))
+        #expect(RetryPolicy.parseRetryAfter(" 0 ", now: now) == .zero)
+        #expect(RetryPolicy.parseRetryAfter("Wed, 21 Oct 2015 07:28:00 GMT", now: now) == .seconds(60))
+        #expect(RetryPolicy.parseRetryAfter("Wednesday, 21-Oct-15 07:28:30 GMT", now: now) == .seconds(90))
+        #expect(RetryPolicy.parseRetryAfter("Wed Oct 21 07:29:00 2015", now: now) == .seconds(120))
+        #expect(RetryPolicy.parseRetryAfter("Wed, 21 Oct 2015 07:00:00 GMT", now: now) == .zero)
+        #expect(RetryPolicy.parseRetryAfter("-5", now: now) == nil)
+        #expect(RetryPolicy.parseRetryAfter("soon", now: now) == nil)
+    }
+}
