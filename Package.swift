@@ -95,9 +95,15 @@ let package = Package(
             path: "benchmarks/Sources/segsync-fixture",
             swiftSettings: swiftSettings
         ),
+        // Helpers the test targets share (temporary folders).
+        .target(
+            name: "TestSupport",
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "SegSyncTests",
-            dependencies: ["SegSync", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["SegSync", "TestSupport", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -107,7 +113,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["SegSync", "SegSyncEmulator"],
+            dependencies: ["SegSync", "TestSupport"],
             swiftSettings: swiftSettings
         ),
     ],

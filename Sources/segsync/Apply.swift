@@ -75,11 +75,13 @@ struct Apply: AsyncParsableCommand {
         } else if workspace.manifest.api.endpoint == APISettings.emulatorEndpoint {
             options.pollInterval = .milliseconds(500)
         }
+        console.begin(total: plan.actions.filter { $0.kind != .prune }.count)
         let report = try await APIConnection.with(manifest: workspace.manifest, layout: workspace.layout) { connection in
             let executor = Executor(manifest: workspace.manifest, layout: workspace.layout, client: connection.client,
-                                    options: options, log: { console.event($0) })
+                                    options: options, log: { console.event($0) }, finished: { console.finished($0) })
             return try await executor.apply(plan, snapshot: snapshot)
         }
+        console.end()
         StepSummary.append(plan: plan, report: report, manifest: manifest.file)
         printOut("\n" + Self.summary(report))
         if !report.failures.isEmpty { throw ExitCode(1) }

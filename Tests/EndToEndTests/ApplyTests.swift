@@ -1,6 +1,7 @@
 import Foundation
 import SegSync
 import Testing
+import TestSupport
 
 /// `segsync apply` end to end: the built executable against the emulator process.
 @Suite(.serialized) struct ApplyTests {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `segsync-emulator` running as its own process on an ephemeral loopback port, with a
 /// request log the tests read to count calls.

@@ -1,6 +1,7 @@
 import Foundation
 import SegSync
 import Testing
+import TestSupport
 
 @Suite struct PlanCLITests {
     static let manifest = """

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import SegSync
 
 /// A fixture of manifest + state + lockfile + folder that needs every kind of action.

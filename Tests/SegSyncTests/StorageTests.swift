@@ -1,29 +1,8 @@
 import Foundation
 import Crypto
 import Testing
+import TestSupport
 @testable import SegSync
-
-/// A fresh folder under the system temporary directory, removed when the test ends.
-final class TemporaryFolder: @unchecked Sendable {
-    let path: String
-
-    init() throws {
-        path = NSTemporaryDirectory() + "segsync-test-" + UUID().uuidString.lowercased()
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    func write(_ relative: String, _ text: String) throws {
-        let full = path + "/" + relative
-        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try Data(text.utf8).write(to: URL(fileURLWithPath: full))
-    }
-
-    func read(_ relative: String) -> String? {
-        FileManager.default.contents(atPath: path + "/" + relative).map { String(decoding: $0, as: UTF8.self) }
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
 
 func mode(of path: String) -> mode_t {
     var info = stat()

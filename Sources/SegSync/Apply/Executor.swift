@@ -39,15 +39,20 @@ public struct Executor: Sendable {
     public let options: Options
     /// Progress lines, one event each.
     public let log: @Sendable (String) -> Void
+    /// Called as each partition's work ends, for progress displays.
+    public let finished: @Sendable (ApplyReport.Outcome) -> Void
     public let clock: @Sendable () -> Date
 
     public init(manifest: Manifest, layout: Layout, client: FullStoryClient, options: Options = .init(),
-                log: @escaping @Sendable (String) -> Void = { _ in }, clock: @escaping @Sendable () -> Date = { Date() }) {
+                log: @escaping @Sendable (String) -> Void = { _ in },
+                finished: @escaping @Sendable (ApplyReport.Outcome) -> Void = { _ in },
+                clock: @escaping @Sendable () -> Date = { Date() }) {
         self.manifest = manifest
         self.layout = layout
         self.client = client
         self.options = options
         self.log = log
+        self.finished = finished
         self.clock = clock
     }
 
@@ -78,6 +83,7 @@ public struct Executor: Sendable {
             for await (action, outcome, creates) in group {
                 report.record(action, outcome)
                 report.createCalls += creates
+                finished(outcome)
                 startNext()
             }
         }
