@@ -53,6 +53,9 @@ import TestSupport
         let lock = try Lockfile.load(path: folder.path + "/segsync.lock")
         #expect(lock.entries.count == 7)
         #expect(lock.entries.filter { $0.export == "everyone-daily" }.allSatisfy { $0.path.hasSuffix(".json") })
+        // Writes are coalesced: one durable write per new operation id, the rest batched
+        // (each partition has at least four events: created, polled, completed, downloaded).
+        #expect(try state(folder).serial <= 7 + 7)
 
         let second = try apply(folder, emulator)
         #expect(second.status == 0)
