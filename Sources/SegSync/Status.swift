@@ -83,7 +83,7 @@ public struct StatusReport: Sendable, Equatable {
         var running: [Running] = []
         for export in manifest.exports {
             var row = Row(export: export.name)
-            for partition in try DesiredPartitions.partitions(of: export, dialect: manifest.api.dialect, now: now) {
+            for partition in try manifest.partitions(of: export, now: now) {
                 row.desired += 1
                 guard let record = state[partition.key], record.fingerprint == partition.fingerprint else {
                     row.missing += 1

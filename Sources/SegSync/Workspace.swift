@@ -36,6 +36,30 @@ public struct Workspace: Sendable {
         return Snapshot(state: state, lockfile: lockfile, observed: observed)
     }
 
+    /// Makes `segsync.lock` and `SHA256SUMS` list every intact output state records (a
+    /// lockfile deleted, or left behind by a run killed between two writes, is rebuilt).
+    /// Returns the lockfile as it now stands.
+    @discardableResult
+    public func reconcileLockfile(_ snapshot: Snapshot) throws -> Lockfile {
+        var byPath = Dictionary(snapshot.lockfile.entries.map { ($0.path, $0) }, uniquingKeysWith: { _, last in last })
+        for record in snapshot.state.partitions.values where record.phase == .downloaded {
+            guard let output = record.output, snapshot.observed.problems[output.path] == nil else { continue }
+            byPath[output.path] = Lockfile.Entry(
+                path: output.path, sha256: output.sha256, bytes: output.bytes, export: record.export,
+                segment: record.parameters.segment, type: record.parameters.type, format: record.parameters.format,
+                start: record.start, end: record.end, fingerprint: record.fingerprint)
+        }
+        let lockfile = Lockfile(entries: Array(byPath.values))
+        let sums = Checksums.render(lockfile.entries)
+        let sumsOnDisk = try? String(contentsOfFile: layout.checksumsPath, encoding: .utf8)
+        if lockfile != snapshot.lockfile || (!lockfile.entries.isEmpty && sumsOnDisk != sums) {
+            try AtomicFile.makeDirectory(layout.outputDirectory)
+            try AtomicFile.write(Data(sums.utf8), to: layout.checksumsPath, newFileMode: 0o644)
+            try lockfile.write(to: layout.lockfilePath)
+        }
+        return lockfile
+    }
+
     public func plan(_ snapshot: Snapshot, now: Date, options: Planner.Options) throws -> Plan {
         try Planner.plan(manifest: manifest, state: snapshot.state, lockfile: snapshot.lockfile,
                          observed: snapshot.observed, now: now, options: options)

@@ -42,6 +42,9 @@ struct Apply: AsyncParsableCommand {
     @Flag(help: "Delete recorded outputs that are no longer declared, as `prune: true` does.")
     var prune = false
 
+    @Flag(help: "Export again partitions that failed \(Planner.attemptLimit) times in earlier runs.")
+    var retryFailed = false
+
     func validate() throws {
         if let maxWait, Span(maxWait) == nil, maxWait != "0" {
             throw ValidationError("--max-wait \(maxWait) is not a duration; write it like 30m, 2h or 1h30m.")
@@ -56,9 +59,9 @@ struct Apply: AsyncParsableCommand {
 
     func run() async throws {
         let console = Console()
-        let (workspace, snapshot, plan) = try await reportingDiagnostics {
+            var (workspace, snapshot, plan) = try await reportingDiagnostics {
             let saved = try planFile.map { try SavedPlan.load(path: $0) }
-            let (now, options) = try saved.map(SavedPlan.inputs) ?? (planning.instant(), .init(targets: planning.targets, forcePrune: prune))
+            let (now, options) = try saved.map(SavedPlan.inputs) ?? (planning.instant(), .init(targets: planning.targets, forcePrune: prune, retryFailed: retryFailed))
             let workspace = try Workspace.open(manifestPath: manifest.file, command: "segsync apply", now: Date())
             let snapshot = try workspace.snapshot()
             let plan = try workspace.plan(snapshot, now: now, options: options)
@@ -67,7 +70,11 @@ struct Apply: AsyncParsableCommand {
         }
         printOut(PlanRenderer.text(plan))
         if dryRun { return }
-        guard plan.hasChanges || !plan.adoptions.isEmpty || !snapshot.observed.partialFiles.isEmpty else { return }
+        snapshot.lockfile = try workspace.reconcileLockfile(snapshot)
+        guard plan.hasChanges || !plan.adoptions.isEmpty || !snapshot.observed.partialFiles.isEmpty else {
+            if !plan.givenUp.isEmpty { throw ExitCode(1) }
+            return
+        }
 
         var options = Executor.Options(parallelism: parallelism, maxInFlight: maxInFlight, maxWait: maxWait.map(Self.duration))
         if let pollInterval {
@@ -84,7 +91,7 @@ struct Apply: AsyncParsableCommand {
         console.end()
         StepSummary.append(plan: plan, report: report, manifest: manifest.file)
         printOut("\n" + Self.summary(report))
-        if !report.failures.isEmpty { throw ExitCode(1) }
+        if !report.failures.isEmpty || !plan.givenUp.isEmpty { throw ExitCode(1) }
         if !report.stillRunning.isEmpty { throw ExitCode(Self.incompleteExitCode) }
     }
 

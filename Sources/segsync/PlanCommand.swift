@@ -26,6 +26,9 @@ struct PlanCommand: AsyncParsableCommand {
     @Flag(help: "Hash every output instead of trusting unchanged sizes and modification times.")
     var checksum = false
 
+    @Flag(help: "Plan to export again partitions that failed \(Planner.attemptLimit) times in earlier runs.")
+    var retryFailed = false
+
     @Flag(help: "Do not ask the API how running operations are doing; plan from state alone.")
     var offline = false
 
@@ -40,7 +43,7 @@ struct PlanCommand: AsyncParsableCommand {
             if !offline, snapshot.state.partitions.values.contains(where: { [.requested, .running, .completed].contains($0.phase) }) {
                 snapshot.state = await refreshed(snapshot.state, workspace: workspace)
             }
-            return try workspace.plan(snapshot, now: now, options: .init(targets: planning.targets, forcePrune: prune))
+            return try workspace.plan(snapshot, now: now, options: .init(targets: planning.targets, forcePrune: prune, retryFailed: retryFailed))
         }
         printOut(json ? PlanRenderer.json(plan) : PlanRenderer.text(plan))
         if let out {

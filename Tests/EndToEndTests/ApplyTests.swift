@@ -154,6 +154,54 @@ import TestSupport
         #expect(gaveUp.stdout.contains("gave up after 3 exports in this run"))
         #expect(gaveUp.stdout.contains("Apply: 6 done, 1 failed."))
         #expect(failing.creates == 9)
+
+        // The next runs do not spend creates on it until asked to.
+        let skipped = try apply(other, failing)
+        #expect(skipped.status == 1)
+        #expect(skipped.stdout.contains("1 partition failed 3 exports and is skipped: checkout-events 2026-11-26T18:00Z"))
+        #expect(skipped.stdout.contains("run apply --retry-failed"))
+        #expect(failing.creates == 9)
+        let retried = try apply(other, failing, ["--retry-failed"])
+        #expect(retried.status == 0, "\(retried.stdout)\(retried.stderr)")
+        #expect(failing.creates == 10)
+        #expect(try CLI.run(["verify"], in: other.path).status == 0)
+    }
+
+    @Test("a time zone change replaces partitions that share a file name, and prune keeps the new files")
+    func timeZoneChange() throws {
+        let folder = try TemporaryFolder()
+        try folder.write("segsync.yaml", Self.manifest)
+        let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+        #expect(try apply(folder, emulator).status == 0)
+        try folder.write("segsync.yaml", Self.manifest.replacingOccurrences(of: "decompress: true", with: "decompress: true\n    timezone: America/New_York"))
+        let changed = try apply(folder, emulator, ["--prune"])
+        #expect(changed.status == 0, "\(changed.stdout)\(changed.stderr)")
+        // New York's settled days end a day earlier: 23–25 are wanted, the old 26 is pruned;
+        // 24 and 25 are replaced in place (same names), never deleted.
+        #expect(changed.stdout.contains("pruned     everyone-daily 2026-11-26"))
+        #expect(changed.stdout.components(separatedBy: "pruned ").count == 2)
+        #expect(try CLI.run(["verify"], in: folder.path).status == 0)
+        #expect(folder.list("exports/everyone-daily") == ["2026-11-23.json", "2026-11-24.json", "2026-11-25.json"])
+        let again = try apply(folder, emulator, ["--prune"])
+        #expect(again.stdout.hasPrefix("No changes: 7 partitions up to date."))
+        #expect(try state(folder).partitions.count == 7)
+    }
+
+    @Test("a deleted segsync.lock is rebuilt from state by the next apply")
+    func lockfileRebuilt() throws {
+        let folder = try TemporaryFolder()
+        try folder.write("segsync.yaml", Self.manifest)
+        let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+        #expect(try apply(folder, emulator).status == 0)
+        let original = try #require(folder.read("segsync.lock"))
+        try FileManager.default.removeItem(atPath: folder.path + "/segsync.lock")
+        try FileManager.default.removeItem(atPath: folder.path + "/exports/SHA256SUMS")
+        #expect(try CLI.run(["verify"], in: folder.path).status == 1)
+        let rebuilt = try apply(folder, emulator)
+        #expect(rebuilt.status == 0)
+        #expect(folder.read("segsync.lock") == original)
+        #expect(try CLI.run(["verify"], in: folder.path).status == 0)
+        #expect(emulator.creates == 7)
     }
 
     @Test("a partition whose exports keep failing is reported after the bound; the others converge")

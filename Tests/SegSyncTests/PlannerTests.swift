@@ -63,7 +63,7 @@ struct PlanFixture {
     }
 
     mutating func record(_ partition: Partition, _ spec: ExportSpec, phase: Phase, fingerprint: String? = nil, _ edit: (inout PartitionRecord) -> Void = { _ in }) {
-        var record = PartitionRecord(partition: partition, parameters: ExportParameters(spec, dialect: .seed), phase: phase, now: Self.now)
+        var record = PartitionRecord(partition: partition, parameters: ExportParameters(spec, dialect: .seed, endpoint: APISettings.defaultEndpoint), phase: phase, now: Self.now)
         record.attempts = 1
         if let fingerprint { record.fingerprint = fingerprint }
         edit(&record)
@@ -154,6 +154,7 @@ struct PlanFixture {
               ],
               "now" : "2026-11-28T00:00:00Z",
               "prune" : false,
+              "retry_failed" : false,
               "state" : {
                 "lineage" : "11111111-2222-3333-4444-555555555555",
                 "serial" : 7

@@ -235,7 +235,7 @@ struct PartitionRun: Sendable {
             id = try await executor.client.createExport(request).id
         } catch let failure as FullStoryAPIError {
             let now = executor.clock()
-            let parameters = ExportParameters(export, dialect: executor.manifest.api.dialect)
+            let parameters = ExportParameters(export, in: executor.manifest)
             let partition = self.partition
             try? await journal.update(action.key, durable: true) { record in
                 var updated = record ?? PartitionRecord(partition: partition, parameters: parameters, phase: .failed, now: now)
@@ -248,7 +248,7 @@ struct PartitionRun: Sendable {
             throw failure
         }
         let now = executor.clock()
-        let parameters = ExportParameters(export, dialect: executor.manifest.api.dialect)
+        let parameters = ExportParameters(export, in: executor.manifest)
         let partition = self.partition
         try await journal.update(action.key, durable: true) { record in
             var updated = PartitionRecord(partition: partition, parameters: parameters, phase: .requested, now: now)
@@ -327,7 +327,6 @@ struct PartitionRun: Sendable {
         if lstat(folder, &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK {
             throw SegSyncError("refusing to write through the symbolic link \(folder).")
         }
-        let previous = await journal.record(action.key)?.output
         try await journal.withdraw(path: relative)
         var status = completed
         var file: DownloadResult?
@@ -349,11 +348,9 @@ struct PartitionRun: Sendable {
             fingerprint: partition.fingerprint)
         let output = OutputRecord(path: relative, bytes: file.bytes, sha256: file.sha256,
                                   modified: ObservedFiles.modificationTime(ofFileAt: path))
-        try await journal.recordOutput(action.key, entry: entry, output: output, now: executor.clock())
-        if let previous, previous.path != relative {
-            // A replaced partition's old file (another format, say) goes once the new one is in place.
-            try await journal.withdraw(path: previous.path)
-            if let old = try? executor.layout.absolutePath(ofOutput: previous.path) { unlink(old) }
+        // A replaced partition's old file (another format, say) goes once the new one is in place.
+        for stale in try await journal.recordOutput(action.key, entry: entry, output: output, now: executor.clock()) {
+            if let old = try? executor.layout.absolutePath(ofOutput: stale) { unlink(old) }
         }
         executor.log("downloaded \(name)   \(relative) (\(file.bytes) bytes, sha256 \(file.sha256.prefix(12))…)")
     }

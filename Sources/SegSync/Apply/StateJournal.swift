@@ -39,9 +39,21 @@ actor StateJournal {
         try durable ? flush() : flushIfDue()
     }
 
-    /// Records a file that is now in place.
-    func recordOutput(_ key: PartitionKey, entry: Lockfile.Entry, output: OutputRecord, now: Date) throws {
+    /// Records a file that is now in place. Returns the paths this partition recorded
+    /// before under other names (its old format, say): withdrawn from the lockfile here,
+    /// for the caller to delete.
+    func recordOutput(_ key: PartitionKey, entry: Lockfile.Entry, output: OutputRecord, now: Date) throws -> [String] {
         var record = state[key]
+        var stale = Set(entries.values.filter { $0.key == key && $0.path != entry.path }.map(\.path))
+        if let previous = record?.output?.path, previous != entry.path { stale.insert(previous) }
+        // Another partition recorded at this very path (the export's time zone changed, so
+        // old and new partitions share a name) is superseded: the file is this one now.
+        for (other, otherRecord) in state.partitions where other != key.description && otherRecord.output?.path == entry.path {
+            state.partitions[other] = nil
+        }
+        let claimed = Set(state.partitions.filter { $0.key != key.description }.values.compactMap { $0.output?.path })
+        stale.subtract(claimed)
+        for path in stale { entries[path] = nil }
         record?.phase = .downloaded
         record?.output = output
         record?.lastError = nil
@@ -50,7 +62,8 @@ actor StateJournal {
         entries[entry.path] = entry
         stateDirty = true
         lockDirty = true
-        try flushIfDue()
+        if stale.isEmpty { try flushIfDue() } else { try flush() }
+        return stale.sorted()
     }
 
     /// Takes a path out of the lockfile, on disk, before its file is replaced or deleted.
@@ -75,7 +88,7 @@ actor StateJournal {
                                       label: DesiredPartitions.label(start: entry.start, cadence: export.window.cadence,
                                                                      calendar: PartitionCalendar(cadence: export.window.cadence, timeZone: export.timeZone).calendar),
                                       fingerprint: entry.fingerprint)
-            var record = PartitionRecord(partition: partition, parameters: ExportParameters(export, dialect: manifest.api.dialect), phase: .downloaded, now: now)
+            var record = PartitionRecord(partition: partition, parameters: ExportParameters(export, in: manifest), phase: .downloaded, now: now)
             record.output = OutputRecord(path: entry.path, bytes: entry.bytes, sha256: entry.sha256,
                                          modified: ObservedFiles.modificationTime(ofFileAt: layout.outputDirectory + "/" + entry.path))
             state[partition.key] = record

@@ -283,7 +283,7 @@ struct ManifestDecoder {
             if text.range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) != nil {
                 api.keyEnv = text
             } else {
-                error(node.location, "keyEnv names an environment variable (like FULLSTORY_API_KEY), found '\(text.prefix(40))'; the key itself never goes in the manifest")
+                error(node.location, "keyEnv must name an environment variable (letters, digits and '_', like FULLSTORY_API_KEY); the key itself never goes in the manifest")
             }
         }
         if let node = fields["rateLimit"]?.value, let limits = entries(node, allowed: Self.rateLimitKeys, what: "'rateLimit'") {

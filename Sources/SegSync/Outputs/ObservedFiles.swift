@@ -86,7 +86,7 @@ public struct ObservedFiles: Sendable, Equatable {
                 var info = stat()
                 guard lstat(directory + "/" + path, &info) == 0, (info.st_mode & S_IFMT) != S_IFDIR else { continue }
                 if path == Checksums.fileName || expected[path] != nil { continue }
-                if path.hasSuffix(".partial") {
+                if path.hasSuffix(".partial") || AtomicFile.isTemporary(path) {
                     observed.partialFiles.append(path)
                 } else {
                     observed.unknownFiles.append(path)

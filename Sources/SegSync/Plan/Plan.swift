@@ -44,11 +44,21 @@ public struct Plan: Sendable, Equatable {
         public var partition: Partition?
     }
 
+    /// A partition whose exports failed ``Planner/attemptLimit`` times: skipped until
+    /// `--retry-failed` or a manifest change.
+    public struct GivenUp: Sendable, Equatable {
+        public var key: PartitionKey
+        public var label: String
+        public var attempts: Int
+        public var lastError: String
+    }
+
     public var actions: [Action]
     public var upToDate: Int
     /// Outputs the lockfile and folder vouch for but state has no record of (a lost
     /// state): apply records them again without downloading anything.
     public var adoptions: [Lockfile.Entry]
+    public var givenUp: [GivenUp]
     /// Things worth knowing that need no action: files segsync never wrote, leftovers.
     public var notes: [String]
     public var now: Date

@@ -63,9 +63,11 @@ public enum PlanRenderer {
         public var notes: [String]
         public var targets: [String]
         public var prune: Bool
+        public var retryFailed: Bool?
 
         enum CodingKeys: String, CodingKey {
             case now, state, actions, summary, notes, targets, prune
+            case retryFailed = "retry_failed"
             case formatVersion = "format_version"
             case manifestSHA256 = "manifest_sha256"
         }
@@ -88,7 +90,8 @@ public enum PlanRenderer {
             summary: summary,
             notes: plan.notes,
             targets: plan.options.targets,
-            prune: plan.options.forcePrune)
+            prune: plan.options.forcePrune,
+            retryFailed: plan.options.retryFailed)
     }
 
     public static func json(_ plan: Plan) -> String {

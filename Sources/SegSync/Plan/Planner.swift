@@ -8,12 +8,20 @@ public enum Planner {
         public var targets: [String] = []
         /// Prune even where the manifest does not ask to.
         public var forcePrune = false
+        /// Export again partitions that have used up their attempts.
+        public var retryFailed = false
 
-        public init(targets: [String] = [], forcePrune: Bool = false) {
+        public init(targets: [String] = [], forcePrune: Bool = false, retryFailed: Bool = false) {
             self.targets = targets
             self.forcePrune = forcePrune
+            self.retryFailed = retryFailed
         }
     }
+
+    /// Exports created for one partition (over all runs) before segsync stops trying
+    /// on its own and reports it: an export that keeps failing should not cost a create
+    /// on every CI run. A changed manifest (a new fingerprint) starts afresh.
+    public static let attemptLimit = 3
 
     /// The files a scan should check: state's records first, then the lockfile's.
     public static func expectedFiles(state: State, lockfile: Lockfile) -> [String: ExpectedFile] {
@@ -46,15 +54,26 @@ public enum Planner {
         for entry in lockfile.entries { lockIndex[entry.key] = entry }
 
         var actions: [Plan.Action] = []
+        var givenUp: [Plan.GivenUp] = []
         var adoptions: [Lockfile.Entry] = []
         var upToDate = 0
         var desiredKeys = Set<PartitionKey>()
         var keptUndeclared = 0
+        // Paths desired partitions will write: a recorded output at one of these (an old
+        // partition with the same name, after a time zone change) is superseded, not pruned.
+        let recorded = Dictionary(grouping: recordedOutputs(state: state, lockfile: lockfile), by: \.key.export)
+        var claimedPaths = Set<String>()
+        var desired: [String: [Partition]] = [:]
+        for export in manifest.exports {
+            let partitions = try manifest.partitions(of: export, now: now)
+            desired[export.name] = partitions
+            for partition in partitions { claimedPaths.insert(Layout.relativePath(for: partition, export: export)) }
+        }
 
         for export in selected {
-            let parameters = ExportParameters(export, dialect: manifest.api.dialect)
+            let parameters = ExportParameters(export, in: manifest)
             var exportActions: [Plan.Action] = []
-            for partition in try DesiredPartitions.partitions(of: export, dialect: manifest.api.dialect, now: now) {
+            for partition in desired[export.name] ?? [] {
                 desiredKeys.insert(partition.key)
                 let path = Layout.relativePath(for: partition, export: export)
                 func action(_ kind: Plan.Kind, _ detail: String, operation: String? = nil, output: String? = nil) {
@@ -89,7 +108,11 @@ public enum Planner {
                         action(.download, "op \(short(record.operationId)) (COMPLETED)", operation: record.operationId)
                     case .failed:
                         let why = record.lastError.map { ": \($0)" } ?? ""
-                        action(.create, "\(export.type.rawValue) \(export.format.rawValue) (retry; last attempt failed\(why))")
+                        if record.attempts >= attemptLimit, !options.retryFailed {
+                            givenUp.append(Plan.GivenUp(key: partition.key, label: partition.label, attempts: record.attempts, lastError: record.lastError ?? "unknown error"))
+                        } else {
+                            action(.create, "\(export.type.rawValue) \(export.format.rawValue) (retry; last attempt failed\(why))")
+                        }
                     }
                 } else if let entry = lockIndex[partition.key] {
                     if entry.fingerprint != partition.fingerprint {
@@ -106,7 +129,7 @@ public enum Planner {
             }
 
             // This export's recorded outputs that have rolled out of its window.
-            for output in recordedOutputs(state: state, lockfile: lockfile) where output.key.export == export.name && !desiredKeys.contains(output.key) {
+            for output in recorded[export.name] ?? [] where !desiredKeys.contains(output.key) && !claimedPaths.contains(output.path) {
                 if export.prune || options.forcePrune {
                     exportActions.append(pruneAction(output, reason: "outside the window"))
                 } else {
@@ -120,7 +143,7 @@ public enum Planner {
         // narrows the run to the named exports).
         if options.targets.isEmpty {
             let declared = Set(manifest.exports.map(\.name))
-            for output in recordedOutputs(state: state, lockfile: lockfile) where !declared.contains(output.key.export) {
+            for output in recorded.keys.sorted().filter({ !declared.contains($0) }).flatMap({ recorded[$0]! }) {
                 if manifest.prune || options.forcePrune {
                     actions.append(pruneAction(output, reason: "no longer declared"))
                 } else {
@@ -133,6 +156,10 @@ public enum Planner {
         if keptUndeclared > 0 {
             notes.append("\(keptUndeclared) recorded output\(keptUndeclared == 1 ? " is" : "s are") no longer declared and kept; set prune: true or pass --prune to delete \(keptUndeclared == 1 ? "it" : "them").")
         }
+        if !givenUp.isEmpty {
+            let list = givenUp.prefix(5).map { "\($0.key.export) \($0.label) (\($0.lastError))" }.joined(separator: "; ")
+            notes.append("\(givenUp.count) partition\(givenUp.count == 1 ? "" : "s") failed \(attemptLimit) exports and \(givenUp.count == 1 ? "is" : "are") skipped: \(list)\(givenUp.count > 5 ? "; …" : ""). Fix the cause, then run apply --retry-failed.")
+        }
         if !observed.unknownFiles.isEmpty {
             notes.append("\(observed.unknownFiles.count) file\(observed.unknownFiles.count == 1 ? "" : "s") in the output folder \(observed.unknownFiles.count == 1 ? "was" : "were") not written by segsync and \(observed.unknownFiles.count == 1 ? "is" : "are") left alone: \(list(observed.unknownFiles)).")
         }
@@ -140,7 +167,7 @@ public enum Planner {
             notes.append("\(observed.partialFiles.count) unfinished download\(observed.partialFiles.count == 1 ? "" : "s") (.partial) will be removed by apply: \(list(observed.partialFiles)).")
         }
         return Plan(
-            actions: actions, upToDate: upToDate, adoptions: adoptions, notes: notes, now: now,
+            actions: actions, upToDate: upToDate, adoptions: adoptions, givenUp: givenUp, notes: notes, now: now,
             lineage: state.lineage, serial: state.serial, manifestSHA256: manifest.sha256, options: options)
     }
 

@@ -29,7 +29,7 @@ public enum SavedPlan {
     /// The instant and options the saved plan was made with.
     public static func inputs(of document: PlanRenderer.Document) throws -> (now: Date, options: Planner.Options) {
         guard let now = Timestamp.parse(document.now) else { throw SegSyncError("the saved plan's 'now' is not a time.") }
-        return (now, Planner.Options(targets: document.targets, forcePrune: document.prune))
+        return (now, Planner.Options(targets: document.targets, forcePrune: document.prune, retryFailed: document.retryFailed ?? false))
     }
 
     /// Checks that `fresh`, computed now from the same inputs, is the saved plan.
@@ -43,8 +43,12 @@ public enum SavedPlan {
         if document.state.serial != fresh.serial || document.state.lineage != fresh.lineage {
             throw SegSyncError("the saved plan \(path) is stale: the state has changed since (serial \(document.state.serial) → \(fresh.serial)); run `segsync plan --out \(path)` again.")
         }
-        if document.actions != PlanRenderer.document(fresh).actions {
-            throw SegSyncError("the saved plan \(path) no longer matches the output folder (files changed since it was made); run `segsync plan --out \(path)` again.")
+        // Progress in the details may have moved on; the work itself must be the same.
+        func work(_ actions: [PlanRenderer.Document.Action]) -> [String] {
+            actions.map { "\($0.action.rawValue) \($0.export) \($0.start) \($0.path ?? "")" }
+        }
+        if work(document.actions) != work(PlanRenderer.document(fresh).actions) {
+            throw SegSyncError("the saved plan \(path) no longer matches the state and output folder (the work to do changed since it was made); run `segsync plan --out \(path)` again.")
         }
     }
 }

@@ -48,8 +48,9 @@ public struct ExportParameters: Codable, Sendable, Equatable {
     public var dialect: APIDialect
     public var segmentWindow: String?
     public var decompress: Bool
+    public var endpoint: String?
 
-    public init(_ export: ExportSpec, dialect: APIDialect) {
+    public init(_ export: ExportSpec, dialect: APIDialect, endpoint: String? = nil) {
         segment = export.segment
         type = export.type
         format = export.format
@@ -58,6 +59,12 @@ public struct ExportParameters: Codable, Sendable, Equatable {
         self.dialect = dialect
         segmentWindow = export.segmentWindow?.description
         decompress = export.decompress
+        self.endpoint = endpoint
+    }
+
+    /// The parameters of `export` under `manifest`'s API settings.
+    public init(_ export: ExportSpec, in manifest: Manifest) {
+        self.init(export, dialect: manifest.api.dialect, endpoint: manifest.api.endpoint)
     }
 
     /// "format changed json → csv; segment changed a → b", or nil when nothing differs.
@@ -74,6 +81,7 @@ public struct ExportParameters: Codable, Sendable, Equatable {
         compare("dialect", dialect.rawValue, new.dialect.rawValue)
         compare("segmentWindow", segmentWindow ?? "", new.segmentWindow ?? "")
         compare("decompress", String(decompress), String(new.decompress))
+        compare("endpoint", endpoint ?? "", new.endpoint ?? "")
         return changes.isEmpty ? nil : changes.joined(separator: "; ")
     }
 }

@@ -42,6 +42,13 @@ public enum AtomicFile {
         syncDirectory(directory)
     }
 
+    /// Whether `path` names one of the temporary files `write` makes (left behind only
+    /// when a process dies mid-write).
+    public static func isTemporary(_ path: String) -> Bool {
+        let name = (path as NSString).lastPathComponent
+        return name.hasPrefix(".") && name.hasSuffix(".tmp") && name.split(separator: ".").count >= 4
+    }
+
     /// Makes a rename or unlink in `directory` durable.
     public static func syncDirectory(_ directory: String) {
         let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

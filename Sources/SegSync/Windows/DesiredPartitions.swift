@@ -17,7 +17,7 @@ public enum DesiredPartitions {
         return boundary
     }
 
-    public static func partitions(of export: ExportSpec, dialect: APIDialect, now: Date) throws -> [Partition] {
+    public static func partitions(of export: ExportSpec, dialect: APIDialect, endpoint: String = APISettings.defaultEndpoint, now: Date) throws -> [Partition] {
         let calendar = PartitionCalendar(cadence: export.window.cadence, timeZone: export.timeZone)
         let end = newestSettledBoundary(export.window, calendar: calendar, now: now)
         let first: Date
@@ -29,7 +29,7 @@ public enum DesiredPartitions {
         if end.timeIntervalSince(first) / nominal > Double(limitPerExport) {
             throw SegSyncError("export '\(export.name)' would have more than \(limitPerExport) partitions; use a longer 'every' or a later 'start'.")
         }
-        let base = FingerprintBase(export: export, dialect: dialect)
+        let base = FingerprintBase(export: export, dialect: dialect, endpoint: endpoint)
         var result: [Partition] = []
         var boundary = first
         while boundary < end {
@@ -64,14 +64,23 @@ public enum DesiredPartitions {
     }
 }
 
+extension Manifest {
+    /// The partitions `export` desires at `now`, fingerprinted with this manifest's API settings.
+    public func partitions(of export: ExportSpec, now: Date) throws -> [Partition] {
+        try DesiredPartitions.partitions(of: export, dialect: api.dialect, endpoint: api.endpoint, now: now)
+    }
+}
+
 /// Everything about an export that changes the exported bytes, hashed per partition.
 struct FingerprintBase {
     let prefix: String
     let segmentWindow: Span?
 
-    init(export: ExportSpec, dialect: APIDialect) {
+    init(export: ExportSpec, dialect: APIDialect, endpoint: String) {
         prefix = [
             "v1",
+            // Another endpoint is another source of data (the emulator's is synthetic).
+            "endpoint=\(endpoint)",
             "dialect=\(dialect.rawValue)",
             "segment=\(export.segment)",
             "type=\(export.type.rawValue)",

@@ -30,12 +30,12 @@ var state = State()
 var entries: [Lockfile.Entry] = []
 for export in manifest.exports {
     try AtomicFile.makeDirectory(layout.outputDirectory + "/" + export.name)
-    for partition in try DesiredPartitions.partitions(of: export, dialect: manifest.api.dialect, now: now) {
+    for partition in try manifest.partitions(of: export, now: now) {
         let path = Layout.relativePath(for: partition, export: export)
         let absolute = layout.outputDirectory + "/" + path
         try Data("\(export.name) \(partition.label)\n".utf8).write(to: URL(fileURLWithPath: absolute))
         let digest = try FileDigest.sha256(ofFileAt: absolute)
-        var record = PartitionRecord(partition: partition, parameters: ExportParameters(export, dialect: manifest.api.dialect), phase: .downloaded, now: now)
+        var record = PartitionRecord(partition: partition, parameters: ExportParameters(export, in: manifest), phase: .downloaded, now: now)
         record.operationId = "op-\(export.name)-\(partition.label)"
         record.attempts = 1
         record.output = OutputRecord(path: path, bytes: digest.bytes, sha256: digest.sha256,
