@@ -48,6 +48,45 @@ func mode(of path: String) -> mode_t {
         #expect(folder.read("state.json")?.contains("\"e@2026-11-27T00:00:00Z\"") == true)
     }
 
+    @Test("the journal replays over state.json, tolerates a torn last line, and is folded in by a save")
+    func journal() throws {
+        let folder = try TemporaryFolder()
+        let store = StateStore(path: folder.path + "/state.json")
+        var state = try store.load()
+        try store.save(&state)
+        let partition = Partition(export: "e", start: Timestamp.parse("2026-11-27T00:00:00Z")!, end: Timestamp.parse("2026-11-28T00:00:00Z")!, label: "2026-11-27", fingerprint: "abc")
+        let spec = ExportSpec(name: "e", segment: "s", type: .events, format: .csv,
+                              window: WindowSpec(every: Span(days: 1), cadence: .day, extent: .last(Span(days: 1)), settle: Span()),
+                              timeZone: TimeZone(identifier: "UTC")!)
+        var record = PartitionRecord(partition: partition, parameters: ExportParameters(spec, dialect: .seed), phase: .requested, now: partition.end)
+        record.operationId = "op-1"
+        try store.append([(partition.key.description, record)], sync: true)
+        record.phase = .running
+        try store.append([(partition.key.description, record), ("gone@2026-01-01T00:00:00Z", nil)], sync: false)
+
+        var replayed = try store.load()
+        #expect(replayed[partition.key] == record)
+        #expect(replayed.serial == state.serial + 3)
+        #expect(replayed.lineage == state.lineage)
+
+        // A crash mid-append leaves half a line: ignored.
+        let handle = try #require(FileHandle(forWritingAtPath: store.journalPath))
+        try handle.seekToEnd()
+        handle.write(Data(#"{"key":"e@2026-11-27T00:00:00Z","rec"#.utf8))
+        try handle.close()
+        #expect(try store.load()[partition.key] == record)
+
+        // Damage before the end is an error, and nothing is overwritten.
+        let damaged = "garbage\n" + (folder.read("state.journal") ?? "")
+        try folder.write("state.journal", damaged)
+        #expect { try store.load() } throws: { ($0 as? SegSyncError)?.message.contains("damaged at line 1") == true }
+        try folder.write("state.journal", String(damaged.dropFirst("garbage\n".count)))
+
+        try store.save(&replayed)
+        #expect(!store.hasJournal)
+        #expect(try store.load()[partition.key] == record)
+    }
+
     @Test("a state file that cannot be read is reported and never overwritten")
     func corruptState() throws {
         let folder = try TemporaryFolder()

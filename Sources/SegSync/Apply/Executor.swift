@@ -64,6 +64,8 @@ public struct Executor: Sendable {
         for partial in snapshot.observed.partialFiles {
             if let path = try? layout.absolutePath(ofOutput: partial) { unlink(path) }
         }
+        // Files about to be overwritten leave the lockfile first, in one write.
+        try await journal.withdraw(paths: plan.actions.filter { $0.kind == .repair || $0.kind == .replace }.compactMap(\.outputPath))
         let deadline = options.maxWait.map { ContinuousClock.now + $0 }
         let work = plan.actions.filter { $0.kind != .prune }
         var report = ApplyReport()
@@ -91,6 +93,7 @@ public struct Executor: Sendable {
         let prunes = plan.actions.filter { $0.kind == .prune }
         if !prunes.isEmpty {
             if report.failures.isEmpty {
+                try await journal.withdraw(paths: prunes.compactMap(\.outputPath))
                 for action in prunes { report.record(action, await prune(action, journal: journal)) }
             } else {
                 report.pruneSkipped = prunes.count
@@ -98,7 +101,7 @@ public struct Executor: Sendable {
             }
         }
         try await journal.flush()
-        report.stateWrites = await journal.writes
+        report.stateWrites = await journal.stateWrites
         return report
     }
 
@@ -106,7 +109,6 @@ public struct Executor: Sendable {
         do {
             guard let relative = action.outputPath else { return .failed("nothing recorded to prune") }
             let path = try layout.absolutePath(ofOutput: relative)
-            try await journal.withdraw(path: relative)
             var info = stat()
             if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG {
                 guard unlink(path) == 0 else { return .failed("cannot delete \(path): \(errnoText()).") }
@@ -182,7 +184,7 @@ struct PartitionRun: Sendable {
                 if operationId == nil {
                     if creates.value >= executor.options.maxAttempts {
                         let message = "gave up after \(creates.value) export\(creates.value == 1 ? "" : "s") in this run: \(lastFailure ?? "unknown error")"
-                        try await journal.update(action.key, durable: true) { $0?.phase = .failed; $0?.lastError = message }
+                        try await journal.update(action.key, .synced) { $0?.phase = .failed; $0?.lastError = message }
                         return .failed(message)
                     }
                     operationId = try await create()
@@ -197,7 +199,7 @@ struct PartitionRun: Sendable {
                     lastFailure = "the export failed: \(message)"
                     executor.log("failed     \(name)   op \(Planner.short(operationId)): \(message)")
                     let now = executor.clock()
-                    try await journal.update(action.key, durable: true) { $0?.phase = .failed; $0?.lastError = message; $0?.updatedAt = now }
+                    try await journal.update(action.key, .synced) { $0?.phase = .failed; $0?.lastError = message; $0?.updatedAt = now }
                     operationId = nil
                 case .operationGone:
                     lastFailure = "the API no longer knows operation \(operationId!)"
@@ -217,7 +219,7 @@ struct PartitionRun: Sendable {
     /// next run resumes instead of exporting again.
     func fail(_ message: String, keepOperation: Bool) async -> ApplyReport.Outcome {
         let now = executor.clock()
-        try? await journal.update(action.key, durable: true) { record in
+        try? await journal.update(action.key, .synced) { record in
             record?.lastError = message
             record?.updatedAt = now
             if !keepOperation { record?.phase = .failed }
@@ -237,7 +239,7 @@ struct PartitionRun: Sendable {
             let now = executor.clock()
             let parameters = ExportParameters(export, in: executor.manifest)
             let partition = self.partition
-            try? await journal.update(action.key, durable: true) { record in
+            try? await journal.update(action.key, .synced) { record in
                 var updated = record ?? PartitionRecord(partition: partition, parameters: parameters, phase: .failed, now: now)
                 updated.phase = .failed
                 updated.attempts += 1
@@ -250,7 +252,7 @@ struct PartitionRun: Sendable {
         let now = executor.clock()
         let parameters = ExportParameters(export, in: executor.manifest)
         let partition = self.partition
-        try await journal.update(action.key, durable: true) { record in
+        try await journal.update(action.key, .synced) { record in
             var updated = PartitionRecord(partition: partition, parameters: parameters, phase: .requested, now: now)
             updated.createdAt = record?.createdAt ?? now
             updated.attempts = (record?.attempts ?? 0) + 1
@@ -275,7 +277,7 @@ struct PartitionRun: Sendable {
             }
             let now = executor.clock()
             let phase: Phase = status.state == .completed ? .completed : .running
-            try await journal.update(action.key) { record in
+            try await journal.update(action.key, phase == .completed ? .journal : .memory) { record in
                 record?.operationId = id
                 record?.phase = phase
                 record?.operationState = status.state.rawValue
@@ -327,7 +329,7 @@ struct PartitionRun: Sendable {
         if lstat(folder, &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK {
             throw SegSyncError("refusing to write through the symbolic link \(folder).")
         }
-        try await journal.withdraw(path: relative)
+        try await journal.withdraw(paths: [relative])
         var status = completed
         var file: DownloadResult?
         for refresh in 0...executor.options.maxLinkRefreshes {

@@ -2,12 +2,26 @@ import Foundation
 
 /// The one writer of state, lockfile and `SHA256SUMS` during an apply.
 ///
-/// Writes are coalesced: ordinary updates mark the journal dirty and are written at
-/// most once per `interval`; a durable update (a new operation id, a lockfile entry
-/// leaving) is written before the call returns. The lockfile and `SHA256SUMS` only ever
-/// list files that are fully in place: entries are added after a file's rename and
-/// removed (and written) before a file is replaced or deleted.
+/// Every change lands in memory at once. What must survive a crash goes to the state
+/// journal as it happens: operation ids and failures with an fsync before the call
+/// returns, finished files as a plain append. Progress of running operations stays in
+/// memory. The whole state file, the lockfile and `SHA256SUMS` are rewritten only now
+/// and then — at most every `interval`, and less often as they grow — and at the end.
+///
+/// The lockfile and `SHA256SUMS` only ever list files that are fully in place: entries
+/// are added after a file's rename, and removed (and written) before a file is replaced
+/// or deleted.
 actor StateJournal {
+    /// What a change needs to survive.
+    enum Durability {
+        /// Progress: lost in a crash, refreshed by the next run.
+        case memory
+        /// Survives the process dying (kept in the journal, not fsynced).
+        case journal
+        /// Survives a power cut: fsynced before the call returns.
+        case synced
+    }
+
     private var state: State
     private var entries: [String: Lockfile.Entry]
     private let store: StateStore
@@ -15,8 +29,10 @@ actor StateJournal {
     private let interval: Duration
     private var stateDirty = false
     private var lockDirty = false
-    private var lastFlush = ContinuousClock.now
-    private(set) var writes = 0
+    private var stateDue = ContinuousClock.now
+    private var lockDue = ContinuousClock.now
+    /// Whole-file rewrites of state.json, for tests and benchmarks.
+    private(set) var stateWrites = 0
 
     init(state: State, lockfile: Lockfile, store: StateStore, layout: Layout, interval: Duration = .seconds(1)) {
         self.state = state
@@ -24,19 +40,22 @@ actor StateJournal {
         self.store = store
         self.layout = layout
         self.interval = interval
+        stateDue = ContinuousClock.now + interval
+        lockDue = ContinuousClock.now + interval
     }
-
-    var snapshot: State { state }
 
     func record(_ key: PartitionKey) -> PartitionRecord? { state[key] }
 
-    /// Changes one partition's record; `durable` writes it before returning.
-    func update(_ key: PartitionKey, durable: Bool = false, _ edit: @Sendable (inout PartitionRecord?) -> Void) throws {
+    /// Changes one partition's record.
+    func update(_ key: PartitionKey, _ durability: Durability, _ edit: @Sendable (inout PartitionRecord?) -> Void) throws {
         var record = state[key]
         edit(&record)
         state[key] = record
         stateDirty = true
-        try durable ? flush() : flushIfDue()
+        if durability != .memory {
+            try store.append([(key.description, record)], sync: durability == .synced)
+        }
+        try flushIfDue()
     }
 
     /// Records a file that is now in place. Returns the paths this partition recorded
@@ -46,10 +65,12 @@ actor StateJournal {
         var record = state[key]
         var stale = Set(entries.values.filter { $0.key == key && $0.path != entry.path }.map(\.path))
         if let previous = record?.output?.path, previous != entry.path { stale.insert(previous) }
+        var changes: [(key: String, record: PartitionRecord?)] = []
         // Another partition recorded at this very path (the export's time zone changed, so
         // old and new partitions share a name) is superseded: the file is this one now.
         for (other, otherRecord) in state.partitions where other != key.description && otherRecord.output?.path == entry.path {
             state.partitions[other] = nil
+            changes.append((other, nil))
         }
         let claimed = Set(state.partitions.filter { $0.key != key.description }.values.compactMap { $0.output?.path })
         stale.subtract(claimed)
@@ -59,24 +80,27 @@ actor StateJournal {
         record?.lastError = nil
         record?.updatedAt = now
         state[key] = record
+        changes.append((key.description, record))
+        try store.append(changes, sync: false)
         entries[entry.path] = entry
         stateDirty = true
         lockDirty = true
-        if stale.isEmpty { try flushIfDue() } else { try flush() }
+        if stale.isEmpty { try flushIfDue() } else { try writeLockfile() }
         return stale.sorted()
     }
 
-    /// Takes a path out of the lockfile, on disk, before its file is replaced or deleted.
-    func withdraw(path: String) throws {
-        guard entries.removeValue(forKey: path) != nil else { return }
-        lockDirty = true
-        try flush()
+    /// Takes paths out of the lockfile, on disk, before their files are replaced or deleted.
+    func withdraw(paths: [String]) throws {
+        var removed = false
+        for path in paths where entries.removeValue(forKey: path) != nil { removed = true }
+        if removed { try writeLockfile() }
     }
 
     /// Removes a partition's record (after a prune).
     func forget(_ key: PartitionKey) throws {
         state[key] = nil
         stateDirty = true
+        try store.append([(key.description, nil)], sync: false)
         try flushIfDue()
     }
 
@@ -97,24 +121,37 @@ actor StateJournal {
         try flush()
     }
 
+    /// Rewrites whatever is due. Rewrites back off as files grow: the next one waits at
+    /// least ten times as long as this one took.
     func flushIfDue() throws {
-        if ContinuousClock.now - lastFlush >= interval { try flush() }
+        let now = ContinuousClock.now
+        if stateDirty, now >= stateDue { try writeState() }
+        if lockDirty, now >= lockDue { try writeLockfile() }
     }
 
-    /// Writes whatever changed.
+    /// Writes everything that changed.
     func flush() throws {
-        if stateDirty {
-            try store.save(&state)
-            stateDirty = false
-            writes += 1
-        }
-        if lockDirty {
-            let lockfile = Lockfile(entries: Array(entries.values))
-            try AtomicFile.makeDirectory(layout.outputDirectory)
-            try AtomicFile.write(Data(Checksums.render(lockfile.entries).utf8), to: layout.checksumsPath, newFileMode: 0o644)
-            try lockfile.write(to: layout.lockfilePath)
-            lockDirty = false
-        }
-        lastFlush = ContinuousClock.now
+        if stateDirty || store.hasJournal { try writeState() }
+        if lockDirty { try writeLockfile() }
+    }
+
+    private func writeState() throws {
+        let started = ContinuousClock.now
+        try store.save(&state)
+        stateDirty = false
+        stateWrites += 1
+        let took = ContinuousClock.now - started
+        stateDue = ContinuousClock.now + max(interval, took * 10)
+    }
+
+    private func writeLockfile() throws {
+        let started = ContinuousClock.now
+        let lockfile = Lockfile(entries: Array(entries.values))
+        try AtomicFile.makeDirectory(layout.outputDirectory)
+        try AtomicFile.write(Data(Checksums.render(lockfile.entries).utf8), to: layout.checksumsPath, newFileMode: 0o644)
+        try lockfile.write(to: layout.lockfilePath)
+        lockDirty = false
+        let took = ContinuousClock.now - started
+        lockDue = ContinuousClock.now + max(interval, took * 10)
     }
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 
 /// `.segsync/state.json`: what segsync knows about every partition it has touched.
@@ -140,7 +143,13 @@ public struct PartitionRecord: Codable, Sendable, Equatable {
     public var key: PartitionKey { PartitionKey(export: export, start: start) }
 }
 
-/// Reads and writes `.segsync/state.json`.
+/// Reads and writes `.segsync/state.json` and its write-ahead journal.
+///
+/// `state.json` is the whole state, rewritten atomically. Between rewrites, changes are
+/// appended to `state.journal` (one JSON line per changed partition), so recording an
+/// operation id costs one small fsynced append instead of rewriting a file that grows
+/// with every partition. Reading replays the journal over `state.json`; a rewrite folds
+/// it in and empties it.
 public struct StateStore: Sendable {
     public let path: String
 
@@ -148,10 +157,32 @@ public struct StateStore: Sendable {
         self.path = path
     }
 
+    public var journalPath: String {
+        (path as NSString).deletingPathExtension + ".journal"
+    }
+
+    /// Whether changes wait in the journal to be folded into `state.json`.
+    public var hasJournal: Bool {
+        var info = stat()
+        return stat(journalPath, &info) == 0 && info.st_size > 0
+    }
+
+    /// One journal line: a partition's whole record, or its removal.
+    struct JournalLine: Codable {
+        var key: String
+        var record: PartitionRecord?
+    }
+
     /// The state on disk, or an empty one when there is none yet (its lineage is set when
     /// it is first saved, so plans made before then agree). A file that exists but cannot
     /// be read is an error: it is never silently replaced.
     public func load() throws -> State {
+        var state = try loadSnapshot()
+        try replayJournal(into: &state)
+        return state
+    }
+
+    private func loadSnapshot() throws -> State {
         guard FileManager.default.fileExists(atPath: path) else { return State(lineage: "") }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw SegSyncError("cannot read the state file \(path); check its permissions. segsync will not overwrite it.")
@@ -169,11 +200,48 @@ public struct StateStore: Sendable {
         }
     }
 
-    /// Writes `state` atomically, bumping its serial.
+    /// Applies the journal's changes; each counts as a change of the serial. A last line
+    /// cut short by a crash is ignored; damage anywhere else is an error.
+    private func replayJournal(into state: inout State) throws {
+        guard let data = FileManager.default.contents(atPath: journalPath), !data.isEmpty else { return }
+        let lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        let decoder = Self.decoder
+        for (index, line) in lines.enumerated() where !line.isEmpty {
+            do {
+                let entry = try decoder.decode(JournalLine.self, from: Data(line))
+                state.partitions[entry.key] = entry.record
+                state.serial += 1
+            } catch {
+                if index == lines.count - 1 { break }  // torn final write
+                throw SegSyncError("the state journal \(journalPath) is damaged at line \(index + 1) (\(Self.describe(error))); segsync will not overwrite it.")
+            }
+        }
+    }
+
+    /// Appends changes to the journal; `sync` makes them durable before returning.
+    public func append(_ changes: [(key: String, record: PartitionRecord?)], sync: Bool) throws {
+        guard !changes.isEmpty else { return }
+        var data = Data()
+        for change in changes {
+            data.append(try Self.lineEncoder.encode(JournalLine(key: change.key, record: change.record)))
+            data.append(UInt8(ascii: "\n"))
+        }
+        let fd = open(journalPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SegSyncError("cannot write the state journal \(journalPath): \(errnoText()).") }
+        defer { close(fd) }
+        let written = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        guard written == data.count else { throw SegSyncError("cannot write the state journal \(journalPath): \(errnoText()).") }
+        if sync, fsync(fd) != 0 { throw SegSyncError("cannot flush the state journal \(journalPath) to disk: \(errnoText()).") }
+    }
+
+    /// Writes `state` atomically, bumping its serial, then empties the journal it contains.
     public func save(_ state: inout State) throws {
         if state.lineage.isEmpty { state.lineage = UUID().uuidString.lowercased() }
         state.serial += 1
         try AtomicFile.write(try Self.encoder.encode(state), to: path)
+        if FileManager.default.fileExists(atPath: journalPath) {
+            guard truncate(journalPath, 0) == 0 else { throw SegSyncError("cannot empty the state journal \(journalPath): \(errnoText()).") }
+        }
     }
 
     static let encoder: JSONEncoder = {
@@ -183,6 +251,13 @@ public struct StateStore: Sendable {
             var container = encoder.singleValueContainer()
             try container.encode(Timestamp.format(date))
         }
+        return encoder
+    }()
+
+    static let lineEncoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = StateStore.encoder.dateEncodingStrategy
         return encoder
     }()
 
