@@ -60,6 +60,33 @@ public struct Workspace: Sendable {
         return lockfile
     }
 
+    /// The part of a plan that needs no API: re-adopts outputs the lockfile vouches for,
+    /// drops records nothing wants, removes leftovers of interrupted writes, and brings
+    /// the lockfile up to date with state. Updates `snapshot` to match.
+    public func tidy(_ plan: Plan, _ snapshot: inout Snapshot, now: Date) throws {
+        for partial in snapshot.observed.partialFiles {
+            if let path = try? layout.absolutePath(ofOutput: partial) { unlink(path) }
+        }
+        var state = snapshot.state
+        for entry in plan.adoptions {
+            guard let export = manifest.export(named: entry.export) else { continue }
+            let calendar = PartitionCalendar(cadence: export.window.cadence, timeZone: export.timeZone)
+            let partition = Partition(export: entry.export, start: entry.start, end: entry.end,
+                                      label: DesiredPartitions.label(start: entry.start, cadence: export.window.cadence, calendar: calendar.calendar),
+                                      fingerprint: entry.fingerprint)
+            var record = PartitionRecord(partition: partition, parameters: ExportParameters(export, in: manifest), phase: .downloaded, now: now)
+            record.output = OutputRecord(path: entry.path, bytes: entry.bytes, sha256: entry.sha256,
+                                         modified: ObservedFiles.modificationTime(ofFileAt: layout.outputDirectory + "/" + entry.path))
+            state[partition.key] = record
+        }
+        for key in plan.forget { state[key] = nil }
+        if state != snapshot.state || stateStore.hasJournal {
+            try stateStore.save(&state)
+            snapshot.state = state
+        }
+        snapshot.lockfile = try reconcileLockfile(snapshot)
+    }
+
     public func plan(_ snapshot: Snapshot, now: Date, options: Planner.Options) throws -> Plan {
         try Planner.plan(manifest: manifest, state: snapshot.state, lockfile: snapshot.lockfile,
                          observed: snapshot.observed, now: now, options: options)

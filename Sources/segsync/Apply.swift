@@ -70,8 +70,8 @@ struct Apply: AsyncParsableCommand {
         }
         printOut(PlanRenderer.text(plan))
         if dryRun { return }
-        snapshot.lockfile = try workspace.reconcileLockfile(snapshot)
-        guard plan.hasChanges || !plan.adoptions.isEmpty || !snapshot.observed.partialFiles.isEmpty else {
+        try workspace.tidy(plan, &snapshot, now: Date())
+        guard plan.hasChanges else {
             if !plan.givenUp.isEmpty { throw ExitCode(1) }
             return
         }

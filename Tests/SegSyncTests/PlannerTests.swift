@@ -211,6 +211,19 @@ struct PlanFixture {
         ])
     }
 
+    @Test("records without a file that nothing wants any more are forgotten, with --target only within the targets")
+    func forgetStaleRecords() throws {
+        var fixture = try PlanFixture()
+        let old = Partition(export: "everyone-daily", start: Timestamp.parse("2026-01-01T00:00:00Z")!, end: Timestamp.parse("2026-01-02T00:00:00Z")!, label: "2026-01-01", fingerprint: "x")
+        let gone = Partition(export: "removed", start: Timestamp.parse("2026-01-01T00:00:00Z")!, end: Timestamp.parse("2026-01-02T00:00:00Z")!, label: "2026-01-01", fingerprint: "y")
+        let spec = fixture.manifest.export(named: "everyone-daily")!
+        fixture.record(old, spec, phase: .failed)
+        fixture.record(gone, spec, phase: .running) { $0.operationId = "abandoned" }
+        #expect(try fixture.plan().forget == [gone.key, old.key].sorted())
+        #expect(try fixture.plan(.init(targets: ["everyone-daily"])).forget == [old.key])
+        #expect(try fixture.plan(.init(targets: ["checkout-events"])).forget.isEmpty)
+    }
+
     @Test("an unknown --target is an error with a suggestion")
     func unknownTarget() throws {
         let fixture = try PlanFixture()

@@ -56,14 +56,11 @@ public struct Executor: Sendable {
         self.clock = clock
     }
 
-    /// Runs every action of `plan` and returns what happened.
+    /// Runs every action of `plan` and returns what happened. Run ``Workspace/tidy(_:_:now:)``
+    /// first: it does the housekeeping that needs no API.
     public func apply(_ plan: Plan, snapshot: Workspace.Snapshot) async throws -> ApplyReport {
         let journal = StateJournal(state: snapshot.state, lockfile: snapshot.lockfile,
                                    store: StateStore(path: layout.statePath), layout: layout)
-        try await journal.adopt(plan.adoptions, manifest: manifest, now: clock())
-        for partial in snapshot.observed.partialFiles {
-            if let path = try? layout.absolutePath(ofOutput: partial) { unlink(path) }
-        }
         // Files about to be overwritten leave the lockfile first, in one write.
         try await journal.withdraw(paths: plan.actions.filter { $0.kind == .repair || $0.kind == .replace }.compactMap(\.outputPath))
         let deadline = options.maxWait.map { ContinuousClock.now + $0 }
@@ -325,10 +322,6 @@ struct PartitionRun: Sendable {
         let path = try executor.layout.absolutePath(ofOutput: relative)
         let folder = (path as NSString).deletingLastPathComponent
         try AtomicFile.makeDirectory(folder)
-        var info = stat()
-        if lstat(folder, &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK {
-            throw SegSyncError("refusing to write through the symbolic link \(folder).")
-        }
         try await journal.withdraw(paths: [relative])
         var status = completed
         var file: DownloadResult?

@@ -104,23 +104,6 @@ actor StateJournal {
         try flushIfDue()
     }
 
-    /// Re-adopts lockfile entries whose files are intact into state.
-    func adopt(_ adopted: [Lockfile.Entry], manifest: Manifest, now: Date) throws {
-        for entry in adopted {
-            guard let export = manifest.export(named: entry.export) else { continue }
-            let partition = Partition(export: entry.export, start: entry.start, end: entry.end,
-                                      label: DesiredPartitions.label(start: entry.start, cadence: export.window.cadence,
-                                                                     calendar: PartitionCalendar(cadence: export.window.cadence, timeZone: export.timeZone).calendar),
-                                      fingerprint: entry.fingerprint)
-            var record = PartitionRecord(partition: partition, parameters: ExportParameters(export, in: manifest), phase: .downloaded, now: now)
-            record.output = OutputRecord(path: entry.path, bytes: entry.bytes, sha256: entry.sha256,
-                                         modified: ObservedFiles.modificationTime(ofFileAt: layout.outputDirectory + "/" + entry.path))
-            state[partition.key] = record
-            stateDirty = true
-        }
-        try flush()
-    }
-
     /// Rewrites whatever is due. Rewrites back off as files grow: the next one waits at
     /// least ten times as long as this one took.
     func flushIfDue() throws {

@@ -27,11 +27,20 @@ public struct Layout: Sendable {
     }
 
     /// The absolute path of an output, refusing anything that could escape the output
-    /// folder (`..`, absolute paths) — a lockfile is input too.
+    /// folder: `..`, absolute paths, and folders inside it that are symbolic links (a
+    /// lockfile is input too, and so is the folder).
     public func absolutePath(ofOutput relative: String) throws -> String {
         let components = relative.split(separator: "/", omittingEmptySubsequences: false)
         guard !relative.isEmpty, !relative.hasPrefix("/"), !components.contains(".."), !components.contains(""), !components.contains(".") else {
             throw SegSyncError("refusing the output path '\(relative)': outputs must stay inside \(outputDirectory).")
+        }
+        var folder = outputDirectory
+        for component in components.dropLast() {
+            folder += "/" + component
+            var info = stat()
+            if lstat(folder, &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK {
+                throw SegSyncError("refusing to write through the symbolic link \(folder): outputs must stay inside \(outputDirectory).")
+            }
         }
         return outputDirectory + "/" + relative
     }

@@ -59,6 +59,8 @@ public struct Plan: Sendable, Equatable {
     /// state): apply records them again without downloading anything.
     public var adoptions: [Lockfile.Entry]
     public var givenUp: [GivenUp]
+    /// Records apply drops: no file, and no declared partition wants them any more.
+    public var forget: [PartitionKey]
     /// Things worth knowing that need no action: files segsync never wrote, leftovers.
     public var notes: [String]
     public var now: Date

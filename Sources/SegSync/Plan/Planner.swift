@@ -152,6 +152,15 @@ public enum Planner {
             }
         }
 
+        // Records without a file that no declared partition wants any more (failed or
+        // abandoned exports of old partitions): dropped by apply, never polled again.
+        let selectedNames = Set(selected.map(\.name))
+        let declaredNames = Set(manifest.exports.map(\.name))
+        let forget = state.partitions.values.filter { record in
+            record.output == nil && !desiredKeys.contains(record.key)
+                && (selectedNames.contains(record.export) || (options.targets.isEmpty && !declaredNames.contains(record.export)))
+        }.map(\.key).sorted()
+
         var notes: [String] = []
         if keptUndeclared > 0 {
             notes.append("\(keptUndeclared) recorded output\(keptUndeclared == 1 ? " is" : "s are") no longer declared and kept; set prune: true or pass --prune to delete \(keptUndeclared == 1 ? "it" : "them").")
@@ -167,7 +176,7 @@ public enum Planner {
             notes.append("\(observed.partialFiles.count) unfinished download\(observed.partialFiles.count == 1 ? "" : "s") (.partial) will be removed by apply: \(list(observed.partialFiles)).")
         }
         return Plan(
-            actions: actions, upToDate: upToDate, adoptions: adoptions, givenUp: givenUp, notes: notes, now: now,
+            actions: actions, upToDate: upToDate, adoptions: adoptions, givenUp: givenUp, forget: forget, notes: notes, now: now,
             lineage: state.lineage, serial: state.serial, manifestSHA256: manifest.sha256, options: options)
     }
 
