@@ -75,7 +75,7 @@ public enum FullStoryAPIError: Error, Sendable, Hashable, CustomStringConvertibl
         case .transport(let cause):
             return "Could not talk to the FullStory API: \(cause)."
         case .createOutcomeUnknown(let cause):
-            return "The request to create an export was sent but no answer came back (\(cause)); "
+            return "The request to create an export may have reached the server, but its outcome is unknown (\(cause)); "
                 + "it was not retried because that could start a second export."
         case .expiredDownloadLink(let url):
             return "The download link \(url) has expired or was refused; a fresh link is needed."

@@ -12,6 +12,9 @@ public struct Verification: Sendable, Equatable {
     public var ok: Bool { missing.isEmpty && changed.isEmpty && unknown.isEmpty && checksumsFileProblems.isEmpty }
 
     public static func run(layout: Layout) throws -> Verification {
+        guard FileManager.default.fileExists(atPath: layout.lockfilePath) else {
+            throw SegSyncError("there is no \(Lockfile.fileName) at \(layout.lockfilePath), so there is nothing to verify against; run segsync apply first.")
+        }
         let lockfile = try Lockfile.load(path: layout.lockfilePath)
         var expected: [String: ExpectedFile] = [:]
         for entry in lockfile.entries {
@@ -117,7 +120,7 @@ public struct StatusReport: Sendable, Equatable {
             lines.append("Running operations:")
             for op in running {
                 let progress = op.progress.map { ", \(Int($0.rounded()))%" } ?? ""
-                lines.append("  \(op.export) \(op.label)   op \(op.operationId) (\(op.state)\(progress)) since \(Timestamp.format(op.since))")
+                lines.append("  \(op.export) \(op.label)   op \(Planner.short(op.operationId)) (\(op.state)\(progress)) since \(Timestamp.format(op.since))")
             }
         }
         return lines.joined(separator: "\n") + "\n"

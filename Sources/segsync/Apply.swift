@@ -46,8 +46,8 @@ struct Apply: AsyncParsableCommand {
     var retryFailed = false
 
     func validate() throws {
-        if let maxWait, Span(maxWait) == nil, maxWait != "0" {
-            throw ValidationError("--max-wait \(maxWait) is not a duration; write it like 30m, 2h or 1h30m.")
+        if let maxWait, Self.duration(maxWait) == nil {
+            throw ValidationError("--max-wait \(maxWait) is not a duration; write it like 90s, 30m, 2h or 1h30m.")
         }
         if parallelism < 1 || parallelism > 64 { throw ValidationError("--parallelism must be between 1 and 64.") }
         if maxInFlight < 1 || maxInFlight > 1000 { throw ValidationError("--max-in-flight must be between 1 and 1000.") }
@@ -59,34 +59,47 @@ struct Apply: AsyncParsableCommand {
 
     func run() async throws {
         let console = Console()
-            var (workspace, snapshot, plan) = try await reportingDiagnostics {
+        let (workspace, snapshot, plan) = try await reportingDiagnostics {
             let saved = try planFile.map { try SavedPlan.load(path: $0) }
             let (now, options) = try saved.map(SavedPlan.inputs) ?? (planning.instant(), .init(targets: planning.targets, forcePrune: prune, retryFailed: retryFailed))
+            // Exporting a partition that has not ended yet would record incomplete data as done.
+            if !dryRun, now > Date().addingTimeInterval(300) {
+                throw SegSyncError("--now \(Timestamp.format(now)) is in the future; apply only exports what has already happened. Use it with plan, or with apply --dry-run.")
+            }
             let workspace = try Workspace.open(manifestPath: manifest.file, command: "segsync apply", now: Date())
             let snapshot = try workspace.snapshot()
             let plan = try workspace.plan(snapshot, now: now, options: options)
             if let saved, let planFile { try SavedPlan.check(saved, against: plan, path: planFile) }
             return (workspace, snapshot, plan)
         }
-        printOut(PlanRenderer.text(plan))
+        if dryRun || !plan.hasChanges {
+            printOut(PlanRenderer.text(plan))
+        }
         if dryRun { return }
-        try workspace.tidy(plan, &snapshot, now: Date())
+        var tidied = snapshot
+        try workspace.tidy(plan, &tidied, now: Date())
         guard plan.hasChanges else {
             if !plan.givenUp.isEmpty { throw ExitCode(1) }
             return
         }
 
-        var options = Executor.Options(parallelism: parallelism, maxInFlight: maxInFlight, maxWait: maxWait.map(Self.duration))
+        var options = Executor.Options(parallelism: parallelism, maxInFlight: maxInFlight, maxWait: maxWait.flatMap(Self.duration))
         if let pollInterval {
             options.pollInterval = .milliseconds(Int(pollInterval * 1000))
         } else if workspace.manifest.api.endpoint == APISettings.emulatorEndpoint {
             options.pollInterval = .milliseconds(500)
         }
-        console.begin(total: plan.actions.filter { $0.kind != .prune }.count)
         let report = try await APIConnection.with(manifest: workspace.manifest, layout: workspace.layout) { connection in
+            // One cheap call first: a wrong key or an unreachable endpoint is one clear
+            // error, not the same error for every partition.
+            if plan.actions.contains(where: { $0.kind != .prune }) {
+                _ = try await connection.client.listSegmentsPage(limit: 1)
+            }
+            printOut(PlanRenderer.text(plan))
+            console.begin(total: plan.actions.filter { $0.kind != .prune }.count)
             let executor = Executor(manifest: workspace.manifest, layout: workspace.layout, client: connection.client,
                                     options: options, log: { console.event($0) }, finished: { console.finished($0) })
-            return try await executor.apply(plan, snapshot: snapshot)
+            return try await executor.apply(plan, snapshot: tidied)
         }
         console.end()
         StepSummary.append(plan: plan, report: report, manifest: manifest.file)
@@ -95,9 +108,11 @@ struct Apply: AsyncParsableCommand {
         if !report.stillRunning.isEmpty { throw ExitCode(Self.incompleteExitCode) }
     }
 
-    static func duration(_ text: String) -> Duration {
-        guard let span = Span(text) else { return .zero }
-        return .seconds(Int(span.nominalSeconds))
+    /// `--max-wait`: a manifest-style duration, seconds (`90s`), or zero (`0`, `0m`).
+    static func duration(_ text: String) -> Duration? {
+        if text.range(of: "^0+[wdhms]?$", options: .regularExpression) != nil { return .zero }
+        if text.hasSuffix("s"), let seconds = Int(text.dropLast()) { return .seconds(seconds) }
+        return Span(text).map { .seconds(Int($0.nominalSeconds)) }
     }
 
     static func summary(_ report: ApplyReport) -> String {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SegSync
 
 struct Validate: AsyncParsableCommand {
@@ -10,6 +11,8 @@ struct Validate: AsyncParsableCommand {
 
     func run() async throws {
         let loaded = try await reportingDiagnostics { try ManifestLoader.load(path: manifest.file) }
+        // Windows that cannot be planned (too many partitions) are a manifest problem too.
+        for export in loaded.exports { _ = try loaded.partitions(of: export, now: Date()) }
         let partitions = loaded.exports.count
         printOut("\(manifest.file): valid, \(partitions) export\(partitions == 1 ? "" : "s").\n")
     }

@@ -34,7 +34,7 @@ import TestSupport
         let folder = try TemporaryFolder()
         try folder.write("segsync.yaml", Self.manifest)
         let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.3"])
-        let first = try apply(folder, emulator)
+        let first = try apply(folder, emulator, now: "2026-11-27T00:00:00Z")
         #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
         #expect(emulator.creates == 7)
         #expect(first.stdout.contains("Apply: 7 done, 0 failed."))
@@ -58,13 +58,13 @@ import TestSupport
         #expect(try state(folder).serial <= 5)
         #expect((try? FileManager.default.attributesOfItem(atPath: folder.path + "/.segsync/state.journal")[.size] as? Int) ?? 0 == 0)
 
-        let second = try apply(folder, emulator)
+        let second = try apply(folder, emulator, now: "2026-11-27T00:00:00Z")
         #expect(second.status == 0)
         #expect(second.stdout == "No changes: 7 partitions up to date.\n")
         #expect(emulator.creates == 7)
 
         // The window rolls forward a day: exactly the new partitions are created.
-        let later = try apply(folder, emulator, now: "2026-11-29T00:00:00Z")
+        let later = try apply(folder, emulator, now: "2026-11-28T00:00:00Z")
         #expect(later.status == 0, "\(later.stdout)\(later.stderr)")
         #expect(emulator.creates == 7 + 4 + 1)
         #expect(try state(folder).partitions.count == 12)
@@ -355,5 +355,25 @@ import TestSupport
         #expect(again.status == 1)
         #expect(again.stderr.contains("the saved plan plan.json is stale: the state has changed since"))
         #expect(emulator.creates == 3)
+    }
+
+    @Test("a wrong key is one clear error before any export; a future --now is refused")
+    func wrongKeyAndFutureNow() throws {
+        let folder = try TemporaryFolder()
+        try folder.write("segsync.yaml", Self.manifest)
+        let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+        var environment = emulator.environment
+        environment["FULLSTORY_API_KEY"] = "not-the-key"
+        let rejected = try CLI.run(["apply", "--now", Self.now], in: folder.path, environment: environment)
+        #expect(rejected.status == 1)
+        #expect(rejected.stderr.components(separatedBy: "rejected the API key from FULLSTORY_API_KEY").count == 2)
+        #expect(emulator.count("createExport") == 0)
+        #expect(try state(folder).partitions.isEmpty)
+
+        let future = Timestamp.format(Date().addingTimeInterval(86_400 * 3))
+        let refused = try apply(folder, emulator, now: future)
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("is in the future"))
+        #expect(try CLI.run(["apply", "--dry-run", "--now", future], in: folder.path, environment: emulator.environment).status == 0)
     }
 }

@@ -103,6 +103,12 @@ import Testing
         #expect(diagnostics(text) == ["segsync.yaml:3:52: error: unknown time zone 'Europe/Pariss' (did you mean 'Europe/Paris'?); use an IANA name like UTC, Europe/Paris or America/New_York"])
     }
 
+    @Test("current IANA names load even when the system's list misses them", arguments: ["Asia/Kolkata", "Europe/Kyiv", "America/New_York", "UTC"])
+    func currentZoneNames(zone: String) {
+        let text = "version: 1\nexports:\n  - { name: a, segment: s, type: events, timezone: \(zone) }\n"
+        #expect(diagnostics(text).isEmpty)
+    }
+
     @Test("duplicate export names name the first declaration")
     func duplicateNames() {
         let text = "version: 1\nexports:\n  - { name: a, segment: s, type: events }\n  - { name: a, segment: t, type: events }\n"

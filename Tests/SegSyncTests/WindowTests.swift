@@ -47,6 +47,18 @@ import Testing
         #expect(parts.count == Int(date(to).timeIntervalSince(date(from)) / 3600))
     }
 
+    @Test("6-hour partitions on DST days: four a day, the last one 5 h or 7 h long")
+    func sixHourDST() throws {
+        for (from, lengths) in [("2026-03-08T05:00:00Z", [6.0, 6, 6, 5]), ("2026-11-01T04:00:00Z", [6.0, 6, 6, 7])] {
+            let start = date(from)
+            let spec = export(every: "6h", extent: .start(start), zone: Self.newYork)
+            let parts = try DesiredPartitions.partitions(of: spec, dialect: .seed, now: start.addingTimeInterval(23 * 3600 + lengths.last! * 3600 - 5 * 3600 + 3600))
+            #expect(Array(parts.prefix(4)).map { $0.end.timeIntervalSince($0.start) / 3600 } == lengths)
+            let calendar = PartitionCalendar(cadence: .subDay(minutes: 360), timeZone: Self.newYork)
+            for part in parts { #expect(calendar.floor(part.end.addingTimeInterval(-1)) == part.start) }
+        }
+    }
+
     @Test("partitions are aligned to local boundaries in their time zone")
     func alignment() throws {
         let kolkata = TimeZone(identifier: "Asia/Kolkata")!

@@ -110,6 +110,8 @@ public struct Executor: Sendable {
             if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG {
                 guard unlink(path) == 0 else { return .failed("cannot delete \(path): \(errnoText()).") }
             }
+            // The export's folder goes too once it is empty (rmdir refuses otherwise).
+            rmdir((path as NSString).deletingLastPathComponent)
             try await journal.forget(action.key)
             log("pruned     \(action.key.export) \(action.label)   \(relative)")
             return .done("pruned")
@@ -239,7 +241,9 @@ struct PartitionRun: Sendable {
             try? await journal.update(action.key, .synced) { record in
                 var updated = record ?? PartitionRecord(partition: partition, parameters: parameters, phase: .failed, now: now)
                 updated.phase = .failed
-                updated.attempts += 1
+                // Only an export that may exist counts against the attempt limit: a
+                // refused connection or a rejected key made none.
+                if case .createOutcomeUnknown = failure { updated.attempts += 1 }
                 updated.lastError = failure.description
                 updated.updatedAt = now
                 record = updated

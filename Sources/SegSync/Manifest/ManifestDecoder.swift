@@ -7,6 +7,10 @@ public enum ManifestLoader {
     /// Loads and validates the manifest at `path`; throws ``DiagnosticsError`` listing every
     /// problem, or ``SegSyncError`` when the file cannot be read.
     public static func load(path: String) throws -> Manifest {
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+            throw SegSyncError("\(path) is a folder; pass the manifest file itself, like -f \(path)/segsync.yaml.")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             let exists = FileManager.default.fileExists(atPath: path)
             throw SegSyncError(exists
@@ -179,7 +183,7 @@ struct ManifestDecoder {
 
     mutating func span(_ node: YAMLNode, _ key: String, allowZero: Bool = false) -> Span? {
         guard let text = string(node, key) else { return nil }
-        if allowZero, text == "0" { return Span() }
+        if allowZero, text.range(of: "^0+[wdhm]?$", options: .regularExpression) != nil { return Span() }
         guard let span = Span(text) else {
             error(node.location, "invalid duration '\(text)' for '\(key)': write a number and a unit, like 15m, 1h, 1d, 1w or 1d12h")
             return nil
@@ -199,7 +203,9 @@ struct ManifestDecoder {
         guard let text = string(node, "timezone") else { return nil }
         if text == "UTC" || text == "Etc/UTC" { return TimeZone(identifier: "UTC") }
         let known = TimeZone.knownTimeZoneIdentifiers
-        if known.contains(text), let zone = TimeZone(identifier: text) { return zone }
+        // The known list can miss current names (Asia/Kolkata); a zone the system can load
+        // under its own name is fine too.
+        if let zone = TimeZone(identifier: text), known.contains(text) || (text.contains("/") && zone.identifier == text) { return zone }
         error(node.location, "unknown time zone '\(text)'\(didYouMean(text, known + ["UTC"])); use an IANA name like UTC, Europe/Paris or America/New_York")
         return nil
     }

@@ -169,8 +169,16 @@ public enum Planner {
             let list = givenUp.prefix(5).map { "\($0.key.export) \($0.label) (\($0.lastError))" }.joined(separator: "; ")
             notes.append("\(givenUp.count) partition\(givenUp.count == 1 ? "" : "s") failed \(attemptLimit) exports and \(givenUp.count == 1 ? "is" : "are") skipped: \(list)\(givenUp.count > 5 ? "; …" : ""). Fix the cause, then run apply --retry-failed.")
         }
-        if !observed.unknownFiles.isEmpty {
-            notes.append("\(observed.unknownFiles.count) file\(observed.unknownFiles.count == 1 ? "" : "s") in the output folder \(observed.unknownFiles.count == 1 ? "was" : "were") not written by segsync and \(observed.unknownFiles.count == 1 ? "is" : "are") left alone: \(list(observed.unknownFiles)).")
+        // Unrecorded files where a planned export will write (state and lockfile both
+        // lost) are replaced; the rest are someone else's and left alone.
+        let plannedPaths = Set(actions.filter { $0.kind != .prune }.compactMap(\.outputPath))
+        let replaced = observed.unknownFiles.filter { plannedPaths.contains($0) }
+        let strangers = observed.unknownFiles.filter { !plannedPaths.contains($0) }
+        if !replaced.isEmpty {
+            notes.append("\(replaced.count) file\(replaced.count == 1 ? "" : "s") not recorded by segsync will be replaced by the planned export\(replaced.count == 1 ? "" : "s") of the same name: \(list(replaced)).")
+        }
+        if !strangers.isEmpty {
+            notes.append("\(strangers.count) file\(strangers.count == 1 ? "" : "s") in the output folder \(strangers.count == 1 ? "was" : "were") not written by segsync and \(strangers.count == 1 ? "is" : "are") left alone: \(list(strangers)).")
         }
         if !observed.partialFiles.isEmpty {
             notes.append("\(observed.partialFiles.count) unfinished download\(observed.partialFiles.count == 1 ? "" : "s") (.partial) will be removed by apply: \(list(observed.partialFiles)).")

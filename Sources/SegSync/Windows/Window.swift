@@ -89,9 +89,15 @@ public struct PartitionCalendar: Sendable {
         case .subDay(let minutes):
             let day = startOfDay(date)
             let step = TimeInterval(minutes * 60)
-            let k = (date.timeIntervalSince(day) / step).rounded(.down)
+            let k = min((date.timeIntervalSince(day) / step).rounded(.down), Double(slices(of: day, step: step) - 1))
             return day.addingTimeInterval(k * step)
         }
+    }
+
+    /// How many sub-day partitions a local day has: its length over the step, rounded, so
+    /// a DST day's last partition is shorter or longer instead of a sliver being added.
+    func slices(of dayStart: Date, step: TimeInterval) -> Int {
+        max(1, Int((nextDay(after: dayStart).timeIntervalSince(dayStart) / step).rounded()))
     }
 
     /// The boundary after `boundary`.
@@ -104,8 +110,10 @@ public struct PartitionCalendar: Sendable {
             for _ in 0..<7 { day = nextDay(after: day) }
             return day
         case .subDay(let minutes):
-            let dayEnd = nextDay(after: startOfDay(boundary))
-            return min(boundary.addingTimeInterval(TimeInterval(minutes * 60)), dayEnd)
+            let day = startOfDay(boundary)
+            let step = TimeInterval(minutes * 60)
+            let index = Int((boundary.timeIntervalSince(day) / step).rounded())
+            return index + 1 < slices(of: day, step: step) ? day.addingTimeInterval(Double(index + 1) * step) : nextDay(after: day)
         }
     }
 
