@@ -89,7 +89,7 @@ struct Apply: AsyncParsableCommand {
         } else if workspace.manifest.api.endpoint == APISettings.emulatorEndpoint {
             options.pollInterval = .milliseconds(500)
         }
-        let report = try await APIConnection.with(manifest: workspace.manifest, layout: workspace.layout) { connection in
+        let work = Task { try await APIConnection.with(manifest: workspace.manifest, layout: workspace.layout) { connection in
             // One cheap call first: a wrong key or an unreachable endpoint is one clear
             // error, not the same error for every partition.
             if plan.actions.contains(where: { $0.kind != .prune }) {
@@ -100,8 +100,29 @@ struct Apply: AsyncParsableCommand {
             let executor = Executor(manifest: workspace.manifest, layout: workspace.layout, client: connection.client,
                                     options: options, log: { console.event($0) }, finished: { console.finished($0) })
             return try await executor.apply(plan, snapshot: tidied)
+        } }
+        // Ctrl-C or a CI cancellation: stop starting work, keep what is recorded, exit 130.
+        let interruptions = [SIGINT, SIGTERM].map { signalNumber in
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { work.cancel() }
+            source.resume()
+            return source
         }
+        let report: ApplyReport
+        do {
+            report = try await work.value
+        } catch where work.isCancelled {
+            console.end()
+            printOut("\nInterrupted before any export was made.\n")
+            throw ExitCode(130)
+        }
+        interruptions.forEach { $0.cancel() }
         console.end()
+        if work.isCancelled {
+            printOut("\nInterrupted: \(report.done) done; \(report.stillRunning.count) left as they were, resumed by the next run.\n")
+            throw ExitCode(130)
+        }
         StepSummary.append(plan: plan, report: report, manifest: manifest.file)
         printOut("\n" + Self.summary(report))
         if !report.failures.isEmpty || !plan.givenUp.isEmpty { throw ExitCode(1) }

@@ -376,4 +376,24 @@ import TestSupport
         #expect(refused.stderr.contains("is in the future"))
         #expect(try CLI.run(["apply", "--dry-run", "--now", future], in: folder.path, environment: emulator.environment).status == 0)
     }
+
+    @Test("Ctrl-C stops an apply cleanly: exit 130, ids kept, the next run resumes")
+    func interrupted() throws {
+        let folder = try TemporaryFolder()
+        try folder.write("segsync.yaml", Self.manifest)
+        let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "3"])
+        let run = try CLI.start(["apply", "--now", Self.now, "--poll-interval", "0.2"], in: folder.path, environment: emulator.environment)
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, ((try? state(folder))?.partitions.values.compactMap(\.operationId).count ?? 0) < 7 {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        kill(run.process.processIdentifier, SIGINT)
+        let out = String(decoding: run.stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        run.process.waitUntilExit()
+        #expect(run.process.terminationStatus == 130)
+        #expect(out.contains("Interrupted: 0 done; 7 left as they were, resumed by the next run."))
+        let resumed = try apply(folder, emulator)
+        #expect(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
+        #expect(emulator.creates == 7)
+    }
 }

@@ -71,7 +71,8 @@ public struct Executor: Sendable {
         await withTaskGroup(of: (Plan.Action, ApplyReport.Outcome, Int).self) { group in
             var pending = work[...]
             func startNext() {
-                guard let action = pending.popFirst() else { return }
+                // Once interrupted, nothing new starts; what runs winds down.
+                guard !Task.isCancelled, let action = pending.popFirst() else { return }
                 group.addTask {
                     let run = PartitionRun(executor: self, journal: journal, action: action, deadline: deadline, downloads: downloads)
                     let outcome = await run.execute()
@@ -206,6 +207,9 @@ struct PartitionRun: Sendable {
                     operationId = nil
                 }
             }
+        } catch where Task.isCancelled {
+            // Interrupted (Ctrl-C): whatever was recorded is resumed by the next run.
+            return .stillRunning
         } catch let failure as FullStoryAPIError {
             // A transient failure leaves a valid operation for the next run to resume.
             return await fail(failure.description, keepOperation: operationId != nil && failure.isTransient)
