@@ -145,7 +145,7 @@ struct Apply: AsyncParsableCommand {
         var parts = ["\(report.done) done", "\(report.failures.count) failed"]
         if !report.stillRunning.isEmpty { parts.append("\(report.stillRunning.count) still running (resumed by the next run)") }
         if report.pruneSkipped > 0 { parts.append("\(report.pruneSkipped) prunes skipped after errors") }
-        lines.append("Apply: " + parts.joined(separator: ", ") + ".")
+        lines.append("Apply: " + parts.joined(separator: ", ") + ". \(report.createCalls) export\(report.createCalls == 1 ? "" : "s") created.")
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -99,7 +99,6 @@ public struct Executor: Sendable {
             }
         }
         try await journal.flush()
-        report.stateWrites = await journal.stateWrites
         return report
     }
 
@@ -379,7 +378,6 @@ public struct ApplyReport: Sendable {
     public var pruneSkipped = 0
     /// Export creations this run asked for.
     public var createCalls = 0
-    public var stateWrites = 0
 
     public init() {}
 

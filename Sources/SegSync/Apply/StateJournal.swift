@@ -31,8 +31,6 @@ actor StateJournal {
     private var lockDirty = false
     private var stateDue = ContinuousClock.now
     private var lockDue = ContinuousClock.now
-    /// Whole-file rewrites of state.json, for tests and benchmarks.
-    private(set) var stateWrites = 0
 
     init(state: State, lockfile: Lockfile, store: StateStore, layout: Layout, interval: Duration = .seconds(1)) {
         self.state = state
@@ -43,8 +41,6 @@ actor StateJournal {
         stateDue = ContinuousClock.now + interval
         lockDue = ContinuousClock.now + interval
     }
-
-    func record(_ key: PartitionKey) -> PartitionRecord? { state[key] }
 
     /// Changes one partition's record.
     func update(_ key: PartitionKey, _ durability: Durability, _ edit: @Sendable (inout PartitionRecord?) -> Void) throws {
@@ -122,7 +118,6 @@ actor StateJournal {
         let started = ContinuousClock.now
         try store.save(&state)
         stateDirty = false
-        stateWrites += 1
         let took = ContinuousClock.now - started
         stateDue = ContinuousClock.now + max(interval, took * 10)
     }
