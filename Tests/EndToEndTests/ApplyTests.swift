@@ -381,7 +381,7 @@ import TestSupport
     func interrupted() throws {
         let folder = try TemporaryFolder()
         try folder.write("segsync.yaml", Self.manifest)
-        let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "3"])
+        let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "6"])
         let run = try CLI.start(["apply", "--now", Self.now, "--poll-interval", "0.2"], in: folder.path, environment: emulator.environment)
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline, ((try? state(folder))?.partitions.values.compactMap(\.operationId).count ?? 0) < 7 {
