@@ -255,7 +255,7 @@ final class DownloadSink {
         self.path = path
         self.decompress = decompress
         self.shownURL = shownURL
-        descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard descriptor >= 0 else {
             throw FullStoryAPIError.fileSystem(path: path, reason: Self.errnoText())
         }

@@ -57,13 +57,17 @@ public enum AtomicFile {
         close(fd)
     }
 
-    /// Creates `path` and its parents (mode 0755) if missing.
+    /// Creates `path` and its parents (mode 0755) if missing, durably: a new folder is
+    /// fsynced into its parent so the files renamed into it cannot vanish with it.
     public static func makeDirectory(_ path: String) throws {
+        var info = stat()
+        if stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR { return }
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
             throw SegSyncError("cannot create the folder \(path): \(error.localizedDescription)")
         }
+        syncDirectory((path as NSString).deletingLastPathComponent)
     }
 }
 
