@@ -5,17 +5,12 @@
 # Release builds; the emulator and segsync talk over 127.0.0.1 only.
 #
 #   bash benchmarks/apply-scale.sh [HOURS=48] [OPERATION_SECONDS=1]
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common.sh"
 hours=${1:-48}
 op_seconds=${2:-1}
 now=2026-11-28T00:00:00Z
-[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
 
-swift build -c release --product segsync >/dev/null
-swift build -c release --product segsync-emulator >/dev/null
-bin=$(swift build -c release --show-bin-path)
-work=$(mktemp -d)
+bench_setup segsync segsync-emulator
 emulator_pid=""
 cleanup() { [ -n "$emulator_pid" ] && kill "$emulator_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
@@ -39,21 +34,14 @@ run() {  # label, extra args...
      "$bin/segsync" apply --now "$now" --poll-interval 0.25 "$@" >"$work/$label.out" 2>"$work/$label.time")
   local after; after=$(grep -c createExport "$work/requests.jsonl" || true)
   local wall rss serial
-  wall=$(grep 'Elapsed (wall clock)' "$work/$label.time" | awk '{print $NF}')
-  rss=$(grep 'Maximum resident set size' "$work/$label.time" | awk '{print $NF}')
+  read -r wall rss < <(time_of "$work/$label.time")
   serial=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['serial'])" "$work/$label/.segsync/state.json")
-  printf '%-10s wall %8s  peak RSS %7s KiB  creates %4d  state writes %4d  %s\n' \
+  printf '%-10s wall %7ss  peak RSS %7s KiB  creates %4d  state writes %4d  %s\n' \
     "$label" "$wall" "$rss" $((after - before)) "$serial" "$(tail -1 "$work/$label.out")"
-  echo "$label $wall" >>"$work/results"
+  eval "wall_$label=$wall"
 }
 
 echo "segsync apply: 2 exports × $hours hourly partitions, operations take ${op_seconds}s"
 run serial --max-in-flight 1 --parallelism 1
 run default
-python3 - "$work/results" <<'PY'
-import sys
-def seconds(t):
-    return sum(float(p) * 60 ** i for i, p in enumerate(reversed(t.split(":"))))
-rows = {l.split()[0]: seconds(l.split()[1]) for l in open(sys.argv[1])}
-print(f"default concurrency: {rows['serial'] / rows['default']:.1f}x faster than one partition at a time")
-PY
+echo "default concurrency: $(ratio "$wall_serial" "$wall_default")× faster than one partition at a time"

@@ -163,9 +163,19 @@ struct PartitionRun: Sendable {
     let deadline: ContinuousClock.Instant?
     let downloads: Semaphore
     let creates = Counter()
+    /// Looked up once: the manifest's export list is searched by name.
+    let export: ExportSpec
+
+    init(executor: Executor, journal: StateJournal, action: Plan.Action, deadline: ContinuousClock.Instant?, downloads: Semaphore) {
+        self.executor = executor
+        self.journal = journal
+        self.action = action
+        self.deadline = deadline
+        self.downloads = downloads
+        export = executor.manifest.export(named: action.key.export)!
+    }
 
     var partition: Partition { action.partition! }
-    var export: ExportSpec { executor.manifest.export(named: action.key.export)! }
     var name: String { "\(action.key.export) \(action.label)" }
 
     enum Step {

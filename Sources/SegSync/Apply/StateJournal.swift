@@ -24,6 +24,11 @@ actor StateJournal {
 
     private var state: State
     private var entries: [String: Lockfile.Entry]
+    // Indexes that keep a download's bookkeeping independent of the number of
+    // partitions: which record owns an output path, and which lockfile paths a
+    // partition has.
+    private var owners: [String: String] = [:]
+    private var lockPaths: [PartitionKey: Set<String>] = [:]
     private let store: StateStore
     private let layout: Layout
     private let interval: Duration
@@ -34,19 +39,46 @@ actor StateJournal {
 
     init(state: State, lockfile: Lockfile, store: StateStore, layout: Layout, interval: Duration = .seconds(1)) {
         self.state = state
-        self.entries = Dictionary(lockfile.entries.map { ($0.path, $0) }, uniquingKeysWith: { _, last in last })
+        self.entries = [:]
         self.store = store
         self.layout = layout
         self.interval = interval
         stateDue = ContinuousClock.now + interval
         lockDue = ContinuousClock.now + interval
+        for entry in lockfile.entries {
+            entries[entry.path] = entry
+            lockPaths[entry.key, default: []].insert(entry.path)
+        }
+        for (key, record) in state.partitions {
+            if let path = record.output?.path { owners[path] = key }
+        }
+    }
+
+    /// Sets or removes a record, keeping `owners` in step.
+    private func setRecord(_ key: String, _ record: PartitionRecord?) {
+        if let old = state.partitions[key]?.output?.path, owners[old] == key { owners[old] = nil }
+        state.partitions[key] = record
+        if let path = record?.output?.path { owners[path] = key }
+    }
+
+    private func setEntry(_ entry: Lockfile.Entry) {
+        if let old = entries[entry.path] { lockPaths[old.key]?.remove(entry.path) }
+        entries[entry.path] = entry
+        lockPaths[entry.key, default: []].insert(entry.path)
+    }
+
+    @discardableResult
+    private func removeEntry(_ path: String) -> Bool {
+        guard let old = entries.removeValue(forKey: path) else { return false }
+        lockPaths[old.key]?.remove(path)
+        return true
     }
 
     /// Changes one partition's record.
     func update(_ key: PartitionKey, _ durability: Durability, _ edit: @Sendable (inout PartitionRecord?) -> Void) throws {
         var record = state[key]
         edit(&record)
-        state[key] = record
+        setRecord(key.description, record)
         stateDirty = true
         if durability != .memory {
             try store.append([(key.description, record)], sync: durability == .synced)
@@ -58,27 +90,29 @@ actor StateJournal {
     /// before under other names (its old format, say): withdrawn from the lockfile here,
     /// for the caller to delete.
     func recordOutput(_ key: PartitionKey, entry: Lockfile.Entry, output: OutputRecord, now: Date) throws -> [String] {
+        let name = key.description
         var record = state[key]
-        var stale = Set(entries.values.filter { $0.key == key && $0.path != entry.path }.map(\.path))
+        var stale = lockPaths[key, default: []]
+        stale.remove(entry.path)
         if let previous = record?.output?.path, previous != entry.path { stale.insert(previous) }
         var changes: [(key: String, record: PartitionRecord?)] = []
         // Another partition recorded at this very path (the export's time zone changed, so
         // old and new partitions share a name) is superseded: the file is this one now.
-        for (other, otherRecord) in state.partitions where other != key.description && otherRecord.output?.path == entry.path {
-            state.partitions[other] = nil
+        if let other = owners[entry.path], other != name {
+            setRecord(other, nil)
             changes.append((other, nil))
         }
-        let claimed = Set(state.partitions.filter { $0.key != key.description }.values.compactMap { $0.output?.path })
-        stale.subtract(claimed)
-        for path in stale { entries[path] = nil }
+        // A path another partition still owns is not this partition's to delete.
+        stale = stale.filter { owners[$0] == nil || owners[$0] == name }
+        for path in stale { removeEntry(path) }
         record?.phase = .downloaded
         record?.output = output
         record?.lastError = nil
         record?.updatedAt = now
-        state[key] = record
-        changes.append((key.description, record))
+        setRecord(name, record)
+        changes.append((name, record))
         try store.append(changes, sync: false)
-        entries[entry.path] = entry
+        setEntry(entry)
         stateDirty = true
         lockDirty = true
         if stale.isEmpty { try flushIfDue() } else { try writeLockfile() }
@@ -88,13 +122,13 @@ actor StateJournal {
     /// Takes paths out of the lockfile, on disk, before their files are replaced or deleted.
     func withdraw(paths: [String]) throws {
         var removed = false
-        for path in paths where entries.removeValue(forKey: path) != nil { removed = true }
+        for path in paths where removeEntry(path) { removed = true }
         if removed { try writeLockfile() }
     }
 
     /// Removes a partition's record (after a prune).
     func forget(_ key: PartitionKey) throws {
-        state[key] = nil
+        setRecord(key.description, nil)
         stateDirty = true
         try store.append([(key.description, nil)], sync: false)
         try flushIfDue()
