@@ -31,7 +31,7 @@ extension FullStoryClient {
     /// The parent folder of `finalPath` must exist.
     public func download(_ url: URL, to finalPath: String, decompress: Bool) async throws -> DownloadResult {
         let shown = redacted(url)
-        _ = try APIEndpoint.validate(url.absoluteString, source: "the download link")
+        _ = try APIEndpoint.validate(url.absoluteString, source: "the download link", use: .downloadLink)
         let partialPath = finalPath + ".partial"
         let sink = try DownloadSink(path: partialPath, decompress: decompress, shownURL: shown)
         do {
@@ -112,7 +112,11 @@ extension FullStoryClient {
                     _ = try? await response.body.collect(upTo: 0)
                     continue
                 }
-                expectedTotal = range.total ?? contentLength.map { received + $0 }
+                // Header values are the server's text: no sum of them may trap.
+                expectedTotal = range.total ?? contentLength.flatMap { length in
+                    let (sum, overflow) = received.addingReportingOverflow(length)
+                    return overflow ? nil : sum
+                }
             default:
                 if received > 0 {
                     // 200 to a Range request: the server sends everything again.
@@ -193,9 +197,7 @@ extension FullStoryClient {
         if status == 200 || status == 206 { return response }
         // Read (a little of) the body so the connection can be reused.
         let body = (try? await response.body.collect(upTo: 64 * 1024)).map { Data($0.readableBytesView) } ?? Data()
-        let retryAfter = response.headers.first(name: "Retry-After").flatMap {
-            RetryPolicy.parseRetryAfter($0, now: configuration.retryPolicy.wallNow())
-        }
+        let retryAfter = retryAfter(in: response.headers)
         switch status {
         case 403, 404, 410:
             throw FullStoryAPIError.expiredDownloadLink(url: shown)

@@ -26,13 +26,22 @@ public struct APIKey: Sendable, Hashable, CustomStringConvertible, CustomDebugSt
     }
 }
 
-/// Where the API lives.
+/// The one place that parses, checks and classifies endpoints: the manifest's
+/// `api.endpoint`, `FULLSTORY_API_URL`, the client's configuration and every download link.
 public enum APIEndpoint {
     /// FullStory's production API.
     public static let production = URL(string: "https://api.fullstory.com")!
 
     /// The variable that overrides any configured endpoint, e.g. to point a run at the emulator.
     public static let environmentVariable = "FULLSTORY_API_URL"
+
+    /// What a URL is used for, which decides what it may carry.
+    public enum Use: Sendable {
+        /// The API itself: no credentials and no query string in the URL.
+        case api
+        /// A signed download link: its signature is in the query string.
+        case downloadLink
+    }
 
     /// The endpoint to use: `FULLSTORY_API_URL` if set, else `configured`, else production.
     /// Refuses anything but `https://`, except plain `http://` to a loopback host.
@@ -49,35 +58,67 @@ public enum APIEndpoint {
         return try validate(text, source: source)
     }
 
-    /// Checks that `text` is an absolute http(s) URL and that plain HTTP only goes to loopback.
-    public static func validate(_ text: String, source: String = "the endpoint") throws(FullStoryAPIError) -> URL {
-        let source = source.prefix(1).uppercased() + source.dropFirst()
-        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty
+    /// Why `text` cannot be used as `use`, as a phrase that follows the URL in a sentence
+    /// ("uses plain http:// to a host that is not this machine; …"), or nil when it can.
+    public static func problem(with text: String, use: Use = .api) -> String? {
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
+            let host = components.host, !host.isEmpty, URL(string: text) != nil
         else {
-            throw .invalidEndpoint(
-                "\(source) '\(redacted(text))' is not an absolute URL such as https://api.fullstory.com.")
+            return "is not an absolute URL such as https://api.fullstory.com"
+        }
+        if use == .api, components.user != nil || components.password != nil {
+            return "carries credentials; the API key comes from the environment, never from the URL"
+        }
+        if use == .api, components.query != nil || components.fragment != nil {
+            return "carries a query string or fragment; give just the scheme, host and port"
         }
         switch scheme {
         case "https":
-            return url
+            return nil
+        case "http" where isLoopback(host):
+            return nil
         case "http":
-            guard isLoopback(host) else {
-                throw .invalidEndpoint(
-                    "\(source) '\(redacted(url))' uses plain http:// to a host that is not this machine; "
-                        + "the API key would travel unencrypted. Use https://, or http:// only with localhost or 127.0.0.1."
-                )
-            }
-            return url
+            return "uses plain http:// to a host that is not this machine, so the API key would travel unencrypted; "
+                + "use https://, or http:// only with localhost, 127.0.0.1 or [::1]"
         default:
-            throw .invalidEndpoint("\(source) '\(redacted(url))' must start with https:// (or http:// for localhost).")
+            return "must start with https:// (or http:// for localhost)"
         }
     }
 
-    /// `localhost`, `127.0.0.0/8` and `::1`.
+    /// Checks `text` with ``problem(with:use:)``; the error names `source` and shows the
+    /// URL redacted.
+    public static func validate(_ text: String, source: String = "the endpoint", use: Use = .api)
+        throws(FullStoryAPIError) -> URL
+    {
+        if let problem = problem(with: text, use: use) {
+            let source = source.prefix(1).uppercased() + source.dropFirst()
+            throw .invalidEndpoint("\(source) '\(redacted(text))' \(problem).")
+        }
+        return URL(string: text)!
+    }
+
+    /// `localhost` (and `*.localhost`), `127.0.0.0/8` written as four decimal octets, and
+    /// `::1`. Nothing that merely starts like one: `127.evil.com` is a host on the internet.
     public static func isLoopback(_ host: String) -> Bool {
         let bare = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
         if bare == "localhost" || bare.hasSuffix(".localhost") || bare == "::1" { return true }
         let octets = bare.split(separator: ".", omittingEmptySubsequences: false)
-        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
+        return octets.count == 4 && octets[0] == "127"
+            && octets.allSatisfy { !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isASCII) && UInt8($0) != nil }
+    }
+
+    /// The data source an endpoint names, as recorded with every output:
+    /// `https://api.fullstory.com`, `http://127.0.0.1:8080`. Scheme and host in lower case,
+    /// the default port and a trailing slash dropped, so spellings of one endpoint agree.
+    public static func origin(_ text: String) -> String {
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
+            let host = components.host?.lowercased(), !host.isEmpty
+        else { return text }
+        let defaultPort = scheme == "https" ? 443 : scheme == "http" ? 80 : nil
+        let port = components.port.flatMap { $0 == defaultPort ? nil : ":\($0)" } ?? ""
+        let shownHost = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        var path = components.percentEncodedPath
+        while path.hasSuffix("/") { path.removeLast() }
+        return "\(scheme)://\(shownHost)\(port)\(path)"
     }
 }

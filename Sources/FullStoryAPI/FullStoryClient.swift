@@ -208,7 +208,7 @@ public final class FullStoryClient: Sendable {
             notFound: .searchExportNotFound(searchExportID: searchExportID)
         )
         let decoded = try decode(WireExportResults.self, from: body, what: "the export results")
-        let url = try APIEndpoint.validate(decoded.location, source: "the download link")
+        let url = try APIEndpoint.validate(decoded.location, source: "the download link", use: .downloadLink)
         return DownloadLink(url: url, expires: decoded.expires)
     }
 
@@ -223,7 +223,7 @@ public final class FullStoryClient: Sendable {
         }
         if let url = operation.results?.downloadURL {
             return DownloadLink(
-                url: try APIEndpoint.validate(url.absoluteString, source: "the download link"),
+                url: try APIEndpoint.validate(url.absoluteString, source: "the download link", use: .downloadLink),
                 expires: operation.results?.expires)
         }
         if let searchExportID = operation.results?.searchExportID {
@@ -338,12 +338,22 @@ public final class FullStoryClient: Sendable {
             let headers: HTTPHeaders
             let data: Data
             do {
-                let response = try await self.httpClient.execute(
-                    request, timeout: TimeAmount(self.configuration.requestTimeout))
-                status = Int(response.status.code)
-                headers = response.headers
-                let buffer = try await response.body.collect(upTo: 32 * 1024 * 1024)
-                data = Data(buffer.readableBytesView)
+                let frozen = request
+                let exchange = { @Sendable [httpClient = self.httpClient, timeout = self.configuration.requestTimeout] in
+                    let response = try await httpClient.execute(frozen, timeout: TimeAmount(timeout))
+                    let buffer = try await response.body.collect(upTo: 32 * 1024 * 1024)
+                    return (Int(response.status.code), response.headers, Data(buffer.readableBytesView))
+                }
+                if kind == .createExport {
+                    // Once a create is sent, its answer carries the only copy of the new
+                    // operation's id: cancellation (Ctrl-C) must not drop it. The exchange
+                    // runs in a task of its own, which cancellation does not reach, and
+                    // ends within the request timeout.
+                    try Task.checkCancellation()
+                    (status, headers, data) = try await Task { try await exchange() }.value
+                } else {
+                    (status, headers, data) = try await exchange()
+                }
             } catch let error as FullStoryAPIError {
                 throw error
             } catch is CancellationError {
@@ -370,11 +380,28 @@ public final class FullStoryClient: Sendable {
         }
     }
 
+    /// The server's `Retry-After`, if it sent a readable one. A value past
+    /// ``RetryPolicy/retryAfterCap`` is capped, and said so in the log.
+    func retryAfter(in headers: HTTPHeaders) -> Duration? {
+        guard let raw = headers.first(name: "Retry-After") else { return nil }
+        guard let value = RetryPolicy.readRetryAfter(raw, now: configuration.retryPolicy.wallNow()) else {
+            logger.info("Ignoring an unreadable Retry-After header.", metadata: ["value": .string(FullStoryAPIError.clip(raw, to: 40))])
+            return nil
+        }
+        if value.capped {
+            logger.warning(
+                "The server asked to wait longer than segsync ever waits; capping the wait.",
+                metadata: [
+                    "retry-after": .string(FullStoryAPIError.clip(raw, to: 40)),
+                    "cap": .string(FullStoryAPIError.format(RetryPolicy.retryAfterCap)),
+                ])
+        }
+        return value.wait
+    }
+
     /// Maps a status to a value or an error. Retryable ones become ``AttemptFailure``.
     private func interpret(status: Int, headers: HTTPHeaders, body: Data, notFound: FullStoryAPIError) throws -> Data {
-        let retryAfter = headers.first(name: "Retry-After").flatMap {
-            RetryPolicy.parseRetryAfter($0, now: configuration.retryPolicy.wallNow())
-        }
+        let retryAfter = retryAfter(in: headers)
         switch status {
         case 200...299:
             return body

@@ -87,7 +87,13 @@ public actor RateLimiter {
             wait += .milliseconds(Int64((-tokens / rate * 1000).rounded(.up)))
         }
         if wait > .zero {
-            try await sleep(wait)
+            do {
+                try await sleep(wait)
+            } catch {
+                // Cancelled while waiting: the call never goes out, so its token is not spent.
+                tokens += 1
+                throw error
+            }
         }
     }
 

@@ -115,26 +115,57 @@ public struct RetryPolicy: Sendable {
         return ceiling * factor
     }
 
-    /// Parses a `Retry-After` value: delta-seconds (`"120"`) or an HTTP-date
-    /// (`"Wed, 21 Oct 2015 07:28:00 GMT"`, also the obsolete RFC 850 and asctime forms).
-    /// A date in the past means "now"; anything unreadable is `nil`.
+    /// The longest wait a `Retry-After` can ask for; longer values (or dates further off)
+    /// are cut to this. Any wait past ``maxTotalTime`` makes the policy give up instead.
+    public static let retryAfterCap: Duration = .seconds(3600)
+
+    /// A `Retry-After` value read with ``readRetryAfter(_:now:)``.
+    public struct RetryAfter: Sendable, Hashable {
+        /// What to wait: the server's value, at most ``RetryPolicy/retryAfterCap``.
+        public var wait: Duration
+        /// Whether the server asked for more than the cap.
+        public var capped: Bool
+    }
+
+    /// Parses a `Retry-After` value: delta-seconds (`"120"`, also fractional) or an
+    /// HTTP-date (`"Wed, 21 Oct 2015 07:28:00 GMT"`, also the obsolete RFC 850 and asctime
+    /// forms). A date in the past means "now"; negatives and anything unreadable are `nil`.
+    /// No value traps: huge numbers and far-off dates are capped at ``retryAfterCap``.
     public static func parseRetryAfter(_ value: String, now: Date) -> Duration? {
+        readRetryAfter(value, now: now)?.wait
+    }
+
+    /// ``parseRetryAfter(_:now:)`` that also says whether the value was capped.
+    public static func readRetryAfter(_ value: String, now: Date) -> RetryAfter? {
         let trimmed = value.trimmingCharacters(in: .whitespaces)
-        if let seconds = Int(trimmed) {
-            return seconds >= 0 ? .seconds(seconds) : nil
+        guard !trimmed.isEmpty, trimmed.utf8.count <= 100 else { return nil }
+        let capSeconds = Double(retryAfterCap.components.seconds)
+        func capped(seconds: Double) -> RetryAfter? {
+            guard seconds.isFinite, seconds >= 0 else { return nil }
+            if seconds > capSeconds { return RetryAfter(wait: retryAfterCap, capped: true) }
+            return RetryAfter(wait: .milliseconds(Int64((seconds * 1000).rounded())), capped: false)
         }
-        if let fractional = Double(trimmed), fractional.isFinite, fractional >= 0 {
-            return .milliseconds(Int64((fractional * 1000).rounded()))
+        if trimmed.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+            // Digits only: as many as the server likes, read without overflow.
+            let significant = trimmed.drop { $0 == "0" }
+            if significant.count > 12 { return RetryAfter(wait: retryAfterCap, capped: true) }
+            return capped(seconds: Double(significant.isEmpty ? "0" : String(significant)) ?? 0)
         }
+        if trimmed.first != "-", trimmed.first != "+",
+            trimmed.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
+            let fractional = Double(trimmed)
+        {
+            return capped(seconds: fractional)
+        }
+        let squeezed = trimmed.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+        // Formatters are made per call: they are not Sendable, and a Retry-After is rare.
         for pattern in ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy"] {
             let formatter = DateFormatter()
             formatter.locale = Locale(identifier: "en_US_POSIX")
             formatter.timeZone = TimeZone(identifier: "GMT")
             formatter.dateFormat = pattern
-            let squeezed = trimmed.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
             if let date = formatter.date(from: squeezed) {
-                let seconds = date.timeIntervalSince(now)
-                return seconds <= 0 ? .zero : .milliseconds(Int64((seconds * 1000).rounded()))
+                return capped(seconds: max(0, date.timeIntervalSince(now)))
             }
         }
         return nil

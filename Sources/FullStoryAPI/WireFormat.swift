@@ -173,7 +173,10 @@ struct WireOperation: Decodable {
             id: id,
             type: c.lenientString(AnyKey("type")),
             state: OperationState(rawValue: rawState ?? "PENDING"),
-            estimatePctComplete: c.lenient(LenientNumber.self, AnyKey("estimatePctComplete"))?.value,
+            // A percentage, whatever the server wrote: NaN, infinities and 1e300 never reach
+            // arithmetic (or an Int conversion) downstream.
+            estimatePctComplete: c.lenient(LenientNumber.self, AnyKey("estimatePctComplete"))?.value
+                .flatMap { $0.isFinite ? min(max($0, 0), 100) : nil },
             createdAt: c.lenientDate(AnyKey("createdAt")),
             finishedAt: c.lenientDate(AnyKey("finishedAt")),
             errorDetails: c.lenientString(AnyKey("errorDetails")),

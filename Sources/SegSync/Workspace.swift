@@ -10,9 +10,12 @@ public struct Workspace: Sendable {
     public let lock: RunLock
     public let stateStore: StateStore
 
-    /// Loads the manifest at `manifestPath` and takes `.segsync/lock` for `command`.
-    public static func open(manifestPath: String, command: String, now: Date = Date()) throws -> Workspace {
-        let manifest = try ManifestLoader.load(path: manifestPath)
+    /// Loads the manifest at `manifestPath` and takes `.segsync/lock` for `command`. The
+    /// manifest's endpoint is the one `environment` makes effective
+    /// (``Manifest/resolvingEndpoint(environment:)``).
+    public static func open(manifestPath: String, command: String, now: Date = Date(),
+                            environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Workspace {
+        let manifest = try ManifestLoader.load(path: manifestPath).resolvingEndpoint(environment: environment)
         let layout = Layout(manifestPath: manifestPath, output: manifest.output)
         try AtomicFile.makeDirectory(layout.stateDirectory)
         let lock = try RunLock(path: layout.lockPath, command: command, now: now)
@@ -47,7 +50,7 @@ public struct Workspace: Sendable {
             byPath[output.path] = Lockfile.Entry(
                 path: output.path, sha256: output.sha256, bytes: output.bytes, export: record.export,
                 segment: record.parameters.segment, type: record.parameters.type, format: record.parameters.format,
-                start: record.start, end: record.end, fingerprint: record.fingerprint)
+                start: record.start, end: record.end, fingerprint: record.fingerprint, source: record.parameters.endpoint)
         }
         let lockfile = Lockfile(entries: Array(byPath.values))
         let sums = Checksums.render(lockfile.entries)

@@ -43,6 +43,12 @@ public struct EmulatorConfiguration: Sendable {
     /// API calls answered 429 with `Retry-After: retryAfterSeconds`.
     public var rate429: Double
     public var retryAfterSeconds: Int
+    /// Sent verbatim as `Retry-After` instead of ``retryAfterSeconds`` when set: a
+    /// hostile or malformed value, for testing clients.
+    public var retryAfterValue: String?
+    /// Seconds a create export waits before answering, with the export already made: a
+    /// client cancelled in that time must still wait for (and keep) the id.
+    public var createLatency: Double
     /// API calls answered with ``serverErrorStatus`` (503 also carries `Retry-After`).
     public var rate5xx: Double
     public var serverErrorStatus: Int
@@ -81,6 +87,8 @@ public struct EmulatorConfiguration: Sendable {
         supportsRanges: Bool = true,
         rate429: Double = 0,
         retryAfterSeconds: Int = 1,
+        retryAfterValue: String? = nil,
+        createLatency: Double = 0,
         rate5xx: Double = 0,
         serverErrorStatus: Int = 500,
         rateReset: Double = 0,
@@ -106,6 +114,8 @@ public struct EmulatorConfiguration: Sendable {
         self.supportsRanges = supportsRanges
         self.rate429 = rate429
         self.retryAfterSeconds = retryAfterSeconds
+        self.retryAfterValue = retryAfterValue
+        self.createLatency = createLatency
         self.rate5xx = rate5xx
         self.serverErrorStatus = serverErrorStatus
         self.rateReset = rateReset
@@ -133,6 +143,8 @@ public struct EmulatorConfiguration: Sendable {
         if !(linkTTL >= 0) || !linkTTL.isFinite { return "--link-ttl must be 0 or more." }
         if rowsPerHour < 0 { return "--rows-per-hour must be 0 or more." }
         if retryAfterSeconds < 0 { return "--retry-after must be 0 or more." }
+        if retryAfterValue?.contains(where: { $0 == "\r" || $0 == "\n" }) == true { return "--retry-after must be one line." }
+        if !(createLatency >= 0) || !createLatency.isFinite { return "--create-latency must be 0 or more." }
         if !(500...599).contains(serverErrorStatus) {
             return "--server-error-status must be a 5xx status, not \(serverErrorStatus)."
         }

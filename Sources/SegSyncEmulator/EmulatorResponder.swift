@@ -158,6 +158,11 @@ struct EmulatorResponder: HTTPResponder {
         }
     }
 
+    /// The `Retry-After` value faults send.
+    private var retryAfter: String {
+        configuration.retryAfterValue ?? String(configuration.retryAfterSeconds)
+    }
+
     private func answer(_ route: Route, request: Request, authorized: Bool) async throws -> Outcome {
         if case .download(let token) = route {
             return try await download(token: token, request: request)
@@ -173,14 +178,14 @@ struct EmulatorResponder: HTTPResponder {
             )
         }
         if await state.faults.fires(.tooManyRequests) {
-            var response = error(429, "Too many requests; retry after \(configuration.retryAfterSeconds) s.")
-            response.headers[.retryAfter] = String(configuration.retryAfterSeconds)
+            var response = error(429, "Too many requests; retry after \(retryAfter).")
+            response.headers[.retryAfter] = retryAfter
             return Outcome(response: response, fault: "429")
         }
         if await state.faults.fires(.serverError) {
             let status = configuration.serverErrorStatus
             var response = error(status, "The emulator failed this request on purpose (injected \(status)).")
-            if status == 503 { response.headers[.retryAfter] = String(configuration.retryAfterSeconds) }
+            if status == 503 { response.headers[.retryAfter] = retryAfter }
             return Outcome(response: response, fault: "5xx")
         }
         var body = ByteBuffer()
@@ -272,6 +277,10 @@ struct EmulatorResponder: HTTPResponder {
             nonce: UInt64.random(in: 0...UInt64.max)
         )
         let id = state.signer.seal(ticket)
+        if configuration.createLatency > 0 {
+            // The export exists from here on; only its answer is late.
+            try? await Task.sleep(for: .milliseconds(Int64((configuration.createLatency * 1000).rounded())))
+        }
         switch dialect {
         case .seed: return json(200, await operationJSON(id: id, ticket: ticket, request: request))
         case .fullstory: return json(200, ["operationId": id])

@@ -64,8 +64,19 @@ struct EmulatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("rate-429"), help: "Share of API calls answered 429 with Retry-After.")
     var rate429: Double = 0
 
-    @Option(name: .customLong("retry-after"), help: "Seconds sent in Retry-After.")
-    var retryAfter = 1
+    @Option(
+        name: .customLong("retry-after"),
+        help: ArgumentHelp(
+            "Retry-After sent with injected 429s and 503s: whole seconds, or any text sent as it is (to test clients against hostile headers).",
+            valueName: "value"))
+    var retryAfter = "1"
+
+    @Option(
+        name: .customLong("create-latency"),
+        help: ArgumentHelp(
+            "Seconds a create takes to answer after the export exists (a client interrupted meanwhile must still learn its id).",
+            valueName: "seconds"))
+    var createLatency: Double = 0
 
     @Option(name: .customLong("rate-5xx"), help: "Share of API calls answered with --server-error-status.")
     var rate5xx: Double = 0
@@ -141,7 +152,9 @@ struct EmulatorCommand: AsyncParsableCommand {
             downloadHost: downloadHost,
             supportsRanges: !noRanges,
             rate429: rate429,
-            retryAfterSeconds: retryAfter,
+            retryAfterSeconds: Int(retryAfter) ?? 1,
+            retryAfterValue: Int(retryAfter) == nil ? retryAfter : nil,
+            createLatency: createLatency,
             rate5xx: rate5xx,
             serverErrorStatus: serverErrorStatus,
             rateReset: rateReset,

@@ -14,8 +14,8 @@ struct APIConnection {
     static let emulatorKey = "emulator-key"
 
     static func open(manifest: Manifest, layout: Layout, environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> APIConnection {
-        let override = environment[APIEndpoint.environmentVariable].flatMap { $0.isEmpty ? nil : $0 }
-        if override == nil, manifest.api.endpoint == APISettings.emulatorEndpoint {
+        // The manifest's endpoint is already the effective one (Manifest.resolvingEndpoint).
+        if manifest.api.endpoint == APISettings.emulatorEndpoint {
             var logger = Logger(label: "segsync.emulator")
             logger.logLevel = .critical  // its shutdown chatter is not the user's concern
             let emulator = try await Emulator.start(EmulatorConfiguration(
@@ -30,11 +30,11 @@ struct APIConnection {
             configuration.logger = quietLogger()
             return APIConnection(client: try FullStoryClient(configuration: configuration), emulator: emulator)
         }
-        var configuration = try FullStoryClient.Configuration.fromEnvironment(
-            endpoint: manifest.api.endpoint == APISettings.emulatorEndpoint ? nil : manifest.api.endpoint,
+        var configuration = FullStoryClient.Configuration(
+            endpoint: try APIEndpoint.validate(manifest.api.endpoint),
             dialect: manifest.api.dialect,
-            keyEnvironmentVariable: manifest.api.keyEnv,
-            environment: environment)
+            apiKey: try APIKey.fromEnvironment(manifest.api.keyEnv, environment: environment),
+            keyEnvironmentVariable: manifest.api.keyEnv)
         configuration.rateLimit = manifest.api.rateLimit
         configuration.logger = quietLogger()
         return APIConnection(client: try FullStoryClient(configuration: configuration), emulator: nil)

@@ -16,8 +16,6 @@ struct Apply: AsyncParsableCommand {
             next run resumes them).
             """)
 
-    static let incompleteExitCode: Int32 = 3
-
     @OptionGroup var manifest: ManifestOptions
     @OptionGroup var planning: PlanningOptions
 
@@ -45,6 +43,9 @@ struct Apply: AsyncParsableCommand {
     @Flag(help: "Export again partitions that failed \(Planner.attemptLimit) times in earlier runs.")
     var retryFailed = false
 
+    @Flag(help: "Hash every output instead of trusting unchanged sizes and modification times, and repair what differs.")
+    var checksum = false
+
     func validate() throws {
         if let maxWait, Self.duration(maxWait) == nil {
             throw ValidationError("--max-wait \(maxWait) is not a duration; write it like 90s, 30m, 2h or 1h30m.")
@@ -52,8 +53,8 @@ struct Apply: AsyncParsableCommand {
         if parallelism < 1 || parallelism > 64 { throw ValidationError("--parallelism must be between 1 and 64.") }
         if maxInFlight < 1 || maxInFlight > 1000 { throw ValidationError("--max-in-flight must be between 1 and 1000.") }
         if let pollInterval, !(0.05...600).contains(pollInterval) { throw ValidationError("--poll-interval must be between 0.05 and 600 seconds.") }
-        if planFile != nil, planning.now != nil || !planning.targets.isEmpty || prune {
-            throw ValidationError("a saved plan carries its own --now, --target and --prune; pass none of them with it.")
+        if planFile != nil, planning.now != nil || !planning.targets.isEmpty || prune || retryFailed || checksum {
+            throw ValidationError("a saved plan carries its own --now, --target, --prune, --retry-failed and --checksum; pass none of them with it.")
         }
     }
 
@@ -61,13 +62,16 @@ struct Apply: AsyncParsableCommand {
         let console = Console()
         let (workspace, snapshot, plan) = try await reportingDiagnostics {
             let saved = try planFile.map { try SavedPlan.load(path: $0) }
-            let (now, options) = try saved.map(SavedPlan.inputs) ?? (planning.instant(), .init(targets: planning.targets, forcePrune: prune, retryFailed: retryFailed))
+            let (now, options) = try saved.map(SavedPlan.inputs)
+                ?? (planning.instant(), .init(targets: planning.targets, forcePrune: prune, retryFailed: retryFailed, checksum: checksum))
             // Exporting a partition that has not ended yet would record incomplete data as done.
             if !dryRun, now > Date().addingTimeInterval(300) {
                 throw SegSyncError("--now \(Timestamp.format(now)) is in the future; apply only exports what has already happened. Use it with plan, or with apply --dry-run.")
             }
             let workspace = try Workspace.open(manifestPath: manifest.file, command: "segsync apply", now: Date())
-            let snapshot = try workspace.snapshot()
+            var snapshot = try workspace.snapshot(depth: options.checksum ? .full : .quick)
+            // A saved plan was made from refreshed operations: compare it with the same.
+            if let saved { RefreshedOperation.overlay(saved.refreshed ?? [], on: &snapshot.state) }
             let plan = try workspace.plan(snapshot, now: now, options: options)
             if let saved, let planFile { try SavedPlan.check(saved, against: plan, path: planFile) }
             return (workspace, snapshot, plan)
@@ -79,7 +83,7 @@ struct Apply: AsyncParsableCommand {
         var tidied = snapshot
         try workspace.tidy(plan, &tidied, now: Date())
         guard plan.hasChanges else {
-            if !plan.givenUp.isEmpty { throw ExitCode(1) }
+            if !plan.givenUp.isEmpty { throw ExitCode(ExitCodes.failure) }
             return
         }
 
@@ -102,10 +106,19 @@ struct Apply: AsyncParsableCommand {
             return try await executor.apply(plan, snapshot: tidied)
         } }
         // Ctrl-C or a CI cancellation: stop starting work, keep what is recorded, exit 130.
-        let interruptions = [SIGINT, SIGTERM].map { signalNumber in
+        // A second one exits at once.
+        let interrupts = InterruptCount()
+        let interruptions = [SIGINT, SIGTERM].map { (signalNumber: Int32) -> any DispatchSourceSignal in
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler { work.cancel() }
+            source.setEventHandler {
+                if interrupts.increment() > 1 {
+                    printError("\nInterrupted again: exiting now. Recorded operations are resumed by the next run.")
+                    Foundation.exit(ExitCodes.interrupted)
+                }
+                printError("\nInterrupting: finishing the calls in flight and recording their results (Ctrl-C again to exit at once).")
+                work.cancel()
+            }
             source.resume()
             return source
         }
@@ -115,18 +128,20 @@ struct Apply: AsyncParsableCommand {
         } catch where work.isCancelled {
             console.end()
             printOut("\nInterrupted before any export was made.\n")
-            throw ExitCode(130)
+            throw ExitCode(ExitCodes.interrupted)
         }
         interruptions.forEach { $0.cancel() }
         console.end()
         if work.isCancelled {
-            printOut("\nInterrupted: \(report.done) done; \(report.stillRunning.count) left as they were, resumed by the next run.\n")
-            throw ExitCode(130)
+            let planned = plan.actions.filter { $0.kind != .prune }.count
+            let left = max(0, planned - report.done - report.failures.count)
+            printOut("\nInterrupted: \(report.done) done, \(report.failures.count) failed, \(left) left for the next run (recorded operations are resumed, not exported again).\n")
+            throw ExitCode(ExitCodes.interrupted)
         }
         StepSummary.append(plan: plan, report: report, manifest: manifest.file)
         printOut("\n" + Self.summary(report))
-        if !report.failures.isEmpty || !plan.givenUp.isEmpty { throw ExitCode(1) }
-        if !report.stillRunning.isEmpty { throw ExitCode(Self.incompleteExitCode) }
+        if !report.failures.isEmpty || !plan.givenUp.isEmpty { throw ExitCode(ExitCodes.failure) }
+        if !report.stillRunning.isEmpty { throw ExitCode(ExitCodes.incomplete) }
     }
 
     /// `--max-wait`: a manifest-style duration, seconds (`90s`), or zero (`0`, `0m`).
@@ -140,7 +155,21 @@ struct Apply: AsyncParsableCommand {
         var lines: [String] = []
         if !report.failures.isEmpty {
             lines.append("Failed:")
-            for failure in report.failures { lines.append("  \(failure.export) \(failure.label): \(failure.message)") }
+            // One line per export and reason: an unknown segment fails every partition of
+            // its export the same way, and is said once.
+            var groups: [(export: String, message: String, labels: [String])] = []
+            for failure in report.failures {
+                if let index = groups.firstIndex(where: { $0.export == failure.export && $0.message == failure.message }) {
+                    groups[index].labels.append(failure.label)
+                } else {
+                    groups.append((failure.export, failure.message, [failure.label]))
+                }
+            }
+            for group in groups {
+                let labels = group.labels.sorted()
+                let which = labels.count == 1 ? labels[0] : "\(labels.count) partitions (\(labels.first!) … \(labels.last!))"
+                lines.append("  \(group.export) \(which): \(group.message)")
+            }
         }
         var parts = ["\(report.done) done", "\(report.failures.count) failed"]
         if !report.stillRunning.isEmpty { parts.append("\(report.stillRunning.count) still running (resumed by the next run)") }

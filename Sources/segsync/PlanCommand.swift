@@ -40,17 +40,22 @@ struct PlanCommand: AsyncParsableCommand {
         let plan = try await reportingDiagnostics {
             let workspace = try Workspace.open(manifestPath: manifest.file, command: "segsync plan", now: Date())
             var snapshot = try workspace.snapshot(depth: checksum ? .full : .quick)
+            let recorded = snapshot.state
             if !offline, snapshot.state.partitions.values.contains(where: { [.requested, .running, .completed].contains($0.phase) }) {
                 snapshot.state = await refreshed(snapshot.state, workspace: workspace)
             }
-            return try workspace.plan(snapshot, now: now, options: .init(targets: planning.targets, forcePrune: prune, retryFailed: retryFailed))
+            var plan = try workspace.plan(snapshot, now: now, options: .init(
+                targets: planning.targets, forcePrune: prune, retryFailed: retryFailed, checksum: checksum))
+            plan.refreshed = RefreshedOperation.changes(from: recorded, to: snapshot.state)
+            return plan
         }
         printOut(json ? PlanRenderer.json(plan) : PlanRenderer.text(plan))
         if let out {
             try SavedPlan.write(plan, to: out)
             if !json { printOut("Saved the plan to \(out); apply it with: segsync apply \(out)\n") }
         }
-        if detailedExitcode, plan.hasChanges { throw ExitCode(2) }
+        // Partitions given up on are not converged either, though apply has nothing to do.
+        if detailedExitcode, plan.hasChanges || !plan.givenUp.isEmpty { throw ExitCode(ExitCodes.changes) }
     }
 
     /// State with in-flight operations refreshed by read-only GETs; on trouble, the state

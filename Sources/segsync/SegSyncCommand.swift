@@ -15,6 +15,29 @@ struct SegSyncCommand: AsyncParsableCommand {
         subcommands: [Validate.self, PlanCommand.self, Apply.self, Status.self, Verify.self, Segments.self])
 }
 
+/// Every exit status segsync uses. The README's table lists them; tests assert each.
+enum ExitCodes {
+    static let success: Int32 = 0
+    /// An error; `validate`/`verify` found problems; a partition failed.
+    static let failure: Int32 = 1
+    /// `plan --detailed-exitcode`: the plan has changes (or partitions given up).
+    static let changes: Int32 = 2
+    /// `apply`: `--max-wait` ran out while operations were still running.
+    static let incomplete: Int32 = 3
+    /// A usage error: an unknown flag, a bad value (ArgumentParser's `validationFailure`, EX_USAGE).
+    static let usage: Int32 = ExitCode.validationFailure.rawValue
+    /// Interrupted by Ctrl-C or SIGTERM.
+    static let interrupted: Int32 = 130
+}
+
+/// Counts signals from a signal handler's queue.
+final class InterruptCount: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    /// Counts one more and returns how many there have been.
+    func increment() -> Int { lock.withLock { count += 1; return count } }
+}
+
 /// Options every command that reads a manifest shares.
 struct ManifestOptions: ParsableArguments {
     @Option(name: [.short, .customLong("manifest")], help: "The manifest to read.")
@@ -45,7 +68,7 @@ func reportingDiagnostics<T>(_ body: () async throws -> T) async throws -> T {
         return try await body()
     } catch let error as DiagnosticsError {
         printError(error.description)
-        throw ExitCode(1)
+        throw ExitCode(ExitCodes.failure)
     }
 }
 

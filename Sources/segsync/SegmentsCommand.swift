@@ -38,7 +38,9 @@ struct Segments: AsyncParsableCommand {
         func withClient<T: Sendable>(_ body: (FullStoryClient) async throws -> T) async throws -> T {
             let path = file ?? "segsync.yaml"
             if endpoint == nil, file != nil || FileManager.default.fileExists(atPath: path) {
-                var manifest = try await reportingDiagnostics { try ManifestLoader.load(path: path) }
+                var manifest = try await reportingDiagnostics {
+                    try ManifestLoader.load(path: path).resolvingEndpoint(environment: ProcessInfo.processInfo.environment)
+                }
                 if let dialect { manifest.api.dialect = dialect }
                 if let keyEnv { manifest.api.keyEnv = keyEnv }
                 let layout = Layout(manifestPath: path, output: manifest.output)

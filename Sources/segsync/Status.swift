@@ -16,7 +16,8 @@ struct Status: AsyncParsableCommand {
     func run() async throws {
         let now = try planning.instant()
         let report = try await reportingDiagnostics {
-            let loaded = try ManifestLoader.load(path: manifest.file)
+            // The endpoint in force decides which data counts as done (Manifest.resolvingEndpoint).
+            let loaded = try ManifestLoader.load(path: manifest.file).resolvingEndpoint(environment: ProcessInfo.processInfo.environment)
             try Planner.validate(targets: planning.targets, in: loaded)
             var selected = loaded
             if !planning.targets.isEmpty { selected.exports = loaded.exports.filter { planning.targets.contains($0.name) } }

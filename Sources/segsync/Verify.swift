@@ -19,6 +19,6 @@ struct Verify: AsyncParsableCommand {
             return (try Verification.run(layout: layout), layout)
         }
         printOut(result.0.rendered(outputDirectory: result.1.outputDirectory))
-        if !result.0.ok { throw ExitCode(1) }
+        if !result.0.ok { throw ExitCode(ExitCodes.failure) }
     }
 }

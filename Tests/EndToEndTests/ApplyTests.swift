@@ -87,7 +87,7 @@ import TestSupport
         #expect(emulator.creates == 3)
         _ = try CLI.run(["plan", "--offline", "--now", Self.now], in: folder.path, environment: emulator.environment)
         #expect(emulator.count("getOperation") == gets + 3)
-        let status = try CLI.run(["status", "--now", Self.now], in: folder.path)
+        let status = try CLI.run(["status", "--now", Self.now], in: folder.path, environment: emulator.environment)
         #expect(status.stdout.contains("everyone-daily          3        0        3        0        0"))
     }
 
@@ -113,9 +113,9 @@ import TestSupport
         #expect(recorded.count == 7)
         #expect(emulator.creates == 7)
 
-        // A new emulator process (same key and seed) still knows the operations.
+        // A new emulator process (same key, seed and endpoint) still knows the operations.
         emulator.stop()
-        emulator = try EmulatorProcess(folder: folder, [], logName: "requests-2.jsonl")
+        emulator = try EmulatorProcess(folder: folder, [], logName: "requests-2.jsonl", port: emulator.port)
         let resumed = try apply(folder, emulator)
         #expect(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
         #expect(resumed.stdout.contains("7 to resume"))
@@ -238,7 +238,7 @@ import TestSupport
         for key in state.partitions.keys { state.partitions[key]?.operationId = "forgotten-\(key.count)" }
         try StateStore(path: path).save(&state)
         emulator.stop()
-        let quick = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"], logName: "requests-2.jsonl")
+        let quick = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"], logName: "requests-2.jsonl", port: emulator.port)
         let result = try apply(folder, quick, ["--target", "everyone-daily"])
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("is unknown to the API; exporting again"))
@@ -391,7 +391,7 @@ import TestSupport
         let out = String(decoding: run.stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         run.process.waitUntilExit()
         #expect(run.process.terminationStatus == 130)
-        #expect(out.contains("Interrupted: 0 done; 7 left as they were, resumed by the next run."))
+        #expect(out.contains("Interrupted: 0 done, 0 failed, 7 left for the next run"))
         let resumed = try apply(folder, emulator)
         #expect(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
         #expect(emulator.creates == 7)

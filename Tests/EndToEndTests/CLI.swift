@@ -27,11 +27,31 @@ enum CLI {
     /// Runs `segsync args…` in `directory` and waits for it.
     static func run(_ arguments: [String], in directory: String, environment: [String: String] = [:], executable: String = "segsync") throws -> Result {
         let process = try start(arguments, in: directory, environment: environment, executable: executable)
+        // Both pipes are drained at once: reading one to its end first would deadlock a
+        // child that fills the other.
+        let err = Drain(process.stderr.fileHandleForReading)
         let out = process.stdout.fileHandleForReading.readDataToEndOfFile()
-        let err = process.stderr.fileHandleForReading.readDataToEndOfFile()
         process.process.waitUntilExit()
         return Result(status: process.process.terminationStatus,
-                      stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self))
+                      stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err.wait(), as: UTF8.self))
+    }
+
+    /// Reads a pipe to its end on a thread of its own.
+    final class Drain: @unchecked Sendable {
+        private let done = DispatchSemaphore(value: 0)
+        private var data = Data()
+
+        init(_ handle: FileHandle) {
+            Thread.detachNewThread { [self] in
+                data = handle.readDataToEndOfFile()
+                done.signal()
+            }
+        }
+
+        func wait() -> Data {
+            done.wait()
+            return data
+        }
     }
 
     struct Running {

@@ -13,9 +13,11 @@ final class EmulatorProcess: @unchecked Sendable {
     static let key = "e2e-key"
 
     /// Starts the emulator and waits for its `listening on …` line.
-    init(folder: TemporaryFolder, _ extra: [String] = [], logName: String = "requests.jsonl") throws {
+    /// `port` 0 picks a free one; pass ``port`` of a stopped emulator to restart it at the
+    /// same endpoint (the data source segsync records with every file).
+    init(folder: TemporaryFolder, _ extra: [String] = [], logName: String = "requests.jsonl", port: Int = 0) throws {
         requestLog = folder.path + "/" + logName
-        arguments = ["--port", "0", "--api-key", Self.key, "--seed", "7", "--request-log", requestLog] + extra
+        arguments = ["--port", String(port), "--api-key", Self.key, "--seed", "7", "--request-log", requestLog] + extra
         running = try CLI.start(arguments, in: folder.path, executable: "segsync-emulator")
         var line = Data()
         let handle = running.stdout.fileHandleForReading
@@ -36,6 +38,15 @@ final class EmulatorProcess: @unchecked Sendable {
     struct EmulatorFailure: Error, CustomStringConvertible {
         var message: String
         var description: String { message }
+    }
+
+    /// The port it listens on.
+    var port: Int { Int(url.split(separator: ":").last ?? "") ?? 0 }
+
+    /// Logged requests of one kind, whatever their status.
+    func all(_ kind: String) -> [String] {
+        guard let text = try? String(contentsOfFile: requestLog, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").map(String.init).filter { $0.contains("\"kind\":\"\(kind)\"") }
     }
 
     /// What segsync needs to talk to this emulator.

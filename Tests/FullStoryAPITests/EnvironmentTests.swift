@@ -42,6 +42,8 @@ struct EnvironmentTests {
             ("http://[::1]:80", true),
             ("https://api.fullstory.com", true), ("http://api.fullstory.com", false), ("http://10.0.0.5:8080", false),
             ("http://localhost.evil.example", false), ("ftp://127.0.0.1", false), ("api.fullstory.com", false),
+            ("http://127.evil.com", false), ("http://127.0.0.1.nip.io", false), ("http://127.0.0.01x", false),
+            ("https://user:secret@api.fullstory.com", false), ("https://api.fullstory.com/?x=1", false),
         ]
     )
     func plainHTTP(endpoint: String, allowed: Bool) {
@@ -128,5 +130,14 @@ struct EnvironmentTests {
                 .truncatedDownload(url: "https://s/f?<redacted>", expectedBytes: 10, receivedBytes: 4),
             ]
         )
+    }
+
+    @Test("an endpoint's origin is one spelling per data source", arguments: [
+        ("https://api.fullstory.com", "https://api.fullstory.com"), ("https://API.FullStory.com/", "https://api.fullstory.com"),
+        ("https://api.fullstory.com:443", "https://api.fullstory.com"), ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+        ("http://localhost:80", "http://localhost"), ("https://proxy.example/fullstory/", "https://proxy.example/fullstory"),
+    ])
+    func origins(text: String, origin: String) {
+        #expect(APIEndpoint.origin(text) == origin)
     }
 }

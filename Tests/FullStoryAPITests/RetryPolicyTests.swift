@@ -84,4 +84,24 @@ struct RetryPolicyTests {
         #expect(RetryPolicy.parseRetryAfter("-5", now: now) == nil)
         #expect(RetryPolicy.parseRetryAfter("soon", now: now) == nil)
     }
+
+    @Test("no Retry-After a server sends can trap: huge values are capped and said so", arguments: [
+        ("99999999999999999999", RetryPolicy.retryAfterCap, true),
+        ("1e400", nil, false), ("1.5", .milliseconds(1500), false), ("99999999999999999999.5", RetryPolicy.retryAfterCap, true),
+        ("3600", .seconds(3600), false), ("3601", RetryPolicy.retryAfterCap, true), ("00000000000000000000000007", .seconds(7), false),
+        ("-1", nil, false), ("-99999999999999999999", nil, false), ("+5", nil, false), ("nan", nil, false), ("inf", nil, false),
+        ("", nil, false), ("Fri, 31 Dec 9999 23:59:59 GMT", RetryPolicy.retryAfterCap, true), (String(repeating: "9", count: 5000), nil, false),
+    ] as [(String, Duration?, Bool)])
+    func hostileRetryAfter(value: String, wait: Duration?, capped: Bool) {
+        let read = RetryPolicy.readRetryAfter(value, now: Date(timeIntervalSince1970: 1_445_412_420))
+        #expect(read?.wait == wait)
+        #expect((read?.capped ?? false) == capped)
+    }
+
+    @Test("a wait longer than the time budget gives up instead of sleeping for it")
+    func cappedWaitGivesUp() {
+        let policy = RetryPolicy(maxTotalTime: .seconds(300))
+        #expect(policy.decision(after: .status(429, retryAfter: RetryPolicy.retryAfterCap), kind: .idempotent,
+                                attempt: 1, elapsed: .zero) == .giveUp)
+    }
 }

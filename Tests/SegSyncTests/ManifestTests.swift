@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SegSync
+import FullStoryAPI
 
 @Suite struct ManifestTests {
     static let valid = """
@@ -181,6 +182,28 @@ import Testing
         #expect(ManifestDecoder.endpointProblem("https://api.eu1.fullstory.com") == nil)
         #expect(ManifestDecoder.endpointProblem("emulator") == nil)
         #expect(ManifestDecoder.endpointProblem("ftp://x") != nil)
+        // One rule for the manifest and the client: a name that starts like 127. is not loopback.
+        #expect(ManifestDecoder.endpointProblem("http://127.evil.com") != nil)
+        #expect(ManifestDecoder.endpointProblem("http://127.0.0.1.nip.io:80") != nil)
+        #expect(ManifestDecoder.endpointProblem("http://[::1]:8080") == nil)
+    }
+
+    @Test("the time zone sent to the API is the IANA name the manifest gave, UTC by default")
+    func timeZoneSent() throws {
+        let text = """
+            version: 1
+            exports:
+              - { name: a, segment: s, type: events }
+              - { name: b, segment: s, type: events, timezone: UTC }
+              - { name: c, segment: s, type: events, timezone: Europe/Paris }
+              - { name: d, segment: s, type: events, timezone: Etc/UTC }
+            """
+        let manifest = try #require(ManifestLoader.decode(text, file: "segsync.yaml").0)
+        let now = Timestamp.parse("2026-11-28T00:00:00Z")!
+        let sent = try manifest.exports.map { export in
+            ExportRequest(partition: try manifest.partitions(of: export, now: now)[0], export: export).timezone
+        }
+        #expect(sent == ["UTC", "UTC", "Europe/Paris", "Etc/UTC"])
     }
 
     @Test("dialect-only features are refused with the seed dialect")

@@ -146,6 +146,7 @@ struct PlanFixture {
                   "start" : "2026-11-27T12:00:00Z"
                 }
               ],
+              "checksum" : false,
               "format_version" : 1,
               "manifest_sha256" : "\(fixture.manifest.sha256)",
               "notes" : [
@@ -154,6 +155,9 @@ struct PlanFixture {
               ],
               "now" : "2026-11-28T00:00:00Z",
               "prune" : false,
+              "refreshed" : [
+
+              ],
               "retry_failed" : false,
               "state" : {
                 "lineage" : "11111111-2222-3333-4444-555555555555",

@@ -61,12 +61,14 @@ public struct Executor: Sendable {
     public func apply(_ plan: Plan, snapshot: Workspace.Snapshot) async throws -> ApplyReport {
         let journal = StateJournal(state: snapshot.state, lockfile: snapshot.lockfile,
                                    store: StateStore(path: layout.statePath), layout: layout)
-        // Files about to be overwritten leave the lockfile first, in one write.
-        try await journal.withdraw(paths: plan.actions.filter { $0.kind == .repair || $0.kind == .replace }.compactMap(\.outputPath))
+        // Files to be repaired or replaced stay in the lockfile until their download
+        // starts (``PartitionRun/download(_:)`` withdraws each): a replace whose export
+        // fails leaves the old file recorded, as it still is on disk.
         let deadline = options.maxWait.map { ContinuousClock.now + $0 }
         let work = plan.actions.filter { $0.kind != .prune }
         var report = ApplyReport()
         let downloads = Semaphore(options.parallelism)
+        let refused = RefusedExports()
 
         await withTaskGroup(of: (Plan.Action, ApplyReport.Outcome, Int).self) { group in
             var pending = work[...]
@@ -74,7 +76,8 @@ public struct Executor: Sendable {
                 // Once interrupted, nothing new starts; what runs winds down.
                 guard !Task.isCancelled, let action = pending.popFirst() else { return }
                 group.addTask {
-                    let run = PartitionRun(executor: self, journal: journal, action: action, deadline: deadline, downloads: downloads)
+                    let run = PartitionRun(executor: self, journal: journal, action: action, deadline: deadline,
+                                           downloads: downloads, refused: refused)
                     let outcome = await run.execute()
                     return (action, outcome, await run.creates.value)
                 }
@@ -121,28 +124,34 @@ public struct Executor: Sendable {
     }
 }
 
-/// Bounds how many tasks do something at once (downloads), first come first served.
-actor Semaphore {
-    private var available: Int
-    private var waiters: [CheckedContinuation<Void, Never>] = []
+/// Exports whose creates the API refused for a reason that holds for all their
+/// partitions (an unknown segment, a request the dialect does not take, a rejected key):
+/// their other partitions are not sent, and fail with the same sentence, said once.
+final class RefusedExports: @unchecked Sendable {
+    private let lock = NSLock()
+    private var reasons: [String: String] = [:]
 
-    init(_ count: Int) {
-        available = count
-    }
+    func reason(for export: String) -> String? { lock.withLock { reasons[export] } }
 
-    func wait() async {
-        if available > 0 {
-            available -= 1
-            return
+    /// Records `failure` for `export` if it is one that every partition would meet;
+    /// returns the sentence (with a hint) to report.
+    func record(_ failure: FullStoryAPIError, export: String, dialect: APIDialect) -> String? {
+        let hint: String
+        switch failure {
+        case .segmentNotFound:
+            hint = "Check the export's segment id with `segsync segments list`."
+        case .badRequest, .invalidRequest:
+            hint = "Check that api.dialect (\(dialect.rawValue)) is the one the endpoint speaks, and the segment id with `segsync segments list`."
+        case .unauthorized, .missingAPIKey:
+            hint = ""
+        default:
+            return nil
         }
-        await withCheckedContinuation { waiters.append($0) }
-    }
-
-    func signal() {
-        if waiters.isEmpty {
-            available += 1
-        } else {
-            waiters.removeFirst().resume()
+        let sentence = hint.isEmpty ? failure.description : "\(failure.description) \(hint)"
+        return lock.withLock {
+            if let first = reasons[export] { return first }
+            reasons[export] = sentence
+            return sentence
         }
     }
 }
@@ -162,16 +171,21 @@ struct PartitionRun: Sendable {
     let action: Plan.Action
     let deadline: ContinuousClock.Instant?
     let downloads: Semaphore
+    let refused: RefusedExports
+    /// Creates sent in this run, and those the API accepted (with an id).
+    let attempts = Counter()
     let creates = Counter()
     /// Looked up once: the manifest's export list is searched by name.
     let export: ExportSpec
 
-    init(executor: Executor, journal: StateJournal, action: Plan.Action, deadline: ContinuousClock.Instant?, downloads: Semaphore) {
+    init(executor: Executor, journal: StateJournal, action: Plan.Action, deadline: ContinuousClock.Instant?,
+         downloads: Semaphore, refused: RefusedExports) {
         self.executor = executor
         self.journal = journal
         self.action = action
         self.deadline = deadline
         self.downloads = downloads
+        self.refused = refused
         export = executor.manifest.export(named: action.key.export)!
     }
 
@@ -191,8 +205,12 @@ struct PartitionRun: Sendable {
         do {
             while true {
                 if operationId == nil {
-                    if creates.value >= executor.options.maxAttempts {
-                        let message = "gave up after \(creates.value) export\(creates.value == 1 ? "" : "s") in this run: \(lastFailure ?? "unknown error")"
+                    if let reason = refused.reason(for: export.name) {
+                        // Said once, for the export, in the summary; not once per partition.
+                        return .failed(reason)
+                    }
+                    if attempts.value >= executor.options.maxAttempts {
+                        let message = "gave up after \(attempts.value) export\(attempts.value == 1 ? "" : "s") in this run: \(lastFailure ?? "unknown error")"
                         try await journal.update(action.key, .synced) { $0?.phase = .failed; $0?.lastError = message }
                         return .failed(message)
                     }
@@ -220,6 +238,9 @@ struct PartitionRun: Sendable {
             // Interrupted (Ctrl-C): whatever was recorded is resumed by the next run.
             return .stillRunning
         } catch let failure as FullStoryAPIError {
+            if operationId == nil, let sentence = refused.record(failure, export: export.name, dialect: executor.manifest.api.dialect) {
+                return await fail(sentence, keepOperation: false)
+            }
             // A transient failure leaves a valid operation for the next run to resume.
             return await fail(failure.description, keepOperation: operationId != nil && failure.isTransient)
         } catch {
@@ -231,10 +252,17 @@ struct PartitionRun: Sendable {
     /// next run resumes instead of exporting again.
     func fail(_ message: String, keepOperation: Bool) async -> ApplyReport.Outcome {
         let now = executor.clock()
-        try? await journal.update(action.key, .synced) { record in
-            record?.lastError = message
-            record?.updatedAt = now
-            if !keepOperation { record?.phase = .failed }
+        do {
+            try await journal.update(action.key, .synced) { record in
+                record?.lastError = message
+                record?.updatedAt = now
+                if !keepOperation { record?.phase = .failed }
+            }
+        } catch {
+            // A full disk must not hide the failure: both reach the user.
+            let both = "\(message) Recording this failure in state failed too: \(error)"
+            executor.log("error      \(name)   \(both)")
+            return .failed(both)
         }
         executor.log("error      \(name)   \(message)")
         return .failed(message)
@@ -245,13 +273,14 @@ struct PartitionRun: Sendable {
         let request = ExportRequest(partition: partition, export: export)
         let id: String
         do {
-            creates.increment()
+            attempts.increment()
             id = try await executor.client.createExport(request).id
+            creates.increment()
         } catch let failure as FullStoryAPIError {
             let now = executor.clock()
             let parameters = ExportParameters(export, in: executor.manifest)
             let partition = self.partition
-            try? await journal.update(action.key, .synced) { record in
+            try await journal.update(action.key, .synced) { record in
                 var updated = record ?? PartitionRecord(partition: partition, parameters: parameters, phase: .failed, now: now)
                 updated.phase = .failed
                 // Only an export that may exist counts against the attempt limit: a
@@ -300,7 +329,7 @@ struct PartitionRun: Sendable {
             }
             switch status.state {
             case .completed:
-                await downloads.wait()
+                try await downloads.wait()
                 do {
                     try await download(status)
                     await downloads.signal()
@@ -357,7 +386,7 @@ struct PartitionRun: Sendable {
         let entry = Lockfile.Entry(
             path: relative, sha256: file.sha256, bytes: file.bytes, export: export.name, segment: export.segment,
             type: export.type, format: export.format, start: partition.start, end: partition.end,
-            fingerprint: partition.fingerprint)
+            fingerprint: partition.fingerprint, source: executor.manifest.api.endpoint)
         let output = OutputRecord(path: relative, bytes: file.bytes, sha256: file.sha256,
                                   modified: ObservedFiles.modificationTime(ofFileAt: path))
         // A replaced partition's old file (another format, say) goes once the new one is in place.

@@ -11,7 +11,7 @@ extension ExportRequest {
             format: export.format,
             timeRange: TimeRange(start: partition.start, end: partition.end),
             segmentTimeRange: segmentRange.map { TimeRange(start: $0.start, end: $0.end) },
-            timezone: export.timeZone.identifier,
+            timezone: export.timeZoneName,
             fields: export.fields.isEmpty ? nil : export.fields)
     }
 }

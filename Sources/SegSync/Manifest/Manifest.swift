@@ -35,6 +35,9 @@ public struct ExportSpec: Sendable, Hashable {
     public var format: ExportFormat
     public var window: WindowSpec
     public var timeZone: TimeZone
+    /// The IANA name the manifest gave (`UTC` by default): sent to the API as it is.
+    /// `timeZone.identifier` may differ (Linux's Foundation calls UTC `GMT`).
+    public var timeZoneName: String
     /// Segment membership is evaluated over `[partition end - segmentWindow, partition end)`.
     public var segmentWindow: Span?
     /// Field selection (the `fullstory` dialect); empty means every field.
@@ -48,7 +51,7 @@ public struct ExportSpec: Sendable, Hashable {
     public var location: SourceLocation
 
     public init(name: String, segment: String, type: ExportType, format: ExportFormat, window: WindowSpec,
-                timeZone: TimeZone, segmentWindow: Span? = nil, fields: [String] = [], decompress: Bool = false,
+                timeZone: TimeZone, timeZoneName: String? = nil, segmentWindow: Span? = nil, fields: [String] = [], decompress: Bool = false,
                 prune: Bool = false, location: SourceLocation = .init(line: 0, column: 0)) {
         self.name = name
         self.segment = segment
@@ -56,6 +59,7 @@ public struct ExportSpec: Sendable, Hashable {
         self.format = format
         self.window = window
         self.timeZone = timeZone
+        self.timeZoneName = timeZoneName ?? (timeZone.secondsFromGMT() == 0 && ["GMT", "UTC"].contains(timeZone.identifier) ? "UTC" : timeZone.identifier)
         self.segmentWindow = segmentWindow
         self.fields = fields
         self.decompress = decompress
@@ -93,5 +97,27 @@ public struct Manifest: Sendable, Hashable {
 
     public func export(named name: String) -> ExportSpec? {
         exports.first { $0.name == name }
+    }
+}
+
+extension Manifest {
+    /// This manifest with `api.endpoint` set to the endpoint a run really talks to:
+    /// `FULLSTORY_API_URL` when it is set, else the manifest's own, as an origin
+    /// (``APIEndpoint/origin(_:)``). Outputs record it as their data source, so files
+    /// fetched from an emulator are never taken for production data.
+    public func resolvingEndpoint(environment: [String: String]) throws -> Manifest {
+        var resolved = self
+        let override = environment[APIEndpoint.environmentVariable]?.trimmingCharacters(in: .whitespaces) ?? ""
+        if !override.isEmpty {
+            do {
+                _ = try APIEndpoint.validate(override, source: APIEndpoint.environmentVariable)
+            } catch {
+                throw SegSyncError(error.description)
+            }
+            resolved.api.endpoint = APIEndpoint.origin(override)
+        } else if api.endpoint != APISettings.emulatorEndpoint {
+            resolved.api.endpoint = APIEndpoint.origin(api.endpoint)
+        }
+        return resolved
     }
 }

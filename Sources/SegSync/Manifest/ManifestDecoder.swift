@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import FullStoryAPI
 
 /// Reads `segsync.yaml`: YAML through libyaml, then the schema, reporting every problem
 /// it finds in one pass with its line and column.
@@ -93,6 +94,8 @@ struct ExportFields {
     var format: ExportFormat?
     var window: WindowFields?
     var timeZone: TimeZone?
+    /// The zone as written (`UTC`): what is sent to the API. Linux's Foundation names UTC `GMT`.
+    var timeZoneName: String?
     var segmentWindow: Span?
     var fields: [String]?
     var decompress: Bool?
@@ -303,25 +306,10 @@ struct ManifestDecoder {
         return api
     }
 
-    /// Why an endpoint is unacceptable, or nil. Plain HTTP only to this machine.
+    /// Why an endpoint is unacceptable, or nil: ``APIEndpoint``'s rules, plus `emulator`.
     static func endpointProblem(_ text: String) -> String? {
         if text == APISettings.emulatorEndpoint { return nil }
-        guard let url = URLComponents(string: text), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty else {
-            return "endpoint must be an https:// URL or 'emulator', found '\(text)'"
-        }
-        if url.query != nil || url.user != nil || url.password != nil {
-            return "endpoint must not carry credentials or a query string"
-        }
-        switch scheme {
-        case "https": return nil
-        case "http" where isLoopback(host): return nil
-        case "http": return "plain http:// is only allowed for this machine (127.0.0.1, localhost, [::1]); use https:// for '\(host)'"
-        default: return "endpoint must be an https:// URL or 'emulator', found '\(text)'"
-        }
-    }
-
-    static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+        return APIEndpoint.problem(with: text).map { "endpoint '\(redacted(text))' \($0); or write 'emulator' for the built-in one" }
     }
 
     mutating func window(_ node: YAMLNode) -> WindowFields? {
@@ -352,6 +340,7 @@ struct ManifestDecoder {
         result.format = fields["format"].flatMap { choice($0.value, "format", ExportFormat.self) }
         result.window = fields["window"].flatMap { window($0.value) }
         result.timeZone = fields["timezone"].flatMap { timeZone($0.value) }
+        if result.timeZone != nil { result.timeZoneName = fields["timezone"].flatMap { $0.value.scalar } }
         result.segmentWindow = fields["segmentWindow"].flatMap { span($0.value, "segmentWindow") }
         result.decompress = fields["decompress"].flatMap { bool($0.value, "decompress") }
         result.prune = fields["prune"].flatMap { bool($0.value, "prune") }
@@ -391,6 +380,7 @@ struct ManifestDecoder {
             error(has("fields")?.value.location ?? location, "'fields' is only sent by the fullstory dialect; remove it or set api.dialect: fullstory")
         }
         let timeZone = fields.timeZone ?? defaults.timeZone ?? TimeZone(identifier: "UTC")!
+        let timeZoneName = (fields.timeZone != nil ? fields.timeZoneName : defaults.timeZone != nil ? defaults.timeZoneName : nil) ?? "UTC"
         let windowFields = WindowFields(every: Span(days: 1), last: Span(days: 30), settle: Span(hours: 24))
             .overlaid(by: defaults.window).overlaid(by: fields.window)
 
@@ -411,7 +401,7 @@ struct ManifestDecoder {
         return ExportSpec(
             name: name, segment: segment, type: type, format: format,
             window: WindowSpec(every: every, cadence: cadence, extent: extent, settle: settle),
-            timeZone: timeZone, segmentWindow: fields.segmentWindow ?? defaults.segmentWindow,
+            timeZone: timeZone, timeZoneName: timeZoneName, segmentWindow: fields.segmentWindow ?? defaults.segmentWindow,
             fields: exportFieldList, decompress: fields.decompress ?? defaults.decompress ?? false,
             prune: fields.prune ?? defaults.prune ?? prune, location: location)
     }

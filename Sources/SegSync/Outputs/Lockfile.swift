@@ -21,9 +21,14 @@ public struct Lockfile: Sendable, Equatable {
         public var start: Date
         public var end: Date
         public var fingerprint: String
+        /// The endpoint that served the file (``APIEndpoint/origin(_:)``): production
+        /// data and an emulator's synthetic data never pass for each other. Absent in
+        /// lockfiles written before it was recorded.
+        public var source: String?
 
         public init(path: String, sha256: String, bytes: Int64, export: String, segment: String, type: ExportType,
-                    format: ExportFormat, start: Date, end: Date, fingerprint: String) {
+                    format: ExportFormat, start: Date, end: Date, fingerprint: String, source: String? = nil) {
+            self.source = source
             self.path = path
             self.sha256 = sha256
             self.bytes = bytes
@@ -61,7 +66,7 @@ public struct Lockfile: Sendable, Equatable {
                 ("start", jsonString(Timestamp.format(entry.start))),
                 ("end", jsonString(Timestamp.format(entry.end))),
                 ("fingerprint", jsonString(entry.fingerprint)),
-            ]
+            ] + (entry.source.map { [("source", jsonString($0))] } ?? [])
             text += "    {\n" + fields.map { "      \"\($0.0)\": \($0.1)" }.joined(separator: ",\n") + "\n    }"
         }
         text += entries.isEmpty ? "]\n}\n" : "\n  ]\n}\n"

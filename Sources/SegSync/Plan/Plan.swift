@@ -69,10 +69,57 @@ public struct Plan: Sendable, Equatable {
     public var manifestSHA256: String
     /// The options the plan was made with, so a saved plan is applied the same way.
     public var options: Planner.Options
+    /// In-flight operations as the API reported them when the plan was made (state holds
+    /// what the last run saw). A saved plan keeps them, as Terraform keeps the refreshed
+    /// state in its plan, so applying it later compares like with like.
+    public var refreshed: [RefreshedOperation] = []
 
     public var hasChanges: Bool { !actions.isEmpty }
 
     public func count(_ kind: Kind) -> Int {
         actions.reduce(0) { $0 + ($1.kind == kind ? 1 : 0) }
+    }
+}
+
+/// What a read-only refresh learnt about one in-flight operation.
+public struct RefreshedOperation: Codable, Sendable, Equatable {
+    public var export: String
+    public var start: String
+    public var operationId: String
+    public var phase: Phase
+    public var operationState: String?
+    public var progress: Double?
+    public var lastError: String?
+
+    enum CodingKeys: String, CodingKey {
+        case export, start, phase, progress
+        case operationId = "operation_id"
+        case operationState = "operation_state"
+        case lastError = "last_error"
+    }
+
+    /// The records of `refreshed` that differ from `recorded` (the refresh changed them).
+    public static func changes(from recorded: State, to refreshed: State) -> [RefreshedOperation] {
+        refreshed.partitions.compactMap { key, record -> RefreshedOperation? in
+            guard let id = record.operationId, recorded.partitions[key] != record else { return nil }
+            return RefreshedOperation(
+                export: record.export, start: Timestamp.format(record.start), operationId: id, phase: record.phase,
+                operationState: record.operationState, progress: record.progress, lastError: record.lastError)
+        }.sorted { ($0.export, $0.start) < ($1.export, $1.start) }
+    }
+
+    /// Puts what the refresh learnt back into `state`, for records that still hold the
+    /// same operation; anything else moved on since and is left as it is.
+    public static func overlay(_ operations: [RefreshedOperation], on state: inout State) {
+        for operation in operations {
+            guard let start = Timestamp.parse(operation.start) else { continue }
+            let key = PartitionKey(export: operation.export, start: start)
+            guard var record = state[key], record.operationId == operation.operationId else { continue }
+            record.phase = operation.phase
+            record.operationState = operation.operationState
+            record.progress = operation.progress
+            record.lastError = operation.lastError
+            state[key] = record
+        }
     }
 }

@@ -26,7 +26,11 @@ public enum PlanRenderer {
     /// `Plan: 1 to create, 1 to resume, …; 54 up to date.` or `No changes: …`.
     public static func summary(_ plan: Plan) -> String {
         let upToDate = "\(plan.upToDate) partition\(plan.upToDate == 1 ? "" : "s") up to date"
-        guard plan.hasChanges else { return "No changes: \(upToDate)." }
+        guard plan.hasChanges else {
+            guard !plan.givenUp.isEmpty else { return "No changes: \(upToDate)." }
+            let given = plan.givenUp.count
+            return "Not converged: \(given) partition\(given == 1 ? "" : "s") given up after \(Planner.attemptLimit) failed exports (see the note), nothing else to do; \(upToDate)."
+        }
         let parts = Plan.Kind.allCases.map { "\(plan.count($0)) to \($0.rawValue)" }
         return "Plan: \(parts.joined(separator: ", ")); \(plan.upToDate) up to date."
     }
@@ -64,9 +68,13 @@ public enum PlanRenderer {
         public var targets: [String]
         public var prune: Bool
         public var retryFailed: Bool?
+        /// Made with `--checksum` (absent in plans from before it was recorded).
+        public var checksum: Bool?
+        /// In-flight operations as refreshed from the API when the plan was made.
+        public var refreshed: [RefreshedOperation]?
 
         enum CodingKeys: String, CodingKey {
-            case now, state, actions, summary, notes, targets, prune
+            case now, state, actions, summary, notes, targets, prune, checksum, refreshed
             case retryFailed = "retry_failed"
             case formatVersion = "format_version"
             case manifestSHA256 = "manifest_sha256"
@@ -91,7 +99,9 @@ public enum PlanRenderer {
             notes: plan.notes,
             targets: plan.options.targets,
             prune: plan.options.forcePrune,
-            retryFailed: plan.options.retryFailed)
+            retryFailed: plan.options.retryFailed,
+            checksum: plan.options.checksum,
+            refreshed: plan.refreshed)
     }
 
     public static func json(_ plan: Plan) -> String {

@@ -10,11 +10,16 @@ public enum Planner {
         public var forcePrune = false
         /// Export again partitions that have used up their attempts.
         public var retryFailed = false
+        /// The folder was observed by hashing every file (`--checksum`). The planner reads
+        /// only `observed`; this travels with the plan so a saved plan is checked the way
+        /// it was made.
+        public var checksum = false
 
-        public init(targets: [String] = [], forcePrune: Bool = false, retryFailed: Bool = false) {
+        public init(targets: [String] = [], forcePrune: Bool = false, retryFailed: Bool = false, checksum: Bool = false) {
             self.targets = targets
             self.forcePrune = forcePrune
             self.retryFailed = retryFailed
+            self.checksum = checksum
         }
     }
 
@@ -116,7 +121,7 @@ public enum Planner {
                     }
                 } else if let entry = lockIndex[partition.key] {
                     if entry.fingerprint != partition.fingerprint {
-                        action(.replace, lockfileChange(entry, export) ?? "settings changed since segsync.lock was written", output: path)
+                        action(.replace, lockfileChange(entry, export, endpoint: manifest.api.endpoint) ?? "settings changed since segsync.lock was written", output: path)
                     } else if let problem = observed.problems[entry.path] {
                         action(.repair, problem.description, output: entry.path)
                     } else {
@@ -215,8 +220,9 @@ public enum Planner {
                     operationId: output.operationId, outputPath: output.path, partition: nil)
     }
 
-    static func lockfileChange(_ entry: Lockfile.Entry, _ export: ExportSpec) -> String? {
+    static func lockfileChange(_ entry: Lockfile.Entry, _ export: ExportSpec, endpoint: String) -> String? {
         var changes: [String] = []
+        if let source = entry.source, source != endpoint { changes.append("data source changed \(source) → \(endpoint)") }
         if entry.segment != export.segment { changes.append("segment changed \(entry.segment) → \(export.segment)") }
         if entry.type != export.type { changes.append("type changed \(entry.type.rawValue) → \(export.type.rawValue)") }
         if entry.format != export.format { changes.append("format changed \(entry.format.rawValue) → \(export.format.rawValue)") }

@@ -29,7 +29,8 @@ public enum SavedPlan {
     /// The instant and options the saved plan was made with.
     public static func inputs(of document: PlanRenderer.Document) throws -> (now: Date, options: Planner.Options) {
         guard let now = Timestamp.parse(document.now) else { throw SegSyncError("the saved plan's 'now' is not a time.") }
-        return (now, Planner.Options(targets: document.targets, forcePrune: document.prune, retryFailed: document.retryFailed ?? false))
+        return (now, Planner.Options(targets: document.targets, forcePrune: document.prune,
+                                     retryFailed: document.retryFailed ?? false, checksum: document.checksum ?? false))
     }
 
     /// Checks that `fresh`, computed now from the same inputs, is the saved plan.

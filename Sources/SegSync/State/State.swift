@@ -84,7 +84,7 @@ public struct ExportParameters: Codable, Sendable, Equatable {
         compare("dialect", dialect.rawValue, new.dialect.rawValue)
         compare("segmentWindow", segmentWindow ?? "", new.segmentWindow ?? "")
         compare("decompress", String(decompress), String(new.decompress))
-        compare("endpoint", endpoint ?? "", new.endpoint ?? "")
+        compare("data source", endpoint ?? "", new.endpoint ?? "")
         return changes.isEmpty ? nil : changes.joined(separator: "; ")
     }
 }
