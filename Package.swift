@@ -31,11 +31,14 @@ let package = Package(
             pkgConfig: "yaml-0.1",
             providers: [.apt(["libyaml-dev"]), .brew(["libyaml"])]
         ),
+        // Write loops, fsync and portable stat fields: shared by state, lockfile and downloads.
+        .target(name: "FileIO", swiftSettings: swiftSettings),
         // The core: manifest, windows, state, lockfile, planner, executor.
         .target(
             name: "SegSync",
             dependencies: [
                 "CYAML",
+                "FileIO",
                 "FullStoryAPI",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -46,6 +49,7 @@ let package = Package(
         .target(
             name: "FullStoryAPI",
             dependencies: [
+                "FileIO",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Crypto
+import FileIO
 import Foundation
 import Logging
 import NIOCore
@@ -257,11 +258,17 @@ final class DownloadSink {
         self.path = path
         self.decompress = decompress
         self.shownURL = shownURL
+        // The inflater first: if it cannot start, no descriptor or .partial is left behind.
+        inflater = decompress ? try GzipInflater(shownURL: shownURL) : nil
         descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard descriptor >= 0 else {
             throw FullStoryAPIError.fileSystem(path: path, reason: Self.errnoText())
         }
-        inflater = decompress ? try GzipInflater(shownURL: shownURL) : nil
+    }
+
+    deinit {
+        // Every path out of a download finishes or discards; this only guards a leak.
+        if descriptor >= 0 { close(descriptor) }
     }
 
     func write(_ chunk: ByteBuffer) throws {
@@ -285,9 +292,7 @@ final class DownloadSink {
     /// Checks the gzip stream is complete, fsyncs and closes. The file stays `.partial`.
     func finish() throws -> DownloadResult {
         try inflater?.finish()
-        guard fsync(descriptor) == 0 else {
-            throw FullStoryAPIError.fileSystem(path: path, reason: Self.errnoText())
-        }
+        do { try FileIO.sync(descriptor) } catch { throw FullStoryAPIError.fileSystem(path: path, reason: "\(error)") }
         close(descriptor)
         descriptor = -1
         let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
@@ -309,25 +314,17 @@ final class DownloadSink {
         guard rename(partialPath, finalPath) == 0 else {
             throw FullStoryAPIError.fileSystem(path: finalPath, reason: errnoText())
         }
-        let folder = (finalPath as NSString).deletingLastPathComponent
-        let directory = open(folder.isEmpty ? "." : folder, O_RDONLY | O_CLOEXEC)
-        if directory >= 0 {
-            _ = fsync(directory)
-            close(directory)
-        }
+        // Best effort: the bytes are already durable, and some file systems cannot fsync a folder.
+        try? FileIO.syncDirectory((finalPath as NSString).deletingLastPathComponent)
     }
 
     private func writeToDisk(_ buffer: ByteBuffer) throws {
         try buffer.withUnsafeReadableBytes { bytes in
             hasher.update(bufferPointer: bytes)
-            var offset = 0
-            while offset < bytes.count {
-                let result = systemWrite(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                if result < 0 {
-                    if errno == EINTR { continue }
-                    throw FullStoryAPIError.fileSystem(path: path, reason: Self.errnoText())
-                }
-                offset += result
+            do {
+                try FileIO.writeAll(descriptor, bytes)
+            } catch {
+                throw FullStoryAPIError.fileSystem(path: path, reason: "\(error)")
             }
         }
         written += Int64(buffer.readableBytes)
@@ -336,12 +333,4 @@ final class DownloadSink {
     private static func errnoText() -> String {
         String(cString: strerror(errno))
     }
-}
-
-private func systemWrite(_ descriptor: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
-    #if canImport(Glibc)
-    return Glibc.write(descriptor, bytes, count)
-    #else
-    return Darwin.write(descriptor, bytes, count)
-    #endif
 }

@@ -60,9 +60,9 @@ func mode(of path: String) -> mode_t {
                               timeZone: TimeZone(identifier: "UTC")!)
         var record = PartitionRecord(partition: partition, parameters: ExportParameters(spec, dialect: .seed), phase: .requested, now: partition.end)
         record.operationId = "op-1"
-        try store.append([(partition.key.description, record)], sync: true)
+        try store.append([(partition.key.description, record)], epoch: state.journalEpoch, sync: true)
         record.phase = .running
-        try store.append([(partition.key.description, record), ("gone@2026-01-01T00:00:00Z", nil)], sync: false)
+        try store.append([(partition.key.description, record), ("gone@2026-01-01T00:00:00Z", nil)], epoch: state.journalEpoch, sync: false)
 
         var replayed = try store.load()
         #expect(replayed[partition.key] == record)
@@ -85,6 +85,52 @@ func mode(of path: String) -> mode_t {
         try store.save(&replayed)
         #expect(!store.hasJournal)
         #expect(try store.load()[partition.key] == record)
+
+        // A crash between a snapshot's rename and the journal's truncation leaves lines the
+        // snapshot already holds: they are not replayed over it (a forgotten record stays gone).
+        try store.append([(partition.key.description, record)], epoch: replayed.journalEpoch, sync: true)
+        let folded = try #require(folder.read("state.journal"))
+        var forgotten = try store.load()
+        forgotten[partition.key] = nil
+        try store.save(&forgotten)
+        try folder.write("state.journal", folded)
+        #expect(try store.load()[partition.key] == nil)
+        #expect(try store.load().serial == forgotten.serial)
+    }
+
+    @Test("the atomic writer replaces through a new inode, keeps the old bytes on failure, and refuses links")
+    func atomicWrites() throws {
+        let folder = try TemporaryFolder()
+        let path = folder.path + "/segsync.lock"
+        try AtomicFile.write(Data("old".utf8), to: path, newFileMode: 0o644)
+        // A hard link still holds the old bytes after a replace: the file was renamed over,
+        // not written in place.
+        #expect(link(path, folder.path + "/hard") == 0)
+        var before = stat(), after = stat()
+        stat(path, &before)
+        try AtomicFile.write(Data("new".utf8), to: path)
+        stat(path, &after)
+        #expect(before.st_ino != after.st_ino)
+        #expect(folder.read("hard") == "old")
+        #expect(folder.read("segsync.lock") == "new")
+        #expect(after.st_mode & 0o7777 == 0o644)
+        // A write that cannot happen (the folder refuses new files) leaves the old content.
+        chmod(folder.path, 0o500)
+        defer { chmod(folder.path, 0o700) }
+        if getuid() != 0 {
+            #expect(throws: SegSyncError.self) { try AtomicFile.write(Data("lost".utf8), to: path) }
+            #expect(folder.read("segsync.lock") == "new")
+        }
+        chmod(folder.path, 0o700)
+        // A symbolic link is never turned into a 0777 file.
+        try folder.write("target", "kept")
+        #expect(symlink(folder.path + "/target", folder.path + "/linked.lock") == 0)
+        #expect(throws: SegSyncError.self) { try AtomicFile.write(Data("x".utf8), to: folder.path + "/linked.lock") }
+        #expect(folder.read("target") == "kept")
+        var info = stat()
+        lstat(folder.path + "/linked.lock", &info)
+        #expect(info.st_mode & S_IFMT == S_IFLNK)
+        #expect(folder.list("").allSatisfy { !$0.hasSuffix(".tmp") })
     }
 
     @Test("a state file that cannot be read is reported and never overwritten")

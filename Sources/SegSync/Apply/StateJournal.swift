@@ -81,7 +81,7 @@ actor StateJournal {
         setRecord(key.description, record)
         stateDirty = true
         if durability != .memory {
-            try store.append([(key.description, record)], sync: durability == .synced)
+            try store.append([(key.description, record)], epoch: state.journalEpoch, sync: durability == .synced)
         }
         try flushIfDue()
     }
@@ -111,7 +111,7 @@ actor StateJournal {
         record?.updatedAt = now
         setRecord(name, record)
         changes.append((name, record))
-        try store.append(changes, sync: false)
+        try store.append(changes, epoch: state.journalEpoch, sync: false)
         setEntry(entry)
         stateDirty = true
         lockDirty = true
@@ -130,7 +130,7 @@ actor StateJournal {
     func forget(_ key: PartitionKey) throws {
         setRecord(key.description, nil)
         stateDirty = true
-        try store.append([(key.description, nil)], sync: false)
+        try store.append([(key.description, nil)], epoch: state.journalEpoch, sync: false)
         try flushIfDue()
     }
 

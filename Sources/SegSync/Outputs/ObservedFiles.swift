@@ -1,4 +1,5 @@
 import Crypto
+import FileIO
 import Foundation
 
 /// What a file segsync wrote is expected to be.
@@ -99,7 +100,7 @@ public struct ObservedFiles: Sendable, Equatable {
     }
 
     static func modificationTime(_ info: stat) -> Double {
-        Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+        FileIO.modificationTime(info)
     }
 
     /// The modification time of a file, as recorded in state.

@@ -1,6 +1,9 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
+import FileIO
 import Foundation
 
 /// `.segsync/state.json`: what segsync knows about every partition it has touched.
@@ -15,6 +18,10 @@ public struct State: Codable, Sendable, Equatable {
     public var serial: Int
     /// Keyed by ``PartitionKey`` description: `export@2026-11-27T13:00:00Z`.
     public var partitions: [String: PartitionRecord]
+    /// Names the journal generation this snapshot starts: only journal lines written
+    /// after it carry it. Lines left from before (a crash between writing the snapshot
+    /// and emptying the journal) are already folded in and are not replayed again.
+    public var journalEpoch: String?
 
     public init(lineage: String = UUID().uuidString.lowercased(), serial: Int = 0, partitions: [String: PartitionRecord] = [:]) {
         self.version = Self.currentVersion
@@ -171,6 +178,8 @@ public struct StateStore: Sendable {
     struct JournalLine: Codable {
         var key: String
         var record: PartitionRecord?
+        /// The ``State/journalEpoch`` of the snapshot the line was appended after.
+        var epoch: String?
     }
 
     /// The state on disk, or an empty one when there is none yet (its lineage is set when
@@ -209,6 +218,7 @@ public struct StateStore: Sendable {
         for (index, line) in lines.enumerated() where !line.isEmpty {
             do {
                 let entry = try decoder.decode(JournalLine.self, from: Data(line))
+                guard entry.epoch == state.journalEpoch else { continue }  // folded in already
                 state.partitions[entry.key] = entry.record
                 state.serial += 1
             } catch {
@@ -219,29 +229,41 @@ public struct StateStore: Sendable {
     }
 
     /// Appends changes to the journal; `sync` makes them durable before returning.
-    public func append(_ changes: [(key: String, record: PartitionRecord?)], sync: Bool) throws {
+    /// Appends changes to the journal, after the snapshot of `epoch`; `sync` makes them
+    /// durable before returning.
+    public func append(_ changes: [(key: String, record: PartitionRecord?)], epoch: String?, sync: Bool) throws {
         guard !changes.isEmpty else { return }
         var data = Data()
         for change in changes {
-            data.append(try Self.lineEncoder.encode(JournalLine(key: change.key, record: change.record)))
+            data.append(try Self.lineEncoder.encode(JournalLine(key: change.key, record: change.record, epoch: epoch)))
             data.append(UInt8(ascii: "\n"))
         }
         let fd = open(journalPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SegSyncError("cannot write the state journal \(journalPath): \(errnoText()).") }
         defer { close(fd) }
-        let written = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        guard written == data.count else { throw SegSyncError("cannot write the state journal \(journalPath): \(errnoText()).") }
-        if sync, fsync(fd) != 0 { throw SegSyncError("cannot flush the state journal \(journalPath) to disk: \(errnoText()).") }
+        do {
+            try data.withUnsafeBytes { bytes in try FileIO.writeAll(fd, bytes) }
+        } catch {
+            throw SegSyncError("cannot write the state journal \(journalPath): \(error).")
+        }
+        if sync {
+            do { try FileIO.sync(fd) } catch { throw SegSyncError("cannot flush the state journal \(journalPath) to disk: \(error).") }
+        }
     }
 
-    /// Writes `state` atomically, bumping its serial, then empties the journal it contains.
+    /// Writes `state` atomically under a new journal epoch, bumping its serial, then
+    /// empties the journal it folded in (durably; lines that survive a crash in between
+    /// carry the old epoch and are skipped).
     public func save(_ state: inout State) throws {
         if state.lineage.isEmpty { state.lineage = UUID().uuidString.lowercased() }
         state.serial += 1
+        state.journalEpoch = UUID().uuidString.lowercased()
         try AtomicFile.write(try Self.encoder.encode(state), to: path)
-        if FileManager.default.fileExists(atPath: journalPath) {
-            guard truncate(journalPath, 0) == 0 else { throw SegSyncError("cannot empty the state journal \(journalPath): \(errnoText()).") }
-        }
+        guard FileManager.default.fileExists(atPath: journalPath) else { return }
+        let fd = open(journalPath, O_WRONLY | O_TRUNC | O_CLOEXEC)
+        guard fd >= 0 else { throw SegSyncError("cannot empty the state journal \(journalPath): \(errnoText()).") }
+        defer { close(fd) }
+        do { try FileIO.sync(fd) } catch { throw SegSyncError("cannot flush the state journal \(journalPath) to disk: \(error).") }
     }
 
     static let encoder: JSONEncoder = {

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import FileIO
 import Foundation
 
 /// The one way segsync replaces a file: write a temporary file in the same folder, fsync
@@ -14,7 +15,15 @@ public enum AtomicFile {
     public static func write(_ data: some DataProtocol, to path: String, newFileMode: mode_t = 0o600) throws {
         let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
         var info = stat()
-        let mode: mode_t = lstat(path, &info) == 0 ? (info.st_mode & 0o7777) : newFileMode
+        var mode = newFileMode
+        if lstat(path, &info) == 0 {
+            // Replacing a link would turn it into a file with the link's 0777 mode (and
+            // write somewhere the user did not point at): refuse, and say so.
+            guard (info.st_mode & S_IFMT) == S_IFREG else {
+                throw SegSyncError("refusing to replace \(path): it is not a regular file (a symbolic link?); segsync writes only regular files. Move it aside and run again.")
+            }
+            mode = info.st_mode & 0o7777
+        }
         let temporary = "\(directory)/.\((path as NSString).lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw SegSyncError("cannot write \(path): \(errnoText()).") }
@@ -24,18 +33,12 @@ public enum AtomicFile {
             defer { close(fd) }
             _ = fchmod(fd, mode)  // the umask must not narrow or widen the mode we chose
             let bytes = Array(data)
-            try bytes.withUnsafeBytes { buffer in
-                var offset = 0
-                while offset < buffer.count {
-                    let written = systemWrite(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                    if written < 0 {
-                        if errno == EINTR { continue }
-                        throw SegSyncError("cannot write \(path): \(errnoText()).")
-                    }
-                    offset += written
-                }
+            do {
+                try bytes.withUnsafeBytes { buffer in try FileIO.writeAll(fd, buffer) }
+            } catch {
+                throw SegSyncError("cannot write \(path): \(error).")
             }
-            guard fsync(fd) == 0 else { throw SegSyncError("cannot flush \(path) to disk: \(errnoText()).") }
+            do { try FileIO.sync(fd) } catch { throw SegSyncError("cannot flush \(path) to disk: \(error).") }
         }
         guard rename(temporary, path) == 0 else { throw SegSyncError("cannot replace \(path): \(errnoText()).") }
         renamed = true
@@ -49,12 +52,10 @@ public enum AtomicFile {
         return name.hasPrefix(".") && name.hasSuffix(".tmp") && name.split(separator: ".").count >= 4
     }
 
-    /// Makes a rename or unlink in `directory` durable.
+    /// Makes a rename or unlink in `directory` durable. Best effort: some file systems
+    /// cannot fsync a folder, and the data itself is already on disk.
     public static func syncDirectory(_ directory: String) {
-        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        _ = fsync(fd)
-        close(fd)
+        try? FileIO.syncDirectory(directory)
     }
 
     /// Creates `path` and its parents (mode 0755) if missing, durably: a new folder is
@@ -74,9 +75,3 @@ public enum AtomicFile {
 func errnoText(_ code: Int32 = errno) -> String {
     String(cString: strerror(code))
 }
-
-#if canImport(Glibc)
-private let systemWrite = Glibc.write
-#elseif canImport(Darwin)
-private let systemWrite = Darwin.write
-#endif

@@ -1,0 +1,67 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The system calls segsync's file writers share — state, lockfile, `SHA256SUMS` and
+/// downloads — written once, portably (Linux and Darwin), with the loops and retries
+/// the calls need. Errors are the `errno` they failed with; callers turn them into
+/// sentences that name the file.
+public enum FileIO {
+    /// An `errno` value and its text.
+    public struct Failure: Error, Sendable, Equatable, CustomStringConvertible {
+        public var code: Int32
+        public init(_ code: Int32 = errno) { self.code = code }
+        public var description: String { String(cString: strerror(code)) }
+    }
+
+    /// Writes every byte of `bytes` to `descriptor`: a short write continues where it
+    /// stopped, an interrupted one is repeated.
+    public static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) throws {
+        guard var next = bytes.baseAddress else { return }
+        var left = bytes.count
+        while left > 0 {
+            let written = systemWrite(descriptor, next, left)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw Failure()
+            }
+            if written == 0 { throw Failure(EIO) }
+            next += written
+            left -= written
+        }
+    }
+
+    /// Flushes `descriptor`'s data to the disk.
+    public static func sync(_ descriptor: Int32) throws {
+        while fsync(descriptor) != 0 {
+            if errno != EINTR { throw Failure() }
+        }
+    }
+
+    /// Makes a rename, creation or unlink in `directory` durable.
+    public static func syncDirectory(_ directory: String) throws {
+        let descriptor = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw Failure() }
+        defer { close(descriptor) }
+        try sync(descriptor)
+    }
+
+    /// A file's modification time in seconds since 1970, to the nanosecond.
+    public static func modificationTime(_ info: stat) -> Double {
+        #if canImport(Darwin)
+        return Double(info.st_mtimespec.tv_sec) + Double(info.st_mtimespec.tv_nsec) / 1e9
+        #else
+        return Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+        #endif
+    }
+
+    private static func systemWrite(_ descriptor: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
+        #if canImport(Glibc)
+        return Glibc.write(descriptor, bytes, count)
+        #else
+        return Darwin.write(descriptor, bytes, count)
+        #endif
+    }
+}
