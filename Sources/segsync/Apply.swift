@@ -69,6 +69,7 @@ struct Apply: AsyncParsableCommand {
                 throw SegSyncError("--now \(Timestamp.format(now)) is in the future; apply only exports what has already happened. Use it with plan, or with apply --dry-run.")
             }
             let workspace = try Workspace.open(manifestPath: manifest.file, command: "segsync apply", now: Date())
+            printWarnings(workspace.manifest)
             var snapshot = try workspace.snapshot(depth: options.checksum ? .full : .quick)
             // A saved plan was made from refreshed operations: compare it with the same.
             if let saved { RefreshedOperation.overlay(saved.refreshed ?? [], on: &snapshot.state) }

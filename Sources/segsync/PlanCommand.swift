@@ -39,6 +39,7 @@ struct PlanCommand: AsyncParsableCommand {
         let now = try planning.instant()
         let plan = try await reportingDiagnostics {
             let workspace = try Workspace.open(manifestPath: manifest.file, command: "segsync plan", now: Date())
+            printWarnings(workspace.manifest)
             var snapshot = try workspace.snapshot(depth: checksum ? .full : .quick)
             let recorded = snapshot.state
             if !offline, snapshot.state.partitions.values.contains(where: { [.requested, .running, .completed].contains($0.phase) }) {

@@ -72,6 +72,11 @@ func reportingDiagnostics<T>(_ body: () async throws -> T) async throws -> T {
     }
 }
 
+/// Prints the manifest's warnings, compiler-style, on standard error.
+func printWarnings(_ manifest: Manifest) {
+    for warning in manifest.warnings { printError(warning.description) }
+}
+
 func printError(_ text: String) {
     FileHandle.standardError.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
 }

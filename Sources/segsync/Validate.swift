@@ -10,10 +10,15 @@ struct Validate: AsyncParsableCommand {
     @OptionGroup var manifest: ManifestOptions
 
     func run() async throws {
-        let loaded = try await reportingDiagnostics { try ManifestLoader.load(path: manifest.file) }
-        // Windows that cannot be planned (too many partitions) are a manifest problem too.
-        for export in loaded.exports { _ = try loaded.partitions(of: export, now: Date()) }
-        let partitions = loaded.exports.count
-        printOut("\(manifest.file): valid, \(partitions) export\(partitions == 1 ? "" : "s").\n")
+        let loaded = try await reportingDiagnostics {
+            let loaded = try ManifestLoader.load(path: manifest.file)
+            printWarnings(loaded)
+            // Windows that cannot be planned (too many partitions) are a manifest problem too.
+            for export in loaded.exports { _ = try loaded.partitions(of: export, now: Date()) }
+            return loaded
+        }
+        let exports = loaded.exports.count, warnings = loaded.warnings.count
+        let noted = warnings == 0 ? "" : " (\(warnings) warning\(warnings == 1 ? "" : "s"))"
+        printOut("\(manifest.file): valid, \(exports) export\(exports == 1 ? "" : "s")\(noted).\n")
     }
 }

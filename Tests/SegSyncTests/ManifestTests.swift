@@ -188,6 +188,47 @@ import FullStoryAPI
         #expect(ManifestDecoder.endpointProblem("http://[::1]:8080") == nil)
     }
 
+    @Test("warnings: near misses of known field names, a 'last' that is not whole partitions; a quoted version is fine")
+    func warnings() throws {
+        let text = """
+            version: "1"
+            api: { dialect: fullstory }
+            exports:
+              - name: a
+                segment: s
+                type: events
+                fields: [UserID, user_*, EventType, SomethingNew]
+                window: { every: 1d, last: 36h }
+            """
+        let (manifest, found) = ManifestLoader.decode(text, file: "segsync.yaml")
+        #expect(manifest != nil)
+        #expect(found.map(\.description) == [
+            "segsync.yaml:7:14: warning: 'UserID' is not a field FullStory is known to export (did you mean 'UserId'?); the export would leave it out",
+            "segsync.yaml:8:32: warning: last: 36h is not a whole number of 'every: 1d' partitions; the window is rounded out to 2 of them",
+        ])
+        #expect(manifest?.warnings.count == 2)
+    }
+
+    @Test("a duplicate export name does not hide that export's other mistakes")
+    func duplicateNameStillChecked() {
+        let found = diagnostics("version: 1\nexports:\n  - { name: a, segment: s, type: events }\n  - { name: a, segment: s, type: evnts }\n")
+        #expect(found.count == 2)
+        #expect(found.contains { $0.contains("duplicate export name 'a'") })
+        #expect(found.contains { $0.contains("'evnts'") })
+    }
+
+    @Test("a window too long to plan is reported at its export, with the hint for its kind")
+    func partitionLimit() throws {
+        let text = "version: 1\nexports:\n  - { name: a, segment: s, type: events, window: { every: 15m, last: 3000d } }\n"
+        let manifest = try #require(ManifestLoader.decode(text, file: "segsync.yaml").0)
+        #expect {
+            try manifest.partitions(of: manifest.exports[0], now: Date(timeIntervalSince1970: 1_800_000_000))
+        } throws: { error in
+            let text = (error as? DiagnosticsError)?.description ?? ""
+            return text.hasPrefix("segsync.yaml:3:7: error: export 'a' would have more than 200000 partitions; use a longer 'every' or a shorter 'last'")
+        }
+    }
+
     @Test("the time zone sent to the API is the IANA name the manifest gave, UTC by default")
     func timeZoneSent() throws {
         let text = """

@@ -90,8 +90,8 @@ struct PlanFixture {
     func goldenText() throws {
         let plan = try PlanFixture().plan()
         #expect(PlanRenderer.text(plan) == """
-              ~ resume    checkout-events 2026-11-27T00:00Z   op 9f2c41d0… (RUNNING, 40%)
-              ↓ download  checkout-events 2026-11-27T06:00Z   op 71aa0c3e… (COMPLETED)
+              ~ resume    checkout-events 2026-11-27T00:00Z   op 9f2c41d0aa (RUNNING, 40%)
+              ↓ download  checkout-events 2026-11-27T06:00Z   op 71aa0c3e55 (COMPLETED)
               + create    checkout-events 2026-11-27T12:00Z   events csv
 
               ! repair    everyone-daily  2026-11-22          checksum mismatch
@@ -118,7 +118,7 @@ struct PlanFixture {
               "actions" : [
                 {
                   "action" : "resume",
-                  "detail" : "op 9f2c41d0… (RUNNING, 40%)",
+                  "detail" : "op 9f2c41d0aa (RUNNING, 40%)",
                   "end" : "2026-11-27T06:00:00Z",
                   "export" : "checkout-events",
                   "label" : "2026-11-27T00:00Z",
@@ -128,7 +128,7 @@ struct PlanFixture {
                 },
                 {
                   "action" : "download",
-                  "detail" : "op 71aa0c3e… (COMPLETED)",
+                  "detail" : "op 71aa0c3e55 (COMPLETED)",
                   "end" : "2026-11-27T12:00:00Z",
                   "export" : "checkout-events",
                   "label" : "2026-11-27T06:00Z",
@@ -197,7 +197,7 @@ struct PlanFixture {
         manifest.exports = manifest.exports.map { var e = $0; e.prune = false; return e }
         let plan = try fixture.plan(manifest: manifest)
         #expect(plan.count(.prune) == 0)
-        #expect(plan.notes.first?.hasPrefix("1 recorded output is no longer declared and kept") == true)
+        #expect(plan.notes.first?.hasPrefix("1 recorded output belongs to exports no longer declared and is kept") == true)
         #expect(try fixture.plan(.init(forcePrune: true), manifest: manifest).count(.prune) == 1)
     }
 
@@ -213,6 +213,22 @@ struct PlanFixture {
             "everyone-daily 2026-11-22 outside the window",
             "old-export 2026-10-01 no longer declared",
         ])
+        // Without prune, the two kinds are told apart: leaving a rolling window is not
+        // being undeclared.
+        var keeping = fixture.manifest
+        keeping.prune = false
+        keeping.exports = keeping.exports.map { var e = $0; e.prune = false; return e }
+        let kept = try Planner.plan(manifest: keeping, state: fixture.state, lockfile: fixture.lockfile, observed: observed, now: later)
+        #expect(kept.notes.contains("2 recorded outputs have left their export's window and are kept; set prune: true on the export or pass --prune to delete them."))
+        #expect(kept.notes.contains { $0.hasPrefix("1 recorded output belongs to exports no longer declared and is kept") })
+    }
+
+    @Test("operation ids are shown by a part that tells them apart; quoted failures do not stutter")
+    func shortIDs() {
+        #expect(Planner.short("eyJjIjoxNzk2MTEzODA3NDcyLCJkIjoyMDAwabc123") == "eyJj…abc123")
+        #expect(Planner.short("9f2c41d0aa") == "9f2c41d0aa")
+        #expect(Planner.short(nil) == "?")
+        #expect(Planner.clause("The export failed (injected failure).") == "The export failed (injected failure)")
     }
 
     @Test("records without a file that nothing wants any more are forgotten, with --target only within the targets")

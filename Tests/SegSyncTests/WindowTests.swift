@@ -134,7 +134,7 @@ import Testing
     @Test("too many partitions is refused")
     func tooMany() {
         let spec = export(every: "1m", extent: .start(date("2000-01-01T00:00:00Z")))
-        #expect(throws: SegSyncError.self) { try DesiredPartitions.partitions(of: spec, dialect: .seed, now: date("2026-01-01T00:00:00Z")) }
+        #expect(throws: PartitionLimitExceeded.self) { try DesiredPartitions.partitions(of: spec, dialect: .seed, now: date("2026-01-01T00:00:00Z")) }
     }
 
     @Test("timestamps round-trip and reject malformed text")

@@ -84,6 +84,10 @@ public struct Manifest: Sendable, Hashable {
     public var exports: [ExportSpec]
     /// SHA-256 of the manifest's bytes, recorded in saved plans.
     public var sha256: String
+    /// The file it was read from, for messages (`segsync.yaml:12:5: …`).
+    public var file: String = "segsync.yaml"
+    /// What the decoder found worth saying that is not an error; commands print them.
+    public var warnings: [Diagnostic] = []
 
     public init(version: Int = 1, api: APISettings = .init(), output: String = "exports", prune: Bool = false,
                 exports: [ExportSpec], sha256: String = "") {

@@ -41,7 +41,11 @@ public enum ManifestLoader {
         decoder.diagnostics = loaded.diagnostics
         let manifest = decoder.manifest(root, sha256: SHA256.hex(Data(text.utf8)))
         let hasErrors = decoder.diagnostics.contains { $0.severity == .error }
-        return (hasErrors ? nil : manifest, DiagnosticsError(decoder.diagnostics).diagnostics)
+        let sorted = DiagnosticsError(decoder.diagnostics).diagnostics
+        var decoded = manifest
+        decoded?.file = file
+        decoded?.warnings = sorted.filter { $0.severity != .error }
+        return (hasErrors ? nil : decoded, sorted)
     }
 }
 
@@ -71,6 +75,8 @@ struct WindowFields {
     var start: (text: String, location: SourceLocation)?
     var settle: Span?
     var location: SourceLocation?
+    /// Where `last` was written, for messages about it.
+    var lastLocation: SourceLocation?
 
     /// Later fields win; `last` and `start` replace each other as the extent.
     func overlaid(by other: WindowFields?) -> WindowFields {
@@ -80,6 +86,7 @@ struct WindowFields {
         if let settle = other.settle { merged.settle = settle }
         if other.last != nil || other.start != nil {
             merged.last = other.last
+            merged.lastLocation = other.lastLocation
             merged.start = other.start
         }
         merged.location = other.location ?? location
@@ -112,6 +119,17 @@ struct ManifestDecoder {
     static let exportKeys = ["name", "segment", "type", "format", "window", "timezone", "segmentWindow", "fields", "decompress", "prune"]
     static let defaultsKeys = ["type", "format", "window", "timezone", "segmentWindow", "fields", "decompress", "prune"]
     static let windowKeys = ["every", "last", "start", "settle"]
+    /// Field names seen in FullStory's exports (LIVE-API-NOTES.md), for typo warnings.
+    static let knownFieldNames: [String] = [
+        "IndvId", "UserId", "SessionId", "PageId", "UserCreated", "UserAppKey", "UserDisplayName", "UserEmail",
+        "EventStart", "EventType", "EventSubType", "EventCustomName", "EventTargetText", "EventTargetSelector",
+        "EventPageOffset", "EventSessionOffset", "EventModFrustrated", "EventModDead", "EventModError",
+        "SessionStart", "PageStart", "PageDuration", "PageActiveDuration", "PageUrl", "PageRefererUrl", "PageIp",
+        "PageLatLong", "PageUserAgent", "PageBrowser", "PageDevice", "PagePlatform", "PageOperatingSystem",
+        "PageScreenWidth", "PageScreenHeight", "PageNumErrors", "PageMaxScrollDepthPercent", "LoadDomContentTime",
+        "LoadFirstPaintTime",
+    ]
+
     /// Keys that can only mean someone is about to commit a secret.
     static let secretKeys: Set<String> = ["key", "apikey", "api_key", "api-key", "token", "secret", "password", "apitoken", "api_token"]
 
@@ -122,6 +140,13 @@ struct ManifestDecoder {
     mutating func error(_ location: SourceLocation?, _ message: String) {
         diagnostics.append(Diagnostic(.error, file: file, at: location, message))
     }
+
+    /// Something that works but is probably not what the author meant.
+    mutating func warning(_ location: SourceLocation?, _ message: String) {
+        diagnostics.append(Diagnostic(.warning, file: file, at: location, message))
+    }
+
+    var errorCount: Int { diagnostics.reduce(0) { $0 + ($1.severity == .error ? 1 : 0) } }
 
     // MARK: Generic shapes
 
@@ -226,7 +251,8 @@ struct ManifestDecoder {
         guard let top = entries(root, allowed: Self.topKeys, what: "the manifest") else { return nil }
         var version: Int?
         if let node = top["version"]?.value {
-            if node.kind == .scalar("1", .plain) {
+            // `version: "1"` (quoted, as some tools write it) means the same.
+            if node.scalar == "1" {
                 version = 1
             } else {
                 error(node.location, "unsupported manifest version \(node.kindDescription); this segsync reads version 1")
@@ -256,6 +282,8 @@ struct ManifestDecoder {
                        let nameNode = pairs.first(where: { $0.key.scalar == "name" })?.value, let name = nameNode.scalar {
                         if let first = seen[name] {
                             error(nameNode.location, "duplicate export name '\(name)' (first declared at \(first))")
+                            // Its other mistakes are worth hearing about in the same run.
+                            _ = export(item, defaults: defaults, api: api, prune: prune)
                             continue
                         }
                         seen[name] = nameNode.location
@@ -317,6 +345,7 @@ struct ManifestDecoder {
         var window = WindowFields(location: node.location)
         window.every = fields["every"].flatMap { span($0.value, "every") }
         window.last = fields["last"].flatMap { span($0.value, "last") }
+        window.lastLocation = fields["last"]?.value.location
         window.settle = fields["settle"].flatMap { span($0.value, "settle", allowZero: true) }
         if let node = fields["start"]?.value, let text = string(node, "start") {
             window.start = (text, node.location)
@@ -346,7 +375,16 @@ struct ManifestDecoder {
         result.prune = fields["prune"].flatMap { bool($0.value, "prune") }
         if let node = fields["fields"]?.value {
             if case .sequence(let items) = node.kind {
-                result.fields = items.compactMap { string($0, "fields") }
+                result.fields = items.compactMap { item in
+                    guard let name = string(item, "fields") else { return nil }
+                    // Wildcards (`user_*`) and names FullStory may add are fine; a near miss of
+                    // a known name is most likely a typo the API would silently ignore.
+                    if !name.contains("*"), !Self.knownFieldNames.contains(name),
+                       let near = nearest(to: name, in: Self.knownFieldNames) {
+                        warning(item.location, "'\(name)' is not a field FullStory is known to export (did you mean '\(near)'?); the export would leave it out")
+                    }
+                    return name
+                }
             } else {
                 error(node.location, "expected a list of field names for 'fields', found \(node.kindDescription)")
             }
@@ -355,7 +393,7 @@ struct ManifestDecoder {
     }
 
     mutating func export(_ node: YAMLNode, defaults: ExportFields, api: APISettings, prune: Bool) -> ExportSpec? {
-        let errorsBefore = diagnostics.count
+        let errorsBefore = errorCount
         let fields = exportFields(node, allowed: Self.exportKeys, what: "an export")
         guard case .mapping(let pairs) = node.kind else { return nil }
         let location = pairs.first?.key.location ?? node.location
@@ -393,8 +431,13 @@ struct ManifestDecoder {
             }
         } else if let last = windowFields.last {
             extent = .last(last)
+            if let every = windowFields.every, every.nominalSeconds > 0,
+               last.nominalSeconds.truncatingRemainder(dividingBy: every.nominalSeconds) != 0 {
+                let count = Int((last.nominalSeconds / every.nominalSeconds).rounded(.up))
+                warning(windowFields.lastLocation ?? location, "last: \(last) is not a whole number of 'every: \(every)' partitions; the window is rounded out to \(count) of them")
+            }
         }
-        guard diagnostics.count == errorsBefore,
+        guard errorCount == errorsBefore,
               let name, let segment = fields.segment, let type, let extent,
               let every = windowFields.every, let cadence = Cadence(every), let settle = windowFields.settle
         else { return nil }

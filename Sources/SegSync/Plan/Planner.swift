@@ -64,6 +64,7 @@ public enum Planner {
         var upToDate = 0
         var desiredKeys = Set<PartitionKey>()
         var keptUndeclared = 0
+        var keptRolledOut = 0
         // Paths desired partitions will write: a recorded output at one of these (an old
         // partition with the same name, after a time zone change) is superseded, not pruned.
         let recorded = Dictionary(grouping: recordedOutputs(state: state, lockfile: lockfile), by: \.key.export)
@@ -112,7 +113,7 @@ public enum Planner {
                     case .completed:
                         action(.download, "op \(short(record.operationId)) (COMPLETED)", operation: record.operationId)
                     case .failed:
-                        let why = record.lastError.map { ": \($0)" } ?? ""
+                        let why = record.lastError.map { ": \(clause($0))" } ?? ""
                         if record.attempts >= attemptLimit, !options.retryFailed {
                             givenUp.append(Plan.GivenUp(key: partition.key, label: partition.label, attempts: record.attempts, lastError: record.lastError ?? "unknown error"))
                         } else {
@@ -138,7 +139,7 @@ public enum Planner {
                 if export.prune || options.forcePrune {
                     exportActions.append(pruneAction(output, reason: "outside the window"))
                 } else {
-                    keptUndeclared += 1
+                    keptRolledOut += 1
                 }
             }
             actions += exportActions.sorted { ($0.key.start, $0.kind.rawValue) < ($1.key.start, $1.kind.rawValue) }
@@ -167,8 +168,11 @@ public enum Planner {
         }.map(\.key).sorted()
 
         var notes: [String] = []
+        if keptRolledOut > 0 {
+            notes.append("\(keptRolledOut) recorded output\(keptRolledOut == 1 ? " has" : "s have") left \(keptRolledOut == 1 ? "its" : "their") export's window and \(keptRolledOut == 1 ? "is" : "are") kept; set prune: true on the export or pass --prune to delete \(keptRolledOut == 1 ? "it" : "them").")
+        }
         if keptUndeclared > 0 {
-            notes.append("\(keptUndeclared) recorded output\(keptUndeclared == 1 ? " is" : "s are") no longer declared and kept; set prune: true or pass --prune to delete \(keptUndeclared == 1 ? "it" : "them").")
+            notes.append("\(keptUndeclared) recorded output\(keptUndeclared == 1 ? " belongs" : "s belong") to exports no longer declared and \(keptUndeclared == 1 ? "is" : "are") kept; set prune: true or pass --prune to delete \(keptUndeclared == 1 ? "it" : "them").")
         }
         if !givenUp.isEmpty {
             let list = givenUp.prefix(5).map { "\($0.key.export) \($0.label) (\($0.lastError))" }.joined(separator: "; ")
@@ -229,10 +233,20 @@ public enum Planner {
         return changes.isEmpty ? nil : changes.joined(separator: "; ")
     }
 
-    /// The first characters of an operation id, enough to recognise it.
-    static func short(_ id: String?) -> String {
+    /// Enough of an operation id to tell it from the others: ids that are signed tokens
+    /// share their first characters (every emulator id starts `eyJjIjox`), so the end,
+    /// where they differ, is shown as well.
+    public static func short(_ id: String?) -> String {
         guard let id else { return "?" }
-        return id.count > 8 ? String(id.prefix(8)) + "…" : id
+        return id.count > 12 ? String(id.prefix(4)) + "…" + String(id.suffix(6)) : id
+    }
+
+    /// A sentence used inside another: no final full stop, so `(… failed: the export
+    /// failed (injected failure))` does not stutter `.)`.
+    static func clause(_ text: String) -> String {
+        var text = text.trimmingCharacters(in: .whitespaces)
+        while text.hasSuffix(".") { text.removeLast() }
+        return text
     }
 
     static func progress(_ record: PartitionRecord) -> String {

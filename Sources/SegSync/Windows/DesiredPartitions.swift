@@ -27,7 +27,13 @@ public enum DesiredPartitions {
         }
         let nominal = max(1, export.window.every.nominalSeconds)
         if end.timeIntervalSince(first) / nominal > Double(limitPerExport) {
-            throw SegSyncError("export '\(export.name)' would have more than \(limitPerExport) partitions; use a longer 'every' or a later 'start'.")
+            let hint: String
+            switch export.window.extent {
+            case .last: hint = "use a longer 'every' or a shorter 'last'"
+            case .start: hint = "use a longer 'every' or a later 'start'"
+            }
+            throw PartitionLimitExceeded(export: export.name, location: export.location,
+                                         message: "export '\(export.name)' would have more than \(limitPerExport) partitions; \(hint)")
         }
         let base = FingerprintBase(export: export, dialect: dialect, endpoint: endpoint)
         var result: [Partition] = []
@@ -64,10 +70,22 @@ public enum DesiredPartitions {
     }
 }
 
+/// A window that would cut more than ``DesiredPartitions/limitPerExport`` partitions.
+struct PartitionLimitExceeded: Error {
+    var export: String
+    var location: SourceLocation
+    var message: String
+}
+
 extension Manifest {
-    /// The partitions `export` desires at `now`, fingerprinted with this manifest's API settings.
+    /// The partitions `export` desires at `now`, fingerprinted with this manifest's API
+    /// settings. A window too long to plan is a manifest problem, reported at the export.
     public func partitions(of export: ExportSpec, now: Date) throws -> [Partition] {
-        try DesiredPartitions.partitions(of: export, dialect: api.dialect, endpoint: api.endpoint, now: now)
+        do {
+            return try DesiredPartitions.partitions(of: export, dialect: api.dialect, endpoint: api.endpoint, now: now)
+        } catch let limit as PartitionLimitExceeded {
+            throw DiagnosticsError([Diagnostic(.error, file: file, at: limit.location, limit.message)])
+        }
     }
 }
 
