@@ -65,6 +65,8 @@ public struct StatusReport: Sendable, Equatable {
         public var desired = 0
         public var done = 0
         public var running = 0
+        /// Finished on the server, not downloaded yet.
+        public var ready = 0
         public var failed = 0
         public var missing = 0
     }
@@ -95,7 +97,9 @@ public struct StatusReport: Sendable, Equatable {
                 switch record.phase {
                 case .downloaded: row.done += 1
                 case .failed: row.failed += 1
-                case .requested, .running, .completed:
+                case .completed:
+                    row.ready += 1
+                case .requested, .running:
                     row.running += 1
                     running.append(Running(export: export.name, label: partition.label, operationId: record.operationId ?? "?",
                                            state: record.operationState ?? record.phase.rawValue.uppercased(),
@@ -111,9 +115,13 @@ public struct StatusReport: Sendable, Equatable {
         let width = max(6, rows.map(\.export.count).max() ?? 0)
         func pad(_ text: String, _ n: Int) -> String { text.padding(toLength: n, withPad: " ", startingAt: 0) }
         func num(_ n: Int) -> String { String(repeating: " ", count: max(0, 8 - String(n).count)) + String(n) }
-        var lines = ["\(pad("EXPORT", width))   DESIRED     DONE  RUNNING   FAILED  MISSING"]
+        var lines = ["\(pad("EXPORT", width))   DESIRED     DONE  RUNNING    READY   FAILED  MISSING"]
         for row in rows {
-            lines.append("\(pad(row.export, width))  \(num(row.desired)) \(num(row.done)) \(num(row.running)) \(num(row.failed)) \(num(row.missing))")
+            lines.append("\(pad(row.export, width))  \(num(row.desired)) \(num(row.done)) \(num(row.running)) \(num(row.ready)) \(num(row.failed)) \(num(row.missing))")
+        }
+        if rows.contains(where: { $0.ready > 0 }) {
+            lines.append("")
+            lines.append("READY: finished on the server, not downloaded yet; the next apply downloads them without exporting again.")
         }
         if !running.isEmpty {
             lines.append("")

@@ -88,7 +88,7 @@ import TestSupport
         _ = try CLI.run(["plan", "--offline", "--now", Self.now], in: folder.path, environment: emulator.environment)
         #expect(emulator.count("getOperation") == gets + 3)
         let status = try CLI.run(["status", "--now", Self.now], in: folder.path, environment: emulator.environment)
-        #expect(status.stdout.contains("everyone-daily          3        0        3        0        0"))
+        #expect(status.stdout.contains("everyone-daily          3        0        3        0        0        0"))
     }
 
     @Test("an apply killed with SIGKILL is resumed by operation id, even by a restarted emulator")

@@ -241,3 +241,20 @@ enum SHA256Hex {
         SHA256.hex(Data(text.utf8))
     }
 }
+
+@Suite struct LockfileConfinementTests {
+    @Test("a lockfile path that would leave the output folder is refused before any file is touched",
+          arguments: ["../outside.csv", "/etc/passwd", "a/../../b", "./a", "a//b", ""])
+    func lockfileConfinement(path: String) throws {
+        let folder = try TemporaryFolder()
+        let entry = Lockfile.Entry(path: "placeholder", sha256: String(repeating: "0", count: 64), bytes: 1, export: "e", segment: "s",
+                                   type: .events, format: .csv, start: Date(timeIntervalSince1970: 0), end: Date(timeIntervalSince1970: 3600),
+                                   fingerprint: "f")
+        try Lockfile(entries: [entry]).write(to: folder.path + "/segsync.lock")
+        let text = try #require(folder.read("segsync.lock")).replacingOccurrences(of: "\"placeholder\"", with: jsonString(path))
+        try folder.write("segsync.lock", text)
+        #expect { try Lockfile.load(path: folder.path + "/segsync.lock") } throws: {
+            ($0 as? SegSyncError)?.message.contains("is not a plain path inside the output folder") == true
+        }
+    }
+}

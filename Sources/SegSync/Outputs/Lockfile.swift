@@ -91,12 +91,24 @@ public struct Lockfile: Sendable, Equatable {
             guard file.version <= currentVersion else {
                 throw SegSyncError("the lockfile \(path) has version \(file.version), newer than this segsync understands; upgrade segsync.")
             }
+            // The lockfile is input (it may come from a pull request): a path that could
+            // leave the output folder is refused before any file is read or written.
+            for entry in file.entries where !Self.isConfined(entry.path) {
+                throw SegSyncError("the lockfile \(path) lists the output '\(entry.path)', which is not a plain path inside the output folder; restore the lockfile from version control or delete it to rebuild it from state.")
+            }
             return Lockfile(entries: file.entries)
         } catch let error as SegSyncError {
             throw error
         } catch {
             throw SegSyncError("the lockfile \(path) is damaged (\(StateStore.describe(error))); restore it from version control or delete it to rebuild it from state.")
         }
+    }
+
+    /// A relative path of plain names: no `..`, `.`, empty or absolute parts, no NUL.
+    static func isConfined(_ path: String) -> Bool {
+        let components = path.split(separator: "/", omittingEmptySubsequences: false)
+        return !path.isEmpty && !path.hasPrefix("/") && !path.contains("\0")
+            && !components.contains { $0.isEmpty || $0 == "." || $0 == ".." }
     }
 
     public func write(to path: String) throws {
