@@ -13,7 +13,9 @@ struct APIConnection {
     /// The key the built-in emulator accepts; it guards nothing but the emulator.
     static let emulatorKey = "emulator-key"
 
-    static func open(manifest: Manifest, layout: Layout, environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> APIConnection {
+    /// `tune` adjusts the client's configuration (timeouts, retries) for the command.
+    static func open(manifest: Manifest, layout: Layout, environment: [String: String] = ProcessInfo.processInfo.environment,
+                     tune: (inout FullStoryClient.Configuration) -> Void = { _ in }) async throws -> APIConnection {
         // The manifest's endpoint is already the effective one (Manifest.resolvingEndpoint).
         if manifest.api.endpoint == APISettings.emulatorEndpoint {
             var logger = Logger(label: "segsync.emulator")
@@ -28,6 +30,7 @@ struct APIConnection {
                 endpoint: emulator.baseURL, dialect: manifest.api.dialect, apiKey: APIKey(emulatorKey),
                 keyEnvironmentVariable: manifest.api.keyEnv, rateLimit: manifest.api.rateLimit)
             configuration.logger = quietLogger()
+            tune(&configuration)
             return APIConnection(client: try FullStoryClient(configuration: configuration), emulator: emulator)
         }
         var configuration = FullStoryClient.Configuration(
@@ -37,6 +40,7 @@ struct APIConnection {
             keyEnvironmentVariable: manifest.api.keyEnv)
         configuration.rateLimit = manifest.api.rateLimit
         configuration.logger = quietLogger()
+        tune(&configuration)
         return APIConnection(client: try FullStoryClient(configuration: configuration), emulator: nil)
     }
 
@@ -47,8 +51,9 @@ struct APIConnection {
     }
 
     /// Runs `body` with a connection and always closes it.
-    static func with<T>(manifest: Manifest, layout: Layout, _ body: (APIConnection) async throws -> T) async throws -> T {
-        let connection = try await open(manifest: manifest, layout: layout)
+    static func with<T>(manifest: Manifest, layout: Layout, tune: (inout FullStoryClient.Configuration) -> Void = { _ in },
+                        _ body: (APIConnection) async throws -> T) async throws -> T {
+        let connection = try await open(manifest: manifest, layout: layout, tune: tune)
         do {
             let result = try await body(connection)
             await connection.close()

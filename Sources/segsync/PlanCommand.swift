@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import FullStoryAPI
 import SegSync
 
 struct PlanCommand: AsyncParsableCommand {
@@ -64,7 +65,12 @@ struct PlanCommand: AsyncParsableCommand {
     func refreshed(_ state: State, workspace: Workspace) async -> State {
         do {
             let targets = planning.targets.isEmpty ? nil : Set(planning.targets)
-            let (fresh, warnings) = try await APIConnection.with(manifest: workspace.manifest, layout: workspace.layout) { connection in
+            // A plan only looks: a dead endpoint is one quick warning, not minutes of retries.
+            let quick: (inout FullStoryClient.Configuration) -> Void = { configuration in
+                configuration.retryPolicy = RetryPolicy(maxAttempts: 2, maxTotalTime: .seconds(5))
+                configuration.connectTimeout = .seconds(5)
+            }
+            let (fresh, warnings) = try await APIConnection.with(manifest: workspace.manifest, layout: workspace.layout, tune: quick) { connection in
                 await Refresh.operations(in: state, client: connection.client, exports: targets, now: Date())
             }
             for warning in warnings { printError("warning: \(warning)") }

@@ -54,8 +54,10 @@ import TestSupport
         #expect(lock.entries.count == 7)
         #expect(lock.entries.filter { $0.export == "everyone-daily" }.allSatisfy { $0.path.hasSuffix(".json") })
         // Operation ids go to the journal; state.json is rewritten only now and then and
-        // at the end, which folds the journal in (7 partitions, at least 28 events).
-        #expect(try state(folder).serial <= 5)
+        // at the end, which folds the journal in: fewer rewrites than the run's 28 or
+        // more events, however slow the machine (rewrites are a second apart at least).
+        let events = 7 * 4
+        #expect(try state(folder).serial < events)
         #expect((try? FileManager.default.attributesOfItem(atPath: folder.path + "/.segsync/state.journal")[.size] as? Int) ?? 0 == 0)
 
         let second = try apply(folder, emulator, now: "2026-11-27T00:00:00Z")

@@ -180,6 +180,21 @@ import TestSupport
         #expect(production.stdout.contains("7 to replace"))
     }
 
+    @Test("plan against an endpoint that went away warns once and shows the last known state")
+    func planUnreachable() throws {
+        let folder = try TemporaryFolder()
+        try folder.write("segsync.yaml", Self.manifest)
+        let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "600"])
+        #expect(try apply(folder, emulator, ["--max-wait", "0"]).status == 3)
+        let environment = emulator.environment
+        emulator.stop()
+        let plan = try CLI.run(["plan", "--now", Self.now], in: folder.path, environment: environment)
+        #expect(plan.status == 0, "\(plan.stderr)")
+        #expect(plan.stderr.components(separatedBy: "warning:").count == 2, "\(plan.stderr)")
+        #expect(plan.stderr.contains("could not reach the API"))
+        #expect(plan.stdout.contains("7 to resume"))
+    }
+
     @Test("exit statuses are the documented ones")
     func exitStatuses() throws {
         let folder = try TemporaryFolder()

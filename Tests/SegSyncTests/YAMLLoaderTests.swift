@@ -48,12 +48,10 @@ import Testing
             let refs = Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ")
             text += "a\(level): &a\(level) [\(refs)]\n"
         }
-        let clock = ContinuousClock()
-        var result: YAMLLoader.Result?
-        let elapsed = clock.measure { result = load(text) }
-        #expect(result?.root == nil)
-        #expect(result?.diagnostics.first?.message.contains("more than") == true)
-        #expect(elapsed < .seconds(5))
+        // Refused by counting aliases as they are resolved, not by a time limit.
+        let result = load(text)
+        #expect(result.root == nil)
+        #expect(result.diagnostics.first?.message.contains("more than") == true)
     }
 
     @Test("nesting deeper than the bound is refused")

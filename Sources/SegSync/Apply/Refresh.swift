@@ -4,15 +4,21 @@ import FullStoryAPI
 /// Brings in-flight records up to date with read-only GETs, so a plan shows what the
 /// operations are doing now. Never creates anything and never writes state.
 public enum Refresh {
-    public static func operations(in state: State, client: FullStoryClient, exports: Set<String>? = nil, now: Date) async -> (State, [String]) {
+    /// At most `concurrency` GETs run at once. If the API cannot be reached at all, the
+    /// refresh stops at the first such failure with one warning, instead of one per
+    /// operation; records not refreshed keep their last known state.
+    public static func operations(in state: State, client: FullStoryClient, exports: Set<String>? = nil, now: Date,
+                                  concurrency: Int = 8) async -> (State, [String]) {
         var refreshed = state
         var warnings: [String] = []
-        let inFlight = state.partitions.filter { _, record in
+        var unreachable: String?
+        var pending = state.partitions.filter { _, record in
             [.requested, .running, .completed].contains(record.phase) && record.operationId != nil
                 && (exports?.contains(record.export) ?? true)
-        }
+        }.sorted { $0.key < $1.key }[...]
         await withTaskGroup(of: (String, Result<ExportOperation, FullStoryAPIError>).self) { group in
-            for (key, record) in inFlight {
+            func startNext() {
+                guard let (key, record) = pending.popFirst() else { return }
                 group.addTask {
                     do {
                         return (key, .success(try await client.getOperation(record.operationId!)))
@@ -23,7 +29,16 @@ public enum Refresh {
                     }
                 }
             }
+            for _ in 0..<max(1, concurrency) { startNext() }
             for await (key, result) in group {
+                defer { startNext() }
+                if unreachable != nil { continue }
+                if case .failure(.transport(let cause)) = result {
+                    unreachable = cause
+                    pending.removeAll()
+                    group.cancelAll()
+                    continue
+                }
                 guard var record = refreshed.partitions[key] else { continue }
                 switch result {
                 case .success(let operation):
@@ -45,6 +60,9 @@ public enum Refresh {
                 record.updatedAt = now
                 refreshed.partitions[key] = record
             }
+        }
+        if let unreachable {
+            warnings = ["could not reach the API (\(unreachable)); running operations show their last known state"]
         }
         return (refreshed, warnings.sorted())
     }
