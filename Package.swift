@@ -99,6 +99,21 @@ let package = Package(
             path: "benchmarks/Sources/segsync-fixture",
             swiftSettings: swiftSettings
         ),
+        // libFuzzer targets (Fuzz/README.md): `Fuzz/run` builds them with -sanitize=fuzzer;
+        // in an ordinary build each replays the inputs named on its command line.
+        .target(name: "CFuzzing", path: "Fuzz/Sources/CFuzzing"),
+        .executableTarget(
+            name: "fuzz-manifest",
+            dependencies: ["SegSync", "CFuzzing"],
+            path: "Fuzz/Sources/fuzz-manifest",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "fuzz-server-text",
+            dependencies: ["FullStoryAPI", "CFuzzing"],
+            path: "Fuzz/Sources/fuzz-server-text",
+            swiftSettings: swiftSettings
+        ),
         // Helpers the test targets share (temporary folders).
         .target(
             name: "TestSupport",

@@ -292,7 +292,13 @@ final class DownloadSink {
     /// Checks the gzip stream is complete, fsyncs and closes. The file stays `.partial`.
     func finish() throws -> DownloadResult {
         try inflater?.finish()
-        do { try FileIO.sync(descriptor) } catch { throw FullStoryAPIError.fileSystem(path: path, reason: "\(error)") }
+        do {
+            try FileIO.sync(descriptor)
+        } catch let failure as FileIO.Failure where failure.code == ENOSPC || failure.code == EDQUOT {
+            throw FullStoryAPIError.diskFull(folder: (path as NSString).deletingLastPathComponent)
+        } catch {
+            throw FullStoryAPIError.fileSystem(path: path, reason: "\(error)")
+        }
         close(descriptor)
         descriptor = -1
         let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
@@ -323,6 +329,8 @@ final class DownloadSink {
             hasher.update(bufferPointer: bytes)
             do {
                 try FileIO.writeAll(descriptor, bytes)
+            } catch let failure as FileIO.Failure where failure.code == ENOSPC || failure.code == EDQUOT {
+                throw FullStoryAPIError.diskFull(folder: (path as NSString).deletingLastPathComponent)
             } catch {
                 throw FullStoryAPIError.fileSystem(path: path, reason: "\(error)")
             }

@@ -42,6 +42,9 @@ public enum FullStoryAPIError: Error, Sendable, Hashable, CustomStringConvertibl
     case unexpectedResponse(status: Int, detail: String)
     /// Writing the downloaded file failed.
     case fileSystem(path: String, reason: String)
+    /// The disk (or quota) holding `folder` is full. Worth trying again once there is
+    /// space: the finished export is still there to download.
+    case diskFull(folder: String)
 
     public var description: String {
         switch self {
@@ -88,6 +91,8 @@ public enum FullStoryAPIError: Error, Sendable, Hashable, CustomStringConvertibl
             return "The FullStory API answered HTTP \(status) with a response segsync cannot read: \(detail)."
         case .fileSystem(let path, let reason):
             return "Could not write \(path): \(reason)."
+        case .diskFull(let folder):
+            return "The disk holding \(folder) is full; free some space and run apply again: finished exports are then downloaded without exporting them again."
         }
     }
 
@@ -97,7 +102,7 @@ public enum FullStoryAPIError: Error, Sendable, Hashable, CustomStringConvertibl
     /// trouble, expired links (after fetching a new one) and truncated downloads.
     public var isTransient: Bool {
         switch self {
-        case .rateLimited, .serverError, .transport, .expiredDownloadLink, .truncatedDownload:
+        case .rateLimited, .serverError, .transport, .expiredDownloadLink, .truncatedDownload, .diskFull:
             return true
         case .unauthorized, .missingAPIKey, .invalidEndpoint, .segmentNotFound, .operationNotFound,
             .searchExportNotFound, .badRequest, .invalidRequest, .createOutcomeUnknown, .invalidDownload,

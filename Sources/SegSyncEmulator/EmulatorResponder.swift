@@ -203,7 +203,7 @@ struct EmulatorResponder: HTTPResponder {
         switch route {
         case .listSegments: return Outcome(response: listSegments(request))
         case .getSegment(let id): return Outcome(response: getSegment(id))
-        case .createExport: return Outcome(response: await createExport(Data(body.readableBytesView), request: request))
+        case .createExport: return await createExport(Data(body.readableBytesView), request: request)
         case .getOperation(let id): return Outcome(response: await getOperation(id, request: request))
         case .exportResults(let id): return Outcome(response: await exportResults(id, request: request))
         case .download, .unknown: return Outcome(response: error(404, "There is no such endpoint."))
@@ -257,17 +257,17 @@ struct EmulatorResponder: HTTPResponder {
 
     // MARK: - Exports and operations
 
-    private func createExport(_ body: Data, request: Request) async -> Response {
+    private func createExport(_ body: Data, request: Request) async -> Outcome {
         let spec: ExportSpec
         do {
             spec = try ExportSpec(body: body, dialect: dialect)
         } catch {
-            return self.error(error.status, error.message)
+            return Outcome(response: self.error(error.status, error.message))
         }
         guard state.catalog.segment(spec.segmentID) != nil else {
             // The contract lists no 404 for this call, so the seed dialect says 400;
             // production answers 404.
-            return error(dialect == .seed ? 400 : 404, "Segment '\(spec.segmentID.prefix(80))' was not found.")
+            return Outcome(response: error(dialect == .seed ? 400 : 404, "Segment '\(spec.segmentID.prefix(80))' was not found."))
         }
         let ticket = OperationTicket(
             spec: spec,
@@ -281,9 +281,11 @@ struct EmulatorResponder: HTTPResponder {
             // The export exists from here on; only its answer is late.
             try? await Task.sleep(for: .milliseconds(Int64((configuration.createLatency * 1000).rounded())))
         }
+        // The log says which exports will end FAILED, so tests can count re-exports.
+        let fault = ticket.fails ? "fail" : nil
         switch dialect {
-        case .seed: return json(200, await operationJSON(id: id, ticket: ticket, request: request))
-        case .fullstory: return json(200, ["operationId": id])
+        case .seed: return Outcome(response: json(200, await operationJSON(id: id, ticket: ticket, request: request)), fault: fault)
+        case .fullstory: return Outcome(response: json(200, ["operationId": id]), fault: fault)
         }
     }
 

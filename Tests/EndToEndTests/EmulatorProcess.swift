@@ -15,9 +15,9 @@ final class EmulatorProcess: @unchecked Sendable {
     /// Starts the emulator and waits for its `listening on …` line.
     /// `port` 0 picks a free one; pass ``port`` of a stopped emulator to restart it at the
     /// same endpoint (the data source segsync records with every file).
-    init(folder: TemporaryFolder, _ extra: [String] = [], logName: String = "requests.jsonl", port: Int = 0) throws {
+    init(folder: TemporaryFolder, _ extra: [String] = [], logName: String = "requests.jsonl", port: Int = 0, seed: UInt64 = 7) throws {
         requestLog = folder.path + "/" + logName
-        arguments = ["--port", String(port), "--api-key", Self.key, "--seed", "7", "--request-log", requestLog] + extra
+        arguments = ["--port", String(port), "--api-key", Self.key, "--seed", String(seed), "--request-log", requestLog] + extra
         running = try CLI.start(arguments, in: folder.path, executable: "segsync-emulator")
         var line = Data()
         let handle = running.stdout.fileHandleForReading

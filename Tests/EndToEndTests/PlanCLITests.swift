@@ -3,83 +3,85 @@ import SegSync
 import Testing
 import TestSupport
 
-@Suite struct PlanCLITests {
-    static let manifest = """
-        version: 1
-        exports:
-          - name: checkout-events
-            segment: checkout_abandoners
-            type: events
-            format: csv
-            window: { every: 6h, last: 1d, settle: 2h }
-        """
+extension EndToEnd {
+    @Suite struct PlanCLITests {
+        static let manifest = """
+            version: 1
+            exports:
+              - name: checkout-events
+                segment: checkout_abandoners
+                type: events
+                format: csv
+                window: { every: 6h, last: 1d, settle: 2h }
+            """
 
-    @Test("validate reports every mistake compiler-style, exits 1 and writes nothing")
-    func validateErrors() throws {
-        let folder = try TemporaryFolder()
-        try folder.write("segsync.yaml", "version: 1\nexports:\n  - name: a\n    segment: s\n    type: evnets\n    fromat: csv\n")
-        let result = try CLI.run(["validate"], in: folder.path)
-        #expect(result.status == 1)
-        #expect(result.stderr == """
-            segsync.yaml:5:11: error: unknown type 'evnets' (did you mean 'events'?); expected one of: individuals, events
-            segsync.yaml:6:5: error: unknown key 'fromat' (did you mean 'format'?)
-            2 errors found; nothing was changed.
+        @Test("validate reports every mistake compiler-style, exits 1 and writes nothing")
+        func validateErrors() throws {
+            let folder = try TemporaryFolder()
+            try folder.write("segsync.yaml", "version: 1\nexports:\n  - name: a\n    segment: s\n    type: evnets\n    fromat: csv\n")
+            let result = try CLI.run(["validate"], in: folder.path)
+            #expect(result.status == 1)
+            #expect(result.stderr == """
+                segsync.yaml:5:11: error: unknown type 'evnets' (did you mean 'events'?); expected one of: individuals, events
+                segsync.yaml:6:5: error: unknown key 'fromat' (did you mean 'format'?)
+                2 errors found; nothing was changed.
 
-            """)
-        #expect(folder.list() == ["segsync.yaml"])
-        let plan = try CLI.run(["plan"], in: folder.path)
-        #expect(plan.status == 1)
-        #expect(folder.list() == ["segsync.yaml"])
-    }
-
-    @Test("validate accepts the examples shipped in the repository")
-    func examplesAreValid() throws {
-        let root = ((#filePath as NSString).deletingLastPathComponent as NSString).appendingPathComponent("../..")
-        for path in ["examples/segsync.yaml", "examples/quickstart/segsync.yaml"] {
-            let result = try CLI.run(["validate", "-f", path], in: root)
-            #expect(result.status == 0, "\(path): \(result.stderr)")
+                """)
+            #expect(folder.list() == ["segsync.yaml"])
+            let plan = try CLI.run(["plan"], in: folder.path)
+            #expect(plan.status == 1)
+            #expect(folder.list() == ["segsync.yaml"])
         }
-    }
 
-    @Test("plan --detailed-exitcode: 2 with changes, --json is a versioned document")
-    func planFromScratch() throws {
-        let folder = try TemporaryFolder()
-        try folder.write("segsync.yaml", Self.manifest)
-        let text = try CLI.run(["plan", "--now", "2026-11-28T00:00:00Z", "--detailed-exitcode"], in: folder.path)
-        #expect(text.status == 2)
-        #expect(text.stdout.hasSuffix("Plan: 4 to create, 0 to resume, 0 to download, 0 to repair, 0 to replace, 0 to prune; 0 up to date.\n"))
-        let json = try CLI.run(["plan", "--now", "2026-11-28T00:00:00Z", "--json"], in: folder.path)
-        #expect(json.status == 0)
-        let document = try JSONDecoder().decode(PlanRenderer.Document.self, from: Data(json.stdout.utf8))
-        #expect(document.formatVersion == 1)
-        #expect(document.actions.map(\.label) == ["2026-11-26T18:00Z", "2026-11-27T00:00Z", "2026-11-27T06:00Z", "2026-11-27T12:00Z"])
-        let bad = try CLI.run(["plan", "--now", "yesterday"], in: folder.path)
-        #expect(bad.status != 0)
-        #expect(bad.stderr.contains("--now yesterday is not an RFC 3339 time"))
-    }
+        @Test("validate accepts the examples shipped in the repository")
+        func examplesAreValid() throws {
+            let root = ((#filePath as NSString).deletingLastPathComponent as NSString).appendingPathComponent("../..")
+            for path in ["examples/segsync.yaml", "examples/quickstart/segsync.yaml"] {
+                let result = try CLI.run(["validate", "-f", path], in: root)
+                #expect(result.status == 0, "\(path): \(result.stderr)")
+            }
+        }
 
-    @Test("a second run fails at once, naming the holder's pid, command and start time")
-    func lockContention() throws {
-        let folder = try TemporaryFolder()
-        try folder.write("segsync.yaml", Self.manifest)
-        try FileManager.default.createDirectory(atPath: folder.path + "/.segsync", withIntermediateDirectories: true)
-        let held = try RunLock(path: folder.path + "/.segsync/lock", command: "segsync apply", now: Timestamp.parse("2026-11-28T09:00:00Z")!)
-        // The lock stays held until this test ends, so the run exiting at all shows it
-        // did not wait for it; no timing margin is involved.
-        let result = try CLI.run(["plan"], in: folder.path)
-        #expect(result.status == 1)
-        #expect(result.stderr.contains("another segsync run holds \(folder.path)/.segsync/lock (pid \(getpid()), 'segsync apply', started 2026-11-28T09:00:00Z)"))
-        withExtendedLifetime(held) {}
-    }
+        @Test("plan --detailed-exitcode: 2 with changes, --json is a versioned document")
+        func planFromScratch() throws {
+            let folder = try TemporaryFolder()
+            try folder.write("segsync.yaml", Self.manifest)
+            let text = try CLI.run(["plan", "--now", "2026-11-28T00:00:00Z", "--detailed-exitcode"], in: folder.path)
+            #expect(text.status == 2)
+            #expect(text.stdout.hasSuffix("Plan: 4 to create, 0 to resume, 0 to download, 0 to repair, 0 to replace, 0 to prune; 0 up to date.\n"))
+            let json = try CLI.run(["plan", "--now", "2026-11-28T00:00:00Z", "--json"], in: folder.path)
+            #expect(json.status == 0)
+            let document = try JSONDecoder().decode(PlanRenderer.Document.self, from: Data(json.stdout.utf8))
+            #expect(document.formatVersion == 1)
+            #expect(document.actions.map(\.label) == ["2026-11-26T18:00Z", "2026-11-27T00:00Z", "2026-11-27T06:00Z", "2026-11-27T12:00Z"])
+            let bad = try CLI.run(["plan", "--now", "yesterday"], in: folder.path)
+            #expect(bad.status != 0)
+            #expect(bad.stderr.contains("--now yesterday is not an RFC 3339 time"))
+        }
 
-    @Test("a state file that cannot be read stops the run and is left as it was")
-    func corruptState() throws {
-        let folder = try TemporaryFolder()
-        try folder.write("segsync.yaml", Self.manifest)
-        try folder.write(".segsync/state.json", "garbage")
-        let result = try CLI.run(["plan"], in: folder.path)
-        #expect(result.status == 1)
-        #expect(result.stderr.contains("state file \(folder.path)/.segsync/state.json is not valid segsync state"))
-        #expect(folder.read(".segsync/state.json") == "garbage")
+        @Test("a second run fails at once, naming the holder's pid, command and start time")
+        func lockContention() throws {
+            let folder = try TemporaryFolder()
+            try folder.write("segsync.yaml", Self.manifest)
+            try FileManager.default.createDirectory(atPath: folder.path + "/.segsync", withIntermediateDirectories: true)
+            let held = try RunLock(path: folder.path + "/.segsync/lock", command: "segsync apply", now: Timestamp.parse("2026-11-28T09:00:00Z")!)
+            // The lock stays held until this test ends, so the run exiting at all shows it
+            // did not wait for it; no timing margin is involved.
+            let result = try CLI.run(["plan"], in: folder.path)
+            #expect(result.status == 1)
+            #expect(result.stderr.contains("another segsync run holds \(folder.path)/.segsync/lock (pid \(getpid()), 'segsync apply', started 2026-11-28T09:00:00Z)"))
+            withExtendedLifetime(held) {}
+        }
+
+        @Test("a state file that cannot be read stops the run and is left as it was")
+        func corruptState() throws {
+            let folder = try TemporaryFolder()
+            try folder.write("segsync.yaml", Self.manifest)
+            try folder.write(".segsync/state.json", "garbage")
+            let result = try CLI.run(["plan"], in: folder.path)
+            #expect(result.status == 1)
+            #expect(result.stderr.contains("state file \(folder.path)/.segsync/state.json is not valid segsync state"))
+            #expect(folder.read(".segsync/state.json") == "garbage")
+        }
     }
 }

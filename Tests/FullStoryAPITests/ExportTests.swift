@@ -8,13 +8,13 @@ struct ExportTests {
     @Test("an export moves from PENDING to COMPLETED with rising progress", arguments: Dialect.allCases)
     func lifecycle(dialect: Dialect) async throws {
         // Long enough that polls land in every phase even on a busy machine.
-        try await withHarness(dialect, emulator: { $0.operationSeconds = 3 }) { h in
+        try await withHarness(dialect, emulator: { $0.operationSeconds = 6 }) { h in
             let created = try await h.client.createExport(sampleRequest())
             #expect(created.state == .pending)
             var states: [OperationState] = [created.state]
             var progress: [Double] = []
             var operation = created
-            let deadline = ContinuousClock.now + .seconds(20)
+            let deadline = ContinuousClock.now + .seconds(60)
             while operation.state.isInProgress, ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(100))
                 operation = try await h.client.getOperation(created.id)

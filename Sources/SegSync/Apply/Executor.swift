@@ -69,6 +69,7 @@ public struct Executor: Sendable {
         var report = ApplyReport()
         let downloads = Semaphore(options.parallelism)
         let refused = RefusedExports()
+        let diskFull = DiskFull()
 
         await withTaskGroup(of: (Plan.Action, ApplyReport.Outcome, Int).self) { group in
             var pending = work[...]
@@ -77,7 +78,7 @@ public struct Executor: Sendable {
                 guard !Task.isCancelled, let action = pending.popFirst() else { return }
                 group.addTask {
                     let run = PartitionRun(executor: self, journal: journal, action: action, deadline: deadline,
-                                           downloads: downloads, refused: refused)
+                                           downloads: downloads, refused: refused, diskFull: diskFull)
                     let outcome = await run.execute()
                     return (action, outcome, await run.creates.value)
                 }
@@ -156,6 +157,15 @@ final class RefusedExports: @unchecked Sendable {
     }
 }
 
+/// Set once a download finds the disk full: the run's other downloads are not tried.
+final class DiskFull: @unchecked Sendable {
+    private let lock = NSLock()
+    private var full: String?
+
+    var folder: String? { lock.withLock { full } }
+    func record(_ folder: String) { lock.withLock { full = full ?? folder } }
+}
+
 /// A counter one partition's task owns.
 final class Counter: @unchecked Sendable {
     private let lock = NSLock()
@@ -172,6 +182,7 @@ struct PartitionRun: Sendable {
     let deadline: ContinuousClock.Instant?
     let downloads: Semaphore
     let refused: RefusedExports
+    let diskFull: DiskFull
     /// Creates sent in this run, and those the API accepted (with an id).
     let attempts = Counter()
     let creates = Counter()
@@ -179,13 +190,14 @@ struct PartitionRun: Sendable {
     let export: ExportSpec
 
     init(executor: Executor, journal: StateJournal, action: Plan.Action, deadline: ContinuousClock.Instant?,
-         downloads: Semaphore, refused: RefusedExports) {
+         downloads: Semaphore, refused: RefusedExports, diskFull: DiskFull) {
         self.executor = executor
         self.journal = journal
         self.action = action
         self.deadline = deadline
         self.downloads = downloads
         self.refused = refused
+        self.diskFull = diskFull
         export = executor.manifest.export(named: action.key.export)!
     }
 
@@ -364,6 +376,9 @@ struct PartitionRun: Sendable {
 
     /// Downloads a completed operation's file into place and records it.
     func download(_ completed: ExportOperation) async throws {
+        // Once the disk is full, the other downloads are not started: they would fail the
+        // same way. Their operations stay recorded, for the next run to download.
+        if let folder = diskFull.folder { throw FullStoryAPIError.diskFull(folder: folder) }
         let relative = Layout.relativePath(for: partition, export: export)
         let path = try executor.layout.absolutePath(ofOutput: relative)
         let folder = (path as NSString).deletingLastPathComponent
@@ -376,6 +391,9 @@ struct PartitionRun: Sendable {
             do {
                 file = try await executor.client.download(link.url, to: path, decompress: export.decompress)
                 break
+            } catch FullStoryAPIError.diskFull {
+                diskFull.record(executor.layout.outputDirectory)
+                throw FullStoryAPIError.diskFull(folder: executor.layout.outputDirectory)
             } catch FullStoryAPIError.expiredDownloadLink(let url) {
                 guard refresh < executor.options.maxLinkRefreshes else { throw FullStoryAPIError.expiredDownloadLink(url: url) }
                 executor.log("relinking  \(name)   the download link expired; fetching a fresh one")
