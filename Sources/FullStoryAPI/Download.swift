@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 
 #if canImport(Glibc)
 import Glibc
@@ -37,8 +38,10 @@ extension FullStoryClient {
         let sink = try DownloadSink(path: partialPath, decompress: decompress, shownURL: shown)
         do {
             let expected = try await stream(url, shown: shown, into: sink)
-            let result = try sink.finish()
-            try DownloadSink.commit(partialPath, to: finalPath)
+            // fsync and rename block: they run on NIO's thread pool for blocking work, not on
+            // the cooperative threads that poll, pace and download everything else.
+            let result = try await NIOThreadPool.singleton.runIfActive { try sink.finish() }
+            try await NIOThreadPool.singleton.runIfActive { try DownloadSink.commit(partialPath, to: finalPath) }
             logger.debug(
                 "Download finished.",
                 metadata: [
@@ -113,11 +116,7 @@ extension FullStoryClient {
                     _ = try? await response.body.collect(upTo: 0)
                     continue
                 }
-                // Header values are the server's text: no sum of them may trap.
-                expectedTotal = range.total ?? contentLength.flatMap { length in
-                    let (sum, overflow) = received.addingReportingOverflow(length)
-                    return overflow ? nil : sum
-                }
+                expectedTotal = range.total(resumedAt: received, contentLength: contentLength)
             default:
                 if received > 0 {
                     // 200 to a Range request: the server sends everything again.
@@ -132,10 +131,20 @@ extension FullStoryClient {
                     || response.headers.first(name: "Accept-Ranges")?.lowercased().contains("bytes") == true)
 
             var interruption: String?
+            // Chunks are written (and hashed) in batches on the thread pool: a slow disk
+            // then stalls this download only.
+            var batch: [ByteBuffer] = []
+            var batchBytes = 0
             do {
                 for try await chunk in response.body {
-                    try sink.write(chunk)
                     received += Int64(chunk.readableBytes)
+                    batch.append(chunk)
+                    batchBytes += chunk.readableBytes
+                    if batchBytes >= DownloadSink.batchBytes {
+                        try await sink.write(batch)
+                        batch.removeAll(keepingCapacity: true)
+                        batchBytes = 0
+                    }
                 }
             } catch let error as FullStoryAPIError {
                 throw error
@@ -144,6 +153,8 @@ extension FullStoryClient {
             } catch {
                 interruption = TransportFailure.classify(error).1
             }
+            // What arrived before a break is kept: a resume continues after it.
+            if !batch.isEmpty { try await sink.write(batch) }
 
             if let expectedTotal, received > expectedTotal {
                 throw FullStoryAPIError.invalidDownload(
@@ -239,13 +250,26 @@ struct ContentRange: Equatable {
         self.end = end
         self.total = parts[1] == "*" ? nil : Int64(parts[1])
     }
+
+    /// The whole body's size after a resume at `received`: the range's total, else what
+    /// was received plus this answer's `Content-Length`. Header values are the server's
+    /// text: a sum that would overflow is unknown (nil), never a trap.
+    func total(resumedAt received: Int64, contentLength: Int64?) -> Int64? {
+        if let total { return total }
+        guard let contentLength else { return nil }
+        let (sum, overflow) = received.addingReportingOverflow(contentLength)
+        return overflow ? nil : sum
+    }
 }
 
 /// The `.partial` file a download streams into: writes, hashes and (optionally) gunzips
 /// each chunk as it comes, so nothing accumulates in memory.
 ///
 /// Used from one task only.
-final class DownloadSink {
+final class DownloadSink: @unchecked Sendable {
+    /// How much a download gathers before one trip to the thread pool writes it.
+    static let batchBytes = 1 << 20
+
     let path: String
     let shownURL: String
     private let decompress: Bool
@@ -269,6 +293,14 @@ final class DownloadSink {
     deinit {
         // Every path out of a download finishes or discards; this only guards a leak.
         if descriptor >= 0 { close(descriptor) }
+    }
+
+    /// Writes `chunks` on NIO's thread pool for blocking work. One caller at a time: the
+    /// download that owns the sink awaits each write before the next.
+    func write(_ chunks: [ByteBuffer]) async throws {
+        try await NIOThreadPool.singleton.runIfActive {
+            for chunk in chunks { try self.write(chunk) }
+        }
     }
 
     func write(_ chunk: ByteBuffer) throws {

@@ -157,16 +157,8 @@ public struct RetryPolicy: Sendable {
         {
             return capped(seconds: fractional)
         }
-        let squeezed = trimmed.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
-        // Formatters are made per call: they are not Sendable, and a Retry-After is rare.
-        for pattern in ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy"] {
-            let formatter = DateFormatter()
-            formatter.locale = Locale(identifier: "en_US_POSIX")
-            formatter.timeZone = TimeZone(identifier: "GMT")
-            formatter.dateFormat = pattern
-            if let date = formatter.date(from: squeezed) {
-                return capped(seconds: max(0, date.timeIntervalSince(now)))
-            }
+        if let date = HTTPDate.parse(trimmed) {
+            return capped(seconds: max(0, date.timeIntervalSince(now)))
         }
         return nil
     }

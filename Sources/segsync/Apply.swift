@@ -13,7 +13,15 @@ struct Apply: AsyncParsableCommand {
 
             Exit status: 0 everything converged; 1 an error (the failed partitions are listed); \
             3 --max-wait ran out while operations were still running (they stay in state and the \
-            next run resumes them).
+            next run resumes them); 130 interrupted (Ctrl-C again exits at once).
+
+            Reads FULLSTORY_API_KEY (or the variable api.keyEnv names) and FULLSTORY_API_URL; \
+            SEGSYNC_DEBUG logs every call; a Markdown summary is appended to GITHUB_STEP_SUMMARY.
+
+            Examples:
+              segsync apply
+              segsync apply --max-wait 45m
+              segsync plan --out plan.json && segsync apply plan.json
             """)
 
     @OptionGroup var manifest: ManifestOptions
@@ -69,7 +77,7 @@ struct Apply: AsyncParsableCommand {
                 throw SegSyncError("--now \(Timestamp.format(now)) is in the future; apply only exports what has already happened. Use it with plan, or with apply --dry-run.")
             }
             let workspace = try Workspace.open(manifestPath: manifest.file, command: "segsync apply", now: Date())
-            printWarnings(workspace.manifest)
+            printWarnings(workspace.manifest, now: now)
             var snapshot = try workspace.snapshot(depth: options.checksum ? .full : .quick)
             // A saved plan was made from refreshed operations: compare it with the same.
             if let saved { RefreshedOperation.overlay(saved.refreshed ?? [], on: &snapshot.state) }

@@ -10,6 +10,14 @@ struct PlanCommand: AsyncParsableCommand {
         discussion: """
             Compares the manifest with .segsync/state.json and the output folder. Changes nothing \
             but the run lock. Exit status with --detailed-exitcode: 0 no changes, 1 error, 2 changes.
+
+            Asks the API (FULLSTORY_API_KEY, FULLSTORY_API_URL) how running operations are doing, \
+            unless --offline.
+
+            Examples:
+              segsync plan
+              segsync plan --detailed-exitcode --out plan.json
+              segsync plan --json --offline --now 2026-11-28T00:00:00Z
             """)
 
     @OptionGroup var manifest: ManifestOptions
@@ -40,7 +48,7 @@ struct PlanCommand: AsyncParsableCommand {
         let now = try planning.instant()
         let plan = try await reportingDiagnostics {
             let workspace = try Workspace.open(manifestPath: manifest.file, command: "segsync plan", now: Date())
-            printWarnings(workspace.manifest)
+            printWarnings(workspace.manifest, now: now)
             var snapshot = try workspace.snapshot(depth: checksum ? .full : .quick)
             let recorded = snapshot.state
             if !offline, snapshot.state.partitions.values.contains(where: { [.requested, .running, .completed].contains($0.phase) }) {

@@ -10,6 +10,12 @@ struct SegSyncCommand: AsyncParsableCommand {
         discussion: """
             Declare exports in segsync.yaml; `segsync plan` shows what is missing and \
             `segsync apply` creates, resumes and downloads until the folder converges.
+
+            Environment:
+              FULLSTORY_API_KEY     the API key (or the variable api.keyEnv names)
+              FULLSTORY_API_URL     overrides the manifest's endpoint; recorded as each file's data source
+              SEGSYNC_DEBUG         set to log every API call, retry, 429 wait and relink
+              GITHUB_STEP_SUMMARY   apply appends a Markdown summary to this file
             """,
         version: "0.1.0",
         subcommands: [Validate.self, PlanCommand.self, Apply.self, Status.self, Verify.self, Segments.self])
@@ -72,9 +78,10 @@ func reportingDiagnostics<T>(_ body: () async throws -> T) async throws -> T {
     }
 }
 
-/// Prints the manifest's warnings, compiler-style, on standard error.
-func printWarnings(_ manifest: Manifest) {
-    for warning in manifest.warnings { printError(warning.description) }
+/// Prints the manifest's warnings, compiler-style, on standard error: those of the
+/// decoder and those that depend on the instant planned for.
+func printWarnings(_ manifest: Manifest, now: Date) {
+    for warning in manifest.warnings + manifest.windowWarnings(now: now) { printError(warning.description) }
 }
 
 func printError(_ text: String) {

@@ -12,12 +12,12 @@ struct Validate: AsyncParsableCommand {
     func run() async throws {
         let loaded = try await reportingDiagnostics {
             let loaded = try ManifestLoader.load(path: manifest.file)
-            printWarnings(loaded)
+            printWarnings(loaded, now: Date())
             // Windows that cannot be planned (too many partitions) are a manifest problem too.
             for export in loaded.exports { _ = try loaded.partitions(of: export, now: Date()) }
             return loaded
         }
-        let exports = loaded.exports.count, warnings = loaded.warnings.count
+        let exports = loaded.exports.count, warnings = loaded.warnings.count + loaded.windowWarnings(now: Date()).count
         let noted = warnings == 0 ? "" : " (\(warnings) warning\(warnings == 1 ? "" : "s"))"
         printOut("\(manifest.file): valid, \(exports) export\(exports == 1 ? "" : "s")\(noted).\n")
     }

@@ -164,6 +164,11 @@ extension EndToEnd {
             #expect(skipped.status == 1)
             #expect(skipped.stdout.contains("1 partition failed 3 exports and is skipped: checkout-events 2026-11-26T18:00Z"))
             #expect(skipped.stdout.contains("run apply --retry-failed"))
+            // Given up is not converged: plan says so, and --detailed-exitcode exits 2.
+            let notConverged = try CLI.run(["plan", "--offline", "--detailed-exitcode", "--now", Self.now], in: other.path,
+                                           environment: failing.environment)
+            #expect(notConverged.status == 2)
+            #expect(notConverged.stdout.contains("Not converged: 1 partition given up"))
             #expect(failing.creates == 9)
             let retried = try apply(other, failing, ["--retry-failed"])
             #expect(retried.status == 0, "\(retried.stdout)\(retried.stderr)")
@@ -223,7 +228,7 @@ extension EndToEnd {
             #expect(result.status == 1)
             #expect(result.stdout.contains("Failed:\n  missing-segment 2026-11-26: "))
             #expect(result.stdout.contains("no_such_segment"))
-            #expect(result.stdout.contains("Apply: 7 done, 1 failed."))
+            #expect(result.stdout.contains("Apply: 7 done, 1 failed. 7 exports created."))
             #expect(try state(folder)[PartitionKey(export: "missing-segment", start: Timestamp.parse("2026-11-26T00:00:00Z")!)]?.phase == .failed)
             #expect(try CLI.run(["verify"], in: folder.path).status == 0)
         }

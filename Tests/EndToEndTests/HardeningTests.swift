@@ -212,6 +212,19 @@ extension EndToEnd {
             #expect(plan.stdout.contains("7 to resume"))
         }
 
+        @Test("help names the environment it reads and shows examples")
+        func helpNamesEnvironment() throws {
+            let folder = try TemporaryFolder()
+            let root = try CLI.run(["--help"], in: folder.path)
+            for variable in ["FULLSTORY_API_KEY", "FULLSTORY_API_URL", "SEGSYNC_DEBUG", "GITHUB_STEP_SUMMARY"] {
+                #expect(root.stdout.contains(variable), "segsync --help: \(variable)")
+            }
+            let apply = try CLI.run(["apply", "--help"], in: folder.path)
+            #expect(apply.stdout.contains("FULLSTORY_API_URL") && apply.stdout.contains("Examples:") && apply.stdout.contains("--checksum"))
+            let plan = try CLI.run(["plan", "--help"], in: folder.path)
+            #expect(plan.stdout.contains("FULLSTORY_API_KEY") && plan.stdout.contains("Examples:"))
+        }
+
         @Test("exit statuses are the documented ones")
         func exitStatuses() throws {
             let folder = try TemporaryFolder()

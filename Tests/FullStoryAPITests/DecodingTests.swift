@@ -19,6 +19,22 @@ struct DecodingTests {
         #expect(decoded.operation.estimatePctComplete == expected)
     }
 
+    @Test("a percentage outside 0–100 is clamped, and one that is not a number is dropped",
+          arguments: [("1e300", 100.0 as Double?), ("-5", 0), ("\"250%\"", 100), ("\"nan\"", nil), ("\"inf%\"", nil)])
+    func hostilePercent(raw: String, expected: Double?) throws {
+        let decoded = try operation(#"{"id":"op","state":"RUNNING","estimatePctComplete":\#(raw)}"#)
+        #expect(decoded.operation.estimatePctComplete == expected)
+    }
+
+    @Test("a resumed download's announced size never overflows: an impossible sum is unknown")
+    func resumedTotal() throws {
+        let range = try #require(ContentRange("bytes 100-199/*"))
+        #expect(range.total(resumedAt: 100, contentLength: 100) == 200)
+        #expect(range.total(resumedAt: 100, contentLength: Int64.max) == nil)
+        #expect(range.total(resumedAt: 100, contentLength: nil) == nil)
+        #expect(ContentRange("bytes 0-99/9223372036854775808") .map { $0.total == nil } == true)
+    }
+
     @Test("a percentage of the wrong type is dropped, not fatal")
     func badPercent() throws {
         let decoded = try operation(#"{"id":"op1","state":"RUNNING","estimatePctComplete":{"value":3}}"#)

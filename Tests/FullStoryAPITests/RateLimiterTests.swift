@@ -30,6 +30,19 @@ final class ManualClock: @unchecked Sendable {
 
 @Suite("Rate limiter")
 struct RateLimiterTests {
+    @Test("a waiter cancelled while it waits gives its token back")
+    func cancelledWaitKeepsToken() async throws {
+        let clock = ManualClock()
+        // Sleeps throw when cancelled, as Task.sleep does; this one is cancelled at once.
+        let limiter = RateLimiter(RateLimit(perSecond: 1, burst: 1), now: { clock.now }, sleep: { _ in throw CancellationError() })
+        try await limiter.acquire()  // the burst token
+        await #expect(throws: CancellationError.self) { try await limiter.acquire() }
+        // One second later exactly one token has accrued: the cancelled waiter spent none.
+        clock.advance(.seconds(1))
+        try await limiter.acquire()
+        await #expect(throws: CancellationError.self) { try await limiter.acquire() }
+    }
+
     @Test("a burst goes out at once, then calls are spaced at the rate")
     func burstThenRate() async throws {
         let clock = ManualClock()

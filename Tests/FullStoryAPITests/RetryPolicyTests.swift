@@ -91,6 +91,9 @@ struct RetryPolicyTests {
         ("3600", .seconds(3600), false), ("3601", RetryPolicy.retryAfterCap, true), ("00000000000000000000000007", .seconds(7), false),
         ("-1", nil, false), ("-99999999999999999999", nil, false), ("+5", nil, false), ("nan", nil, false), ("inf", nil, false),
         ("", nil, false), ("Fri, 31 Dec 9999 23:59:59 GMT", RetryPolicy.retryAfterCap, true), (String(repeating: "9", count: 5000), nil, false),
+        // Found by the fuzzer: Foundation's DateFormatter trapped on these two characters.
+        ("S\u{34C}", nil, false), ("Wed, 21 Oct 2015 07:28:00 G\u{34C}MT", nil, false), ("Wed, 31 Feb 2015 07:28:00 GMT", nil, false),
+        ("Wed, 21 Oct 2015 25:28:00 GMT", nil, false), ("Wed, 21 Oct 2015 07:28 GMT", nil, false),
     ] as [(String, Duration?, Bool)])
     func hostileRetryAfter(value: String, wait: Duration?, capped: Bool) {
         let read = RetryPolicy.readRetryAfter(value, now: Date(timeIntervalSince1970: 1_445_412_420))

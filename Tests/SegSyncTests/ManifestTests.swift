@@ -209,6 +209,16 @@ import FullStoryAPI
         #expect(manifest?.warnings.count == 2)
     }
 
+    @Test("a start after now is a warning at its export")
+    func startInTheFuture() throws {
+        let text = "version: 1\nexports:\n  - { name: a, segment: s, type: events, window: { every: 1d, start: 2027-06-01 } }\n"
+        let manifest = try #require(ManifestLoader.decode(text, file: "segsync.yaml").0)
+        #expect(manifest.windowWarnings(now: Timestamp.parse("2026-12-01T00:00:00Z")!).map(\.description) == [
+            "segsync.yaml:3:7: warning: export 'a' starts at 2027-06-01T00:00:00Z, after now; it has no partitions until then",
+        ])
+        #expect(manifest.windowWarnings(now: Timestamp.parse("2027-07-01T00:00:00Z")!).isEmpty)
+    }
+
     @Test("a duplicate export name does not hide that export's other mistakes")
     func duplicateNameStillChecked() {
         let found = diagnostics("version: 1\nexports:\n  - { name: a, segment: s, type: events }\n  - { name: a, segment: s, type: evnts }\n")

@@ -258,3 +258,37 @@ enum SHA256Hex {
         }
     }
 }
+
+@Suite struct SemaphoreTests {
+    @Test("a cancelled waiter stops waiting and takes no permit")
+    func cancelledWaiter() async throws {
+        let semaphore = Semaphore(1)
+        try await semaphore.wait()  // the only permit
+        let waiter = Task { try await semaphore.wait() }
+        try await Task.sleep(for: .milliseconds(20))
+        waiter.cancel()
+        await #expect(throws: CancellationError.self) { try await waiter.value }
+        await semaphore.signal()
+        // The permit went back to the semaphore, not to the cancelled waiter.
+        try await semaphore.wait()
+    }
+}
+
+@Suite struct StatusTests {
+    @Test("finished operations waiting for their download are READY, not running")
+    func readyIsNotRunning() throws {
+        let manifest = try #require(ManifestLoader.decode(
+            "version: 1\nexports:\n  - { name: a, segment: s, type: events, window: { every: 1d, last: 2d } }\n", file: "m").0)
+        let now = Timestamp.parse("2026-11-28T00:00:00Z")!
+        let partitions = try manifest.partitions(of: manifest.exports[0], now: now)
+        var state = State()
+        for (partition, phase) in zip(partitions, [Phase.completed, .running]) {
+            var record = PartitionRecord(partition: partition, parameters: ExportParameters(manifest.exports[0], in: manifest), phase: phase, now: now)
+            record.operationId = "op-\(phase.rawValue)"
+            state[partition.key] = record
+        }
+        let report = try StatusReport.make(manifest: manifest, state: state, now: now)
+        #expect(report.rows.first.map { [$0.done, $0.running, $0.ready, $0.failed, $0.missing] } == [0, 1, 1, 0, 0])
+        #expect(report.running.map(\.operationId) == ["op-running"])
+    }
+}

@@ -21,7 +21,7 @@ struct Main {
     static func main() throws {
         #if FUZZING
         var argc = CommandLine.argc
-        var argv = CommandLine.unsafeArgv
+        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
         exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzzServerText(data ?? UnsafePointer(bitPattern: 1)!, size) })
         #else
         for path in CommandLine.arguments.dropFirst() {

@@ -125,3 +125,15 @@ extension Manifest {
         return resolved
     }
 }
+
+extension Manifest {
+    /// Warnings that depend on the instant planned for: a `start` after `now` desires
+    /// nothing until then (a typo in the year, most likely).
+    public func windowWarnings(now: Date) -> [Diagnostic] {
+        exports.compactMap { export in
+            guard case .start(let start) = export.window.extent, start > now else { return nil }
+            return Diagnostic(.warning, file: file, at: export.location,
+                              "export '\(export.name)' starts at \(Timestamp.format(start)), after now; it has no partitions until then")
+        }
+    }
+}

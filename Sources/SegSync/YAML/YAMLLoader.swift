@@ -32,7 +32,9 @@ private struct Session {
     let file: String
     let maxDepth: Int
     let maxNodes: Int
-    var parser = yaml_parser_t()
+    /// On the heap, not in this struct: libyaml keeps pointers into its parser, and an
+    /// `inout` of a Swift value may hand it a temporary copy.
+    var parser: UnsafeMutablePointer<yaml_parser_t>!
     var anchors: [String: (node: YAMLNode, weight: Int)] = [:]
     var nodeCount = 0
     var diagnostics: [Diagnostic] = []
@@ -44,13 +46,21 @@ private struct Session {
     }
 
     mutating func run(_ text: String) -> YAMLLoader.Result {
-        guard yaml_parser_initialize(&parser) == 1 else {
+        let parser = UnsafeMutablePointer<yaml_parser_t>.allocate(capacity: 1)
+        defer { parser.deallocate() }
+        guard yaml_parser_initialize(parser) == 1 else {
             return .init(root: nil, diagnostics: [Diagnostic(.error, file: file, at: nil, "could not start the YAML parser (out of memory?)")])
         }
-        defer { yaml_parser_delete(&parser) }
+        self.parser = parser
+        defer {
+            yaml_parser_delete(parser)
+            self.parser = nil
+        }
+        // libyaml reads the input through this pointer until the parse ends: the buffer
+        // stays alive (and in place) for the whole closure.
         var bytes = Array(text.utf8)
         return bytes.withUnsafeMutableBufferPointer { buffer -> YAMLLoader.Result in
-            yaml_parser_set_input_string(&parser, buffer.baseAddress, buffer.count)
+            yaml_parser_set_input_string(parser, buffer.baseAddress, buffer.count)
             do {
                 let root = try parseStream()
                 return .init(root: root, diagnostics: diagnostics)
@@ -77,7 +87,7 @@ private struct Session {
 
     mutating func next() throws -> (Event, SourceLocation) {
         var event = yaml_event_t()
-        guard yaml_parser_parse(&parser, &event) == 1 else {
+        guard yaml_parser_parse(parser, &event) == 1 else {
             throw LoadFailure(diagnostic: parserError())
         }
         defer { yaml_event_delete(&event) }
@@ -115,10 +125,10 @@ private struct Session {
     }
 
     func parserError() -> Diagnostic {
-        let mark = parser.problem_mark
+        let mark = parser.pointee.problem_mark
         let location = SourceLocation(line: Int(mark.line) + 1, column: Int(mark.column) + 1)
-        var message = parser.problem.map { String(cString: $0) } ?? "invalid YAML"
-        if let context = parser.context.map({ String(cString: $0) }) {
+        var message = parser.pointee.problem.map { String(cString: $0) } ?? "invalid YAML"
+        if let context = parser.pointee.context.map({ String(cString: $0) }) {
             message = "\(message) \(context)"
         }
         return Diagnostic(.error, file: file, at: location, "invalid YAML: \(message)")
