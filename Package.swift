@@ -102,15 +102,16 @@ let package = Package(
         // libFuzzer targets (Fuzz/README.md): `Fuzz/run` builds them with -sanitize=fuzzer;
         // in an ordinary build each replays the inputs named on its command line.
         .target(name: "CFuzzing", path: "Fuzz/Sources/CFuzzing"),
+        .target(name: "FuzzSupport", dependencies: ["CFuzzing"], path: "Fuzz/Sources/FuzzSupport", swiftSettings: swiftSettings),
         .executableTarget(
             name: "fuzz-manifest",
-            dependencies: ["SegSync", "CFuzzing"],
+            dependencies: ["SegSync", "FuzzSupport"],
             path: "Fuzz/Sources/fuzz-manifest",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "fuzz-server-text",
-            dependencies: ["FullStoryAPI", "CFuzzing"],
+            dependencies: ["FullStoryAPI", "FuzzSupport"],
             path: "Fuzz/Sources/fuzz-server-text",
             swiftSettings: swiftSettings
         ),

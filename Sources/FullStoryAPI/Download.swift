@@ -371,6 +371,6 @@ final class DownloadSink: @unchecked Sendable {
     }
 
     private static func errnoText() -> String {
-        String(cString: strerror(errno))
+        FileIO.Failure(errno).description
     }
 }

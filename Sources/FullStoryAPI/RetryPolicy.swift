@@ -145,17 +145,12 @@ public struct RetryPolicy: Sendable {
             if seconds > capSeconds { return RetryAfter(wait: retryAfterCap, capped: true) }
             return RetryAfter(wait: .milliseconds(Int64((seconds * 1000).rounded())), capped: false)
         }
-        if trimmed.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
-            // Digits only: as many as the server likes, read without overflow.
-            let significant = trimmed.drop { $0 == "0" }
-            if significant.count > 12 { return RetryAfter(wait: retryAfterCap, capped: true) }
-            return capped(seconds: Double(significant.isEmpty ? "0" : String(significant)) ?? 0)
-        }
-        if trimmed.first != "-", trimmed.first != "+",
-            trimmed.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
-            let fractional = Double(trimmed)
+        // Seconds, whole or fractional, read as a Double (which holds any digit string the
+        // length guard lets through) and capped before any integer conversion.
+        if trimmed.utf8.allSatisfy({ ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: ".") }),
+            let seconds = Double(trimmed)
         {
-            return capped(seconds: fractional)
+            return capped(seconds: seconds)
         }
         if let date = HTTPDate.parse(trimmed) {
             return capped(seconds: max(0, date.timeIntervalSince(now)))

@@ -278,7 +278,9 @@ struct EmulatorResponder: HTTPResponder {
         )
         let id = state.signer.seal(ticket)
         if configuration.createLatency > 0 {
-            // The export exists from here on; only its answer is late.
+            // The export exists from here on; only its answer is late. Logged now (status
+            // 0, "answer-delayed"), so a test can act while the answer is outstanding.
+            await record(request, path: request.uri.path, route: .createExport, status: 0, fault: "answer-delayed")
             try? await Task.sleep(for: .milliseconds(Int64((configuration.createLatency * 1000).rounded())))
         }
         // The log says which exports will end FAILED, so tests can count re-exports.

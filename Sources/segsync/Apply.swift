@@ -116,7 +116,7 @@ struct Apply: AsyncParsableCommand {
         } }
         // Ctrl-C or a CI cancellation: stop starting work, keep what is recorded, exit 130.
         // A second one exits at once.
-        let interrupts = InterruptCount()
+        let interrupts = Counter()
         let interruptions = [SIGINT, SIGTERM].map { (signalNumber: Int32) -> any DispatchSourceSignal in
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())

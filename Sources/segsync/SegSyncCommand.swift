@@ -36,14 +36,6 @@ enum ExitCodes {
     static let interrupted: Int32 = 130
 }
 
-/// Counts signals from a signal handler's queue.
-final class InterruptCount: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    /// Counts one more and returns how many there have been.
-    func increment() -> Int { lock.withLock { count += 1; return count } }
-}
-
 /// Options every command that reads a manifest shares.
 struct ManifestOptions: ParsableArguments {
     @Option(name: [.short, .customLong("manifest")], help: "The manifest to read.")

@@ -102,14 +102,10 @@ extension EndToEnd {
             var emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "4"])
             let run = try CLI.start(["apply", "--now", Self.now, "--poll-interval", "0.2"], in: folder.path, environment: emulator.environment)
             // Wait until every partition's operation id is on disk, then kill without warning.
-            let deadline = Date().addingTimeInterval(60)
             var recorded: [String] = []
-            while Date() < deadline {
-                if let state = try? state(folder) {
-                    recorded = state.partitions.values.compactMap(\.operationId)
-                    if recorded.count == 7 { break }
-                }
-                Thread.sleep(forTimeInterval: 0.1)
+            _ = waitUntil {
+                recorded = (try? state(folder))?.partitions.values.compactMap(\.operationId) ?? []
+                return recorded.count == 7
             }
             kill(run.process.processIdentifier, SIGKILL)
             run.process.waitUntilExit()
@@ -323,8 +319,7 @@ extension EndToEnd {
             try folder.write("segsync.yaml", Self.manifest)
             let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "2"])
             let first = try CLI.start(["apply", "--now", Self.now, "--poll-interval", "0.2"], in: folder.path, environment: emulator.environment)
-            let deadline = Date().addingTimeInterval(30)
-            while !((folder.read(".segsync/lock") ?? "").contains("segsync apply")), Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            #expect(waitUntil { (folder.read(".segsync/lock") ?? "").contains("segsync apply") })
             let second = try apply(folder, emulator)
             #expect(second.status == 1)
             #expect(second.stderr.contains("another segsync run holds"))
@@ -391,10 +386,7 @@ extension EndToEnd {
             try folder.write("segsync.yaml", Self.manifest)
             let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "6"])
             let run = try CLI.start(["apply", "--now", Self.now, "--poll-interval", "0.2"], in: folder.path, environment: emulator.environment)
-            let deadline = Date().addingTimeInterval(30)
-            while Date() < deadline, ((try? state(folder))?.partitions.values.compactMap(\.operationId).count ?? 0) < 7 {
-                Thread.sleep(forTimeInterval: 0.1)
-            }
+            #expect(waitUntil { ((try? state(folder))?.partitions.values.compactMap(\.operationId).count ?? 0) == 7 })
             kill(run.process.processIdentifier, SIGINT)
             let out = String(decoding: run.stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             run.process.waitUntilExit()

@@ -78,3 +78,14 @@ enum CLI {
         return Running(process: process, stdout: out, stderr: err)
     }
 }
+
+/// Waits for something another process makes happen, checking every 50 ms. `timeout`
+/// only bounds a test whose event never comes; nothing asserts how long it took.
+func waitUntil(timeout: TimeInterval = 60, _ happened: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while !happened() {
+        guard Date() < deadline else { return false }
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+    return true
+}

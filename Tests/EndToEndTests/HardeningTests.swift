@@ -20,16 +20,6 @@ extension EndToEnd {
             try StateStore(path: folder.path + "/.segsync/state.json").load()
         }
 
-        /// Waits (up to `limit`) until `condition` holds; for events another process causes.
-        func waitFor(_ limit: TimeInterval = 30, _ condition: () -> Bool) -> Bool {
-            let deadline = Date().addingTimeInterval(limit)
-            while Date() < deadline {
-                if condition() { return true }
-                Thread.sleep(forTimeInterval: 0.05)
-            }
-            return condition()
-        }
-
         func run(_ tool: String, _ arguments: String...) throws {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: tool)
@@ -71,15 +61,15 @@ extension EndToEnd {
             let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "30", "--create-latency", "1.5"])
             let run = try CLI.start(["apply", "--now", Self.now, "--max-in-flight", "4", "--poll-interval", "0.2"],
                                     in: folder.path, environment: emulator.environment)
-            // The preflight call is logged once it is answered; the first creates go out right after.
-            #expect(waitFor { !emulator.all("listSegments").isEmpty })
-            Thread.sleep(forTimeInterval: 0.5)
+            // The emulator logs each create as it arrives; interrupt once all four are in and
+            // none has been answered.
+            #expect(waitUntil { emulator.all("createExport").filter { $0.contains("answer-delayed") }.count == 4 })
             kill(run.process.processIdentifier, SIGINT)
             let out = String(decoding: run.stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             run.process.waitUntilExit()
             #expect(run.process.terminationStatus == 130, "\(out)")
             // The server answers the four creates it received, whether or not anyone listens.
-            #expect(waitFor { emulator.all("createExport").count >= 4 })
+            #expect(waitUntil { emulator.creates >= 4 })
             let ids = try state(folder).partitions.values.compactMap(\.operationId)
             #expect(emulator.creates == 4)
             #expect(ids.count == emulator.creates, "the server made \(emulator.creates) exports, state kept \(ids.count) ids")
@@ -95,7 +85,7 @@ extension EndToEnd {
             let run = try CLI.start(["apply", "--now", Self.now, "--poll-interval", "0.05", "--max-in-flight", "1"],
                                     in: folder.path, environment: emulator.environment)
             // The first poll is the first thing after a create; kill without warning then.
-            #expect(waitFor { !emulator.all("getOperation").isEmpty })
+            #expect(waitUntil { !emulator.all("getOperation").isEmpty })
             kill(run.process.processIdentifier, SIGKILL)
             run.process.waitUntilExit()
             #expect(emulator.creates >= 1)
@@ -149,7 +139,7 @@ extension EndToEnd {
             #expect(started.status == 3, "\(started.stdout)\(started.stderr)")
             // Plan (refreshing from the API) until the operations are done.
             var saved = CLI.Result(status: -1, stdout: "", stderr: "")
-            #expect(waitFor {
+            #expect(waitUntil {
                 saved = (try? CLI.run(["plan", "--now", Self.now, "--target", "everyone-daily", "--out", "plan.json"],
                                       in: folder.path, environment: emulator.environment)) ?? saved
                 return saved.stdout.contains("3 to download")

@@ -166,12 +166,14 @@ final class DiskFull: @unchecked Sendable {
     func record(_ folder: String) { lock.withLock { full = full ?? folder } }
 }
 
-/// A counter one partition's task owns.
-final class Counter: @unchecked Sendable {
+/// A count that several threads may bump: a partition's creates, a run's interrupts.
+public final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var count = 0
-    func increment() { lock.withLock { count += 1 } }
-    var value: Int { lock.withLock { count } }
+    public init() {}
+    /// Counts one more and returns the new count.
+    @discardableResult public func increment() -> Int { lock.withLock { count += 1; return count } }
+    public var value: Int { lock.withLock { count } }
 }
 
 /// One partition's trip through the state machine.

@@ -105,10 +105,22 @@ public struct Lockfile: Sendable, Equatable {
     }
 
     /// A relative path of plain names: no `..`, `.`, empty or absolute parts, no NUL.
+    /// One pass over the bytes, no allocation: it runs for every entry on every load.
     static func isConfined(_ path: String) -> Bool {
-        let components = path.split(separator: "/", omittingEmptySubsequences: false)
-        return !path.isEmpty && !path.hasPrefix("/") && !path.contains("\0")
-            && !components.contains { $0.isEmpty || $0 == "." || $0 == ".." }
+        var component = 0  // bytes in the current component
+        var dots = 0       // of which are dots
+        for byte in path.utf8 {
+            if byte == 0 { return false }
+            if byte == UInt8(ascii: "/") {
+                if component == 0 || component == dots && dots <= 2 { return false }
+                component = 0
+                dots = 0
+            } else {
+                component += 1
+                if byte == UInt8(ascii: ".") { dots += 1 }
+            }
+        }
+        return component > 0 && !(component == dots && dots <= 2)
     }
 
     public func write(to path: String) throws {

@@ -73,5 +73,5 @@ public enum AtomicFile {
 }
 
 func errnoText(_ code: Int32 = errno) -> String {
-    String(cString: strerror(code))
+    FileIO.Failure(code).description
 }
