@@ -23,6 +23,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.25.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.10.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
     ],
     targets: [
         // The system libyaml (Debian: libyaml-dev).
@@ -41,6 +44,22 @@ let package = Package(
                 "FileIO",
                 "FullStoryAPI",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The state engines behind the core's `StateStore`: SQLite (vendored by sqlite-nio)
+        // beside the manifest, and PostgreSQL when runners share state.
+        .target(
+            name: "SegSyncStorage",
+            dependencies: [
+                "SegSync",
+                "FileIO",
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -76,6 +95,7 @@ let package = Package(
             name: "segsync",
             dependencies: [
                 "SegSync",
+                "SegSyncStorage",
                 "FullStoryAPI",
                 "SegSyncEmulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -95,7 +115,7 @@ let package = Package(
         // Generates large converged workspaces for the benchmarks in benchmarks/.
         .executableTarget(
             name: "segsync-fixture",
-            dependencies: ["SegSync"],
+            dependencies: ["SegSync", "SegSyncStorage"],
             path: "benchmarks/Sources/segsync-fixture",
             swiftSettings: swiftSettings
         ),

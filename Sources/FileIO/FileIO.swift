@@ -65,3 +65,18 @@ public enum FileIO {
         #endif
     }
 }
+
+extension FileIO {
+    /// Device, inode, size and modification time to the nanosecond: changes whenever the
+    /// file is rewritten or replaced. Nil when there is no such file.
+    public static func identity(ofFileAt path: String) -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        #if canImport(Darwin)
+        let mtime = "\(info.st_mtimespec.tv_sec).\(info.st_mtimespec.tv_nsec)"
+        #else
+        let mtime = "\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+        #endif
+        return "\(info.st_dev):\(info.st_ino):\(info.st_size):\(mtime)"
+    }
+}

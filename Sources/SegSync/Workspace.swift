@@ -1,72 +1,86 @@
 import Foundation
 
-/// One manifest and everything on disk that belongs to it, opened for a run.
+/// One manifest and everything that belongs to it, opened for a run: its layout on
+/// disk and its ``StateStore``, whose run lock the opener took.
 ///
-/// Opening takes the run lock, so everything read through a workspace is consistent
-/// until it is released.
+/// Everything read through a workspace is consistent until ``close()`` releases it.
 public struct Workspace: Sendable {
     public let manifest: Manifest
     public let layout: Layout
-    public let lock: RunLock
-    public let stateStore: StateStore
+    public let store: any StateStore
+    /// Things worth telling the user about opening it (an import of earlier state).
+    public var notes: [String] = []
 
-    /// Loads the manifest at `manifestPath` and takes `.segsync/lock` for `command`. The
-    /// manifest's endpoint is the one `environment` makes effective
-    /// (``Manifest/resolvingEndpoint(environment:)``).
-    public static func open(manifestPath: String, command: String, now: Date = Date(),
-                            environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Workspace {
-        let manifest = try ManifestLoader.load(path: manifestPath).resolvingEndpoint(environment: environment)
-        let layout = Layout(manifestPath: manifestPath, output: manifest.output)
-        try AtomicFile.makeDirectory(layout.stateDirectory)
-        let lock = try RunLock(path: layout.lockPath, command: command, now: now)
-        return Workspace(manifest: manifest, layout: layout, lock: lock, stateStore: StateStore(path: layout.statePath))
+    public init(manifest: Manifest, layout: Layout, store: any StateStore) {
+        self.manifest = manifest
+        self.layout = layout
+        self.store = store
     }
 
-    /// What the planner needs, read from disk.
+    /// Releases the run lock and the store's connection.
+    public func close() async {
+        await store.close()
+    }
+
+    /// Runs `body`, then closes the workspace, also when `body` throws.
+    public func closing<T>(_ body: (Workspace) async throws -> T) async throws -> T {
+        do {
+            let result = try await body(self)
+            await close()
+            return result
+        } catch {
+            await close()
+            throw error
+        }
+    }
+
+    /// What the planner needs, read from the store and the disk.
     public struct Snapshot: Sendable {
         public var state: State
         public var lockfile: Lockfile
         public var observed: ObservedFiles
+        /// The lockfile came from state, the files being as segsync last wrote them
+        /// (``LockfileMark``), so neither was read.
+        public var lockfileFromState = false
     }
 
-    public func snapshot(depth: ObservedFiles.Depth = .quick) throws -> Snapshot {
-        let state = try stateStore.load()
-        let lockfile = try Lockfile.load(path: layout.lockfilePath)
+    public func snapshot(depth: ObservedFiles.Depth = .quick) async throws -> Snapshot {
+        let state = try await store.load()
+        var lockfile = try await LockfileMark.lockfile(for: state, layout: layout, in: store)
+        let fromState = lockfile != nil
+        if lockfile == nil { lockfile = try Lockfile.load(path: layout.lockfilePath) }
         let observed = ObservedFiles.scan(
             directory: layout.outputDirectory,
-            expected: Planner.expectedFiles(state: state, lockfile: lockfile),
+            expected: Planner.expectedFiles(state: state, lockfile: lockfile!),
             depth: depth)
-        return Snapshot(state: state, lockfile: lockfile, observed: observed)
+        return Snapshot(state: state, lockfile: lockfile!, observed: observed, lockfileFromState: fromState)
     }
 
     /// Makes `segsync.lock` and `SHA256SUMS` list every intact output state records (a
     /// lockfile deleted, or left behind by a run killed between two writes, is rebuilt).
     /// Returns the lockfile as it now stands.
     @discardableResult
-    public func reconcileLockfile(_ snapshot: Snapshot) throws -> Lockfile {
+    public func reconcileLockfile(_ snapshot: Snapshot) async throws -> Lockfile {
         var byPath = Dictionary(snapshot.lockfile.entries.map { ($0.path, $0) }, uniquingKeysWith: { _, last in last })
-        for record in snapshot.state.partitions.values where record.phase == .downloaded {
-            guard let output = record.output, snapshot.observed.problems[output.path] == nil else { continue }
-            byPath[output.path] = Lockfile.Entry(
-                path: output.path, sha256: output.sha256, bytes: output.bytes, export: record.export,
-                segment: record.parameters.segment, type: record.parameters.type, format: record.parameters.format,
-                start: record.start, end: record.end, fingerprint: record.fingerprint, source: record.parameters.endpoint)
+        for entry in Lockfile.derived(from: snapshot.state).entries where snapshot.observed.problems[entry.path] == nil {
+            byPath[entry.path] = entry
         }
         let lockfile = Lockfile(entries: Array(byPath.values))
+        // Vouched for by the mark: both files are as segsync wrote them.
+        if snapshot.lockfileFromState, lockfile == snapshot.lockfile { return lockfile }
         let sums = Checksums.render(lockfile.entries)
         let sumsOnDisk = try? String(contentsOfFile: layout.checksumsPath, encoding: .utf8)
         if lockfile != snapshot.lockfile || (!lockfile.entries.isEmpty && sumsOnDisk != sums) {
-            try AtomicFile.makeDirectory(layout.outputDirectory)
-            try AtomicFile.write(Data(sums.utf8), to: layout.checksumsPath, newFileMode: 0o644)
-            try lockfile.write(to: layout.lockfilePath)
+            try lockfile.write(to: layout)
         }
+        try await LockfileMark.record(for: lockfile, state: snapshot.state, layout: layout, in: store)
         return lockfile
     }
 
     /// The part of a plan that needs no API: re-adopts outputs the lockfile vouches for,
     /// drops records nothing wants, removes leftovers of interrupted writes, and brings
     /// the lockfile up to date with state. Updates `snapshot` to match.
-    public func tidy(_ plan: Plan, _ snapshot: inout Snapshot, now: Date) throws {
+    public func tidy(_ plan: Plan, _ snapshot: inout Snapshot, now: Date) async throws {
         for partial in snapshot.observed.partialFiles {
             if let path = try? layout.absolutePath(ofOutput: partial) { unlink(path) }
         }
@@ -83,11 +97,13 @@ public struct Workspace: Sendable {
             state[partition.key] = record
         }
         for key in plan.forget { state[key] = nil }
-        if state != snapshot.state || stateStore.hasJournal {
-            try stateStore.save(&state)
+        let changes = StateChange.between(snapshot.state, state)
+        if !changes.isEmpty {
+            try await store.commit(changes)
+            state.serial += 1
             snapshot.state = state
         }
-        snapshot.lockfile = try reconcileLockfile(snapshot)
+        snapshot.lockfile = try await reconcileLockfile(snapshot)
     }
 
     public func plan(_ snapshot: Snapshot, now: Date, options: Planner.Options) throws -> Plan {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import FullStoryAPI
 import SegSync
+import SegSyncStorage
 
 struct Apply: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,6 +27,7 @@ struct Apply: AsyncParsableCommand {
 
     @OptionGroup var manifest: ManifestOptions
     @OptionGroup var planning: PlanningOptions
+    @OptionGroup var locking: LockOptions
 
     @Argument(help: ArgumentHelp("A plan saved by `segsync plan --out`; refused if the manifest, state or folder changed since.", valueName: "plan-file"))
     var planFile: String?
@@ -55,7 +57,7 @@ struct Apply: AsyncParsableCommand {
     var checksum = false
 
     func validate() throws {
-        if let maxWait, Self.duration(maxWait) == nil {
+        if let maxWait, Span.duration(maxWait) == nil {
             throw ValidationError("--max-wait \(maxWait) is not a duration; write it like 90s, 30m, 2h or 1h30m.")
         }
         if parallelism < 1 || parallelism > 64 { throw ValidationError("--parallelism must be between 1 and 64.") }
@@ -67,7 +69,6 @@ struct Apply: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let console = Console()
         let (workspace, snapshot, plan) = try await reportingDiagnostics {
             let saved = try planFile.map { try SavedPlan.load(path: $0) }
             let (now, options) = try saved.map(SavedPlan.inputs)
@@ -76,27 +77,39 @@ struct Apply: AsyncParsableCommand {
             if !dryRun, now > Date().addingTimeInterval(300) {
                 throw SegSyncError("--now \(Timestamp.format(now)) is in the future; apply only exports what has already happened. Use it with plan, or with apply --dry-run.")
             }
-            let workspace = try Workspace.open(manifestPath: manifest.file, command: "segsync apply", now: Date())
-            printWarnings(workspace.manifest, now: now)
-            var snapshot = try workspace.snapshot(depth: options.checksum ? .full : .quick)
-            // A saved plan was made from refreshed operations: compare it with the same.
-            if let saved { RefreshedOperation.overlay(saved.refreshed ?? [], on: &snapshot.state) }
-            let plan = try workspace.plan(snapshot, now: now, options: options)
-            if let saved, let planFile { try SavedPlan.check(saved, against: plan, path: planFile) }
-            return (workspace, snapshot, plan)
+            let workspace = try await locking.open(manifest, command: "segsync apply")
+            do {
+                printWarnings(workspace.manifest, now: now)
+                var snapshot = try await workspace.snapshot(depth: options.checksum ? .full : .quick)
+                // A saved plan was made from refreshed operations: compare it with the same.
+                if let saved { RefreshedOperation.overlay(saved.refreshed ?? [], on: &snapshot.state) }
+                let plan = try workspace.plan(snapshot, now: now, options: options)
+                if let saved, let planFile { try SavedPlan.check(saved, against: plan, path: planFile) }
+                return (workspace, snapshot, plan)
+            } catch {
+                await workspace.close()
+                throw error
+            }
         }
+        try await workspace.closing { workspace in
+            try await execute(plan, snapshot: snapshot, in: workspace)
+        }
+    }
+
+    func execute(_ plan: Plan, snapshot: Workspace.Snapshot, in workspace: Workspace) async throws {
+        let console = Console()
         if dryRun || !plan.hasChanges {
             printOut(PlanRenderer.text(plan))
         }
         if dryRun { return }
         var tidied = snapshot
-        try workspace.tidy(plan, &tidied, now: Date())
+        try await workspace.tidy(plan, &tidied, now: Date())
         guard plan.hasChanges else {
             if !plan.givenUp.isEmpty { throw ExitCode(ExitCodes.failure) }
             return
         }
 
-        var options = Executor.Options(parallelism: parallelism, maxInFlight: maxInFlight, maxWait: maxWait.flatMap(Self.duration))
+        var options = Executor.Options(parallelism: parallelism, maxInFlight: maxInFlight, maxWait: maxWait.flatMap(Span.duration))
         if let pollInterval {
             options.pollInterval = .milliseconds(Int(pollInterval * 1000))
         } else if workspace.manifest.api.endpoint == APISettings.emulatorEndpoint {
@@ -112,8 +125,14 @@ struct Apply: AsyncParsableCommand {
             console.begin(total: plan.actions.filter { $0.kind != .prune }.count)
             let executor = Executor(manifest: workspace.manifest, layout: workspace.layout, client: connection.client,
                                     options: options, log: { console.event($0) }, finished: { console.finished($0) })
-            return try await executor.apply(plan, snapshot: tidied)
+            return try await executor.apply(plan, snapshot: tidied, store: workspace.store)
         } }
+        // A PostgreSQL connection lost mid-run took the run lock with it: stop at once.
+        let lost = LossFlag()
+        workspace.store.onLoss { reason in
+            lost.set(reason)
+            work.cancel()
+        }
         // Ctrl-C or a CI cancellation: stop starting work, keep what is recorded, exit 130.
         // A second one exits at once.
         let interrupts = Counter()
@@ -136,11 +155,17 @@ struct Apply: AsyncParsableCommand {
             report = try await work.value
         } catch where work.isCancelled {
             console.end()
+            if ProcessInfo.processInfo.environment["SEGSYNC_DEBUG"] != nil { printError("debug: the interrupted run ended with: \(error)") }
+            if let reason = lost.reason { throw SegSyncError(reason) }
             printOut("\nInterrupted before any export was made.\n")
             throw ExitCode(ExitCodes.interrupted)
         }
         interruptions.forEach { $0.cancel() }
         console.end()
+        if let reason = lost.reason {
+            printOut("\n" + Self.summary(report))
+            throw SegSyncError(reason)
+        }
         if work.isCancelled {
             let planned = plan.actions.filter { $0.kind != .prune }.count
             let left = max(0, planned - report.done - report.failures.count)
@@ -151,13 +176,6 @@ struct Apply: AsyncParsableCommand {
         printOut("\n" + Self.summary(report))
         if !report.failures.isEmpty || !plan.givenUp.isEmpty { throw ExitCode(ExitCodes.failure) }
         if !report.stillRunning.isEmpty { throw ExitCode(ExitCodes.incomplete) }
-    }
-
-    /// `--max-wait`: a manifest-style duration, seconds (`90s`), or zero (`0`, `0m`).
-    static func duration(_ text: String) -> Duration? {
-        if text.range(of: "^0+[wdhms]?$", options: .regularExpression) != nil { return .zero }
-        if text.hasSuffix("s"), let seconds = Int(text.dropLast()) { return .seconds(seconds) }
-        return Span(text).map { .seconds(Int($0.nominalSeconds)) }
     }
 
     static func summary(_ report: ApplyReport) -> String {
@@ -187,3 +205,4 @@ struct Apply: AsyncParsableCommand {
         return lines.joined(separator: "\n") + "\n"
     }
 }
+

@@ -2,14 +2,15 @@ import ArgumentParser
 import Foundation
 import FullStoryAPI
 import SegSync
+import SegSyncStorage
 
 struct PlanCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
         abstract: "Show what apply would create, resume, download, repair, replace and prune.",
         discussion: """
-            Compares the manifest with .segsync/state.json and the output folder. Changes nothing \
-            but the run lock. Exit status with --detailed-exitcode: 0 no changes, 1 error, 2 changes.
+            Compares the manifest with its state (.segsync/state.sqlite, or the PostgreSQL \
+            workspace state.backend names) and the output folder. Changes nothing but the run lock. Exit status with --detailed-exitcode: 0 no changes, 1 error, 2 changes.
 
             Asks the API (FULLSTORY_API_KEY, FULLSTORY_API_URL) how running operations are doing, \
             unless --offline.
@@ -22,6 +23,7 @@ struct PlanCommand: AsyncParsableCommand {
 
     @OptionGroup var manifest: ManifestOptions
     @OptionGroup var planning: PlanningOptions
+    @OptionGroup var locking: LockOptions
 
     @Flag(help: "Print the plan as a versioned JSON document.")
     var json = false
@@ -47,17 +49,18 @@ struct PlanCommand: AsyncParsableCommand {
     func run() async throws {
         let now = try planning.instant()
         let plan = try await reportingDiagnostics {
-            let workspace = try Workspace.open(manifestPath: manifest.file, command: "segsync plan", now: Date())
-            printWarnings(workspace.manifest, now: now)
-            var snapshot = try workspace.snapshot(depth: checksum ? .full : .quick)
-            let recorded = snapshot.state
-            if !offline, snapshot.state.partitions.values.contains(where: { [.requested, .running, .completed].contains($0.phase) }) {
-                snapshot.state = await refreshed(snapshot.state, workspace: workspace)
+            try await locking.open(manifest, command: "segsync plan").closing { workspace in
+                printWarnings(workspace.manifest, now: now)
+                var snapshot = try await workspace.snapshot(depth: checksum ? .full : .quick)
+                let recorded = snapshot.state
+                if !offline, snapshot.state.partitions.values.contains(where: { [.requested, .running, .completed].contains($0.phase) }) {
+                    snapshot.state = await refreshed(snapshot.state, workspace: workspace)
+                }
+                var plan = try workspace.plan(snapshot, now: now, options: .init(
+                    targets: planning.targets, forcePrune: prune, retryFailed: retryFailed, checksum: checksum))
+                plan.refreshed = RefreshedOperation.changes(from: recorded, to: snapshot.state)
+                return plan
             }
-            var plan = try workspace.plan(snapshot, now: now, options: .init(
-                targets: planning.targets, forcePrune: prune, retryFailed: retryFailed, checksum: checksum))
-            plan.refreshed = RefreshedOperation.changes(from: recorded, to: snapshot.state)
-            return plan
         }
         printOut(json ? PlanRenderer.json(plan) : PlanRenderer.text(plan))
         if let out {

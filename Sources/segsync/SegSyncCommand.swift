@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SegSync
+import SegSyncStorage
 
 @main
 struct SegSyncCommand: AsyncParsableCommand {
@@ -14,11 +15,12 @@ struct SegSyncCommand: AsyncParsableCommand {
             Environment:
               FULLSTORY_API_KEY     the API key (or the variable api.keyEnv names)
               FULLSTORY_API_URL     overrides the manifest's endpoint; recorded as each file's data source
+              SEGSYNC_DATABASE_URL  the PostgreSQL connection string (or the variable state.urlEnv names)
               SEGSYNC_DEBUG         set to log every API call, retry, 429 wait and relink
               GITHUB_STEP_SUMMARY   apply appends a Markdown summary to this file
             """,
         version: "0.1.0",
-        subcommands: [Validate.self, PlanCommand.self, Apply.self, Status.self, Verify.self, Segments.self])
+        subcommands: [Validate.self, PlanCommand.self, Apply.self, Status.self, Verify.self, Segments.self, StateCommand.self])
 }
 
 /// Every exit status segsync uses. The README's table lists them; tests assert each.
@@ -40,6 +42,27 @@ enum ExitCodes {
 struct ManifestOptions: ParsableArguments {
     @Option(name: [.short, .customLong("manifest")], help: "The manifest to read.")
     var file: String = "segsync.yaml"
+}
+
+/// Options of the commands that take the run lock.
+struct LockOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Wait this long for another run's lock (like 90s or 10m) instead of failing at once.", valueName: "duration"))
+    var lockTimeout: String = "0"
+
+    func validate() throws {
+        if Span.duration(lockTimeout) == nil {
+            throw ValidationError("--lock-timeout \(lockTimeout) is not a duration; write it like 90s, 10m or 1h.")
+        }
+    }
+
+    var timeout: Duration { Span.duration(lockTimeout) ?? .zero }
+
+    /// Opens the workspace of `manifest` for `command`, printing the notes of opening it.
+    func open(_ manifest: ManifestOptions, command: String) async throws -> Workspace {
+        let workspace = try await Workspace.open(manifestPath: manifest.file, command: command, lockTimeout: timeout)
+        for note in workspace.notes { printError("note: \(note)") }
+        return workspace
+    }
 }
 
 /// Options of the commands that compute a plan.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SegSync
+import SegSyncStorage
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,12 +18,10 @@ struct Status: AsyncParsableCommand {
         let now = try planning.instant()
         let report = try await reportingDiagnostics {
             // The endpoint in force decides which data counts as done (Manifest.resolvingEndpoint).
-            let loaded = try ManifestLoader.load(path: manifest.file).resolvingEndpoint(environment: ProcessInfo.processInfo.environment)
+            let (loaded, _, state) = try await StateBackend.read(manifestPath: manifest.file)
             try Planner.validate(targets: planning.targets, in: loaded)
             var selected = loaded
             if !planning.targets.isEmpty { selected.exports = loaded.exports.filter { planning.targets.contains($0.name) } }
-            let layout = Layout(manifestPath: manifest.file, output: loaded.output)
-            let state = try StateStore(path: layout.statePath).load()
             return try StatusReport.make(manifest: selected, state: state, now: now)
         }
         printOut(report.rendered())

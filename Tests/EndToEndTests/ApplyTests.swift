@@ -27,7 +27,7 @@ extension EndToEnd {
         }
 
         func state(_ folder: TemporaryFolder) throws -> State {
-            try StateStore(path: folder.path + "/.segsync/state.json").load()
+            try CLI.state(folder.path)
         }
 
         @Test("a fresh folder converges; verify and sha256sum -c agree; a second run creates nothing")
@@ -54,12 +54,11 @@ extension EndToEnd {
             let lock = try Lockfile.load(path: folder.path + "/segsync.lock")
             #expect(lock.entries.count == 7)
             #expect(lock.entries.filter { $0.export == "everyone-daily" }.allSatisfy { $0.path.hasSuffix(".json") })
-            // Operation ids go to the journal; state.json is rewritten only now and then and
-            // at the end, which folds the journal in: fewer rewrites than the run's 28 or
-            // more events, however slow the machine (rewrites are a second apart at least).
-            let events = 7 * 4
-            #expect(try state(folder).serial < events)
-            #expect((try? FileManager.default.attributesOfItem(atPath: folder.path + "/.segsync/state.journal")[.size] as? Int) ?? 0 == 0)
+            // State is a SQLite database beside the manifest: one commit per recorded change
+            // (7 creates and 7 downloads at least), nothing in the JSON of earlier builds.
+            #expect(folder.exists(".segsync/state.sqlite"))
+            #expect(!folder.exists(".segsync/state.json"))
+            #expect(try state(folder).serial >= 14)
 
             let second = try apply(folder, emulator, now: "2026-11-27T00:00:00Z")
             #expect(second.status == 0)
@@ -237,10 +236,9 @@ extension EndToEnd {
             _ = try apply(folder, emulator, ["--max-wait", "0", "--target", "everyone-daily"])
             #expect(emulator.creates == 3)
             // Forge the recorded ids: the API has never heard of these.
-            let path = folder.path + "/.segsync/state.json"
-            var state = try StateStore(path: path).load()
+            var state = try state(folder)
             for key in state.partitions.keys { state.partitions[key]?.operationId = "forgotten-\(key.count)" }
-            try StateStore(path: path).save(&state)
+            try CLI.push(state, to: folder.path)
             emulator.stop()
             let quick = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"], logName: "requests-2.jsonl", port: emulator.port)
             let result = try apply(folder, quick, ["--target", "everyone-daily"])
@@ -322,8 +320,9 @@ extension EndToEnd {
             #expect(waitUntil { (folder.read(".segsync/lock") ?? "").contains("segsync apply") })
             let second = try apply(folder, emulator)
             #expect(second.status == 1)
-            #expect(second.stderr.contains("another segsync run holds"))
-            #expect(second.stderr.contains("pid \(first.process.processIdentifier), 'segsync apply'"))
+            #expect(second.stderr.contains("another segsync run has the lock on the SQLite state .segsync/state.sqlite"))
+            #expect(second.stderr.contains("held by pid \(first.process.processIdentifier) on "))
+            #expect(second.stderr.contains(", 'segsync apply', started "))
             first.process.waitUntilExit()
             #expect(first.process.terminationStatus == 0)
             #expect(try CLI.run(["verify"], in: folder.path).status == 0)

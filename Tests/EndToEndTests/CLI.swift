@@ -1,4 +1,5 @@
 import Foundation
+import SegSync
 import Testing
 
 /// Runs the built `segsync` executable, as a user would.
@@ -34,6 +35,22 @@ enum CLI {
         process.process.waitUntilExit()
         return Result(status: process.process.terminationStatus,
                       stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err.wait(), as: UTF8.self))
+    }
+
+    /// The folder's state, as `segsync state pull` prints it.
+    static func state(_ directory: String, environment: [String: String] = [:]) throws -> State {
+        let result = try run(["state", "pull"], in: directory, environment: environment)
+        guard result.status == 0 else { throw SegSyncError("segsync state pull failed: \(result.stderr)") }
+        return try StateJSON.decodeState(Data(result.stdout.utf8), source: "segsync state pull")
+    }
+
+    /// Replaces the folder's state with `segsync state push --force`.
+    static func push(_ state: State, to directory: String, environment: [String: String] = [:]) throws {
+        let file = directory + "/.segsync/pushed-state.json"
+        try StateJSON.encoder.encode(state).write(to: URL(fileURLWithPath: file))
+        let result = try run(["state", "push", "--force", file], in: directory, environment: environment)
+        try? FileManager.default.removeItem(atPath: file)
+        guard result.status == 0 else { throw SegSyncError("segsync state push failed: \(result.stderr)") }
     }
 
     /// Reads a pipe to its end on a thread of its own.

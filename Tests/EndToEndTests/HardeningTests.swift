@@ -17,7 +17,7 @@ extension EndToEnd {
         }
 
         func state(_ folder: TemporaryFolder) throws -> State {
-            try StateStore(path: folder.path + "/.segsync/state.json").load()
+            try CLI.state(folder.path)
         }
 
         func run(_ tool: String, _ arguments: String...) throws {

@@ -59,29 +59,74 @@ extension EndToEnd {
             #expect(bad.stderr.contains("--now yesterday is not an RFC 3339 time"))
         }
 
-        @Test("a second run fails at once, naming the holder's pid, command and start time")
+        /// Holds `.segsync/lock` as another run would, with its holder lines.
+        final class HeldLock {
+            let fd: Int32
+            init(_ folder: TemporaryFolder) throws {
+                try FileManager.default.createDirectory(atPath: folder.path + "/.segsync", withIntermediateDirectories: true)
+                fd = open(folder.path + "/.segsync/lock", O_RDWR | O_CREAT, 0o600)
+                #expect(flock(fd, LOCK_EX | LOCK_NB) == 0)
+                let text = "pid=4242\nhost=runner-7\ncommand=segsync apply\nstarted=2026-11-28T09:00:00Z\n"
+                _ = text.withCString { write(fd, $0, strlen($0)) }
+            }
+            func release() { close(fd) }
+        }
+
+        @Test("a second run fails at once, naming the holder's pid, host, command and start time")
         func lockContention() throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            try FileManager.default.createDirectory(atPath: folder.path + "/.segsync", withIntermediateDirectories: true)
-            let held = try RunLock(path: folder.path + "/.segsync/lock", command: "segsync apply", now: Timestamp.parse("2026-11-28T09:00:00Z")!)
+            let held = try HeldLock(folder)
             // The lock stays held until this test ends, so the run exiting at all shows it
             // did not wait for it; no timing margin is involved.
             let result = try CLI.run(["plan"], in: folder.path)
             #expect(result.status == 1)
-            #expect(result.stderr.contains("another segsync run holds \(folder.path)/.segsync/lock (pid \(getpid()), 'segsync apply', started 2026-11-28T09:00:00Z)"))
-            withExtendedLifetime(held) {}
+            #expect(result.stderr.contains("another segsync run has the lock on the SQLite state .segsync/state.sqlite (held by pid 4242 on runner-7, 'segsync apply', started 2026-11-28T09:00:00Z); wait for it to finish, or pass --lock-timeout"), "\(result.stderr)")
+            let waited = try CLI.run(["plan", "--lock-timeout", "1s"], in: folder.path)
+            #expect(waited.status == 1)
+            #expect(waited.stderr.contains("after waiting 1s (held by pid 4242"), "\(waited.stderr)")
+            let bad = try CLI.run(["plan", "--lock-timeout", "soon"], in: folder.path)
+            #expect(bad.status == 64)
+            #expect(bad.stderr.contains("--lock-timeout soon is not a duration"))
+            held.release()
         }
 
-        @Test("a state file that cannot be read stops the run and is left as it was")
+        @Test("--lock-timeout waits for the holder and then runs")
+        func lockWait() throws {
+            let folder = try TemporaryFolder()
+            try folder.write("segsync.yaml", Self.manifest)
+            let held = try HeldLock(folder)
+            let waiting = try CLI.start(["plan", "--offline", "--lock-timeout", "10m"], in: folder.path)
+            let out = CLI.Drain(waiting.stdout.fileHandleForReading)
+            let err = CLI.Drain(waiting.stderr.fileHandleForReading)
+            // Without the wait it would have failed at once; it is still waiting.
+            Thread.sleep(forTimeInterval: 0.5)
+            #expect(waiting.process.isRunning)
+            held.release()
+            waiting.process.waitUntilExit()
+            #expect(waiting.process.terminationStatus == 0, "\(String(decoding: err.wait(), as: UTF8.self))")
+            #expect(String(decoding: out.wait(), as: UTF8.self).contains("Plan: "))
+        }
+
+        @Test("state that cannot be read stops the run and is left as it was")
         func corruptState() throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            try folder.write(".segsync/state.json", "garbage")
+            try folder.write(".segsync/state.sqlite", "garbage that is not a database")
             let result = try CLI.run(["plan"], in: folder.path)
             #expect(result.status == 1)
-            #expect(result.stderr.contains("state file \(folder.path)/.segsync/state.json is not valid segsync state"))
-            #expect(folder.read(".segsync/state.json") == "garbage")
+            #expect(result.stderr.contains("the SQLite state .segsync/state.sqlite"), "\(result.stderr)")
+            #expect(result.stderr.contains("not a database"), "\(result.stderr)")
+            #expect(folder.read(".segsync/state.sqlite") == "garbage that is not a database")
+
+            // An earlier build's state.json that cannot be read is not imported, nor moved.
+            let other = try TemporaryFolder()
+            try other.write("segsync.yaml", Self.manifest)
+            try other.write(".segsync/state.json", "garbage")
+            let legacy = try CLI.run(["plan"], in: other.path)
+            #expect(legacy.status == 1)
+            #expect(legacy.stderr.contains("the earlier state file \(other.path)/.segsync/state.json is not segsync state (not JSON)"), "\(legacy.stderr)")
+            #expect(other.read(".segsync/state.json") == "garbage")
         }
     }
 }

@@ -25,77 +25,73 @@ func mode(of path: String) -> mode_t {
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["state.json"])
     }
 
-    @Test("state round-trips and every save bumps the serial, keeping the lineage")
-    func stateRoundTrip() throws {
-        let folder = try TemporaryFolder()
-        let store = StateStore(path: folder.path + "/state.json")
-        var state = try store.load()
-        #expect(state.serial == 0)
-        let partition = Partition(export: "e", start: Timestamp.parse("2026-11-27T00:00:00Z")!, end: Timestamp.parse("2026-11-28T00:00:00Z")!, label: "2026-11-27", fingerprint: "abc")
-        let spec = ExportSpec(name: "e", segment: "s", type: .events, format: .csv,
-                              window: WindowSpec(every: Span(days: 1), cadence: .day, extent: .last(Span(days: 1)), settle: Span()),
-                              timeZone: TimeZone(identifier: "UTC")!)
-        var record = PartitionRecord(partition: partition, parameters: ExportParameters(spec, dialect: .seed), phase: .running, now: partition.end)
-        record.operationId = "op-1"
-        state[partition.key] = record
-        try store.save(&state)
-        try store.save(&state)
-        let reloaded = try store.load()
-        #expect(reloaded == state)
-        #expect(reloaded.serial == 2)
-        #expect(reloaded.lineage == state.lineage)
-        #expect(reloaded[partition.key]?.operationId == "op-1")
-        #expect(folder.read("state.json")?.contains("\"e@2026-11-27T00:00:00Z\"") == true)
-    }
-
-    @Test("the journal replays over state.json, tolerates a torn last line, and is folded in by a save")
-    func journal() throws {
-        let folder = try TemporaryFolder()
-        let store = StateStore(path: folder.path + "/state.json")
-        var state = try store.load()
-        try store.save(&state)
+    static func sampleRecord() -> PartitionRecord {
         let partition = Partition(export: "e", start: Timestamp.parse("2026-11-27T00:00:00Z")!, end: Timestamp.parse("2026-11-28T00:00:00Z")!, label: "2026-11-27", fingerprint: "abc")
         let spec = ExportSpec(name: "e", segment: "s", type: .events, format: .csv,
                               window: WindowSpec(every: Span(days: 1), cadence: .day, extent: .last(Span(days: 1)), settle: Span()),
                               timeZone: TimeZone(identifier: "UTC")!)
         var record = PartitionRecord(partition: partition, parameters: ExportParameters(spec, dialect: .seed), phase: .requested, now: partition.end)
         record.operationId = "op-1"
-        try store.append([(partition.key.description, record)], epoch: state.journalEpoch, sync: true)
+        return record
+    }
+
+    /// Writes state.json as builds before the database stores did, with `journalEpoch`.
+    static func writeLegacy(_ state: State, epoch: String?, to path: String) throws {
+        var object = try JSONSerialization.jsonObject(with: StateJSON.encoder.encode(state)) as! [String: Any]
+        object["version"] = object.removeValue(forKey: "format_version")
+        if let epoch { object["journalEpoch"] = epoch }
+        try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: path))
+    }
+
+    static func journalLine(_ key: String, _ record: PartitionRecord?, epoch: String?) throws -> String {
+        String(decoding: try StateJSON.lineEncoder.encode(LegacyStateFile.JournalLine(key: key, record: record, epoch: epoch)), as: UTF8.self) + "\n"
+    }
+
+    @Test("an earlier build's state.json is read with its journal: a torn last line ignored, folded epochs skipped")
+    func legacyJournal() throws {
+        let folder = try TemporaryFolder()
+        let path = folder.path + "/state.json"
+        var record = Self.sampleRecord()
+        let key = record.key.description
+        try Self.writeLegacy(State(lineage: "l-1", serial: 4), epoch: "E2", to: path)
+        var journal = try Self.journalLine(key, record, epoch: "E2")
         record.phase = .running
-        try store.append([(partition.key.description, record), ("gone@2026-01-01T00:00:00Z", nil)], epoch: state.journalEpoch, sync: false)
+        journal += try Self.journalLine(key, record, epoch: "E2")
+        journal += try Self.journalLine("gone@2026-01-01T00:00:00Z", nil, epoch: "E2")
+        // Lines of an older epoch were folded into the snapshot already.
+        journal += try Self.journalLine("old@2026-01-01T00:00:00Z", record, epoch: "E1")
+        try folder.write("state.journal", journal + #"{"key":"e@2026-11-27T00:00:00Z","rec"#)
+        let state = try LegacyStateFile.loadWithJournal(path: path)
+        #expect(state.partitions == [key: record])
+        #expect(state.serial == 7)
+        #expect(state.lineage == "l-1")
 
-        var replayed = try store.load()
-        #expect(replayed[partition.key] == record)
-        #expect(replayed.serial == state.serial + 3)
-        #expect(replayed.lineage == state.lineage)
+        // Damage before the end is an error naming the line.
+        try folder.write("state.journal", "garbage\n" + journal)
+        #expect { try LegacyStateFile.loadWithJournal(path: path) } throws: { ($0 as? SegSyncError)?.message.contains("damaged at line 1") == true }
+    }
 
-        // A crash mid-append leaves half a line: ignored.
-        let handle = try #require(FileHandle(forWritingAtPath: store.journalPath))
-        try handle.seekToEnd()
-        handle.write(Data(#"{"key":"e@2026-11-27T00:00:00Z","rec"#.utf8))
-        try handle.close()
-        #expect(try store.load()[partition.key] == record)
-
-        // Damage before the end is an error, and nothing is overwritten.
-        let damaged = "garbage\n" + (folder.read("state.journal") ?? "")
-        try folder.write("state.journal", damaged)
-        #expect { try store.load() } throws: { ($0 as? SegSyncError)?.message.contains("damaged at line 1") == true }
-        try folder.write("state.journal", String(damaged.dropFirst("garbage\n".count)))
-
-        try store.save(&replayed)
-        #expect(!store.hasJournal)
-        #expect(try store.load()[partition.key] == record)
-
-        // A crash between a snapshot's rename and the journal's truncation leaves lines the
-        // snapshot already holds: they are not replayed over it (a forgotten record stays gone).
-        try store.append([(partition.key.description, record)], epoch: replayed.journalEpoch, sync: true)
-        let folded = try #require(folder.read("state.journal"))
-        var forgotten = try store.load()
-        forgotten[partition.key] = nil
-        try store.save(&forgotten)
-        try folder.write("state.journal", folded)
-        #expect(try store.load()[partition.key] == nil)
-        #expect(try store.load().serial == forgotten.serial)
+    @Test("a state document that cannot be read is reported with what is wrong")
+    func corruptState() throws {
+        #expect { try StateJSON.decodeState(Data("{ not json".utf8), source: "x.json") } throws: {
+            ($0 as? SegSyncError)?.message == "x.json is not segsync state (not JSON)."
+        }
+        #expect { try StateJSON.decodeState(Data(#"{"version": 1, "lineage": "x"}"#.utf8), source: "x.json") } throws: {
+            ($0 as? SegSyncError)?.message.contains("missing 'serial'") == true
+        }
+        #expect { try StateJSON.decodeState(Data(#"{"format_version": 9, "lineage": "x", "serial": 1, "partitions": {}}"#.utf8), source: "x.json") } throws: {
+            ($0 as? SegSyncError)?.message.contains("newer than this segsync reads") == true
+        }
+        // A record filed under another partition's key is refused, not silently re-keyed.
+        let record = Self.sampleRecord()
+        let state = State(lineage: "l", serial: 1, partitions: ["other@2026-01-01T00:00:00Z": record])
+        #expect { try StateJSON.decodeState(try StateJSON.encoder.encode(state), source: "x.json") } throws: {
+            ($0 as? SegSyncError)?.message.contains("not consistent") == true
+        }
+        // The document round-trips, byte for byte.
+        let good = State(lineage: "l", serial: 3, partitions: [record.key.description: record])
+        let bytes = try StateJSON.encoder.encode(good)
+        #expect(try StateJSON.encoder.encode(try StateJSON.decodeState(bytes, source: "x")) == bytes)
     }
 
     @Test("the atomic writer replaces through a new inode, keeps the old bytes on failure, and refuses links")
@@ -131,23 +127,6 @@ func mode(of path: String) -> mode_t {
         lstat(folder.path + "/linked.lock", &info)
         #expect(info.st_mode & S_IFMT == S_IFLNK)
         #expect(folder.list("").allSatisfy { !$0.hasSuffix(".tmp") })
-    }
-
-    @Test("a state file that cannot be read is reported and never overwritten")
-    func corruptState() throws {
-        let folder = try TemporaryFolder()
-        try folder.write("state.json", "{ not json")
-        let store = StateStore(path: folder.path + "/state.json")
-        #expect {
-            try store.load()
-        } throws: { error in
-            let message = (error as? SegSyncError)?.message ?? ""
-            return message.contains(folder.path + "/state.json") && message.contains("will not overwrite")
-        }
-        #expect(folder.read("state.json") == "{ not json")
-
-        try folder.write("state.json", #"{"version": 1, "lineage": "x"}"#)
-        #expect { try store.load() } throws: { ($0 as? SegSyncError)?.message.contains("missing 'serial'") == true }
     }
 
     @Test("the lockfile is byte-identical for the same content, in any order")

@@ -58,9 +58,8 @@ public struct Executor: Sendable {
 
     /// Runs every action of `plan` and returns what happened. Run ``Workspace/tidy(_:_:now:)``
     /// first: it does the housekeeping that needs no API.
-    public func apply(_ plan: Plan, snapshot: Workspace.Snapshot) async throws -> ApplyReport {
-        let journal = StateJournal(state: snapshot.state, lockfile: snapshot.lockfile,
-                                   store: StateStore(path: layout.statePath), layout: layout)
+    public func apply(_ plan: Plan, snapshot: Workspace.Snapshot, store: any StateStore) async throws -> ApplyReport {
+        let writer = StateWriter(state: snapshot.state, lockfile: snapshot.lockfile, store: store, layout: layout)
         // Files to be repaired or replaced stay in the lockfile until their download
         // starts (``PartitionRun/download(_:)`` withdraws each): a replace whose export
         // fails leaves the old file recorded, as it still is on disk.
@@ -77,7 +76,7 @@ public struct Executor: Sendable {
                 // Once interrupted, nothing new starts; what runs winds down.
                 guard !Task.isCancelled, let action = pending.popFirst() else { return }
                 group.addTask {
-                    let run = PartitionRun(executor: self, journal: journal, action: action, deadline: deadline,
+                    let run = PartitionRun(executor: self, writer: writer, action: action, deadline: deadline,
                                            downloads: downloads, refused: refused, diskFull: diskFull)
                     let outcome = await run.execute()
                     return (action, outcome, await run.creates.value)
@@ -95,18 +94,18 @@ public struct Executor: Sendable {
         let prunes = plan.actions.filter { $0.kind == .prune }
         if !prunes.isEmpty {
             if report.failures.isEmpty {
-                try await journal.withdraw(paths: prunes.compactMap(\.outputPath))
-                for action in prunes { report.record(action, await prune(action, journal: journal)) }
+                try await writer.withdraw(paths: prunes.compactMap(\.outputPath))
+                for action in prunes { report.record(action, await prune(action, writer: writer)) }
             } else {
                 report.pruneSkipped = prunes.count
                 log("skipped \(prunes.count) prune\(prunes.count == 1 ? "" : "s"): this run had errors, and pruning never follows errors")
             }
         }
-        try await journal.flush()
+        try await writer.flush()
         return report
     }
 
-    func prune(_ action: Plan.Action, journal: StateJournal) async -> ApplyReport.Outcome {
+    func prune(_ action: Plan.Action, writer: StateWriter) async -> ApplyReport.Outcome {
         do {
             guard let relative = action.outputPath else { return .failed("nothing recorded to prune") }
             let path = try layout.absolutePath(ofOutput: relative)
@@ -116,7 +115,7 @@ public struct Executor: Sendable {
             }
             // The export's folder goes too once it is empty (rmdir refuses otherwise).
             rmdir((path as NSString).deletingLastPathComponent)
-            try await journal.forget(action.key)
+            try await writer.forget(action.key)
             log("pruned     \(action.key.export) \(action.label)   \(relative)")
             return .done("pruned")
         } catch {
@@ -179,7 +178,7 @@ public final class Counter: @unchecked Sendable {
 /// One partition's trip through the state machine.
 struct PartitionRun: Sendable {
     let executor: Executor
-    let journal: StateJournal
+    let writer: StateWriter
     let action: Plan.Action
     let deadline: ContinuousClock.Instant?
     let downloads: Semaphore
@@ -191,10 +190,10 @@ struct PartitionRun: Sendable {
     /// Looked up once: the manifest's export list is searched by name.
     let export: ExportSpec
 
-    init(executor: Executor, journal: StateJournal, action: Plan.Action, deadline: ContinuousClock.Instant?,
+    init(executor: Executor, writer: StateWriter, action: Plan.Action, deadline: ContinuousClock.Instant?,
          downloads: Semaphore, refused: RefusedExports, diskFull: DiskFull) {
         self.executor = executor
-        self.journal = journal
+        self.writer = writer
         self.action = action
         self.deadline = deadline
         self.downloads = downloads
@@ -225,7 +224,7 @@ struct PartitionRun: Sendable {
                     }
                     if attempts.value >= executor.options.maxAttempts {
                         let message = "gave up after \(attempts.value) export\(attempts.value == 1 ? "" : "s") in this run: \(lastFailure ?? "unknown error")"
-                        try await journal.update(action.key, .synced) { $0?.phase = .failed; $0?.lastError = message }
+                        try await writer.update(action.key, .committed) { $0?.phase = .failed; $0?.lastError = message }
                         return .failed(message)
                     }
                     operationId = try await create()
@@ -240,7 +239,7 @@ struct PartitionRun: Sendable {
                     lastFailure = "the export failed: \(message)"
                     executor.log("failed     \(name)   op \(Planner.short(operationId)): \(message)")
                     let now = executor.clock()
-                    try await journal.update(action.key, .synced) { $0?.phase = .failed; $0?.lastError = message; $0?.updatedAt = now }
+                    try await writer.update(action.key, .committed) { $0?.phase = .failed; $0?.lastError = message; $0?.updatedAt = now }
                     operationId = nil
                 case .operationGone:
                     lastFailure = "the API no longer knows operation \(operationId!)"
@@ -267,7 +266,7 @@ struct PartitionRun: Sendable {
     func fail(_ message: String, keepOperation: Bool) async -> ApplyReport.Outcome {
         let now = executor.clock()
         do {
-            try await journal.update(action.key, .synced) { record in
+            try await writer.update(action.key, .committed) { record in
                 record?.lastError = message
                 record?.updatedAt = now
                 if !keepOperation { record?.phase = .failed }
@@ -294,7 +293,7 @@ struct PartitionRun: Sendable {
             let now = executor.clock()
             let parameters = ExportParameters(export, in: executor.manifest)
             let partition = self.partition
-            try await journal.update(action.key, .synced) { record in
+            try await writer.update(action.key, .committed) { record in
                 var updated = record ?? PartitionRecord(partition: partition, parameters: parameters, phase: .failed, now: now)
                 updated.phase = .failed
                 // Only an export that may exist counts against the attempt limit: a
@@ -309,7 +308,7 @@ struct PartitionRun: Sendable {
         let now = executor.clock()
         let parameters = ExportParameters(export, in: executor.manifest)
         let partition = self.partition
-        try await journal.update(action.key, .synced) { record in
+        try await writer.update(action.key, .committed) { record in
             var updated = PartitionRecord(partition: partition, parameters: parameters, phase: .requested, now: now)
             updated.createdAt = record?.createdAt ?? now
             updated.attempts = (record?.attempts ?? 0) + 1
@@ -334,7 +333,7 @@ struct PartitionRun: Sendable {
             }
             let now = executor.clock()
             let phase: Phase = status.state == .completed ? .completed : .running
-            try await journal.update(action.key, phase == .completed ? .journal : .memory) { record in
+            try await writer.update(action.key, phase == .completed ? .committed : .memory) { record in
                 record?.operationId = id
                 record?.phase = phase
                 record?.operationState = status.state.rawValue
@@ -385,7 +384,7 @@ struct PartitionRun: Sendable {
         let path = try executor.layout.absolutePath(ofOutput: relative)
         let folder = (path as NSString).deletingLastPathComponent
         try AtomicFile.makeDirectory(folder)
-        try await journal.withdraw(paths: [relative])
+        try await writer.withdraw(paths: [relative])
         var status = completed
         var file: DownloadResult?
         for refresh in 0...executor.options.maxLinkRefreshes {
@@ -410,7 +409,7 @@ struct PartitionRun: Sendable {
         let output = OutputRecord(path: relative, bytes: file.bytes, sha256: file.sha256,
                                   modified: ObservedFiles.modificationTime(ofFileAt: path))
         // A replaced partition's old file (another format, say) goes once the new one is in place.
-        for stale in try await journal.recordOutput(action.key, entry: entry, output: output, now: executor.clock()) {
+        for stale in try await writer.recordOutput(action.key, entry: entry, output: output, now: executor.clock()) {
             if let old = try? executor.layout.absolutePath(ofOutput: stale) { unlink(old) }
         }
         executor.log("downloaded \(name)   \(relative) (\(file.bytes) bytes, sha256 \(file.sha256.prefix(12))…)")

@@ -27,6 +27,32 @@ public struct APISettings: Sendable, Hashable {
     }
 }
 
+/// The manifest's `state` block: where state lives and the run lock is taken.
+public struct StateSettings: Sendable, Hashable {
+    public enum Backend: String, Sendable, Hashable, CaseIterable {
+        /// `.segsync/state.sqlite` beside the manifest.
+        case sqlite
+        /// A PostgreSQL database that several runners share.
+        case postgres
+    }
+
+    public static let defaultURLEnv = "SEGSYNC_DATABASE_URL"
+    public static let defaultWorkspace = "default"
+
+    public var backend: Backend
+    /// The environment variable holding the connection string (`postgres` only): the
+    /// string itself, with its password, never goes in the manifest.
+    public var urlEnv: String
+    /// Names this manifest's state among others in the same database.
+    public var workspace: String
+
+    public init(backend: Backend = .sqlite, urlEnv: String = StateSettings.defaultURLEnv, workspace: String = StateSettings.defaultWorkspace) {
+        self.backend = backend
+        self.urlEnv = urlEnv
+        self.workspace = workspace
+    }
+}
+
 /// One declared export, with defaults already applied.
 public struct ExportSpec: Sendable, Hashable {
     public var name: String
@@ -77,6 +103,7 @@ public struct ExportSpec: Sendable, Hashable {
 public struct Manifest: Sendable, Hashable {
     public var version: Int
     public var api: APISettings
+    public var state: StateSettings = .init()
     /// The output folder, relative to the manifest's folder.
     public var output: String
     /// Delete recorded outputs of exports that are no longer declared.

@@ -113,7 +113,8 @@ struct ManifestDecoder {
     let file: String
     var diagnostics: [Diagnostic] = []
 
-    static let topKeys = ["version", "api", "output", "defaults", "exports", "prune"]
+    static let topKeys = ["version", "api", "state", "output", "defaults", "exports", "prune"]
+    static let stateKeys = ["backend", "urlEnv", "workspace"]
     static let apiKeys = ["endpoint", "dialect", "keyEnv", "rateLimit"]
     static let rateLimitKeys = ["perSecond", "burst"]
     static let exportKeys = ["name", "segment", "type", "format", "window", "timezone", "segmentWindow", "fields", "decompress", "prune"]
@@ -299,8 +300,11 @@ struct ManifestDecoder {
         } else {
             error(root.location, "the manifest has no 'exports'; declare at least one export")
         }
+        let state = top["state"].map { stateSettings($0.value) } ?? StateSettings()
         guard let version else { return nil }
-        return Manifest(version: version, api: api, output: output, prune: prune, exports: exports, sha256: sha256)
+        var manifest = Manifest(version: version, api: api, output: output, prune: prune, exports: exports, sha256: sha256)
+        manifest.state = state
+        return manifest
     }
 
     mutating func apiSettings(_ node: YAMLNode) -> APISettings {
@@ -332,6 +336,54 @@ struct ManifestDecoder {
             }
         }
         return api
+    }
+
+    mutating func stateSettings(_ node: YAMLNode) -> StateSettings {
+        var settings = StateSettings()
+        guard case .mapping(let pairs) = node.kind else {
+            _ = entries(node, allowed: Self.stateKeys, what: "'state'")
+            return settings
+        }
+        // A connection string written into the manifest (under any key) would be
+        // committed with its password: refused, pointing at urlEnv.
+        for pair in pairs {
+            if let text = pair.value.scalar, Self.looksLikeDatabaseURL(text) {
+                error(pair.value.location, "the manifest must not contain a database URL ('\(pair.key.scalar ?? "?")'); put it in the environment variable named by state.urlEnv (\(StateSettings.defaultURLEnv) by default)")
+            } else if pair.key.scalar == "url" {
+                error(pair.key.location, "state has no 'url': the connection string only ever comes from the environment; write 'urlEnv: \(StateSettings.defaultURLEnv)' and set that variable")
+            }
+        }
+        let clean = YAMLNode(kind: .mapping(pairs.filter { pair in
+            !(pair.value.scalar.map(Self.looksLikeDatabaseURL) ?? false) && pair.key.scalar != "url"
+        }), location: node.location)
+        guard let fields = entries(clean, allowed: Self.stateKeys, what: "'state'") else { return settings }
+        if let node = fields["backend"]?.value, let backend = choice(node, "backend", StateSettings.Backend.self) {
+            settings.backend = backend
+        }
+        if let node = fields["urlEnv"]?.value, let text = string(node, "urlEnv") {
+            if text.range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) != nil {
+                settings.urlEnv = text
+            } else {
+                error(node.location, "urlEnv must name an environment variable (letters, digits and '_', like \(StateSettings.defaultURLEnv)); the connection string itself never goes in the manifest")
+            }
+        }
+        if let node = fields["workspace"]?.value, let text = string(node, "workspace") {
+            if text.range(of: "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", options: .regularExpression) != nil {
+                settings.workspace = text
+            } else {
+                error(node.location, "workspace must be a name of letters, digits, '.', '_' and '-' (at most 63), like 'analytics'; found '\(text)'")
+            }
+        }
+        if settings.backend == .sqlite, let node = fields["urlEnv"] {
+            warning(node.key.location, "urlEnv is only read by the postgres backend; this manifest's state is SQLite (add 'backend: postgres' to share it)")
+        }
+        return settings
+    }
+
+    /// `postgres://…`, `postgresql://…`: a connection string, which may carry a password.
+    static func looksLikeDatabaseURL(_ text: String) -> Bool {
+        let lower = text.lowercased()
+        return lower.hasPrefix("postgres://") || lower.hasPrefix("postgresql://") || (lower.contains("://") && lower.contains("@"))
     }
 
     /// Why an endpoint is unacceptable, or nil: ``APIEndpoint``'s rules, plus `emulator`.

@@ -15,9 +15,18 @@ public struct Layout: Sendable {
     }
 
     public var stateDirectory: String { root + "/.segsync" }
-    public var statePath: String { stateDirectory + "/state.json" }
+    /// The SQLite engine's database.
+    public var databasePath: String { stateDirectory + "/state.sqlite" }
+    /// Where builds before the database stores kept state (imported once, then renamed).
+    public var legacyStatePath: String { stateDirectory + "/state.json" }
     public var lockPath: String { stateDirectory + "/lock" }
     public var lockfilePath: String { root + "/segsync.lock" }
+
+    /// `path` relative to the working directory when it is below it (for messages).
+    public func displayPath(_ path: String) -> String {
+        let here = FileManager.default.currentDirectoryPath
+        return path.hasPrefix(here + "/") ? String(path.dropFirst(here.count + 1)) : path
+    }
     public var checksumsPath: String { outputDirectory + "/" + Checksums.fileName }
 
     /// `checkout-events/2026-11-27T13-00Z.csv.gz`: relative to the output folder, no

@@ -1,3 +1,4 @@
+import FileIO
 import Foundation
 
 /// `segsync.lock`: every output with its checksum, deterministic so it diffs cleanly in a
@@ -87,7 +88,7 @@ public struct Lockfile: Sendable, Equatable {
             return Lockfile()
         }
         do {
-            let file = try StateStore.decoder.decode(File.self, from: data)
+            let file = try StateJSON.decoder.decode(File.self, from: data)
             guard file.version <= currentVersion else {
                 throw SegSyncError("the lockfile \(path) has version \(file.version), newer than this segsync understands; upgrade segsync.")
             }
@@ -100,7 +101,7 @@ public struct Lockfile: Sendable, Equatable {
         } catch let error as SegSyncError {
             throw error
         } catch {
-            throw SegSyncError("the lockfile \(path) is damaged (\(StateStore.describe(error))); restore it from version control or delete it to rebuild it from state.")
+            throw SegSyncError("the lockfile \(path) is damaged (\(StateJSON.describe(error))); restore it from version control or delete it to rebuild it from state.")
         }
     }
 
@@ -125,6 +126,60 @@ public struct Lockfile: Sendable, Equatable {
 
     public func write(to path: String) throws {
         try AtomicFile.write(Data(rendered().utf8), to: path, newFileMode: 0o644)
+    }
+
+    /// Writes `SHA256SUMS`, then `segsync.lock`, for `layout`.
+    public func write(to layout: Layout) throws {
+        try AtomicFile.makeDirectory(layout.outputDirectory)
+        try AtomicFile.write(Data(Checksums.render(entries).utf8), to: layout.checksumsPath, newFileMode: 0o644)
+        try write(to: layout.lockfilePath)
+    }
+
+    /// The lockfile that lists exactly the outputs `state` records as downloaded.
+    public static func derived(from state: State) -> Lockfile {
+        Lockfile(entries: state.partitions.values.compactMap { record in
+            guard record.phase == .downloaded, let output = record.output else { return nil }
+            return Entry(path: output.path, sha256: output.sha256, bytes: output.bytes, export: record.export,
+                         segment: record.parameters.segment, type: record.parameters.type, format: record.parameters.format,
+                         start: record.start, end: record.end, fingerprint: record.fingerprint, source: record.parameters.endpoint)
+        })
+    }
+}
+
+/// What `segsync.lock` and `SHA256SUMS` were when segsync last wrote them, kept in the
+/// state store: while both files are untouched and state has not moved since, the
+/// lockfile is known to be ``Lockfile/derived(from:)`` the state, and a plan need not read
+/// or parse either file.
+public struct LockfileMark: Codable, Sendable, Equatable {
+    public static let name = "lockfile"
+
+    /// The state's serial when the mark was taken.
+    public var serial: Int
+    public var lockfile: String
+    public var checksums: String
+
+    /// Records a mark when `lockfile`, as now on disk, says exactly what `state` does;
+    /// clears it otherwise.
+    public static func record(for lockfile: Lockfile, state: State, layout: Layout, in store: any StateStore) async throws {
+        var mark: LockfileMark?
+        if lockfile == .derived(from: state),
+           let lockIdentity = FileIO.identity(ofFileAt: layout.lockfilePath),
+           let sumsIdentity = FileIO.identity(ofFileAt: layout.checksumsPath) {
+            mark = LockfileMark(serial: state.serial, lockfile: lockIdentity, checksums: sumsIdentity)
+        }
+        let text = try mark.map { String(decoding: try StateJSON.lineEncoder.encode($0), as: UTF8.self) }
+        try await store.setMark(name, text)
+    }
+
+    /// The lockfile `state` vouches for, when the mark in `store` still holds; nil when
+    /// the files must be read.
+    public static func lockfile(for state: State, layout: Layout, in store: any StateStore) async throws -> Lockfile? {
+        guard let text = try await store.mark(name),
+              let mark = try? StateJSON.decoder.decode(LockfileMark.self, from: Data(text.utf8)),
+              mark.serial == state.serial,
+              mark.lockfile == FileIO.identity(ofFileAt: layout.lockfilePath),
+              mark.checksums == FileIO.identity(ofFileAt: layout.checksumsPath) else { return nil }
+        return .derived(from: state)
     }
 }
 

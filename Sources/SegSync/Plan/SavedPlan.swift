@@ -18,7 +18,7 @@ public enum SavedPlan {
         do {
             document = try JSONDecoder().decode(PlanRenderer.Document.self, from: data)
         } catch {
-            throw SegSyncError("\(path) is not a plan saved by `segsync plan --out` (\(StateStore.describe(error))).")
+            throw SegSyncError("\(path) is not a plan saved by `segsync plan --out` (\(StateJSON.describe(error))).")
         }
         guard document.formatVersion == PlanRenderer.jsonFormatVersion else {
             throw SegSyncError("\(path) has plan format \(document.formatVersion); this segsync reads format \(PlanRenderer.jsonFormatVersion).")

@@ -1,15 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-import FileIO
 import Foundation
 
-/// `.segsync/state.json`: what segsync knows about every partition it has touched.
+/// What segsync knows about every partition it has touched, as read from a
+/// ``StateStore`` in one consistent snapshot.
 ///
 /// Like `terraform.tfstate`: `lineage` is fixed when the state is born and `serial` goes
-/// up on every write, so a saved plan can tell that the state moved under it.
+/// up on every committed change, so a saved plan can tell that the state moved under it.
+/// `segsync state pull` prints it as JSON (`format_version` 1); `state push` reads that
+/// back, and also reads the `state.json` of earlier builds (`version` 1).
 public struct State: Codable, Sendable, Equatable {
     public static let currentVersion = 1
 
@@ -18,10 +15,6 @@ public struct State: Codable, Sendable, Equatable {
     public var serial: Int
     /// Keyed by ``PartitionKey`` description: `export@2026-11-27T13:00:00Z`.
     public var partitions: [String: PartitionRecord]
-    /// Names the journal generation this snapshot starts: only journal lines written
-    /// after it carry it. Lines left from before (a crash between writing the snapshot
-    /// and emptying the journal) are already folded in and are not replayed again.
-    public var journalEpoch: String?
 
     public init(lineage: String = UUID().uuidString.lowercased(), serial: Int = 0, partitions: [String: PartitionRecord] = [:]) {
         self.version = Self.currentVersion
@@ -33,6 +26,27 @@ public struct State: Codable, Sendable, Equatable {
     public subscript(key: PartitionKey) -> PartitionRecord? {
         get { partitions[key.description] }
         set { partitions[key.description] = newValue }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case formatVersion = "format_version", version, lineage, serial, partitions
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        // `version` is what the state.json of earlier builds called it.
+        version = try container.decodeIfPresent(Int.self, forKey: .formatVersion) ?? container.decode(Int.self, forKey: .version)
+        lineage = try container.decode(String.self, forKey: .lineage)
+        serial = try container.decode(Int.self, forKey: .serial)
+        partitions = try container.decode([String: PartitionRecord].self, forKey: .partitions)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(version, forKey: .formatVersion)
+        try container.encode(lineage, forKey: .lineage)
+        try container.encode(serial, forKey: .serial)
+        try container.encode(partitions, forKey: .partitions)
     }
 }
 
@@ -150,164 +164,3 @@ public struct PartitionRecord: Codable, Sendable, Equatable {
     public var key: PartitionKey { PartitionKey(export: export, start: start) }
 }
 
-/// Reads and writes `.segsync/state.json` and its write-ahead journal.
-///
-/// `state.json` is the whole state, rewritten atomically. Between rewrites, changes are
-/// appended to `state.journal` (one JSON line per changed partition), so recording an
-/// operation id costs one small fsynced append instead of rewriting a file that grows
-/// with every partition. Reading replays the journal over `state.json`; a rewrite folds
-/// it in and empties it.
-public struct StateStore: Sendable {
-    public let path: String
-
-    public init(path: String) {
-        self.path = path
-    }
-
-    public var journalPath: String {
-        (path as NSString).deletingPathExtension + ".journal"
-    }
-
-    /// Whether changes wait in the journal to be folded into `state.json`.
-    public var hasJournal: Bool {
-        var info = stat()
-        return stat(journalPath, &info) == 0 && info.st_size > 0
-    }
-
-    /// One journal line: a partition's whole record, or its removal.
-    struct JournalLine: Codable {
-        var key: String
-        var record: PartitionRecord?
-        /// The ``State/journalEpoch`` of the snapshot the line was appended after.
-        var epoch: String?
-    }
-
-    /// The state on disk, or an empty one when there is none yet (its lineage is set when
-    /// it is first saved, so plans made before then agree). A file that exists but cannot
-    /// be read is an error: it is never silently replaced.
-    public func load() throws -> State {
-        var state = try loadSnapshot()
-        try replayJournal(into: &state)
-        return state
-    }
-
-    private func loadSnapshot() throws -> State {
-        guard FileManager.default.fileExists(atPath: path) else { return State(lineage: "") }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw SegSyncError("cannot read the state file \(path); check its permissions. segsync will not overwrite it.")
-        }
-        do {
-            let state = try Self.decoder.decode(State.self, from: data)
-            guard state.version <= State.currentVersion else {
-                throw SegSyncError("the state file \(path) has version \(state.version), newer than this segsync understands (\(State.currentVersion)); upgrade segsync.")
-            }
-            return state
-        } catch let error as SegSyncError {
-            throw error
-        } catch {
-            throw SegSyncError("the state file \(path) is not valid segsync state (\(Self.describe(error))); segsync will not overwrite it. Move it aside to start afresh: outputs are re-adopted from segsync.lock.")
-        }
-    }
-
-    /// Applies the journal's changes; each counts as a change of the serial. A last line
-    /// cut short by a crash is ignored; damage anywhere else is an error.
-    private func replayJournal(into state: inout State) throws {
-        guard let data = FileManager.default.contents(atPath: journalPath), !data.isEmpty else { return }
-        let lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-        let decoder = Self.decoder
-        for (index, line) in lines.enumerated() where !line.isEmpty {
-            do {
-                let entry = try decoder.decode(JournalLine.self, from: Data(line))
-                guard entry.epoch == state.journalEpoch else { continue }  // folded in already
-                state.partitions[entry.key] = entry.record
-                state.serial += 1
-            } catch {
-                if index == lines.count - 1 { break }  // torn final write
-                throw SegSyncError("the state journal \(journalPath) is damaged at line \(index + 1) (\(Self.describe(error))); segsync will not overwrite it.")
-            }
-        }
-    }
-
-    /// Appends changes to the journal; `sync` makes them durable before returning.
-    /// Appends changes to the journal, after the snapshot of `epoch`; `sync` makes them
-    /// durable before returning.
-    public func append(_ changes: [(key: String, record: PartitionRecord?)], epoch: String?, sync: Bool) throws {
-        guard !changes.isEmpty else { return }
-        var data = Data()
-        for change in changes {
-            data.append(try Self.lineEncoder.encode(JournalLine(key: change.key, record: change.record, epoch: epoch)))
-            data.append(UInt8(ascii: "\n"))
-        }
-        let fd = open(journalPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw SegSyncError("cannot write the state journal \(journalPath): \(errnoText()).") }
-        defer { close(fd) }
-        do {
-            try data.withUnsafeBytes { bytes in try FileIO.writeAll(fd, bytes) }
-        } catch {
-            throw SegSyncError("cannot write the state journal \(journalPath): \(error).")
-        }
-        if sync {
-            do { try FileIO.sync(fd) } catch { throw SegSyncError("cannot flush the state journal \(journalPath) to disk: \(error).") }
-        }
-    }
-
-    /// Writes `state` atomically under a new journal epoch, bumping its serial, then
-    /// empties the journal it folded in (durably; lines that survive a crash in between
-    /// carry the old epoch and are skipped).
-    public func save(_ state: inout State) throws {
-        if state.lineage.isEmpty { state.lineage = UUID().uuidString.lowercased() }
-        state.serial += 1
-        state.journalEpoch = UUID().uuidString.lowercased()
-        try AtomicFile.write(try Self.encoder.encode(state), to: path)
-        guard FileManager.default.fileExists(atPath: journalPath) else { return }
-        let fd = open(journalPath, O_WRONLY | O_TRUNC | O_CLOEXEC)
-        guard fd >= 0 else { throw SegSyncError("cannot empty the state journal \(journalPath): \(errnoText()).") }
-        defer { close(fd) }
-        do { try FileIO.sync(fd) } catch { throw SegSyncError("cannot flush the state journal \(journalPath) to disk: \(error).") }
-    }
-
-    static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .custom { date, encoder in
-            var container = encoder.singleValueContainer()
-            try container.encode(Timestamp.format(date))
-        }
-        return encoder
-    }()
-
-    static let lineEncoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = StateStore.encoder.dateEncodingStrategy
-        return encoder
-    }()
-
-    static let decoder: JSONDecoder = {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .custom { decoder in
-            let container = try decoder.singleValueContainer()
-            let text = try container.decode(String.self)
-            guard let date = Timestamp.parse(text) else {
-                throw DecodingError.dataCorruptedError(in: container, debugDescription: "'\(text)' is not an RFC 3339 time")
-            }
-            return date
-        }
-        return decoder
-    }()
-
-    /// A one-line reason from a DecodingError, naming the field path instead of dumping it.
-    static func describe(_ error: any Error) -> String {
-        guard let error = error as? DecodingError else { return "unreadable JSON" }
-        func path(_ context: DecodingError.Context) -> String {
-            let path = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-            return path.isEmpty ? "the top level" : String(path.drop(while: { $0 == "." }))
-        }
-        switch error {
-        case .dataCorrupted(let context): return context.codingPath.isEmpty ? "not JSON" : "bad value at \(path(context))"
-        case .keyNotFound(let key, let context): return "missing '\(key.stringValue)' at \(path(context))"
-        case .typeMismatch(_, let context), .valueNotFound(_, let context): return "wrong type at \(path(context))"
-        @unknown default: return "unreadable JSON"
-        }
-    }
-}

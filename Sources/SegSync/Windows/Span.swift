@@ -71,3 +71,20 @@ public struct Span: Sendable, Hashable, CustomStringConvertible {
         return result.addingTimeInterval(Double(sign) * exactSeconds)
     }
 }
+
+extension Span {
+    /// A command-line duration (`--max-wait`, `--lock-timeout`): manifest-style spans
+    /// (`30m`, `1h30m`), seconds (`90s`), or zero (`0`, `0m`). Nil for anything else.
+    public static func duration(_ text: String) -> Duration? {
+        if text.range(of: "^0+[wdhms]?$", options: .regularExpression) != nil { return .zero }
+        if text.hasSuffix("s"), let seconds = Int(text.dropLast()), seconds >= 0 { return .seconds(seconds) }
+        return Span(text).map { .seconds(Int($0.nominalSeconds)) }
+    }
+
+    /// `90s`, `10m`, `1h30m`: a duration the way ``duration(_:)`` reads it.
+    public static func describe(_ duration: Duration) -> String {
+        let seconds = Int(duration.components.seconds)
+        if seconds < 60 || seconds % 60 != 0 { return "\(seconds)s" }
+        return Span(hours: seconds / 3600, minutes: seconds % 3600 / 60).description
+    }
+}

@@ -133,6 +133,14 @@ public struct Partition: Sendable, Hashable {
     /// A hash of everything that changes the exported bytes.
     public var fingerprint: String
 
+    public init(export: String, start: Date, end: Date, label: String, fingerprint: String) {
+        self.export = export
+        self.start = start
+        self.end = end
+        self.label = label
+        self.fingerprint = fingerprint
+    }
+
     /// The identity in state: export name and partition start.
     public var key: PartitionKey { PartitionKey(export: export, start: start) }
 }

@@ -5,6 +5,7 @@
 //   segsync-fixture DIR [EXPORTS] [DAYS] [NOW]
 import Foundation
 import SegSync
+import SegSyncStorage
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {
@@ -47,8 +48,9 @@ for export in manifest.exports {
             fingerprint: partition.fingerprint))
     }
 }
-try StateStore(path: layout.statePath).save(&state)
-let lockfile = Lockfile(entries: entries)
-try lockfile.write(to: layout.lockfilePath)
-try AtomicFile.write(Data(Checksums.render(entries).utf8), to: layout.checksumsPath, newFileMode: 0o644)
+// Into the store the manifest names (SQLite, or PostgreSQL from its urlEnv).
+let store = try await StateBackend.open(manifest, layout: layout, environment: ProcessInfo.processInfo.environment)
+try await store.replace(with: state)
+await store.close()
+try Lockfile(entries: entries).write(to: layout)
 print("wrote \(entries.count) partitions of \(manifest.exports.count) exports to \(root)")

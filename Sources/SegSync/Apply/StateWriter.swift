@@ -2,24 +2,23 @@ import Foundation
 
 /// The one writer of state, lockfile and `SHA256SUMS` during an apply.
 ///
-/// Every change lands in memory at once. What must survive a crash goes to the state
-/// journal as it happens: operation ids and failures with an fsync before the call
-/// returns, finished files as a plain append. Progress of running operations stays in
-/// memory. The whole state file, the lockfile and `SHA256SUMS` are rewritten only now
-/// and then — at most every `interval`, and less often as they grow — and at the end.
+/// Every change lands in memory at once. What must survive a crash is committed to the
+/// ``StateStore`` as it happens, one transaction per change: operation ids, failures,
+/// finished files. Progress of running operations stays in memory and is committed at
+/// the end. The lockfile and `SHA256SUMS` are rewritten now and then — at most every
+/// `interval`, and less often as they grow — and at the end.
 ///
 /// The lockfile and `SHA256SUMS` only ever list files that are fully in place: entries
 /// are added after a file's rename, and removed (and written) before a file is replaced
-/// or deleted.
-actor StateJournal {
+/// or deleted. Once the store is lost (``StateStore/onLoss(_:)``), nothing more is
+/// written: not state, not the lockfile.
+actor StateWriter {
     /// What a change needs to survive.
     enum Durability {
         /// Progress: lost in a crash, refreshed by the next run.
         case memory
-        /// Survives the process dying (kept in the journal, not fsynced).
-        case journal
-        /// Survives a power cut: fsynced before the call returns.
-        case synced
+        /// Committed before the call returns.
+        case committed
     }
 
     private var state: State
@@ -29,21 +28,21 @@ actor StateJournal {
     // partition has.
     private var owners: [String: String] = [:]
     private var lockPaths: [PartitionKey: Set<String>] = [:]
-    private let store: StateStore
+    /// Keys changed in memory only, committed by ``flush()``.
+    private var uncommitted: Set<String> = []
+    private let store: any StateStore
     private let layout: Layout
     private let interval: Duration
-    private var stateDirty = false
     private var lockDirty = false
-    private var stateDue = ContinuousClock.now
     private var lockDue = ContinuousClock.now
+    private let loss = LossFlag()
 
-    init(state: State, lockfile: Lockfile, store: StateStore, layout: Layout, interval: Duration = .seconds(1)) {
+    init(state: State, lockfile: Lockfile, store: any StateStore, layout: Layout, interval: Duration = .seconds(1)) {
         self.state = state
         self.entries = [:]
         self.store = store
         self.layout = layout
         self.interval = interval
-        stateDue = ContinuousClock.now + interval
         lockDue = ContinuousClock.now + interval
         for entry in lockfile.entries {
             entries[entry.path] = entry
@@ -52,6 +51,8 @@ actor StateJournal {
         for (key, record) in state.partitions {
             if let path = record.output?.path { owners[path] = key }
         }
+        let loss = self.loss
+        store.onLoss { reason in loss.set(reason) }
     }
 
     /// Sets or removes a record, keeping `owners` in step.
@@ -74,33 +75,46 @@ actor StateJournal {
         return true
     }
 
+    /// Commits in a task of its own: an interrupted run still records what it learnt
+    /// (an operation id above all), so cancellation must not reach the transaction.
+    private func commit(_ changes: [StateChange]) async throws {
+        guard !changes.isEmpty else { return }
+        if let reason = loss.reason { throw SegSyncError(reason) }
+        let store = self.store
+        try await Task { try await store.commit(changes) }.value
+        state.serial += 1
+        for change in changes { uncommitted.remove(change.key) }
+    }
+
     /// Changes one partition's record.
-    func update(_ key: PartitionKey, _ durability: Durability, _ edit: @Sendable (inout PartitionRecord?) -> Void) throws {
+    func update(_ key: PartitionKey, _ durability: Durability, _ edit: @Sendable (inout PartitionRecord?) -> Void) async throws {
         var record = state[key]
         edit(&record)
-        setRecord(key.description, record)
-        stateDirty = true
-        if durability != .memory {
-            try store.append([(key.description, record)], epoch: state.journalEpoch, sync: durability == .synced)
+        let name = key.description
+        setRecord(name, record)
+        if durability == .memory {
+            uncommitted.insert(name)
+        } else {
+            try await commit([StateChange(name, record)])
         }
-        try flushIfDue()
+        try writeLockfileIfDue()
     }
 
     /// Records a file that is now in place. Returns the paths this partition recorded
     /// before under other names (its old format, say): withdrawn from the lockfile here,
     /// for the caller to delete.
-    func recordOutput(_ key: PartitionKey, entry: Lockfile.Entry, output: OutputRecord, now: Date) throws -> [String] {
+    func recordOutput(_ key: PartitionKey, entry: Lockfile.Entry, output: OutputRecord, now: Date) async throws -> [String] {
         let name = key.description
         var record = state[key]
         var stale = lockPaths[key, default: []]
         stale.remove(entry.path)
         if let previous = record?.output?.path, previous != entry.path { stale.insert(previous) }
-        var changes: [(key: String, record: PartitionRecord?)] = []
+        var changes: [StateChange] = []
         // Another partition recorded at this very path (the export's time zone changed, so
         // old and new partitions share a name) is superseded: the file is this one now.
         if let other = owners[entry.path], other != name {
             setRecord(other, nil)
-            changes.append((other, nil))
+            changes.append(StateChange(other, nil))
         }
         // A path another partition still owns is not this partition's to delete.
         stale = stale.filter { owners[$0] == nil || owners[$0] == name }
@@ -110,12 +124,11 @@ actor StateJournal {
         record?.lastError = nil
         record?.updatedAt = now
         setRecord(name, record)
-        changes.append((name, record))
-        try store.append(changes, epoch: state.journalEpoch, sync: false)
+        changes.append(StateChange(name, record))
+        try await commit(changes)
         setEntry(entry)
-        stateDirty = true
         lockDirty = true
-        if stale.isEmpty { try flushIfDue() } else { try writeLockfile() }
+        if stale.isEmpty { try writeLockfileIfDue() } else { try writeLockfile() }
         return stale.sorted()
     }
 
@@ -127,43 +140,50 @@ actor StateJournal {
     }
 
     /// Removes a partition's record (after a prune).
-    func forget(_ key: PartitionKey) throws {
+    func forget(_ key: PartitionKey) async throws {
         setRecord(key.description, nil)
-        stateDirty = true
-        try store.append([(key.description, nil)], epoch: state.journalEpoch, sync: false)
-        try flushIfDue()
+        try await commit([StateChange(key.description, nil)])
+        try writeLockfileIfDue()
     }
 
-    /// Rewrites whatever is due. Rewrites back off as files grow: the next one waits at
-    /// least ten times as long as this one took.
-    func flushIfDue() throws {
-        let now = ContinuousClock.now
-        if stateDirty, now >= stateDue { try writeState() }
-        if lockDirty, now >= lockDue { try writeLockfile() }
-    }
-
-    /// Writes everything that changed.
-    func flush() throws {
-        if stateDirty || store.hasJournal { try writeState() }
+    /// Commits what is only in memory and writes the lockfile if it changed; when the
+    /// lockfile then says exactly what state does, records that (``LockfileMark``) so
+    /// the next plan need not read it.
+    func flush() async throws {
+        let pending = uncommitted.sorted().map { StateChange($0, state.partitions[$0]) }
+        try await commit(pending)
         if lockDirty { try writeLockfile() }
+        let lockfile = Lockfile(entries: Array(entries.values))
+        try await LockfileMark.record(for: lockfile, state: state, layout: layout, in: store)
     }
 
-    private func writeState() throws {
-        let started = ContinuousClock.now
-        try store.save(&state)
-        stateDirty = false
-        let took = ContinuousClock.now - started
-        stateDue = ContinuousClock.now + max(interval, took * 10)
+    private func writeLockfileIfDue() throws {
+        if lockDirty, ContinuousClock.now >= lockDue { try writeLockfile() }
     }
 
+    /// Rewrites the lockfile and `SHA256SUMS`. Rewrites back off as they grow: the next
+    /// one waits at least ten times as long as this one took.
     private func writeLockfile() throws {
+        if let reason = loss.reason { throw SegSyncError(reason) }
         let started = ContinuousClock.now
         let lockfile = Lockfile(entries: Array(entries.values))
-        try AtomicFile.makeDirectory(layout.outputDirectory)
-        try AtomicFile.write(Data(Checksums.render(lockfile.entries).utf8), to: layout.checksumsPath, newFileMode: 0o644)
-        try lockfile.write(to: layout.lockfilePath)
+        try lockfile.write(to: layout)
         lockDirty = false
         let took = ContinuousClock.now - started
         lockDue = ContinuousClock.now + max(interval, took * 10)
+    }
+}
+
+/// Set once, from whatever thread notices, when the store is lost.
+public final class LossFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var text: String?
+
+    public init() {}
+
+    public var reason: String? { lock.withLock { text } }
+
+    public func set(_ reason: String) {
+        lock.withLock { if text == nil { text = reason } }
     }
 }

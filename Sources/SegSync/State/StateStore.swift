@@ -1,0 +1,104 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// Where segsync keeps state and takes the run lock.
+///
+/// Two engines implement it (module `SegSyncStorage`): SQLite in `.segsync/state.sqlite`
+/// beside the manifest, and PostgreSQL for runners that share state. Every change is a
+/// transaction, so a committed change — an operation id above all — survives a crash, and
+/// a crash never leaves half a change behind. The planner never sees a store: it gets
+/// the ``State`` that ``load()`` read.
+public protocol StateStore: Sendable {
+    /// What the store is, for messages: "the SQLite state .segsync/state.sqlite".
+    var name: String { get }
+
+    /// Takes the run lock, waiting up to `timeout` for another run to release it
+    /// (`.zero`: not at all). Throws, naming the holder, when it stays taken. The lock is
+    /// released by ``close()`` and by the process or connection ending.
+    func lock(_ holder: LockHolder, timeout: Duration) async throws
+
+    /// The whole state as one consistent snapshot; an empty state (no lineage yet) when
+    /// nothing was ever committed.
+    func load() async throws -> State
+
+    /// Commits `changes` in one durable transaction and bumps the serial; the first
+    /// commit gives the state its lineage.
+    func commit(_ changes: [StateChange]) async throws
+
+    /// Replaces the whole state, lineage and serial included, in one transaction
+    /// (`segsync state push`, the import of an earlier build's `state.json`).
+    func replace(with state: State) async throws
+
+    /// Small named values kept beside the state (``LockfileMark``).
+    func mark(_ name: String) async throws -> String?
+    func setMark(_ name: String, _ value: String?) async throws
+
+    /// Calls `handler` once if the store is lost while open (a PostgreSQL connection
+    /// closed under the run: its lock went with it). Nothing is written after that.
+    func onLoss(_ handler: @escaping @Sendable (String) -> Void)
+
+    /// Releases the lock and the connection.
+    func close() async
+}
+
+/// One partition's change: its whole new record, or its removal.
+public struct StateChange: Sendable, Equatable {
+    public var key: String
+    public var record: PartitionRecord?
+
+    public init(_ key: String, _ record: PartitionRecord?) {
+        self.key = key
+        self.record = record
+    }
+
+    /// The changes that turn `old` into `new`.
+    public static func between(_ old: State, _ new: State) -> [StateChange] {
+        var changes: [StateChange] = []
+        for (key, record) in new.partitions where old.partitions[key] != record {
+            changes.append(StateChange(key, record))
+        }
+        for key in old.partitions.keys where new.partitions[key] == nil {
+            changes.append(StateChange(key, nil))
+        }
+        return changes.sorted { $0.key < $1.key }
+    }
+}
+
+/// Who holds the run lock, for the error the next run prints.
+public struct LockHolder: Sendable, Equatable, Codable {
+    public var host: String
+    public var pid: Int
+    public var command: String
+    public var started: Date
+
+    public init(host: String, pid: Int, command: String, started: Date) {
+        self.host = host
+        self.pid = pid
+        self.command = command
+        self.started = started
+    }
+
+    /// This process, running `command`.
+    public static func current(command: String, now: Date = Date()) -> LockHolder {
+        var name = [CChar](repeating: 0, count: 256)
+        let host = gethostname(&name, name.count) == 0 ? String(cString: name) : "unknown host"
+        return LockHolder(host: host, pid: Int(getpid()), command: command, started: now)
+    }
+
+    /// "pid 4242 on runner-7, 'segsync apply', started 2026-12-01T09:00:00Z"
+    public var description: String {
+        "pid \(pid) on \(host), '\(command)', started \(Timestamp.format(started))"
+    }
+}
+
+/// The error a run gets when the lock stays taken.
+public func lockTakenError(_ store: String, holder: LockHolder?, waited: Duration) -> SegSyncError {
+    let who = holder.map { "held by \($0.description)" } ?? "holder unknown"
+    let waitedText = waited > .zero ? " after waiting \(Span.describe(waited))" : ""
+    let advice = waited > .zero ? "try again later or with a longer --lock-timeout" : "wait for it to finish, or pass --lock-timeout 10m to wait for it"
+    return SegSyncError("another segsync run has the lock on \(store)\(waitedText) (\(who)); \(advice).")
+}

@@ -1,0 +1,382 @@
+import Crypto
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import PostgresNIO
+import SegSync
+
+/// State in a PostgreSQL database that several runners share, one `workspace` per
+/// manifest (module doc: README "State").
+///
+/// Everything happens on one dedicated connection. The run lock is a session advisory
+/// lock on it, so a runner that dies — SIGKILL, a lost VM — loses its lock with its
+/// connection: there are no stale locks and nothing to force-unlock. State is written on
+/// the same connection, so once it is gone nothing more can be written under a lock this
+/// run no longer holds; ``onLoss(_:)`` tells the run to stop.
+public final class PostgresStateStore: StateStore, @unchecked Sendable {
+    public static let schemaVersion = 1
+
+    public let workspace: String
+    public var name: String { "the PostgreSQL state (workspace '\(workspace)' at \(redactedURL))" }
+    private let redactedURL: String
+    private let connection: PostgresConnection
+    private let logger = Logger(label: "segsync.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
+    /// One transaction at a time on the one connection.
+    private let gate = AsyncMutex()
+    private let status = NIOLockedValueBox(Status())
+
+    private struct Status {
+        var closing = false
+        var lost: String?
+        var handlers: [@Sendable (String) -> Void] = []
+    }
+
+    private init(workspace: String, redactedURL: String, connection: PostgresConnection) {
+        self.workspace = workspace
+        self.redactedURL = redactedURL
+        self.connection = connection
+    }
+
+    /// Connects with the connection string in `variable` (its value is `url`) and creates
+    /// or migrates the schema.
+    public static func open(url: String, variable: String, workspace: String) async throws -> PostgresStateStore {
+        let parsed = try DatabaseURL(url, variable: variable)
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(
+                configuration: parsed.configuration, id: 1,
+                logger: Logger(label: "segsync.postgres", factory: { _ in SwiftLogNoOpLogHandler() }))
+        } catch {
+            throw SegSyncError("cannot connect to PostgreSQL at \(parsed.redacted) (from \(variable)): \(describe(error)).")
+        }
+        let store = PostgresStateStore(workspace: workspace, redactedURL: parsed.redacted, connection: connection)
+        connection.closeFuture.whenComplete { _ in store.connectionClosed() }
+        do {
+            try await store.migrate()
+        } catch {
+            await store.close()
+            if let error = error as? SegSyncError { throw error }
+            throw SegSyncError("cannot prepare \(store.name): \(describe(error)).")
+        }
+        return store
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] {
+                return message + (error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? "")
+            }
+            switch error.code {
+            case .serverClosedConnection, .clientClosedConnection, .uncleanShutdown: return "the connection was closed"
+            case .connectionError: return error.underlying.map { "\($0)" } ?? "connection error"
+            case .sslUnsupported: return "the server does not offer TLS, which sslmode asks for"
+            default: return "\(error.code)"
+            }
+        }
+        if let error = error as? PostgresTransactionError {
+            return describe(error.closureError ?? error.commitError ?? error.beginError ?? error)
+        }
+        return "\(error)"
+    }
+
+    private func connectionClosed() {
+        let handlers: [@Sendable (String) -> Void] = status.withLockedValue { status in
+            guard !status.closing, status.lost == nil else { return [] }
+            status.lost = "the connection to \(name) was lost, and the run lock with it; this run stops here and writes nothing more. Operations already recorded are resumed by the next run."
+            return status.handlers
+        }
+        let reason = status.withLockedValue { $0.lost } ?? ""
+        for handler in handlers { handler(reason) }
+    }
+
+    public func onLoss(_ handler: @escaping @Sendable (String) -> Void) {
+        let lost: String? = status.withLockedValue { status in
+            if status.lost == nil { status.handlers.append(handler) }
+            return status.lost
+        }
+        if let lost { handler(lost) }
+    }
+
+    // MARK: Schema
+
+    /// Advisory lock keys: one for migrations, one per workspace for the run lock.
+    static let migrationKey: Int64 = 0x5365_6753_796e_6300  // "SegSync\0"
+
+    static func lockKey(_ workspace: String) -> Int64 {
+        let digest = SHA256.hash(data: Data("segsync workspace \(workspace)".utf8))
+        return digest.withUnsafeBytes { $0.loadUnaligned(as: Int64.self) }
+    }
+
+    static let schema = [
+        """
+        CREATE TABLE segsync_workspaces (
+            workspace text PRIMARY KEY, lineage text NOT NULL, serial bigint NOT NULL)
+        """,
+        """
+        CREATE TABLE segsync_marks (
+            workspace text NOT NULL, name text NOT NULL, value text NOT NULL, PRIMARY KEY (workspace, name))
+        """,
+        """
+        CREATE TABLE segsync_lock_holders (
+            workspace text PRIMARY KEY, host text NOT NULL, pid bigint NOT NULL, command text NOT NULL,
+            started timestamptz NOT NULL, backend_pid integer NOT NULL)
+        """,
+        """
+        CREATE TABLE segsync_partitions (
+            workspace text NOT NULL, key text NOT NULL, export text NOT NULL,
+            start_at timestamptz NOT NULL, end_at timestamptz NOT NULL, label text NOT NULL, fingerprint text NOT NULL,
+            parameters text NOT NULL, phase text NOT NULL, operation_id text, operation_state text,
+            progress double precision, attempts integer NOT NULL, last_error text,
+            created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
+            output_path text, output_bytes bigint, output_sha256 text, output_modified double precision,
+            PRIMARY KEY (workspace, key))
+        """,
+    ]
+
+    /// Creates or upgrades the schema under a transaction-scoped advisory lock, so
+    /// processes migrating at once take turns and the second finds the work done.
+    private func migrate() async throws {
+        try await transaction { [self] in
+            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationKey))", logger: logger)
+            try await connection.query("CREATE TABLE IF NOT EXISTS segsync_schema (version integer NOT NULL)", logger: logger)
+            var version = 0
+            for try await (value) in try await connection.query("SELECT coalesce(max(version), 0) FROM segsync_schema", logger: logger).decode(Int.self) {
+                version = value
+            }
+            if version > Self.schemaVersion {
+                throw SegSyncError("\(name) has schema version \(version), newer than this segsync (\(Self.schemaVersion)); upgrade segsync.")
+            }
+            if version < 1 {
+                for statement in Self.schema { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+                try await connection.query("INSERT INTO segsync_schema (version) VALUES (1)", logger: logger)
+            }
+        }
+    }
+
+    // MARK: Transactions
+
+    private func transaction<T: Sendable>(_ begin: String = "BEGIN", _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let connection = self.connection, logger = self.logger
+        return try await gate.run {
+            try await connection.query(PostgresQuery(unsafeSQL: begin), logger: logger)
+            let result: T
+            do {
+                result = try await body()
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+            try await connection.query("COMMIT", logger: logger)
+            return result
+        }
+    }
+
+    private func failure(_ doing: String, _ error: any Error) -> any Error {
+        if let error = error as? SegSyncError { return error }
+        if let lost = status.withLockedValue({ $0.lost }) { return SegSyncError(lost) }
+        return SegSyncError("cannot \(doing) \(name): \(Self.describe(error)).")
+    }
+
+    // MARK: StateStore
+
+    public func lock(_ holder: LockHolder, timeout: Duration) async throws {
+        let key = Self.lockKey(workspace)
+        let deadline = ContinuousClock.now + timeout
+        do {
+            while true {
+                let connection = self.connection, logger = self.logger, workspace = self.workspace
+                let taken = try await gate.run {
+                    var taken = false
+                    for try await value in try await connection.query("SELECT pg_try_advisory_lock(\(key))", logger: logger).decode(Bool.self) {
+                        taken = value
+                    }
+                    if taken {
+                        try await connection.query("""
+                            INSERT INTO segsync_lock_holders (workspace, host, pid, command, started, backend_pid)
+                            VALUES (\(workspace), \(holder.host), \(Int64(holder.pid)), \(holder.command), \(holder.started), pg_backend_pid())
+                            ON CONFLICT (workspace) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid,
+                                command = EXCLUDED.command, started = EXCLUDED.started, backend_pid = EXCLUDED.backend_pid
+                            """, logger: logger)
+                    }
+                    return taken
+                }
+                if taken { return }
+                guard ContinuousClock.now < deadline else {
+                    throw lockTakenError(name, holder: try await currentHolder(), waited: timeout)
+                }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        } catch {
+            throw failure("lock", error)
+        }
+    }
+
+    private func currentHolder() async throws -> LockHolder? {
+        try await transaction { [self] in
+            let rows = try await connection.query(
+                "SELECT host, pid, command, started FROM segsync_lock_holders WHERE workspace = \(workspace)", logger: logger)
+            for try await (host, pid, command, started) in rows.decode((String, Int64, String, Date).self) {
+                return LockHolder(host: host, pid: Int(pid), command: command, started: started)
+            }
+            return nil
+        }
+    }
+
+    public func load() async throws -> State {
+        do {
+            return try await transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { [self] in
+                var state = State(lineage: "", serial: 0)
+                for try await (lineage, serial) in try await connection.query(
+                    "SELECT lineage, serial FROM segsync_workspaces WHERE workspace = \(workspace)", logger: logger).decode((String, Int64).self) {
+                    state.lineage = lineage
+                    state.serial = Int(serial)
+                }
+                var cache = PartitionRow.ParameterCache()
+                let rows = try await connection.query(
+                    PostgresQuery(unsafeSQL: "SELECT \(PartitionRow.columnList) FROM segsync_partitions WHERE workspace = $1",
+                                  binds: try Self.bindings([workspace])), logger: logger)
+                for try await row in rows.decode(Row.self) {
+                    let record = PartitionRecord(
+                        row: row.0, export: row.1, start: row.2, end: row.3, label: row.4, fingerprint: row.5,
+                        parameters: try cache.parameters(row.6, key: row.0), phase: try PartitionRow.phase(row.7, key: row.0),
+                        operationId: row.8, operationState: row.9, progress: row.10, attempts: Int(row.11), lastError: row.12,
+                        createdAt: row.13, updatedAt: row.14, outputPath: row.15, outputBytes: row.16, outputSHA256: row.17,
+                        outputModified: row.18)
+                    state.partitions[row.0] = record
+                }
+                return state
+            }
+        } catch {
+            throw failure("read", error)
+        }
+    }
+
+    typealias Row = (String, String, Date, Date, String, String, String, String, String?, String?, Double?,
+                     Int32, String?, Date, Date, String?, Int64?, String?, Double?)
+
+    static func bindings(_ values: [String]) throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: values.count)
+        for value in values { try bindings.append(value) }
+        return bindings
+    }
+
+    /// Upserts in batches of 1,000 rows (PostgreSQL takes at most 65,535 binds).
+    private func write(_ changes: [StateChange]) async throws {
+        let puts = changes.filter { $0.record != nil }
+        let removals = changes.filter { $0.record == nil }.map(\.key)
+        let width = PartitionRow.columns.count + 1
+        let updates = PartitionRow.columns.dropFirst().map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
+        for start in stride(from: 0, to: puts.count, by: 1000) {
+            let batch = puts[start..<min(start + 1000, puts.count)]
+            var bindings = PostgresBindings(capacity: batch.count * width)
+            var rows: [String] = []
+            for (index, change) in batch.enumerated() {
+                let record = change.record!
+                try bindings.append(workspace)
+                try bindings.append(change.key)
+                try bindings.append(record.export)
+                try bindings.append(record.start)
+                try bindings.append(record.end)
+                try bindings.append(record.label)
+                try bindings.append(record.fingerprint)
+                try bindings.append(try PartitionRow.parametersText(record.parameters))
+                try bindings.append(record.phase.rawValue)
+                try bindings.append(record.operationId)
+                try bindings.append(record.operationState)
+                try bindings.append(record.progress)
+                try bindings.append(Int32(clamping: record.attempts))
+                try bindings.append(record.lastError)
+                try bindings.append(record.createdAt)
+                try bindings.append(record.updatedAt)
+                try bindings.append(record.output?.path)
+                try bindings.append(record.output?.bytes)
+                try bindings.append(record.output?.sha256)
+                try bindings.append(record.output?.modified)
+                rows.append("(" + (1...width).map { "$\(index * width + $0)" }.joined(separator: ", ") + ")")
+            }
+            let sql = """
+                INSERT INTO segsync_partitions (workspace, \(PartitionRow.columnList)) VALUES \(rows.joined(separator: ", "))
+                ON CONFLICT (workspace, key) DO UPDATE SET \(updates)
+                """
+            try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
+        }
+        for start in stride(from: 0, to: removals.count, by: 1000) {
+            let batch = Array(removals[start..<min(start + 1000, removals.count)])
+            try await connection.query("DELETE FROM segsync_partitions WHERE workspace = \(workspace) AND key = ANY(\(batch))", logger: logger)
+        }
+    }
+
+    private func ensureOpen() throws {
+        if let lost = status.withLockedValue({ $0.lost }) { throw SegSyncError(lost) }
+    }
+
+    public func commit(_ changes: [StateChange]) async throws {
+        do {
+            try ensureOpen()
+            try await transaction { [self] in
+                try await connection.query("""
+                    INSERT INTO segsync_workspaces (workspace, lineage, serial) VALUES (\(workspace), \(UUID().uuidString.lowercased()), 1)
+                    ON CONFLICT (workspace) DO UPDATE SET serial = segsync_workspaces.serial + 1
+                    """, logger: logger)
+                try await write(changes)
+            }
+        } catch {
+            throw failure("commit to", error)
+        }
+    }
+
+    public func replace(with state: State) async throws {
+        do {
+            try ensureOpen()
+            try await transaction { [self] in
+                try await connection.query("DELETE FROM segsync_partitions WHERE workspace = \(workspace)", logger: logger)
+                try await connection.query("DELETE FROM segsync_marks WHERE workspace = \(workspace)", logger: logger)
+                let lineage = state.lineage.isEmpty ? UUID().uuidString.lowercased() : state.lineage
+                try await connection.query("""
+                    INSERT INTO segsync_workspaces (workspace, lineage, serial) VALUES (\(workspace), \(lineage), \(Int64(state.serial)))
+                    ON CONFLICT (workspace) DO UPDATE SET lineage = EXCLUDED.lineage, serial = EXCLUDED.serial
+                    """, logger: logger)
+                try await write(state.partitions.map { StateChange($0.key, $0.value) })
+            }
+        } catch {
+            throw failure("write", error)
+        }
+    }
+
+    public func mark(_ mark: String) async throws -> String? {
+        do {
+            return try await transaction { [self] in
+                for try await value in try await connection.query(
+                    "SELECT value FROM segsync_marks WHERE workspace = \(workspace) AND name = \(mark)", logger: logger).decode(String.self) {
+                    return value
+                }
+                return nil
+            }
+        } catch {
+            throw failure("read", error)
+        }
+    }
+
+    public func setMark(_ mark: String, _ value: String?) async throws {
+        do {
+            try ensureOpen()
+            try await transaction { [self] in
+                if let value {
+                    try await connection.query("""
+                        INSERT INTO segsync_marks (workspace, name, value) VALUES (\(workspace), \(mark), \(value))
+                        ON CONFLICT (workspace, name) DO UPDATE SET value = EXCLUDED.value
+                        """, logger: logger)
+                } else {
+                    try await connection.query("DELETE FROM segsync_marks WHERE workspace = \(workspace) AND name = \(mark)", logger: logger)
+                }
+            }
+        } catch {
+            throw failure("write", error)
+        }
+    }
+
+    public func close() async {
+        status.withLockedValue { $0.closing = true }
+        try? await connection.close()
+    }
+}

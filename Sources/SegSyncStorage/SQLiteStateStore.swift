@@ -1,0 +1,270 @@
+import FileIO
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import SegSync
+import SQLiteNIO
+
+/// State in `.segsync/state.sqlite` beside the manifest: the default engine.
+///
+/// SQLite comes with sqlite-nio (a vendored amalgamation, the same version everywhere),
+/// in WAL mode with `synchronous=FULL`, so a commit is on disk before it returns and a
+/// reader (`segsync status`) never waits for a writer. The run lock is a `flock` on
+/// `.segsync/lock`, as in every build before.
+public final class SQLiteStateStore: StateStore, @unchecked Sendable {
+    public static let schemaVersion = 1
+
+    public let path: String
+    public let workspace: String
+    public var name: String { "the SQLite state \(displayPath)" }
+    private let displayPath: String
+    private let lockPath: String
+    private let connection: SQLiteConnection
+    /// One transaction at a time on the one connection.
+    private let gate = AsyncMutex()
+    private let runLock = NIOLockedValueBox<FileRunLock?>(nil)
+
+    private init(path: String, displayPath: String, lockPath: String, workspace: String, connection: SQLiteConnection) {
+        self.path = path
+        self.displayPath = displayPath
+        self.lockPath = lockPath
+        self.workspace = workspace
+        self.connection = connection
+    }
+
+    /// Opens (creating and migrating) the database at `path`; `lockPath` is the run lock.
+    public static func open(path: String, lockPath: String, workspace: String = StateSettings.defaultWorkspace,
+                            displayPath: String? = nil) async throws -> SQLiteStateStore {
+        let display = displayPath ?? path
+        let connection: SQLiteConnection
+        do {
+            connection = try await SQLiteConnection.open(storage: .file(path: path), logger: Logger(label: "segsync.sqlite", factory: { _ in SwiftLogNoOpLogHandler() }))
+        } catch {
+            throw SegSyncError("cannot open the SQLite state \(display): \(describe(error)).")
+        }
+        let store = SQLiteStateStore(path: path, displayPath: display, lockPath: lockPath, workspace: workspace, connection: connection)
+        do {
+            _ = try await connection.query("PRAGMA journal_mode=WAL")
+            _ = try await connection.query("PRAGMA synchronous=FULL")
+            try await store.migrate()
+        } catch {
+            try? await connection.close().get()
+            if let error = error as? SegSyncError { throw error }
+            throw SegSyncError("cannot prepare the SQLite state \(display): \(describe(error)).")
+        }
+        return store
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? SQLiteError { return error.message.isEmpty ? "\(error.reason)" : error.message }
+        return "\(error)"
+    }
+
+    // MARK: Schema
+
+    static let schema = [
+        """
+        CREATE TABLE segsync_workspaces (
+            workspace TEXT PRIMARY KEY, lineage TEXT NOT NULL, serial INTEGER NOT NULL)
+        """,
+        """
+        CREATE TABLE segsync_marks (
+            workspace TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (workspace, name))
+        """,
+        """
+        CREATE TABLE segsync_partitions (
+            workspace TEXT NOT NULL, key TEXT NOT NULL, export TEXT NOT NULL,
+            start_at REAL NOT NULL, end_at REAL NOT NULL, label TEXT NOT NULL, fingerprint TEXT NOT NULL,
+            parameters TEXT NOT NULL, phase TEXT NOT NULL, operation_id TEXT, operation_state TEXT,
+            progress REAL, attempts INTEGER NOT NULL, last_error TEXT,
+            created_at REAL NOT NULL, updated_at REAL NOT NULL,
+            output_path TEXT, output_bytes INTEGER, output_sha256 TEXT, output_modified REAL,
+            PRIMARY KEY (workspace, key))
+        """,
+    ]
+
+    /// Creates or upgrades the schema inside one write transaction, so two processes
+    /// opening a new database at once do it once.
+    private func migrate() async throws {
+        try await transaction(immediate: true) { [self] in
+            _ = try await connection.query("CREATE TABLE IF NOT EXISTS segsync_schema (version INTEGER NOT NULL)")
+            let version = try await connection.query("SELECT max(version) FROM segsync_schema").first?.columns.first?.data.integer ?? 0
+            if version > Self.schemaVersion {
+                throw SegSyncError("\(name) has schema version \(version), newer than this segsync (\(Self.schemaVersion)); upgrade segsync.")
+            }
+            if version < 1 {
+                for statement in Self.schema { _ = try await connection.query(statement) }
+                _ = try await connection.query("INSERT INTO segsync_schema (version) VALUES (1)")
+            }
+        }
+    }
+
+    // MARK: Transactions
+
+    /// Runs `body` in a transaction, one at a time; `immediate` takes the write lock at once.
+    private func transaction<T: Sendable>(immediate: Bool, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let connection = self.connection
+        return try await gate.run {
+            _ = try await connection.query(immediate ? "BEGIN IMMEDIATE" : "BEGIN")
+            do {
+                let result = try await body()
+                _ = try await connection.query("COMMIT")
+                return result
+            } catch {
+                _ = try? await connection.query("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    // MARK: StateStore
+
+    public func lock(_ holder: LockHolder, timeout: Duration) async throws {
+        let lock = try await FileRunLock.acquire(path: lockPath, holder: holder, timeout: timeout, name: name)
+        runLock.withLockedValue { $0 = lock }
+    }
+
+    public func load() async throws -> State {
+        do {
+            return try await transaction(immediate: false) { [self] in
+                let head = try await connection.query("SELECT lineage, serial FROM segsync_workspaces WHERE workspace = ?", [.text(workspace)]).first
+                var state = State(lineage: head?.column("lineage")?.string ?? "", serial: head?.column("serial")?.integer ?? 0)
+                let rows = try await connection.query("SELECT \(PartitionRow.columnList) FROM segsync_partitions WHERE workspace = ?", [.text(workspace)])
+                var cache = PartitionRow.ParameterCache()
+                state.partitions.reserveCapacity(rows.count)
+                for row in rows {
+                    let record = try Self.record(row.columns.map(\.data), cache: &cache)
+                    state.partitions[record.key.description] = record
+                }
+                return state
+            }
+        } catch let error as SegSyncError {
+            throw error
+        } catch {
+            throw SegSyncError("cannot read \(name): \(Self.describe(error)).")
+        }
+    }
+
+    static func record(_ c: [SQLiteData], cache: inout PartitionRow.ParameterCache) throws -> PartitionRecord {
+        guard c.count == PartitionRow.columns.count, let key = c[0].string else {
+            throw SegSyncError("a partition row in the SQLite state is damaged.")
+        }
+        func text(_ i: Int) throws -> String {
+            guard let value = c[i].string else { throw SegSyncError("partition \(key) has no \(PartitionRow.columns[i]) in state.") }
+            return value
+        }
+        func date(_ i: Int) throws -> Date {
+            guard let value = c[i].double else { throw SegSyncError("partition \(key) has no \(PartitionRow.columns[i]) in state.") }
+            return Date(timeIntervalSince1970: value)
+        }
+        return PartitionRecord(
+            row: key, export: try text(1), start: try date(2), end: try date(3), label: try text(4), fingerprint: try text(5),
+            parameters: try cache.parameters(try text(6), key: key), phase: try PartitionRow.phase(try text(7), key: key),
+            operationId: c[8].string, operationState: c[9].string, progress: c[10].isNull ? nil : c[10].double,
+            attempts: c[11].integer ?? 0, lastError: c[12].string, createdAt: try date(13), updatedAt: try date(14),
+            outputPath: c[15].string, outputBytes: c[16].integer.map(Int64.init), outputSHA256: c[17].string,
+            outputModified: c[18].isNull ? nil : c[18].double)
+    }
+
+    static func binds(_ record: PartitionRecord, key: String) throws -> [SQLiteData] {
+        func text(_ value: String?) -> SQLiteData { value.map { .text($0) } ?? .null }
+        func real(_ value: Double?) -> SQLiteData { value.map { .float($0) } ?? .null }
+        return [
+            .text(key), .text(record.export), .float(record.start.timeIntervalSince1970), .float(record.end.timeIntervalSince1970),
+            .text(record.label), .text(record.fingerprint), .text(try PartitionRow.parametersText(record.parameters)),
+            .text(record.phase.rawValue), text(record.operationId), text(record.operationState), real(record.progress),
+            .integer(record.attempts), text(record.lastError), .float(record.createdAt.timeIntervalSince1970),
+            .float(record.updatedAt.timeIntervalSince1970), text(record.output?.path),
+            record.output.map { .integer(Int($0.bytes)) } ?? .null, text(record.output?.sha256), real(record.output?.modified),
+        ]
+    }
+
+    /// Writes `changes`: rows in batches of 400 (under SQLite's limit on binds).
+    private func write(_ changes: [StateChange]) async throws {
+        let puts = changes.filter { $0.record != nil }
+        let removals = changes.filter { $0.record == nil }.map(\.key)
+        let row = "(?, " + Array(repeating: "?", count: PartitionRow.columns.count).joined(separator: ", ") + ")"
+        for start in stride(from: 0, to: puts.count, by: 400) {
+            let batch = puts[start..<min(start + 400, puts.count)]
+            var binds: [SQLiteData] = []
+            binds.reserveCapacity(batch.count * (PartitionRow.columns.count + 1))
+            for change in batch {
+                binds.append(.text(workspace))
+                binds += try Self.binds(change.record!, key: change.key)
+            }
+            let values = Array(repeating: row, count: batch.count).joined(separator: ", ")
+            _ = try await connection.query("INSERT OR REPLACE INTO segsync_partitions (workspace, \(PartitionRow.columnList)) VALUES \(values)", binds)
+        }
+        for start in stride(from: 0, to: removals.count, by: 400) {
+            let batch = removals[start..<min(start + 400, removals.count)]
+            let marks = Array(repeating: "?", count: batch.count).joined(separator: ", ")
+            _ = try await connection.query("DELETE FROM segsync_partitions WHERE workspace = ? AND key IN (\(marks))",
+                                           [.text(workspace)] + batch.map { .text($0) })
+        }
+    }
+
+    public func commit(_ changes: [StateChange]) async throws {
+        do {
+            try await transaction(immediate: true) { [self] in
+                _ = try await connection.query("""
+                    INSERT INTO segsync_workspaces (workspace, lineage, serial) VALUES (?, ?, 1)
+                    ON CONFLICT (workspace) DO UPDATE SET serial = serial + 1
+                    """, [.text(workspace), .text(UUID().uuidString.lowercased())])
+                try await write(changes)
+            }
+        } catch let error as SegSyncError {
+            throw error
+        } catch {
+            throw SegSyncError("cannot commit to \(name): \(Self.describe(error)).")
+        }
+    }
+
+    public func replace(with state: State) async throws {
+        do {
+            try await transaction(immediate: true) { [self] in
+                _ = try await connection.query("DELETE FROM segsync_partitions WHERE workspace = ?", [.text(workspace)])
+                _ = try await connection.query("DELETE FROM segsync_marks WHERE workspace = ?", [.text(workspace)])
+                _ = try await connection.query("INSERT OR REPLACE INTO segsync_workspaces (workspace, lineage, serial) VALUES (?, ?, ?)",
+                                               [.text(workspace), .text(state.lineage.isEmpty ? UUID().uuidString.lowercased() : state.lineage), .integer(state.serial)])
+                try await write(state.partitions.map { StateChange($0.key, $0.value) })
+            }
+        } catch let error as SegSyncError {
+            throw error
+        } catch {
+            throw SegSyncError("cannot write \(name): \(Self.describe(error)).")
+        }
+    }
+
+    public func mark(_ mark: String) async throws -> String? {
+        do {
+            return try await transaction(immediate: false) { [self] in
+                try await connection.query("SELECT value FROM segsync_marks WHERE workspace = ? AND name = ?", [.text(workspace), .text(mark)])
+                    .first?.column("value")?.string
+            }
+        } catch {
+            throw SegSyncError("cannot read \(name): \(Self.describe(error)).")
+        }
+    }
+
+    public func setMark(_ mark: String, _ value: String?) async throws {
+        do {
+            try await transaction(immediate: true) { [self] in
+                if let value {
+                    _ = try await connection.query("INSERT OR REPLACE INTO segsync_marks (workspace, name, value) VALUES (?, ?, ?)",
+                                                   [.text(workspace), .text(mark), .text(value)])
+                } else {
+                    _ = try await connection.query("DELETE FROM segsync_marks WHERE workspace = ? AND name = ?", [.text(workspace), .text(mark)])
+                }
+            }
+        } catch {
+            throw SegSyncError("cannot write \(name): \(Self.describe(error)).")
+        }
+    }
+
+    public func onLoss(_ handler: @escaping @Sendable (String) -> Void) {}
+
+    public func close() async {
+        try? await connection.close().get()
+        runLock.withLockedValue { $0 = nil }
+    }
+}
