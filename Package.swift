@@ -59,6 +59,7 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -149,6 +150,12 @@ let package = Package(
         .testTarget(
             name: "FullStoryAPITests",
             dependencies: ["FullStoryAPI", "SegSyncEmulator", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // The state-store suite, run against both engines.
+        .testTarget(
+            name: "StateStoreTests",
+            dependencies: ["SegSync", "SegSyncStorage", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

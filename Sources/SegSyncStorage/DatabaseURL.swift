@@ -63,6 +63,8 @@ struct DatabaseURL {
         configuration = PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database, tls: choice)
         let timeout = query["connect_timeout"].flatMap { Int64($0) } ?? 10
         configuration.options.connectTimeout = .seconds(max(1, timeout))
-        if mode != "disable" { configuration.options.tlsServerName = host }
+        // SNI takes names only: an address is checked against the certificate's IP entries.
+        let isAddress = host.contains(":") || host.split(separator: ".").allSatisfy { Int($0) != nil }
+        if mode != "disable", !isAddress { configuration.options.tlsServerName = host }
     }
 }

@@ -2,6 +2,7 @@ import FileIO
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import NIOPosix
 import SegSync
 import SQLiteNIO
 
@@ -20,11 +21,15 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
     private let displayPath: String
     private let lockPath: String
     private let connection: SQLiteConnection
+    /// The connection's own thread: SQLite blocks it (fsync, a busy wait) without
+    /// holding up downloads, or another store's connection, on the shared pool.
+    private let thread: NIOThreadPool
     /// One transaction at a time on the one connection.
     private let gate = AsyncMutex()
     private let runLock = NIOLockedValueBox<FileRunLock?>(nil)
 
-    private init(path: String, displayPath: String, lockPath: String, workspace: String, connection: SQLiteConnection) {
+    private init(path: String, displayPath: String, lockPath: String, workspace: String, connection: SQLiteConnection, thread: NIOThreadPool) {
+        self.thread = thread
         self.path = path
         self.displayPath = displayPath
         self.lockPath = lockPath
@@ -37,18 +42,38 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
                             displayPath: String? = nil) async throws -> SQLiteStateStore {
         let display = displayPath ?? path
         let connection: SQLiteConnection
+        let thread = NIOThreadPool(numberOfThreads: 1)
+        thread.start()
         do {
-            connection = try await SQLiteConnection.open(storage: .file(path: path), logger: Logger(label: "segsync.sqlite", factory: { _ in SwiftLogNoOpLogHandler() }))
+            connection = try await SQLiteConnection.open(
+                storage: .file(path: path), threadPool: thread,
+                logger: Logger(label: "segsync.sqlite", factory: { _ in SwiftLogNoOpLogHandler() }),
+                on: MultiThreadedEventLoopGroup.singleton.any())
         } catch {
+            try? await thread.shutdownGracefully()
             throw SegSyncError("cannot open the SQLite state \(display): \(describe(error)).")
         }
-        let store = SQLiteStateStore(path: path, displayPath: display, lockPath: lockPath, workspace: workspace, connection: connection)
+        let store = SQLiteStateStore(path: path, displayPath: display, lockPath: lockPath, workspace: workspace, connection: connection, thread: thread)
         do {
-            _ = try await connection.query("PRAGMA journal_mode=WAL")
-            _ = try await connection.query("PRAGMA synchronous=FULL")
-            try await store.migrate()
+            // Switching to WAL and creating the schema need the database to themselves: a
+            // process opening it at the same instant is waited for (up to 30 s).
+            var attempt = 0
+            while true {
+                do {
+                    // Replaces sqlite-nio's busy handler, which retries at once and forever:
+                    // a sleeping wait, bounded, so a deadlock is an error and not a spin.
+                    _ = try await connection.query("PRAGMA busy_timeout=30000")
+                    _ = try await connection.query("PRAGMA journal_mode=WAL")
+                    _ = try await connection.query("PRAGMA synchronous=FULL")
+                    try await store.migrate()
+                    break
+                } catch let error as SQLiteError where error.reason == .busy && attempt < 600 {
+                    attempt += 1
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
         } catch {
-            try? await connection.close().get()
+            await store.close()
             if let error = error as? SegSyncError { throw error }
             throw SegSyncError("cannot prepare the SQLite state \(display): \(describe(error)).")
         }
@@ -265,6 +290,7 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
 
     public func close() async {
         try? await connection.close().get()
+        try? await thread.shutdownGracefully()
         runLock.withLockedValue { $0 = nil }
     }
 }
