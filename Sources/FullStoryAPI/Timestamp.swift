@@ -6,9 +6,11 @@ import Foundation
 /// Hand-rolled civil-date arithmetic rather than a formatter: it is exact, allocation-light
 /// on the planner's hot path, and cannot vary with the machine's locale.
 public enum Timestamp {
-    /// `2026-11-28T00:00:00Z`, or with milliseconds when the instant has them.
+    /// `2026-11-28T00:00:00Z`, or with milliseconds when the instant has them. Rounded
+    /// to the nearest millisecond, so an instant that went through a database's `double`
+    /// (a last bit different) is written the same.
     public static func format(_ date: Date) -> String {
-        let totalMillis = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        let totalMillis = Int64((date.timeIntervalSince1970 * 1000).rounded())
         var seconds = totalMillis.floorDiv(1000)
         let millis = Int(totalMillis - seconds * 1000)
         let days = seconds.floorDiv(86_400)

@@ -46,7 +46,8 @@ public struct Workspace: Sendable {
 
     public func snapshot(depth: ObservedFiles.Depth = .quick) async throws -> Snapshot {
         let state = try await store.load()
-        var lockfile = try await LockfileMark.lockfile(for: state, layout: layout, in: store)
+        // --checksum trusts nothing it has not read.
+        var lockfile = depth == .full ? nil : try await LockfileMark.lockfile(for: state, layout: layout, in: store)
         let fromState = lockfile != nil
         if lockfile == nil { lockfile = try Lockfile.load(path: layout.lockfilePath) }
         let observed = ObservedFiles.scan(

@@ -107,6 +107,9 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
         return digest.withUnsafeBytes { $0.loadUnaligned(as: Int64.self) }
     }
 
+    /// Instants are seconds since 1970 in `double precision`, as in the SQLite engine:
+    /// `timestamptz` keeps microseconds, which would not give back the same instant
+    /// (`to_timestamp(start_at)` reads them as times).
     static let schema = [
         """
         CREATE TABLE segsync_workspaces (
@@ -124,10 +127,10 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
         """
         CREATE TABLE segsync_partitions (
             workspace text NOT NULL, key text NOT NULL, export text NOT NULL,
-            start_at timestamptz NOT NULL, end_at timestamptz NOT NULL, label text NOT NULL, fingerprint text NOT NULL,
+            start_at double precision NOT NULL, end_at double precision NOT NULL, label text NOT NULL, fingerprint text NOT NULL,
             parameters text NOT NULL, phase text NOT NULL, operation_id text, operation_state text,
             progress double precision, attempts integer NOT NULL, last_error text,
-            created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
+            created_at double precision NOT NULL, updated_at double precision NOT NULL,
             output_path text, output_bytes bigint, output_sha256 text, output_modified double precision,
             PRIMARY KEY (workspace, key))
         """,
@@ -237,10 +240,11 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
                                   binds: try Self.bindings([workspace])), logger: logger)
                 for try await row in rows.decode(Row.self) {
                     let record = PartitionRecord(
-                        row: row.0, export: row.1, start: row.2, end: row.3, label: row.4, fingerprint: row.5,
+                        row: row.0, export: row.1, start: Date(timeIntervalSince1970: row.2), end: Date(timeIntervalSince1970: row.3),
+                        label: row.4, fingerprint: row.5,
                         parameters: try cache.parameters(row.6, key: row.0), phase: try PartitionRow.phase(row.7, key: row.0),
                         operationId: row.8, operationState: row.9, progress: row.10, attempts: Int(row.11), lastError: row.12,
-                        createdAt: row.13, updatedAt: row.14, outputPath: row.15, outputBytes: row.16, outputSHA256: row.17,
+                        createdAt: Date(timeIntervalSince1970: row.13), updatedAt: Date(timeIntervalSince1970: row.14), outputPath: row.15, outputBytes: row.16, outputSHA256: row.17,
                         outputModified: row.18)
                     state.partitions[row.0] = record
                 }
@@ -251,8 +255,8 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
         }
     }
 
-    typealias Row = (String, String, Date, Date, String, String, String, String, String?, String?, Double?,
-                     Int32, String?, Date, Date, String?, Int64?, String?, Double?)
+    typealias Row = (String, String, Double, Double, String, String, String, String, String?, String?, Double?,
+                     Int32, String?, Double, Double, String?, Int64?, String?, Double?)
 
     static func bindings(_ values: [String]) throws -> PostgresBindings {
         var bindings = PostgresBindings(capacity: values.count)
@@ -275,8 +279,8 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
                 try bindings.append(workspace)
                 try bindings.append(change.key)
                 try bindings.append(record.export)
-                try bindings.append(record.start)
-                try bindings.append(record.end)
+                try bindings.append(record.start.timeIntervalSince1970)
+                try bindings.append(record.end.timeIntervalSince1970)
                 try bindings.append(record.label)
                 try bindings.append(record.fingerprint)
                 try bindings.append(try PartitionRow.parametersText(record.parameters))
@@ -286,8 +290,8 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
                 try bindings.append(record.progress)
                 try bindings.append(Int32(clamping: record.attempts))
                 try bindings.append(record.lastError)
-                try bindings.append(record.createdAt)
-                try bindings.append(record.updatedAt)
+                try bindings.append(record.createdAt.timeIntervalSince1970)
+                try bindings.append(record.updatedAt.timeIntervalSince1970)
                 try bindings.append(record.output?.path)
                 try bindings.append(record.output?.bytes)
                 try bindings.append(record.output?.sha256)

@@ -52,14 +52,19 @@ extension EndToEnd {
         }
 
         @Test("killed or interrupted at any instant, apply converges: files verified, no leftovers, no key, no duplicate after an interrupt",
-              arguments: [SIGINT, SIGKILL])
-        func crashAndConverge(signal: Int32) throws {
+              arguments: [SIGINT, SIGKILL], ["sqlite", "postgres"])
+        func crashAndConverge(signal: Int32, engine: String) throws {
+            var database: String?
+            if engine == "postgres" {
+                guard let url = TestDatabase.urlOrSkip("crash suite on PostgreSQL") else { return }
+                database = url
+            }
             var random = SplitMix(seed: Self.seed ^ UInt64(signal))
             var rounds: [Round] = []
             for round in 0..<Self.rounds {
                 let instant = Int(random.next() % 2_500)
-                let result = try run(round: round, signal: signal, instant: instant, emulatorSeed: random.next())
-                print("crash suite (\(signal == SIGKILL ? "SIGKILL" : "SIGINT")): \(result)")
+                let result = try run(round: round, signal: signal, instant: instant, emulatorSeed: random.next(), database: database)
+                print("crash suite (\(signal == SIGKILL ? "SIGKILL" : "SIGINT"), \(engine)): \(result)")
                 rounds.append(result)
                 if signal == SIGINT {
                     #expect(result.duplicates == 0, "an interrupt must never cost a second export: \(result)")
@@ -70,15 +75,19 @@ extension EndToEnd {
                 }
             }
             let duplicates = rounds.reduce(0) { $0 + $1.duplicates }
-            print("crash suite (\(signal == SIGKILL ? "SIGKILL" : "SIGINT")): \(rounds.count) rounds, seed \(Self.seed), \(duplicates) duplicate export(s) in all")
+            print("crash suite (\(signal == SIGKILL ? "SIGKILL" : "SIGINT"), \(engine)): \(rounds.count) rounds, seed \(Self.seed), \(duplicates) duplicate export(s) in all")
         }
 
-        func run(round: Int, signal: Int32, instant: Int, emulatorSeed: UInt64) throws -> Round {
+        /// One round; with `database`, state lives in a PostgreSQL workspace of its own.
+        func run(round: Int, signal: Int32, instant: Int, emulatorSeed: UInt64, database: String?) throws -> Round {
             let folder = try TemporaryFolder()
-            try folder.write("segsync.yaml", Self.manifest)
+            let workspace = TestDatabase.uniqueWorkspace("crash")
+            try folder.write("segsync.yaml", database == nil ? Self.manifest : Self.manifest.replacingOccurrences(
+                of: "version: 1\n", with: "version: 1\nstate: { backend: postgres, workspace: \(workspace) }\n"))
             let emulator = try EmulatorProcess(folder: folder, Self.faults, seed: emulatorSeed)
+            let environment = emulator.environment.merging(database.map { ["SEGSYNC_DATABASE_URL": $0] } ?? [:]) { $1 }
             let now = ApplyTests.now
-            let victim = try CLI.start(["apply", "--now", now, "--poll-interval", "0.1"], in: folder.path, environment: emulator.environment)
+            let victim = try CLI.start(["apply", "--now", now, "--poll-interval", "0.1"], in: folder.path, environment: environment)
             let drain = CLI.Drain(victim.stdout.fileHandleForReading), drainErrors = CLI.Drain(victim.stderr.fileHandleForReading)
             Thread.sleep(forTimeInterval: Double(instant) / 1000)
             kill(victim.process.processIdentifier, signal)
@@ -91,13 +100,13 @@ extension EndToEnd {
             while runs < 8 {
                 runs += 1
                 last = try CLI.run(["apply", "--now", now, "--poll-interval", "0.1", "--retry-failed"], in: folder.path,
-                                   environment: emulator.environment)
+                                   environment: environment)
                 if last.status == 0 { break }
             }
             #expect(last.status == 0, "round \(round) (signal at \(instant) ms) did not converge: \(last.stdout)\(last.stderr)")
 
             // Every file verified, by segsync and by sha256sum.
-            #expect(try CLI.run(["verify"], in: folder.path).status == 0)
+            #expect(try CLI.run(["verify"], in: folder.path, environment: environment).status == 0)
             let sums = Process()
             sums.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             sums.arguments = ["sha256sum", "--quiet", "--strict", "-c", "SHA256SUMS"]
@@ -118,6 +127,8 @@ extension EndToEnd {
             }
             let lockfile = try #require(folder.read("segsync.lock"))
             #expect(!lockfile.contains(EmulatorProcess.key))
+            let pulled = try CLI.run(["state", "pull"], in: folder.path, environment: environment)
+            #expect(pulled.status == 0 && !pulled.stdout.contains(EmulatorProcess.key))
 
             let failed = emulator.all("createExport").filter { $0.contains("\"status\":200") && $0.contains("\"fault\":\"fail\"") }.count
             return Round(round: round, instant: instant, exitStatus: exitStatus, creates: emulator.creates,

@@ -1,0 +1,166 @@
+import Foundation
+import SegSync
+import Testing
+import TestSupport
+
+extension EndToEnd {
+    /// Runners sharing one PostgreSQL workspace: the built `segsync` in two folders with
+    /// the same manifest, against one emulator and the test server (`TestDatabase`).
+    @Suite(.serialized) struct PostgresTests {
+        static let now = ApplyTests.now
+
+        /// ApplyTests' manifest with its state in `workspace`.
+        static func manifest(workspace: String) -> String {
+            ApplyTests.manifest.replacingOccurrences(
+                of: "version: 1\n", with: "version: 1\nstate:\n  backend: postgres\n  workspace: \(workspace)\n")
+        }
+
+        struct Runners {
+            let url: String
+            let workspace = TestDatabase.uniqueWorkspace("e2e")
+            let a: TemporaryFolder
+            let b: TemporaryFolder
+            let emulator: EmulatorProcess
+
+            init(url: String, operationSeconds: Double) throws {
+                self.url = url
+                a = try TemporaryFolder()
+                b = try TemporaryFolder()
+                for folder in [a, b] { try folder.write("segsync.yaml", PostgresTests.manifest(workspace: workspace)) }
+                emulator = try EmulatorProcess(folder: a, ["--operation-seconds", String(operationSeconds)])
+            }
+
+            var environment: [String: String] { emulator.environment.merging(["SEGSYNC_DATABASE_URL": url]) { $1 } }
+
+            func arguments(_ extra: [String] = []) -> [String] {
+                ["apply", "--now", PostgresTests.now, "--poll-interval", "0.1"] + extra
+            }
+
+            func start(_ folder: TemporaryFolder, _ extra: [String] = []) throws -> CLI.Running {
+                try CLI.start(arguments(extra), in: folder.path, environment: environment)
+            }
+
+            func run(_ folder: TemporaryFolder, _ extra: [String] = []) throws -> CLI.Result {
+                try CLI.run(arguments(extra), in: folder.path, environment: environment)
+            }
+
+            func sql(_ text: String) -> String {
+                (try? TestDatabase.psql(text, url: url)) ?? ""
+            }
+
+            /// Operation ids committed in the workspace.
+            var recordedOperations: Int {
+                Int(sql("SELECT count(*) FROM segsync_partitions WHERE workspace = '\(workspace)' AND operation_id IS NOT NULL")) ?? 0
+            }
+        }
+
+        static func finish(_ running: CLI.Running) -> CLI.Result {
+            let err = CLI.Drain(running.stderr.fileHandleForReading)
+            let out = running.stdout.fileHandleForReading.readDataToEndOfFile()
+            running.process.waitUntilExit()
+            return CLI.Result(status: running.process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
+                              stderr: String(decoding: err.wait(), as: UTF8.self))
+        }
+
+        @Test("two runners, one workspace: the second fails at once naming the holder, or waits, then downloads with 0 new creates")
+        func twoRunners() throws {
+            guard let url = TestDatabase.urlOrSkip("twoRunners") else { return }
+            let runners = try Runners(url: url, operationSeconds: 1.5)
+            let first = try runners.start(runners.a)
+            #expect(waitUntil { runners.recordedOperations == 7 })
+
+            let refused = try runners.run(runners.b)
+            #expect(refused.status == 1)
+            #expect(refused.stderr.contains("another segsync run has the lock on the PostgreSQL state (workspace '\(runners.workspace)' at postgres://"), "\(refused.stderr)")
+            #expect(refused.stderr.contains("held by pid \(first.process.processIdentifier) on "), "\(refused.stderr)")
+            #expect(refused.stderr.contains(", 'segsync apply', started "))
+
+            let waiting = try runners.start(runners.b, ["--lock-timeout", "5m"])
+            let firstResult = Self.finish(first)
+            #expect(firstResult.status == 0, "\(firstResult.stdout)\(firstResult.stderr)")
+            let second = Self.finish(waiting)
+            #expect(second.status == 0, "\(second.stdout)\(second.stderr)")
+            // The second folder has no files: they come from the finished operations.
+            #expect(second.stdout.contains("Plan: 0 to create, 0 to resume, 0 to download, 7 to repair"), "\(second.stdout)")
+            #expect(runners.emulator.creates == 7)
+            #expect(try CLI.run(["verify"], in: runners.b.path, environment: runners.environment).status == 0)
+            #expect(runners.b.read("segsync.lock") == runners.a.read("segsync.lock"))
+        }
+
+        @Test("SIGKILL of the runner holding the lock lets the waiting one go on within seconds, resuming its operations")
+        func killedHolder() throws {
+            guard let url = TestDatabase.urlOrSkip("killedHolder") else { return }
+            let runners = try Runners(url: url, operationSeconds: 3)
+            let first = try runners.start(runners.a)
+            #expect(waitUntil { runners.recordedOperations == 7 })
+            let waiting = try runners.start(runners.b, ["--lock-timeout", "5m"])
+            let out = CLI.Drain(waiting.stdout.fileHandleForReading), err = CLI.Drain(waiting.stderr.fileHandleForReading)
+            Thread.sleep(forTimeInterval: 0.3)
+            #expect(waiting.process.isRunning)
+            kill(first.process.processIdentifier, SIGKILL)
+            first.process.waitUntilExit()
+            let killed = Date()
+            // It takes the lock as soon as the server drops the dead connection.
+            #expect(waitUntil(timeout: 20) {
+                runners.sql("SELECT pid FROM segsync_lock_holders WHERE workspace = '\(runners.workspace)'") == String(waiting.process.processIdentifier)
+            })
+            let tookOver = Date().timeIntervalSince(killed)
+            print("postgres: the waiting runner took the lock \(String(format: "%.2f", tookOver)) s after SIGKILL of the holder")
+            #expect(tookOver < 10)
+            waiting.process.waitUntilExit()
+            let stdout = String(decoding: out.wait(), as: UTF8.self)
+            #expect(waiting.process.terminationStatus == 0, "\(stdout)\(String(decoding: err.wait(), as: UTF8.self))")
+            #expect(stdout.contains("7 to resume"), "\(stdout)")
+            #expect(runners.emulator.creates == 7)
+        }
+
+        @Test("a terminated connection stops the apply at once with a clear error; the next run resumes every operation by id")
+        func terminatedConnection() throws {
+            guard let url = TestDatabase.urlOrSkip("terminatedConnection") else { return }
+            let runners = try Runners(url: url, operationSeconds: 4)
+            let first = try runners.start(runners.a)
+            #expect(waitUntil { runners.recordedOperations == 7 })
+            runners.sql("SELECT pg_terminate_backend(backend_pid) FROM segsync_lock_holders WHERE workspace = '\(runners.workspace)'")
+            let stopped = Date()
+            let result = Self.finish(first)
+            #expect(Date().timeIntervalSince(stopped) < 10)
+            #expect(result.status == 1)
+            #expect(result.stderr.contains("the connection to the PostgreSQL state (workspace '\(runners.workspace)'"), "\(result.stderr)")
+            #expect(result.stderr.contains("was lost, and the run lock with it; this run stops here and writes nothing more"), "\(result.stderr)")
+            // Nothing was written after the lock went: no file, no lockfile entry.
+            #expect(runners.a.list("exports").filter { $0.hasSuffix(".gz") || $0.hasSuffix(".json") }.isEmpty)
+
+            let next = try runners.run(runners.a)
+            #expect(next.status == 0, "\(next.stdout)\(next.stderr)")
+            #expect(next.stdout.contains("7 to resume"), "\(next.stdout)")
+            #expect(runners.emulator.creates == 7)
+            #expect(try CLI.run(["verify"], in: runners.a.path, environment: runners.environment).status == 0)
+        }
+
+        @Test("state pull from SQLite and push into PostgreSQL moves a folder's state, and the plan agrees")
+        func migrate() throws {
+            guard let url = TestDatabase.urlOrSkip("migrate") else { return }
+            let folder = try TemporaryFolder()
+            try folder.write("segsync.yaml", ApplyTests.manifest)
+            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+            #expect(try CLI.run(["apply", "--now", Self.now, "--poll-interval", "0.1"], in: folder.path, environment: emulator.environment).status == 0)
+            let pulled = try CLI.run(["state", "pull"], in: folder.path)
+            try folder.write("pulled.json", pulled.stdout)
+            let workspace = TestDatabase.uniqueWorkspace("mig")
+            try folder.write("segsync.yaml", Self.manifest(workspace: workspace))
+            let environment = emulator.environment.merging(["SEGSYNC_DATABASE_URL": url]) { $1 }
+            let pushed = try CLI.run(["state", "push", "pulled.json"], in: folder.path, environment: environment)
+            #expect(pushed.status == 0, "\(pushed.stderr)")
+            #expect(try CLI.run(["state", "pull"], in: folder.path, environment: environment).stdout == pulled.stdout)
+            let plan = try CLI.run(["plan", "--now", Self.now], in: folder.path, environment: environment)
+            #expect(plan.stdout == "No changes: 7 partitions up to date.\n", "\(plan.stdout)\(plan.stderr)")
+            // A state of another lineage is not pushed over it without --force.
+            var other = try StateJSON.decodeState(Data(pulled.stdout.utf8), source: "pull")
+            other.lineage = "another"
+            try folder.write("other.json", String(decoding: try StateJSON.encoder.encode(other), as: UTF8.self))
+            let refused = try CLI.run(["state", "push", "other.json"], in: folder.path, environment: environment)
+            #expect(refused.status == 1)
+            #expect(refused.stderr.contains("belongs to another state (lineage another)"))
+        }
+    }
+}
