@@ -60,6 +60,42 @@ import FullStoryAPI
         #expect(Timestamp.format(start) == "2025-12-31T23:00:00Z")  // midnight in Paris
     }
 
+    static func withState(_ block: String) -> String {
+        "version: 1\n" + block + "\nexports:\n  - { name: e, segment: s, type: events, window: { every: 1d, last: 2d } }\n"
+    }
+
+    @Test("state defaults to SQLite; postgres takes urlEnv and workspace")
+    func stateBlock() throws {
+        let (plain, _) = ManifestLoader.decode(Self.withState(""), file: "segsync.yaml")
+        #expect(plain?.state == StateSettings(backend: .sqlite, urlEnv: "SEGSYNC_DATABASE_URL", workspace: "default"))
+        let (shared, diagnostics) = ManifestLoader.decode(
+            Self.withState("state:\n  backend: postgres\n  urlEnv: ANALYTICS_DB\n  workspace: analytics.eu-1"), file: "segsync.yaml")
+        #expect(diagnostics.isEmpty)
+        #expect(shared?.state == StateSettings(backend: .postgres, urlEnv: "ANALYTICS_DB", workspace: "analytics.eu-1"))
+    }
+
+    @Test("state mistakes are diagnosed where they are, and a connection string is never accepted", arguments: [
+        ("state:\n  backend: postgress", "segsync.yaml:3:12: error: unknown backend 'postgress'"),
+        ("state:\n  backnd: postgres", "segsync.yaml:3:3: error: unknown key 'backnd' (did you mean 'backend'?)"),
+        ("state:\n  backend: postgres\n  url: postgres://u:hunter2@db/segsync", "the manifest must not contain a database URL ('url')"),
+        ("state:\n  backend: postgres\n  urlEnv: postgres://u:hunter2@db/segsync", "the manifest must not contain a database URL ('urlEnv')"),
+        ("state:\n  backend: postgres\n  urlEnv: my-db", "urlEnv must name an environment variable"),
+        ("state:\n  workspace: ../other", "workspace must be a name of letters, digits"),
+        ("state: postgres", "expected a mapping for 'state'"),
+    ])
+    func stateMistakes(block: String, expected: String) throws {
+        let found = diagnostics(Self.withState(block))
+        #expect(found.contains { $0.contains(expected) }, "\(found)")
+        #expect(!found.joined().contains("hunter2"))
+    }
+
+    @Test("urlEnv without the postgres backend is a warning: it would be ignored")
+    func urlEnvWithoutPostgres() throws {
+        let (manifest, found) = ManifestLoader.decode(Self.withState("state:\n  urlEnv: DB"), file: "segsync.yaml")
+        #expect(manifest != nil)
+        #expect(found.map(\.description) == ["segsync.yaml:3:3: warning: urlEnv is only read by the postgres backend; this manifest's state is SQLite (add 'backend: postgres' to share it)"])
+    }
+
     @Test("unknown keys suggest the nearest valid one, at the key's line and column")
     func unknownKey() {
         let text = "version: 1\nexports:\n  - name: a\n    segment: s\n    type: events\n    fromat: csv\n"
