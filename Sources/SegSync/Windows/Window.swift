@@ -159,7 +159,7 @@ public struct PartitionKey: Sendable, Hashable, Comparable, CustomStringConverti
         (a.export, a.start) < (b.export, b.start)
     }
 
-    /// `checkout-events@2026-11-27T13:00:00Z`, the key in `state.json`.
+    /// `checkout-events@2026-11-27T13:00:00Z`, the key in state.
     public var description: String { "\(export)@\(Timestamp.format(start))" }
 
     public init?(_ text: String) {

@@ -3,11 +3,32 @@
 // downloaded, the output files, segsync.lock and SHA256SUMS.
 //
 //   segsync-fixture DIR [EXPORTS] [DAYS] [NOW]
+//
+// With SEGSYNC_FIXTURE_WORKSPACE set, the manifest keeps its state in that PostgreSQL
+// workspace (the URL in SEGSYNC_DATABASE_URL). `segsync-fixture --load DIR` times
+// reading DIR's state from its store, best of 5, and prints "SECONDS PARTITIONS".
 import Foundation
 import SegSync
 import SegSyncStorage
 
 let arguments = CommandLine.arguments
+let environment = ProcessInfo.processInfo.environment
+if arguments.count == 3, arguments[1] == "--load" {
+    let manifest = try ManifestLoader.load(path: arguments[2] + "/segsync.yaml")
+    let layout = Layout(manifestPath: arguments[2] + "/segsync.yaml", output: manifest.output)
+    let store = try await StateBackend.open(manifest, layout: layout, environment: environment)
+    var best = Double.infinity
+    var count = 0
+    for _ in 0..<5 {
+        let started = ContinuousClock.now
+        count = try await store.load().partitions.count
+        let took = ContinuousClock.now - started
+        best = min(best, Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18)
+    }
+    await store.close()
+    print(String(format: "%.3f", best), count)
+    exit(0)
+}
 guard arguments.count >= 2 else {
     FileHandle.standardError.write(Data("usage: segsync-fixture DIR [EXPORTS=100] [DAYS=365] [NOW=2026-11-28T00:00:00Z]\n".utf8))
     exit(2)
@@ -17,7 +38,8 @@ let exportCount = arguments.count > 2 ? Int(arguments[2]) ?? 100 : 100
 let days = arguments.count > 3 ? Int(arguments[3]) ?? 365 : 365
 let now = Timestamp.parse(arguments.count > 4 ? arguments[4] : "2026-11-28T00:00:00Z")!
 
-var manifestText = "version: 1\noutput: exports\ndefaults:\n  window: { every: 1d, last: \(days)d, settle: 24h }\nexports:\n"
+let stateBlock = environment["SEGSYNC_FIXTURE_WORKSPACE"].map { "state: { backend: postgres, workspace: \($0) }\n" } ?? ""
+var manifestText = "version: 1\n" + stateBlock + "output: exports\ndefaults:\n  window: { every: 1d, last: \(days)d, settle: 24h }\nexports:\n"
 for index in 0..<exportCount {
     manifestText += "  - name: export-\(index)\n    segment: segment-\(index % 7)\n    type: \(index % 2 == 0 ? "events" : "individuals")\n"
 }
@@ -49,7 +71,7 @@ for export in manifest.exports {
     }
 }
 // Into the store the manifest names (SQLite, or PostgreSQL from its urlEnv).
-let store = try await StateBackend.open(manifest, layout: layout, environment: ProcessInfo.processInfo.environment)
+let store = try await StateBackend.open(manifest, layout: layout, environment: environment)
 try await store.replace(with: state)
 await store.close()
 try Lockfile(entries: entries).write(to: layout)
