@@ -35,7 +35,7 @@ for engine in sqlite postgres; do
   dir="$work/$engine"
   (cd "$dir" && "$bin/segsync" plan --now "$now" --offline >/dev/null)   # the first plan records the lockfile mark
   (cd "$dir" && strace -f -e trace=openat -o "$work/$engine.strace" "$bin/segsync" plan --now "$now" --offline >/dev/null 2>&1) || true
-  /usr/bin/time -v "$bin/segsync" plan --now "$now" --offline -m "$dir/segsync.yaml" >/dev/null 2>"$work/$engine.time"
+  /usr/bin/time -v "$bin/segsync" plan --now "$now" --offline -f "$dir/segsync.yaml" >/dev/null 2>"$work/$engine.time"
   read -r wall rss < <(time_of "$work/$engine.time")
   reads=$(grep -cE 'segsync\.lock"|SHA256SUMS"' "$work/$engine.strace" 2>/dev/null || echo "?")
   printf '  no-op plan on %-20s wall %5ss   peak RSS %7s KiB   opens of segsync.lock/SHA256SUMS: %s\n' "$engine" "$wall" "$rss" "$reads"

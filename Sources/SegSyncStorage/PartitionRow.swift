@@ -1,37 +1,63 @@
+import Crypto
 import Foundation
 import SegSync
 
 /// A ``PartitionRecord`` as one row of `segsync_partitions`, column for column, the same
-/// in both engines. Export parameters are stored as one JSON text (they are the same
-/// for every partition of an export, so a load decodes each distinct text once).
+/// in both engines. Export parameters are the same for every partition of an export, so
+/// each distinct set is stored once, as JSON in `segsync_parameters`, and rows refer to
+/// it by an id derived from its text: a load decodes each set once and rows carry an
+/// integer, not 200 bytes of JSON.
 struct PartitionRow {
     /// The columns after `workspace`, in the order both engines select and insert them.
     static let columns = [
-        "key", "export", "start_at", "end_at", "label", "fingerprint", "parameters", "phase",
+        "key", "export", "start_at", "end_at", "label", "fingerprint", "parameters_id", "phase",
         "operation_id", "operation_state", "progress", "attempts", "last_error", "created_at", "updated_at",
         "output_path", "output_bytes", "output_sha256", "output_modified",
     ]
 
     static var columnList: String { columns.joined(separator: ", ") }
 
-    /// Turns stored export parameters back into values, each distinct text once.
-    struct ParameterCache {
-        private var decoded: [String: ExportParameters] = [:]
+    /// The stored export parameters of a workspace, by id.
+    struct Parameters {
+        private var byID: [Int64: ExportParameters] = [:]
 
-        mutating func parameters(_ text: String, key: String) throws -> ExportParameters {
-            if let known = decoded[text] { return known }
-            do {
-                let value = try StateJSON.decoder.decode(ExportParameters.self, from: Data(text.utf8))
-                decoded[text] = value
-                return value
-            } catch {
-                throw SegSyncError("the stored parameters of partition \(key) are damaged (\(StateJSON.describe(error))).")
+        /// Decodes `segsync_parameters` rows.
+        init(_ rows: [(id: Int64, text: String)]) throws {
+            for row in rows {
+                do {
+                    byID[row.id] = try StateJSON.decoder.decode(ExportParameters.self, from: Data(row.text.utf8))
+                } catch {
+                    throw SegSyncError("stored export parameters \(row.id) are damaged (\(StateJSON.describe(error))).")
+                }
             }
+        }
+
+        func parameters(_ id: Int64, key: String) throws -> ExportParameters {
+            guard let value = byID[id] else {
+                throw SegSyncError("partition \(key) refers to export parameters \(id), which state does not have.")
+            }
+            return value
         }
     }
 
-    static func parametersText(_ parameters: ExportParameters) throws -> String {
-        String(decoding: try StateJSON.lineEncoder.encode(parameters), as: UTF8.self)
+    /// The text and id of `parameters`: the id is the first 8 bytes of the text's SHA-256.
+    static func stored(_ parameters: ExportParameters) throws -> (id: Int64, text: String) {
+        let data = try StateJSON.lineEncoder.encode(parameters)
+        let id = SHA256.hash(data: data).withUnsafeBytes { $0.loadUnaligned(as: Int64.self) }
+        return (id, String(decoding: data, as: UTF8.self))
+    }
+
+    /// The distinct parameter sets of `changes`.
+    static func parameterSets(_ changes: some Sequence<StateChange>) throws -> [Int64: String] {
+        var cache: [ExportParameters: (id: Int64, text: String)] = [:]
+        var sets: [Int64: String] = [:]
+        for change in changes {
+            guard let parameters = change.record?.parameters else { continue }
+            if cache[parameters] == nil { cache[parameters] = try stored(parameters) }
+            let set = cache[parameters]!
+            sets[set.id] = set.text
+        }
+        return sets
     }
 
     static func phase(_ text: String, key: String) throws -> Phase {

@@ -125,10 +125,14 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
             started timestamptz NOT NULL, backend_pid integer NOT NULL)
         """,
         """
+        CREATE TABLE segsync_parameters (
+            workspace text NOT NULL, id bigint NOT NULL, text text NOT NULL, PRIMARY KEY (workspace, id))
+        """,
+        """
         CREATE TABLE segsync_partitions (
             workspace text NOT NULL, key text NOT NULL, export text NOT NULL,
             start_at double precision NOT NULL, end_at double precision NOT NULL, label text NOT NULL, fingerprint text NOT NULL,
-            parameters text NOT NULL, phase text NOT NULL, operation_id text, operation_state text,
+            parameters_id bigint NOT NULL, phase text NOT NULL, operation_id text, operation_state text,
             progress double precision, attempts integer NOT NULL, last_error text,
             created_at double precision NOT NULL, updated_at double precision NOT NULL,
             output_path text, output_bytes bigint, output_sha256 text, output_modified double precision,
@@ -234,7 +238,12 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
                     state.lineage = lineage
                     state.serial = Int(serial)
                 }
-                var cache = PartitionRow.ParameterCache()
+                var sets: [(id: Int64, text: String)] = []
+                for try await (id, text) in try await connection.query(
+                    "SELECT id, text FROM segsync_parameters WHERE workspace = \(workspace)", logger: logger).decode((Int64, String).self) {
+                    sets.append((id, text))
+                }
+                let parameters = try PartitionRow.Parameters(sets)
                 let rows = try await connection.query(
                     PostgresQuery(unsafeSQL: "SELECT \(PartitionRow.columnList) FROM segsync_partitions WHERE workspace = $1",
                                   binds: try Self.bindings([workspace])), logger: logger)
@@ -242,7 +251,7 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
                     let record = PartitionRecord(
                         row: row.0, export: row.1, start: Date(timeIntervalSince1970: row.2), end: Date(timeIntervalSince1970: row.3),
                         label: row.4, fingerprint: row.5,
-                        parameters: try cache.parameters(row.6, key: row.0), phase: try PartitionRow.phase(row.7, key: row.0),
+                        parameters: try parameters.parameters(row.6, key: row.0), phase: try PartitionRow.phase(row.7, key: row.0),
                         operationId: row.8, operationState: row.9, progress: row.10, attempts: Int(row.11), lastError: row.12,
                         createdAt: Date(timeIntervalSince1970: row.13), updatedAt: Date(timeIntervalSince1970: row.14), outputPath: row.15, outputBytes: row.16, outputSHA256: row.17,
                         outputModified: row.18)
@@ -255,7 +264,7 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
         }
     }
 
-    typealias Row = (String, String, Double, Double, String, String, String, String, String?, String?, Double?,
+    typealias Row = (String, String, Double, Double, String, String, Int64, String, String?, String?, Double?,
                      Int32, String?, Double, Double, String?, Int64?, String?, Double?)
 
     static func bindings(_ values: [String]) throws -> PostgresBindings {
@@ -270,6 +279,16 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
         let removals = changes.filter { $0.record == nil }.map(\.key)
         let width = PartitionRow.columns.count + 1
         let updates = PartitionRow.columns.dropFirst().map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
+        for (id, text) in try PartitionRow.parameterSets(puts) {
+            try await connection.query("""
+                INSERT INTO segsync_parameters (workspace, id, text) VALUES (\(workspace), \(id), \(text))
+                ON CONFLICT (workspace, id) DO NOTHING
+                """, logger: logger)
+        }
+        var ids: [ExportParameters: Int64] = [:]
+        for change in puts where ids[change.record!.parameters] == nil {
+            ids[change.record!.parameters] = try PartitionRow.stored(change.record!.parameters).id
+        }
         for start in stride(from: 0, to: puts.count, by: 1000) {
             let batch = puts[start..<min(start + 1000, puts.count)]
             var bindings = PostgresBindings(capacity: batch.count * width)
@@ -283,7 +302,7 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
                 try bindings.append(record.end.timeIntervalSince1970)
                 try bindings.append(record.label)
                 try bindings.append(record.fingerprint)
-                try bindings.append(try PartitionRow.parametersText(record.parameters))
+                try bindings.append(ids[record.parameters]!)
                 try bindings.append(record.phase.rawValue)
                 try bindings.append(record.operationId)
                 try bindings.append(record.operationState)
@@ -335,6 +354,7 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
             try await transaction { [self] in
                 try await connection.query("DELETE FROM segsync_partitions WHERE workspace = \(workspace)", logger: logger)
                 try await connection.query("DELETE FROM segsync_marks WHERE workspace = \(workspace)", logger: logger)
+                try await connection.query("DELETE FROM segsync_parameters WHERE workspace = \(workspace)", logger: logger)
                 let lineage = state.lineage.isEmpty ? UUID().uuidString.lowercased() : state.lineage
                 try await connection.query("""
                     INSERT INTO segsync_workspaces (workspace, lineage, serial) VALUES (\(workspace), \(lineage), \(Int64(state.serial)))

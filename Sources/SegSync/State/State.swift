@@ -63,7 +63,7 @@ public enum Phase: String, Codable, Sendable, CaseIterable {
 }
 
 /// The export settings a partition was made with, kept so a plan can say what changed.
-public struct ExportParameters: Codable, Sendable, Equatable {
+public struct ExportParameters: Codable, Sendable, Hashable {
     public var segment: String
     public var type: ExportType
     public var format: ExportFormat
