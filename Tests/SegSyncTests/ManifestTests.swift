@@ -89,6 +89,14 @@ import FullStoryAPI
         #expect(!found.joined().contains("hunter2"))
     }
 
+    @Test("FULLSTORY_API_URL=emulator runs a production manifest against the built-in emulator")
+    func emulatorOverride() throws {
+        let (manifest, _) = ManifestLoader.decode(Self.valid, file: "segsync.yaml")
+        let resolved = try #require(manifest).resolvingEndpoint(environment: ["FULLSTORY_API_URL": "emulator"])
+        #expect(resolved.api.endpoint == APISettings.emulatorEndpoint)
+        #expect(try #require(manifest).resolvingEndpoint(environment: [:]).api.endpoint == "https://api.fullstory.com")
+    }
+
     @Test("urlEnv without the postgres backend is a warning: it would be ignored")
     func urlEnvWithoutPostgres() throws {
         let (manifest, found) = ManifestLoader.decode(Self.withState("state:\n  urlEnv: DB"), file: "segsync.yaml")
