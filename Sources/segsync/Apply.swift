@@ -17,7 +17,7 @@ struct Apply: AsyncParsableCommand {
             next run resumes them); 130 interrupted (Ctrl-C again exits at once).
 
             Reads FULLSTORY_API_KEY (or the variable api.keyEnv names) and FULLSTORY_API_URL; \
-            SEGSYNC_DEBUG logs every call; a Markdown summary is appended to GITHUB_STEP_SUMMARY.
+            SEGSYNC_DATABASE_URL (PostgreSQL state); SEGSYNC_DEBUG logs every call; a Markdown summary is appended to GITHUB_STEP_SUMMARY, and with GITHUB_ACTIONS=true failures are ::error annotations.
 
             Examples:
               segsync apply
@@ -105,6 +105,7 @@ struct Apply: AsyncParsableCommand {
         var tidied = snapshot
         try await workspace.tidy(plan, &tidied, now: Date())
         guard plan.hasChanges else {
+            StepSummary.append(plan: plan, report: nil, manifest: manifest.file)
             if !plan.givenUp.isEmpty { throw ExitCode(ExitCodes.failure) }
             return
         }
@@ -174,6 +175,9 @@ struct Apply: AsyncParsableCommand {
         }
         StepSummary.append(plan: plan, report: report, manifest: manifest.file)
         printOut("\n" + Self.summary(report))
+        for failure in report.failures {
+            Annotations.error(title: "segsync: \(failure.export) \(failure.label)", failure.message)
+        }
         if !report.failures.isEmpty || !plan.givenUp.isEmpty { throw ExitCode(ExitCodes.failure) }
         if !report.stillRunning.isEmpty { throw ExitCode(ExitCodes.incomplete) }
     }

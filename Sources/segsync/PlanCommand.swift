@@ -63,6 +63,7 @@ struct PlanCommand: AsyncParsableCommand {
             }
         }
         printOut(json ? PlanRenderer.json(plan) : PlanRenderer.text(plan))
+        StepSummary.plan(plan, manifest: manifest.file)
         if let out {
             try SavedPlan.write(plan, to: out)
             if !json { printOut("Saved the plan to \(out); apply it with: segsync apply \(out)\n") }
@@ -84,10 +85,15 @@ struct PlanCommand: AsyncParsableCommand {
             let (fresh, warnings) = try await APIConnection.with(manifest: workspace.manifest, layout: workspace.layout, tune: quick) { connection in
                 await Refresh.operations(in: state, client: connection.client, exports: targets, now: Date())
             }
-            for warning in warnings { printError("warning: \(warning)") }
+            for warning in warnings {
+                printError("warning: \(warning)")
+                Annotations.warning(warning)
+            }
             return fresh
         } catch {
-            printError("warning: could not ask the API about running operations (\(error)); showing their last known state. Pass --offline to skip this.")
+            let message = "could not ask the API about running operations (\(error)); showing their last known state. Pass --offline to skip this."
+            printError("warning: " + message)
+            Annotations.warning(message)
             return state
         }
     }

@@ -17,7 +17,8 @@ struct SegSyncCommand: AsyncParsableCommand {
               FULLSTORY_API_URL     overrides the manifest's endpoint; recorded as each file's data source
               SEGSYNC_DATABASE_URL  the PostgreSQL connection string (or the variable state.urlEnv names)
               SEGSYNC_DEBUG         set to log every API call, retry, 429 wait and relink
-              GITHUB_STEP_SUMMARY   apply appends a Markdown summary to this file
+              GITHUB_STEP_SUMMARY   plan and apply append a Markdown summary to this file
+              GITHUB_ACTIONS        when "true", failures and warnings are also ::error/::warning annotations
             """,
         version: "0.1.0",
         subcommands: [Validate.self, PlanCommand.self, Apply.self, Status.self, Verify.self, Segments.self, StateCommand.self])
@@ -96,7 +97,10 @@ func reportingDiagnostics<T>(_ body: () async throws -> T) async throws -> T {
 /// Prints the manifest's warnings, compiler-style, on standard error: those of the
 /// decoder and those that depend on the instant planned for.
 func printWarnings(_ manifest: Manifest, now: Date) {
-    for warning in manifest.warnings + manifest.windowWarnings(now: now) { printError(warning.description) }
+    for warning in manifest.warnings + manifest.windowWarnings(now: now) {
+        printError(warning.description)
+        Annotations.warning(warning)
+    }
 }
 
 func printError(_ text: String) {
