@@ -22,10 +22,12 @@ final class FileRunLock: Sendable {
 
     /// Takes the lock, polling for up to `timeout` while another process holds it; then
     /// throws, naming the holder.
-    static func acquire(path: String, holder: LockHolder, timeout: Duration, name: String) async throws -> FileRunLock {
+    static func acquire(path: String, holder: LockHolder, timeout: Duration, name: String,
+                        waiting: @Sendable (LockHolder?) -> Void) async throws -> FileRunLock {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SegSyncError("cannot open the run lock \(path): \(FileIO.Failure()).") }
         let deadline = ContinuousClock.now + timeout
+        var said = false
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let code = errno
             guard code == EWOULDBLOCK || code == EINTR else {
@@ -35,6 +37,10 @@ final class FileRunLock: Sendable {
             guard ContinuousClock.now < deadline else {
                 close(fd)
                 throw lockTakenError(name, holder: readHolder(path), waited: timeout)
+            }
+            if !said {
+                said = true
+                waiting(readHolder(path))
             }
             do {
                 try await Task.sleep(for: .milliseconds(100))

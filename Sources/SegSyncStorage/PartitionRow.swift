@@ -41,21 +41,18 @@ struct PartitionRow {
     }
 
     /// The text and id of `parameters`: the id is the first 8 bytes of the text's SHA-256.
-    static func stored(_ parameters: ExportParameters) throws -> (id: Int64, text: String) {
+    static func stored(_ parameters: ExportParameters) throws -> StoredText {
         let data = try StateJSON.lineEncoder.encode(parameters)
         let id = SHA256.hash(data: data).withUnsafeBytes { $0.loadUnaligned(as: Int64.self) }
-        return (id, String(decoding: data, as: UTF8.self))
+        return StoredText(id: id, text: String(decoding: data, as: UTF8.self))
     }
 
-    /// The distinct parameter sets of `changes`.
-    static func parameterSets(_ changes: some Sequence<StateChange>) throws -> [Int64: String] {
-        var cache: [ExportParameters: (id: Int64, text: String)] = [:]
-        var sets: [Int64: String] = [:]
+    /// The distinct parameter sets of `changes`, each encoded and hashed once.
+    static func parameterSets(_ changes: some Sequence<StateChange>) throws -> [ExportParameters: StoredText] {
+        var sets: [ExportParameters: StoredText] = [:]
         for change in changes {
-            guard let parameters = change.record?.parameters else { continue }
-            if cache[parameters] == nil { cache[parameters] = try stored(parameters) }
-            let set = cache[parameters]!
-            sets[set.id] = set.text
+            guard let parameters = change.record?.parameters, sets[parameters] == nil else { continue }
+            sets[parameters] = try stored(parameters)
         }
         return sets
     }
@@ -66,6 +63,12 @@ struct PartitionRow {
         }
         return phase
     }
+}
+
+/// One stored parameter set: its id and JSON text.
+struct StoredText: Hashable {
+    var id: Int64
+    var text: String
 }
 
 extension PartitionRecord {

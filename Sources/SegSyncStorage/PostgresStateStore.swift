@@ -186,9 +186,10 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
 
     // MARK: StateStore
 
-    public func lock(_ holder: LockHolder, timeout: Duration) async throws {
+    public func lock(_ holder: LockHolder, timeout: Duration, waiting: @escaping @Sendable (LockHolder?) -> Void) async throws {
         let key = Self.lockKey(workspace)
         let deadline = ContinuousClock.now + timeout
+        var said = false
         do {
             while true {
                 let connection = self.connection, logger = self.logger, workspace = self.workspace
@@ -210,6 +211,10 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
                 if taken { return }
                 guard ContinuousClock.now < deadline else {
                     throw lockTakenError(name, holder: try await currentHolder(), waited: timeout)
+                }
+                if !said {
+                    said = true
+                    waiting(try await currentHolder())
                 }
                 try await Task.sleep(for: .milliseconds(200))
             }
@@ -279,15 +284,12 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
         let removals = changes.filter { $0.record == nil }.map(\.key)
         let width = PartitionRow.columns.count + 1
         let updates = PartitionRow.columns.dropFirst().map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
-        for (id, text) in try PartitionRow.parameterSets(puts) {
+        let sets = try PartitionRow.parameterSets(puts)
+        for set in Set(sets.values) {
             try await connection.query("""
-                INSERT INTO segsync_parameters (workspace, id, text) VALUES (\(workspace), \(id), \(text))
+                INSERT INTO segsync_parameters (workspace, id, text) VALUES (\(workspace), \(set.id), \(set.text))
                 ON CONFLICT (workspace, id) DO NOTHING
                 """, logger: logger)
-        }
-        var ids: [ExportParameters: Int64] = [:]
-        for change in puts where ids[change.record!.parameters] == nil {
-            ids[change.record!.parameters] = try PartitionRow.stored(change.record!.parameters).id
         }
         for start in stride(from: 0, to: puts.count, by: 1000) {
             let batch = puts[start..<min(start + 1000, puts.count)]
@@ -302,7 +304,7 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
                 try bindings.append(record.end.timeIntervalSince1970)
                 try bindings.append(record.label)
                 try bindings.append(record.fingerprint)
-                try bindings.append(ids[record.parameters]!)
+                try bindings.append(sets[record.parameters]!.id)
                 try bindings.append(record.phase.rawValue)
                 try bindings.append(record.operationId)
                 try bindings.append(record.operationState)

@@ -150,8 +150,8 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
 
     // MARK: StateStore
 
-    public func lock(_ holder: LockHolder, timeout: Duration) async throws {
-        let lock = try await FileRunLock.acquire(path: lockPath, holder: holder, timeout: timeout, name: name)
+    public func lock(_ holder: LockHolder, timeout: Duration, waiting: @escaping @Sendable (LockHolder?) -> Void) async throws {
+        let lock = try await FileRunLock.acquire(path: lockPath, holder: holder, timeout: timeout, name: name, waiting: waiting)
         runLock.withLockedValue { $0 = lock }
     }
 
@@ -217,9 +217,10 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
         let puts = changes.filter { $0.record != nil }
         let removals = changes.filter { $0.record == nil }.map(\.key)
         var ids: [ExportParameters: Int64] = [:]
-        for (id, text) in try PartitionRow.parameterSets(puts) {
+        let sets = try PartitionRow.parameterSets(puts)
+        for set in Set(sets.values) {
             _ = try await connection.query("INSERT OR IGNORE INTO segsync_parameters (workspace, id, text) VALUES (?, ?, ?)",
-                                           [.text(workspace), .integer(Int(id)), .text(text)])
+                                           [.text(workspace), .integer(Int(set.id)), .text(set.text)])
         }
         for change in puts where ids[change.record!.parameters] == nil {
             ids[change.record!.parameters] = try PartitionRow.stored(change.record!.parameters).id
@@ -231,7 +232,7 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
             binds.reserveCapacity(batch.count * (PartitionRow.columns.count + 1))
             for change in batch {
                 binds.append(.text(workspace))
-                binds += Self.binds(change.record!, key: change.key, parametersID: ids[change.record!.parameters]!)
+                binds += Self.binds(change.record!, key: change.key, parametersID: sets[change.record!.parameters]!.id)
             }
             let values = Array(repeating: row, count: batch.count).joined(separator: ", ")
             _ = try await connection.query("INSERT OR REPLACE INTO segsync_partitions (workspace, \(PartitionRow.columnList)) VALUES \(values)", binds)

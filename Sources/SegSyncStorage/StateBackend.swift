@@ -29,12 +29,16 @@ extension Workspace {
     /// (``Manifest/resolvingEndpoint(environment:)``). State an earlier build left in
     /// `.segsync/state.json` is imported first (``LegacyImport``).
     public static func open(manifestPath: String, command: String, lockTimeout: Duration = .zero, now: Date = Date(),
-                            environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> Workspace {
+                            environment: [String: String] = ProcessInfo.processInfo.environment,
+                            waiting: @escaping @Sendable (String) -> Void = { _ in }) async throws -> Workspace {
         let manifest = try ManifestLoader.load(path: manifestPath).resolvingEndpoint(environment: environment)
         let layout = Layout(manifestPath: manifestPath, output: manifest.output)
         let store = try await StateBackend.open(manifest, layout: layout, environment: environment)
         do {
-            try await store.lock(.current(command: command, now: now), timeout: lockTimeout)
+            let name = store.name
+            try await store.lock(.current(command: command, now: now), timeout: lockTimeout) { holder in
+                waiting(lockWaitingNote(name, holder: holder, timeout: lockTimeout))
+            }
             var workspace = Workspace(manifest: manifest, layout: layout, store: store)
             workspace.notes = try await LegacyImport.run(layout: layout, into: store)
             return workspace

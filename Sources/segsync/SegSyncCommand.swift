@@ -60,7 +60,8 @@ struct LockOptions: ParsableArguments {
 
     /// Opens the workspace of `manifest` for `command`, printing the notes of opening it.
     func open(_ manifest: ManifestOptions, command: String) async throws -> Workspace {
-        let workspace = try await Workspace.open(manifestPath: manifest.file, command: command, lockTimeout: timeout)
+        let workspace = try await Workspace.open(manifestPath: manifest.file, command: command, lockTimeout: timeout,
+                                                 waiting: { printError("note: " + $0) })
         for note in workspace.notes { printError("note: \(note)") }
         return workspace
     }

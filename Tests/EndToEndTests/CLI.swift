@@ -53,21 +53,29 @@ enum CLI {
         guard result.status == 0 else { throw SegSyncError("segsync state push failed: \(result.stderr)") }
     }
 
-    /// Reads a pipe to its end on a thread of its own.
+    /// Reads a pipe to its end on a thread of its own; ``text`` shows what came so far.
     final class Drain: @unchecked Sendable {
         private let done = DispatchSemaphore(value: 0)
+        private let lock = NSLock()
         private var data = Data()
 
         init(_ handle: FileHandle) {
             Thread.detachNewThread { [self] in
-                data = handle.readDataToEndOfFile()
+                while true {
+                    let chunk = handle.availableData
+                    if chunk.isEmpty { break }
+                    lock.withLock { data.append(chunk) }
+                }
                 done.signal()
             }
         }
 
+        /// What the pipe has carried so far.
+        var text: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
+
         func wait() -> Data {
             done.wait()
-            return data
+            return lock.withLock { data }
         }
     }
 

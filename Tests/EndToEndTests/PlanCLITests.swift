@@ -99,8 +99,8 @@ extension EndToEnd {
             let waiting = try CLI.start(["plan", "--offline", "--lock-timeout", "10m"], in: folder.path)
             let out = CLI.Drain(waiting.stdout.fileHandleForReading)
             let err = CLI.Drain(waiting.stderr.fileHandleForReading)
-            // Without the wait it would have failed at once; it is still waiting.
-            Thread.sleep(forTimeInterval: 0.5)
+            // It says it waits (without the wait it would have failed at once).
+            #expect(waitUntil { err.text.contains("note: waiting up to 10m for the lock on the SQLite state .segsync/state.sqlite (held by pid 4242 on runner-7") })
             #expect(waiting.process.isRunning)
             held.release()
             waiting.process.waitUntilExit()

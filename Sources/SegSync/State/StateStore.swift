@@ -18,8 +18,9 @@ public protocol StateStore: Sendable {
 
     /// Takes the run lock, waiting up to `timeout` for another run to release it
     /// (`.zero`: not at all). Throws, naming the holder, when it stays taken. The lock is
-    /// released by ``close()`` and by the process or connection ending.
-    func lock(_ holder: LockHolder, timeout: Duration) async throws
+    /// released by ``close()`` and by the process or connection ending. `waiting` is
+    /// called once, with the holder, when the lock is taken and `timeout` lets it wait.
+    func lock(_ holder: LockHolder, timeout: Duration, waiting: @escaping @Sendable (LockHolder?) -> Void) async throws
 
     /// The whole state as one consistent snapshot; an empty state (no lineage yet) when
     /// nothing was ever committed.
@@ -43,6 +44,12 @@ public protocol StateStore: Sendable {
 
     /// Releases the lock and the connection.
     func close() async
+}
+
+extension StateStore {
+    public func lock(_ holder: LockHolder, timeout: Duration) async throws {
+        try await lock(holder, timeout: timeout, waiting: { _ in })
+    }
 }
 
 /// One partition's change: its whole new record, or its removal.
@@ -93,6 +100,12 @@ public struct LockHolder: Sendable, Equatable, Codable {
     public var description: String {
         "pid \(pid) on \(host), '\(command)', started \(Timestamp.format(started))"
     }
+}
+
+/// What a run says while it waits for the lock.
+public func lockWaitingNote(_ store: String, holder: LockHolder?, timeout: Duration) -> String {
+    let who = holder.map { "held by \($0.description)" } ?? "holder unknown"
+    return "waiting up to \(Span.describe(timeout)) for the lock on \(store) (\(who))."
 }
 
 /// The error a run gets when the lock stays taken.
