@@ -30,14 +30,16 @@ extension FullStoryClient {
     /// - The API key is sent only when the link is on the API's own host; production links
     ///   are signed and live elsewhere, and must not see the key.
     ///
-    /// The parent folder of `finalPath` must exist.
-    public func download(_ url: URL, to finalPath: String, decompress: Bool) async throws -> DownloadResult {
+    /// The parent folder of `finalPath` must exist. `progress` hears the bytes received so
+    /// far (before gunzip) and the announced total, after each batch written.
+    public func download(_ url: URL, to finalPath: String, decompress: Bool,
+                         progress: @escaping @Sendable (_ received: Int64, _ total: Int64?) -> Void = { _, _ in }) async throws -> DownloadResult {
         let shown = redacted(url)
         _ = try APIEndpoint.validate(url.absoluteString, source: "the download link", use: .downloadLink)
         let partialPath = finalPath + ".partial"
         let sink = try DownloadSink(path: partialPath, decompress: decompress, shownURL: shown)
         do {
-            let expected = try await stream(url, shown: shown, into: sink)
+            let expected = try await stream(url, shown: shown, into: sink, progress: progress)
             // fsync and rename block: they run on NIO's thread pool for blocking work, not on
             // the cooperative threads that poll, pace and download everything else.
             let result = try await NIOThreadPool.singleton.runIfActive { try sink.finish() }
@@ -69,7 +71,8 @@ extension FullStoryClient {
 
     /// Fetches the body into `sink`, resuming or restarting after drops. Returns the
     /// number of bytes received (before gunzip).
-    private func stream(_ url: URL, shown: String, into sink: DownloadSink) async throws -> Int64 {
+    private func stream(_ url: URL, shown: String, into sink: DownloadSink,
+                        progress: @Sendable (Int64, Int64?) -> Void) async throws -> Int64 {
         var received: Int64 = 0
         var drops = 0
         var rangesRefused = false
@@ -144,6 +147,7 @@ extension FullStoryClient {
                         try await sink.write(batch)
                         batch.removeAll(keepingCapacity: true)
                         batchBytes = 0
+                        progress(received, expectedTotal)
                     }
                 }
             } catch let error as FullStoryAPIError {
@@ -155,6 +159,7 @@ extension FullStoryClient {
             }
             // What arrived before a break is kept: a resume continues after it.
             if !batch.isEmpty { try await sink.write(batch) }
+            progress(received, expectedTotal)
 
             if let expectedTotal, received > expectedTotal {
                 throw FullStoryAPIError.invalidDownload(

@@ -42,17 +42,72 @@ public struct Verification: Sendable, Equatable {
         return result
     }
 
-    public func rendered(outputDirectory: String) -> String {
+    /// `segsync verify --sha256sums`: what `cd <output> && sha256sum -c SHA256SUMS` checks
+    /// (every listed file against its listed checksum, nothing else), from wherever the
+    /// user stands.
+    public static func sha256sums(layout: Layout) throws -> Verification {
+        guard let text = try? String(contentsOfFile: layout.checksumsPath, encoding: .utf8) else {
+            throw SegSyncError("there is no \(Checksums.fileName) at \(layout.checksumsPath), so there is nothing to check; run segsync apply first.")
+        }
+        let sums = try Checksums.parse(text)
+        var result = Verification(checked: sums.count, missing: [], changed: [:], unknown: [], checksumsFileProblems: [])
+        for (path, expected) in sums.sorted(by: { $0.key < $1.key }) {
+            do {
+                let absolute = try layout.absolutePath(ofOutput: path)
+                guard FileManager.default.fileExists(atPath: absolute) else {
+                    result.missing.append(path)
+                    continue
+                }
+                let actual = try FileDigest.sha256(ofFileAt: absolute).sha256
+                if actual != expected { result.changed[path] = "sha256 \(actual.prefix(12))…, listed \(expected.prefix(12))…" }
+            } catch {
+                result.changed[path] = "\(error)"
+            }
+        }
+        return result
+    }
+
+    /// `segsync verify --json`.
+    public struct Document: Encodable, Sendable {
+        public struct Changed: Encodable, Sendable {
+            public var path: String
+            public var problem: String
+        }
+
+        public var formatVersion = MachineJSON.formatVersion
+        public var ok: Bool
+        /// `segsync.lock` (the default) or `SHA256SUMS` (`--sha256sums`).
+        public var against: String
+        public var checked: Int
+        public var missing: [String]
+        public var changed: [Changed]
+        public var unknown: [String]
+        public var sha256sumsProblems: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case ok, against, checked, missing, changed, unknown
+            case formatVersion = "format_version", sha256sumsProblems = "sha256sums_problems"
+        }
+    }
+
+    public func document(against: String) -> Document {
+        Document(ok: ok, against: against, checked: checked, missing: missing,
+                 changed: changed.keys.sorted().map { .init(path: $0, problem: changed[$0]!) },
+                 unknown: unknown, sha256sumsProblems: checksumsFileProblems)
+    }
+
+    public func rendered(outputDirectory: String, against: String = Lockfile.fileName, paint: Paint = .none) -> String {
         var lines: [String] = []
-        for path in missing { lines.append("missing  \(path)") }
-        for path in changed.keys.sorted() { lines.append("changed  \(path)   \(changed[path]!)") }
-        for path in unknown { lines.append("unknown  \(path)   not written by segsync") }
-        for problem in checksumsFileProblems { lines.append("sums     \(problem)") }
+        for path in missing { lines.append(paint("missing ", .red) + " \(path)") }
+        for path in changed.keys.sorted() { lines.append(paint("changed ", .red) + " \(path)   \(changed[path]!)") }
+        for path in unknown { lines.append(paint("unknown ", .yellow) + " \(path)   not written by segsync") }
+        for problem in checksumsFileProblems { lines.append(paint("sums    ", .red) + " \(problem)") }
         if ok {
-            lines.append("OK: \(checked) file\(checked == 1 ? "" : "s") in \(outputDirectory) match segsync.lock.")
+            lines.append(paint("OK:", .green) + " \(checked) file\(checked == 1 ? "" : "s") in \(outputDirectory) match \(against).")
         } else {
             let bad = missing.count + changed.count
-            lines.append("FAILED: \(bad) of \(checked) recorded file\(checked == 1 ? "" : "s") missing or changed, \(unknown.count) unknown file\(unknown.count == 1 ? "" : "s")\(checksumsFileProblems.isEmpty ? "" : ", SHA256SUMS disagrees").")
+            let listed = against == Lockfile.fileName ? "recorded" : "listed"
+            lines.append(paint("FAILED:", .red) + " \(bad) of \(checked) \(listed) file\(checked == 1 ? "" : "s") missing or changed, \(unknown.count) unknown file\(unknown.count == 1 ? "" : "s")\(checksumsFileProblems.isEmpty ? "" : ", SHA256SUMS disagrees").")
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -60,6 +115,32 @@ public struct Verification: Sendable, Equatable {
 
 /// `segsync status`: where every declared partition stands, from state alone.
 public struct StatusReport: Sendable, Equatable {
+    /// One desired partition's standing: a cell of the coverage strip.
+    public enum Cell: String, Sendable, Equatable, CaseIterable, Encodable {
+        case done, running, ready, failed, missing
+
+        /// Distinct without colour, so a strip reads in a CI log too.
+        public var symbol: Character {
+            switch self {
+            case .done: return "█"
+            case .running: return "▒"
+            case .ready: return "▓"
+            case .failed: return "✗"
+            case .missing: return "·"
+            }
+        }
+
+        var color: Paint.Color {
+            switch self {
+            case .done: return .green
+            case .running: return .cyan
+            case .ready: return .blue
+            case .failed: return .red
+            case .missing: return .yellow
+            }
+        }
+    }
+
     public struct Row: Sendable, Equatable {
         public var export: String
         public var desired = 0
@@ -69,6 +150,13 @@ public struct StatusReport: Sendable, Equatable {
         public var ready = 0
         public var failed = 0
         public var missing = 0
+        /// Each desired partition, oldest first, with its label and start.
+        public var cells: [Cell] = []
+        public var labels: [String] = []
+        public var starts: [Date] = []
+        /// Partitions in a local day (24 for `every: 1h`), or 7 for days and 1 for weeks:
+        /// the unit a strip's rows are folded by.
+        public var period = 1
     }
 
     public struct Running: Sendable, Equatable {
@@ -80,6 +168,7 @@ public struct StatusReport: Sendable, Equatable {
         public var since: Date
     }
 
+    public var now: Date
     public var rows: [Row]
     public var running: [Running]
 
@@ -88,19 +177,30 @@ public struct StatusReport: Sendable, Equatable {
         var running: [Running] = []
         for export in manifest.exports {
             var row = Row(export: export.name)
+            let every = export.window.every.nominalSeconds
+            row.period = every >= 7 * 86_400 ? 1 : every >= 86_400 ? 7 : max(1, Int((86_400 / every).rounded()))
             for partition in try manifest.partitions(of: export, now: now) {
                 row.desired += 1
+                row.labels.append(partition.label)
+                row.starts.append(partition.start)
                 guard let record = state[partition.key], record.fingerprint == partition.fingerprint else {
                     row.missing += 1
+                    row.cells.append(.missing)
                     continue
                 }
                 switch record.phase {
-                case .downloaded: row.done += 1
-                case .failed: row.failed += 1
+                case .downloaded:
+                    row.done += 1
+                    row.cells.append(.done)
+                case .failed:
+                    row.failed += 1
+                    row.cells.append(.failed)
                 case .completed:
                     row.ready += 1
+                    row.cells.append(.ready)
                 case .requested, .running:
                     row.running += 1
+                    row.cells.append(.running)
                     running.append(Running(export: export.name, label: partition.label, operationId: record.operationId ?? "?",
                                            state: record.operationState ?? record.phase.rawValue.uppercased(),
                                            progress: record.progress, since: record.createdAt))
@@ -108,20 +208,30 @@ public struct StatusReport: Sendable, Equatable {
             }
             rows.append(row)
         }
-        return StatusReport(rows: rows, running: running)
+        return StatusReport(now: now, rows: rows, running: running)
     }
 
-    public func rendered() -> String {
-        let width = max(6, rows.map(\.export.count).max() ?? 0)
+    /// The table, a coverage strip per export folded to `width` columns, the running
+    /// operations and a final line.
+    public func rendered(width: Int = 80, paint: Paint = .none, strips: Bool = true) -> String {
+        let nameWidth = max(6, rows.map(\.export.count).max() ?? 0)
         func pad(_ text: String, _ n: Int) -> String { text.padding(toLength: n, withPad: " ", startingAt: 0) }
         func num(_ n: Int) -> String { String(repeating: " ", count: max(0, 8 - String(n).count)) + String(n) }
-        var lines = ["\(pad("EXPORT", width))   DESIRED     DONE  RUNNING    READY   FAILED  MISSING"]
+        var lines = ["\(pad("EXPORT", nameWidth))   DESIRED     DONE  RUNNING    READY   FAILED  MISSING"]
         for row in rows {
-            lines.append("\(pad(row.export, width))  \(num(row.desired)) \(num(row.done)) \(num(row.running)) \(num(row.ready)) \(num(row.failed)) \(num(row.missing))")
+            lines.append("\(pad(row.export, nameWidth))  \(num(row.desired)) \(num(row.done)) \(num(row.running)) \(num(row.ready)) \(num(row.failed)) \(num(row.missing))")
         }
         if rows.contains(where: { $0.ready > 0 }) {
             lines.append("")
             lines.append("READY: finished on the server, not downloaded yet; the next apply downloads them without exporting again.")
+        }
+        if strips, rows.contains(where: { !$0.cells.isEmpty }) {
+            lines.append("")
+            for row in rows where !row.cells.isEmpty {
+                lines.append(row.export)
+                lines.append(contentsOf: strip(row, width: width, paint: paint))
+            }
+            lines.append(Cell.allCases.map { paint(String($0.symbol), $0.color) + " " + $0.rawValue }.joined(separator: "  "))
         }
         if !running.isEmpty {
             lines.append("")
@@ -131,6 +241,98 @@ public struct StatusReport: Sendable, Equatable {
                 lines.append("  \(op.export) \(op.label)   op \(Planner.short(op.operationId)) (\(op.state)\(progress)) since \(Timestamp.format(op.since))")
             }
         }
+        lines.append("")
+        lines.append(summary)
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// `Status: 86 of 96 partitions done, 4 running, 1 failed, 5 missing.`
+    public var summary: String {
+        let desired = rows.reduce(0) { $0 + $1.desired }
+        func total(_ field: KeyPath<Row, Int>) -> Int { rows.reduce(0) { $0 + $1[keyPath: field] } }
+        var parts = ["\(total(\.done)) of \(desired) partition\(desired == 1 ? "" : "s") done"]
+        for (count, noun) in [(total(\.running), "running"), (total(\.ready), "ready to download"), (total(\.failed), "failed"), (total(\.missing), "missing")] where count > 0 {
+            parts.append("\(count) \(noun)")
+        }
+        return "Status: " + parts.joined(separator: ", ") + "."
+    }
+
+    /// Rows of cells, each starting with its first partition's label; as many whole
+    /// periods (days of hourly partitions, weeks of daily ones) per row as fit.
+    func strip(_ row: Row, width: Int, paint: Paint) -> [String] {
+        let labelWidth = row.labels.map(\.count).max() ?? 0
+        let room = max(1, width - labelWidth - 3)
+        let perRow = room >= row.period ? room / row.period * row.period : room
+        var lines: [String] = []
+        var index = 0
+        while index < row.cells.count {
+            let end = min(row.cells.count, index + perRow)
+            var text = "  " + row.labels[index].padding(toLength: labelWidth, withPad: " ", startingAt: 0) + " "
+            var run = ""
+            var current: Cell?
+            for cell in row.cells[index..<end] {
+                if cell != current, let current {
+                    text += paint(run, current.color)
+                    run = ""
+                }
+                current = cell
+                run.append(cell.symbol)
+            }
+            if let current { text += paint(run, current.color) }
+            lines.append(text)
+            index = end
+        }
+        return lines
+    }
+
+    /// `segsync status --json`.
+    public struct Document: Encodable, Sendable {
+        public struct Export: Encodable, Sendable {
+            public struct PartitionCell: Encodable, Sendable {
+                public var partition: String
+                public var start: String
+                public var status: Cell
+            }
+
+            public var name: String
+            public var desired, done, running, ready, failed, missing: Int
+            public var partitions: [PartitionCell]
+        }
+
+        public struct Operation: Encodable, Sendable {
+            public var export: String
+            public var partition: String
+            public var operationId: String
+            public var state: String
+            public var percent: Double?
+            public var since: String
+
+            enum CodingKeys: String, CodingKey {
+                case export, partition, state, percent, since
+                case operationId = "operation_id"
+            }
+        }
+
+        public var formatVersion = MachineJSON.formatVersion
+        public var now: String
+        public var exports: [Export]
+        public var running: [Operation]
+
+        enum CodingKeys: String, CodingKey {
+            case now, exports, running
+            case formatVersion = "format_version"
+        }
+    }
+
+    public var document: Document {
+        Document(
+            now: Timestamp.format(now),
+            exports: rows.map { row in
+                .init(name: row.export, desired: row.desired, done: row.done, running: row.running, ready: row.ready,
+                      failed: row.failed, missing: row.missing,
+                      partitions: row.cells.indices.map { .init(partition: row.labels[$0], start: Timestamp.format(row.starts[$0]), status: row.cells[$0]) })
+            },
+            running: running.map { .init(export: $0.export, partition: $0.label, operationId: $0.operationId, state: $0.state,
+                                         percent: $0.progress, since: Timestamp.format($0.since)) })
     }
 }

@@ -35,6 +35,12 @@ struct Apply: AsyncParsableCommand {
     @Flag(help: "Print the plan and change nothing.")
     var dryRun = false
 
+    @Flag(help: "Print one JSON document at the end (format_version 1) instead of the log: each partition's outcome, file and checksum.")
+    var json = false
+
+    @Flag(help: "Print one JSON line per event as it happens (created, polled, downloading, downloaded, error, …), then the --json report as the last line.")
+    var jsonEvents = false
+
     @Option(help: ArgumentHelp("Stop waiting for running operations after this long (like 30m); they are resumed by the next run.", valueName: "duration"))
     var maxWait: String?
 
@@ -96,17 +102,48 @@ struct Apply: AsyncParsableCommand {
         }
     }
 
-    func execute(_ plan: Plan, snapshot: Workspace.Snapshot, in workspace: Workspace) async throws {
-        let console = Console()
-        if dryRun || !plan.hasChanges {
-            printOut(PlanRenderer.text(plan))
+    /// What apply prints while it works, decided by --json, --json-events and -q.
+    var consoleMode: Console.Mode {
+        jsonEvents ? .jsonEvents : json || Output.current.verbosity == .quiet ? .silent : .lines
+    }
+
+    /// The final report of --json and --json-events.
+    func printDocument(_ plan: Plan, _ report: ApplyReport?, console: Console?, interrupted: Bool = false, exitCode: Int32) {
+        guard json || jsonEvents else { return }
+        var document = ApplyDocument(plan: plan, report: report, files: console?.downloaded ?? [:],
+                                     interrupted: interrupted, exitCode: exitCode, dryRun: dryRun)
+        if jsonEvents {
+            document.event = "report"
+            if let line = try? MachineJSON.line(document) { printOut(line) }
+        } else if let text = try? MachineJSON.pretty(document) {
+            printOut(text)
         }
-        if dryRun { return }
+    }
+
+    /// The plan as people read it: all of it, or with -q its last line.
+    func printPlan(_ plan: Plan) {
+        guard !(json || jsonEvents) else { return }
+        let output = Output.current
+        if output.verbosity > .quiet {
+            printOut(PlanRenderer.text(plan, paint: output.paint))
+        } else if !plan.hasChanges {
+            printOut(PlanRenderer.summary(plan) + "\n")  // with nothing to do, the plan's line is the final line
+        }
+    }
+
+    func execute(_ plan: Plan, snapshot: Workspace.Snapshot, in workspace: Workspace) async throws {
+        if dryRun || !plan.hasChanges { printPlan(plan) }
+        if dryRun {
+            printDocument(plan, nil, console: nil, exitCode: ExitCodes.success)
+            return
+        }
         var tidied = snapshot
         try await workspace.tidy(plan, &tidied, now: Date())
         guard plan.hasChanges else {
-            StepSummary.append(plan: plan, report: nil, manifest: manifest.file)
-            if !plan.givenUp.isEmpty { throw ExitCode(ExitCodes.failure) }
+            StepSummary.append(plan: plan, report: nil, manifest: manifest.path)
+            let code = plan.givenUp.isEmpty ? ExitCodes.success : ExitCodes.failure
+            printDocument(plan, ApplyReport(), console: nil, exitCode: code)
+            if code != ExitCodes.success { throw ExitCode(code) }
             return
         }
 
@@ -116,16 +153,17 @@ struct Apply: AsyncParsableCommand {
         } else if workspace.manifest.api.endpoint == APISettings.emulatorEndpoint {
             options.pollInterval = .milliseconds(500)
         }
+        let console = Console(mode: consoleMode, plan: plan)
         let work = Task { try await APIConnection.with(manifest: workspace.manifest, layout: workspace.layout) { connection in
             // One cheap call first: a wrong key or an unreachable endpoint is one clear
             // error, not the same error for every partition.
             if plan.actions.contains(where: { $0.kind != .prune }) {
                 _ = try await connection.client.listSegmentsPage(limit: 1)
             }
-            printOut(PlanRenderer.text(plan))
+            printPlan(plan)
             console.begin(total: plan.actions.filter { $0.kind != .prune }.count)
             let executor = Executor(manifest: workspace.manifest, layout: workspace.layout, client: connection.client,
-                                    options: options, log: { console.event($0) }, finished: { console.finished($0) })
+                                    options: options, events: { console.event($0) }, finished: { console.finished($0) })
             return try await executor.apply(plan, snapshot: tidied, store: workspace.store)
         } }
         // A PostgreSQL connection lost mid-run took the run lock with it: stop at once.
@@ -156,36 +194,48 @@ struct Apply: AsyncParsableCommand {
             report = try await work.value
         } catch where work.isCancelled {
             console.end()
-            if ProcessInfo.processInfo.environment["SEGSYNC_DEBUG"] != nil { printError("debug: the interrupted run ended with: \(error)") }
-            if let reason = lost.reason { throw SegSyncError(reason) }
-            printOut("\nInterrupted before any export was made.\n")
+            if Output.current.verbosity == .verbose { printError("debug: the interrupted run ended with: \(error)") }
+            if let reason = lost.reason {
+                printDocument(plan, nil, console: console, interrupted: true, exitCode: ExitCodes.failure)
+                throw SegSyncError(reason)
+            }
+            printDocument(plan, nil, console: console, interrupted: true, exitCode: ExitCodes.interrupted)
+            if !(json || jsonEvents) { printOut("\nInterrupted before any export was made.\n") }
             throw ExitCode(ExitCodes.interrupted)
         }
         interruptions.forEach { $0.cancel() }
         console.end()
+        let people = !(json || jsonEvents)
         if let reason = lost.reason {
-            printOut("\n" + Self.summary(report))
+            printDocument(plan, report, console: console, interrupted: true, exitCode: ExitCodes.failure)
+            if people { printOut("\n" + Self.summary(report)) }
             throw SegSyncError(reason)
         }
         if work.isCancelled {
+            printDocument(plan, report, console: console, interrupted: true, exitCode: ExitCodes.interrupted)
             let planned = plan.actions.filter { $0.kind != .prune }.count
             let left = max(0, planned - report.done - report.failures.count)
-            printOut("\nInterrupted: \(report.done) done, \(report.failures.count) failed, \(left) left for the next run (recorded operations are resumed, not exported again).\n")
+            if people {
+                printOut("\nInterrupted: \(report.done) done, \(report.failures.count) failed, \(left) left for the next run (recorded operations are resumed, not exported again).\n")
+            }
             throw ExitCode(ExitCodes.interrupted)
         }
-        StepSummary.append(plan: plan, report: report, manifest: manifest.file)
-        printOut("\n" + Self.summary(report))
+        StepSummary.append(plan: plan, report: report, manifest: manifest.path)
         for failure in report.failures {
             Annotations.error(title: "segsync: \(failure.export) \(failure.label)", failure.message)
         }
-        if !report.failures.isEmpty || !plan.givenUp.isEmpty { throw ExitCode(ExitCodes.failure) }
-        if !report.stillRunning.isEmpty { throw ExitCode(ExitCodes.incomplete) }
+        let code = !report.failures.isEmpty || !plan.givenUp.isEmpty ? ExitCodes.failure
+            : !report.stillRunning.isEmpty ? ExitCodes.incomplete : ExitCodes.success
+        printDocument(plan, report, console: console, exitCode: code)
+        if people { printOut((consoleMode == .silent ? "" : "\n") + Self.summary(report, paint: Output.current.paint)) }
+        if code != ExitCodes.success { throw ExitCode(code) }
     }
 
-    static func summary(_ report: ApplyReport) -> String {
+    /// The failures, grouped, and the final `Apply: …` line.
+    static func summary(_ report: ApplyReport, paint: Paint = .none) -> String {
         var lines: [String] = []
         if !report.failures.isEmpty {
-            lines.append("Failed:")
+            lines.append(paint("Failed:", .red))
             // One line per export and reason: an unknown segment fails every partition of
             // its export the same way, and is said once.
             var groups: [(export: String, message: String, labels: [String])] = []
@@ -205,7 +255,8 @@ struct Apply: AsyncParsableCommand {
         var parts = ["\(report.done) done", "\(report.failures.count) failed"]
         if !report.stillRunning.isEmpty { parts.append("\(report.stillRunning.count) still running (resumed by the next run)") }
         if report.pruneSkipped > 0 { parts.append("\(report.pruneSkipped) prunes skipped after errors") }
-        lines.append("Apply: " + parts.joined(separator: ", ") + ". \(report.createCalls) export\(report.createCalls == 1 ? "" : "s") created.")
+        let line = "Apply: " + parts.joined(separator: ", ") + ". \(report.createCalls) export\(report.createCalls == 1 ? "" : "s") created."
+        lines.append(paint(line, report.failures.isEmpty ? report.stillRunning.isEmpty ? .green : .yellow : .red))
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -1,28 +1,95 @@
 import Foundation
 import SegSync
 
-/// Apply's output. On a terminal: event lines above a progress bar that redraws in
-/// place. Elsewhere (CI logs): one timestamped line per event, no control characters.
+/// Apply's output while it works.
+///
+/// - At a terminal: event lines in aligned columns above a display that redraws in place
+///   (a bar, the operations' progress, each download's bytes and rate, an ETA).
+/// - Elsewhere (CI logs): one timestamped line per event, no control characters.
+/// - `--json-events`: one JSON line per event. `--json` and `--quiet`: nothing until the end.
 final class Console: @unchecked Sendable {
-    let isTerminal = isatty(STDOUT_FILENO) != 0
+    enum Mode {
+        case lines
+        case jsonEvents
+        case silent
+    }
+
+    /// A partition being worked on, as the display shows it.
+    private struct Active {
+        var export: String
+        var label: String
+        var firstSeen: Date
+        var percent: Double?
+        var downloadStarted: Date?
+        var bytes: Int64 = 0
+        var total: Int64?
+    }
+
+    let mode: Mode
+    private let output: Output
+    private let exportWidth: Int
+    private let labelWidth: Int
     private let lock = NSLock()
     private var total = 0
     private var done = 0
     private var failed = 0
     private var waiting = 0
+    private var started = Date()
+    private var active: [PartitionKey: Active] = [:]
+    /// Lines of the live display now on screen (the cursor is at the end of the last).
+    private var drawn = 0
+    private var timer: (any DispatchSourceTimer)?
+    /// When the last `downloading` JSON line of each partition went out (at most one a second).
+    private var lastProgressLine: [PartitionKey: Date] = [:]
+    /// Files downloaded in this run, for the JSON report.
+    private var files: [PartitionKey: (path: String, bytes: Int64, sha256: String)] = [:]
 
-    /// Starts the progress bar for `total` partitions.
-    func begin(total: Int) {
-        lock.withLock { self.total = total }
-        redraw()
+    init(mode: Mode, plan: Plan, output: Output = .current) {
+        self.mode = mode
+        self.output = output
+        exportWidth = plan.actions.map(\.key.export.count).max() ?? 0
+        labelWidth = plan.actions.map(\.label.count).max() ?? 0
     }
 
-    func event(_ line: String) {
+    private var live: Bool { mode == .lines && output.isTerminal && output.verbosity > .quiet }
+
+    /// Starts the display for `total` partitions; at a terminal it redraws four times a second.
+    func begin(total: Int) {
         lock.withLock {
-            if isTerminal {
-                printOut("\r\u{1B}[K" + line + "\n" + bar())
-            } else {
-                printOut("\(Timestamp.format(Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down)))) \(line)\n")
+            self.total = total
+            started = Date()
+        }
+        guard live else { return }
+        let timer = DispatchSource.makeTimerSource(queue: .global())
+        timer.schedule(deadline: .now() + .milliseconds(250), repeating: .milliseconds(250))
+        timer.setEventHandler { [weak self] in self?.lock.withLock { self?.redraw() } }
+        timer.resume()
+        lock.withLock { self.timer = timer }
+    }
+
+    func event(_ event: ApplyEvent) {
+        lock.withLock {
+            track(event)
+            switch mode {
+            case .silent:
+                return
+            case .jsonEvents:
+                if case .downloading = event.kind, let key = event.key {
+                    if let last = lastProgressLine[key], event.time.timeIntervalSince(last) < 1 { return }
+                    lastProgressLine[key] = event.time
+                }
+                if let line = try? MachineJSON.line(event.document) { printOut(line) }
+            case .lines:
+                guard output.verbosity > .quiet else { return }
+                if case .downloading = event.kind { return }
+                if !event.isMilestone && output.verbosity < .verbose { return }
+                let line = self.line(for: event)
+                if output.isTerminal {
+                    printOut(clearDisplay() + line + "\n")
+                    redraw()
+                } else {
+                    printOut("\(Timestamp.format(Date(timeIntervalSince1970: event.time.timeIntervalSince1970.rounded(.down)))) \(line)\n")
+                }
             }
         }
     }
@@ -34,110 +101,169 @@ final class Console: @unchecked Sendable {
             case .failed: failed += 1
             case .stillRunning: waiting += 1
             }
+            if live { redraw() }
         }
-        redraw()
     }
 
-    /// Removes the progress bar.
+    /// Removes the display.
     func end() {
-        if isTerminal { printOut("\r\u{1B}[K") }
+        lock.withLock {
+            timer?.cancel()
+            timer = nil
+            if live { printOut(clearDisplay()) }
+        }
     }
 
+    /// What this run downloaded, by partition.
+    var downloaded: [PartitionKey: (path: String, bytes: Int64, sha256: String)] { lock.withLock { files } }
+
+    // MARK: - Lines
+
+    /// `created    checkout-events 2026-11-27T12-00Z   op 3f2a… (events csv)`, columns as the plan's.
+    func line(for event: ApplyEvent) -> String {
+        let name = event.name.padding(toLength: 10, withPad: " ", startingAt: 0)
+        let paint = output.paint
+        let verb: String
+        switch event.kind {
+        case .created, .downloaded: verb = paint(name, .green)
+        case .failed, .operationFailed, .pruned: verb = paint(name, .red)
+        case .lost, .waiting, .prunesSkipped: verb = paint(name, .yellow)
+        case .polled, .downloading, .relinking: verb = paint(name, .dim)
+        }
+        guard let key = event.key else { return "\(verb) \(event.detail)" }
+        let export = key.export.padding(toLength: max(exportWidth, key.export.count), withPad: " ", startingAt: 0)
+        let label = event.label.padding(toLength: max(labelWidth, event.label.count), withPad: " ", startingAt: 0)
+        return "\(verb) \(export) \(label)   \(event.detail)"
+    }
+
+    // MARK: - The live display
+
+    private func track(_ event: ApplyEvent) {
+        guard let key = event.key else { return }
+        switch event.kind {
+        case .created:
+            active[key] = Active(export: key.export, label: event.label, firstSeen: event.time)
+        case .polled(_, _, let percent):
+            active[key, default: Active(export: key.export, label: event.label, firstSeen: event.time)].percent = percent
+        case .downloading(let bytes, let total):
+            var entry = active[key, default: Active(export: key.export, label: event.label, firstSeen: event.time)]
+            if entry.downloadStarted == nil || bytes < entry.bytes { entry.downloadStarted = event.time }
+            entry.bytes = bytes
+            entry.total = total
+            active[key] = entry
+        case .downloaded(let path, let bytes, let sha256):
+            active[key] = nil
+            files[key] = (path, bytes, sha256)
+        case .waiting, .failed, .pruned:
+            active[key] = nil
+        case .operationFailed, .lost:
+            active[key]?.percent = nil
+        case .relinking, .prunesSkipped:
+            break
+        }
+    }
+
+    /// Moves the cursor back over the display and clears it.
+    private func clearDisplay() -> String {
+        guard drawn > 0 else { return "" }
+        let up = drawn > 1 ? "\u{1B}[\(drawn - 1)A" : ""
+        drawn = 0
+        return up + "\r\u{1B}[J"
+    }
+
+    /// Redraws the display (the lock is held).
     private func redraw() {
-        guard isTerminal else { return }
-        lock.withLock { printOut("\r\u{1B}[K" + bar()) }
+        guard live, total > 0 else { return }
+        let lines = display(now: Date(), width: Output.width)
+        printOut(clearDisplay() + lines.joined(separator: "\n"))
+        drawn = lines.count
     }
 
-    private func bar() -> String {
-        guard total > 0 else { return "" }
-        let width = 30
+    private func display(now: Date, width: Int) -> [String] {
         let finished = done + failed + waiting
-        let filled = min(width, finished * width / total)
-        var text = "[" + String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled) + "] \(finished)/\(total)"
-        if failed > 0 { text += " · \(failed) failed" }
-        if waiting > 0 { text += " · \(waiting) left running" }
-        return text
-    }
-}
+        let barWidth = 30
+        let filled = min(barWidth, finished * barWidth / total)
+        let bar = output.paint(String(repeating: "█", count: filled), .green) + String(repeating: "░", count: barWidth - filled)
+        var head = "[\(bar)] \(finished)/\(total)"
+        if failed > 0 { head += " · " + output.paint("\(failed) failed", .red) }
+        if waiting > 0 { head += " · \(waiting) left running" }
+        let elapsed = now.timeIntervalSince(started)
+        head += " · " + Span.approximate(seconds: elapsed)
+        if let eta = eta(now: now, finished: finished) { head += " · ETA " + Span.approximate(seconds: eta) }
 
-/// GitHub Actions' job summary: with `GITHUB_STEP_SUMMARY` set, every command that plans
-/// or applies appends a Markdown section, also when nothing changed.
-enum StepSummary {
-    static func append(_ markdown: String, environment: [String: String] = ProcessInfo.processInfo.environment) {
-        guard let path = environment["GITHUB_STEP_SUMMARY"], !path.isEmpty,
-              let handle = FileHandle(forWritingAtPath: path) ?? (FileManager.default.createFile(atPath: path, contents: nil) ? FileHandle(forWritingAtPath: path) : nil)
-        else { return }
-        defer { try? handle.close() }
-        _ = try? handle.seekToEnd()
-        handle.write(Data(markdown.utf8))
-    }
-
-    /// "No changes: N partitions up to date." or the plan's counts and its text.
-    static func plan(_ plan: Plan, manifest: String) {
-        var text = "### segsync plan — `\(manifest)`\n\n"
-        if !plan.hasChanges && plan.givenUp.isEmpty {
-            text += "No changes: \(plan.upToDate) partition\(plan.upToDate == 1 ? "" : "s") up to date.\n\n"
-        } else {
-            text += counts(plan) + "\n<details><summary>Plan</summary>\n\n```\n" + PlanRenderer.text(plan) + "```\n\n</details>\n\n"
+        let downloading = active.filter { $0.value.downloadStarted != nil }.sorted { $0.key < $1.key }
+        let running = active.values.filter { $0.downloadStarted == nil }
+        var lines = [head]
+        if !running.isEmpty || !downloading.isEmpty {
+            var parts: [String] = []
+            if !running.isEmpty {
+                let estimates = running.compactMap(\.percent)
+                var text = "\(running.count) export\(running.count == 1 ? "" : "s") running"
+                if !estimates.isEmpty {
+                    text += ", \(Int((estimates.reduce(0, +) / Double(estimates.count)).rounded()))% on average"
+                    if estimates.count > 1 { text += " (\(Int(estimates.min()!.rounded()))–\(Int(estimates.max()!.rounded()))%)" }
+                }
+                parts.append(text)
+            }
+            if !downloading.isEmpty {
+                let bytes = downloading.reduce(Int64(0)) { $0 + $1.value.bytes }
+                let rate = downloading.reduce(0.0) { $0 + Self.rate($1.value, now: now) }
+                parts.append("\(downloading.count) downloading, \(ByteCount.format(bytes)) at \(ByteCount.format(Int64(rate)))/s")
+            }
+            lines.append("  " + parts.joined(separator: " · "))
         }
-        append(text)
-    }
-
-    static func counts(_ plan: Plan) -> String {
-        var text = "| | partitions |\n| --- | ---: |\n"
-        for kind in Plan.Kind.allCases where plan.count(kind) > 0 {
-            text += "| \(kind.rawValue) | \(plan.count(kind)) |\n"
+        for (key, entry) in downloading.prefix(4) {
+            var text = "  ↓ \(key.export.padding(toLength: exportWidth, withPad: " ", startingAt: 0)) \(entry.label.padding(toLength: labelWidth, withPad: " ", startingAt: 0))  \(ByteCount.format(entry.bytes))"
+            if let total = entry.total, total > 0 {
+                text += " of \(ByteCount.format(total))  \(Int(Double(entry.bytes) * 100 / Double(total)))%"
+            }
+            text += "  \(ByteCount.format(Int64(Self.rate(entry, now: now))))/s"
+            lines.append(text)
         }
-        text += "| up to date | \(plan.upToDate) |\n"
-        if !plan.givenUp.isEmpty { text += "| given up | \(plan.givenUp.count) |\n" }
-        return text
+        if downloading.count > 4 { lines.append("  … and \(downloading.count - 4) more downloads") }
+        // A line wider than the terminal would wrap and break the redraw.
+        return lines.map { Self.clip($0, to: width - 1) }
     }
 
-    static func append(plan: Plan, report: ApplyReport?, manifest: String) {
-        var text = "### segsync apply — `\(manifest)`\n\n"
-        guard let report else {
-            text += "No changes: \(plan.upToDate) partition\(plan.upToDate == 1 ? "" : "s") up to date.\n\n"
-            append(text)
-            return
+    private static func rate(_ entry: Active, now: Date) -> Double {
+        guard let since = entry.downloadStarted else { return 0 }
+        let seconds = now.timeIntervalSince(since)
+        return seconds > 0.05 ? Double(entry.bytes) / seconds : 0
+    }
+
+    /// The later of: the slowest running operation's own estimate (elapsed × remaining ÷
+    /// done, from the API's percentage), and the run's pace so far applied to what is left.
+    private func eta(now: Date, finished: Int) -> Double? {
+        let left = total - finished
+        guard left > 0 else { return nil }
+        var estimate: Double?
+        for entry in active.values {
+            guard let percent = entry.percent, percent >= 1, percent < 100, entry.downloadStarted == nil else { continue }
+            let remaining = now.timeIntervalSince(entry.firstSeen) * (100 - percent) / percent
+            estimate = max(estimate ?? 0, remaining)
         }
-        text += counts(plan)
-        text += "| finished now | \(report.done) |\n| still running | \(report.stillRunning.count) |\n| failed | \(report.failures.count) |\n\n"
-        if !report.failures.isEmpty {
-            text += "**Failures**\n\n"
-            for failure in report.failures { text += "- `\(failure.export)` \(failure.label): \(failure.message)\n" }
-            text += "\n"
+        if finished > 0 {
+            let pace = now.timeIntervalSince(started) / Double(finished) * Double(left)
+            // Partitions run side by side: the pace only bounds what is not already running.
+            if left > active.count || estimate == nil { estimate = max(estimate ?? 0, pace) }
         }
-        append(text)
-    }
-}
-
-/// Workflow commands for GitHub Actions (`GITHUB_ACTIONS=true`): failed partitions as
-/// `::error`, warnings as `::warning`, so they show on the run's page and in pull requests.
-/// Written to standard error (the runner reads both streams), so `--json` stays clean.
-enum Annotations {
-    static var enabled: Bool { ProcessInfo.processInfo.environment["GITHUB_ACTIONS"] == "true" }
-
-    /// `%`, CR and LF escaped, as the runner expects; in properties also `:` and `,`.
-    static func escape(_ text: String, property: Bool = false) -> String {
-        var result = text.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "\r", with: "%0D").replacingOccurrences(of: "\n", with: "%0A")
-        if property { result = result.replacingOccurrences(of: ":", with: "%3A").replacingOccurrences(of: ",", with: "%2C") }
-        return result
+        return estimate
     }
 
-    static func error(title: String, _ message: String) {
-        guard enabled else { return }
-        printError("::error title=\(escape(title, property: true))::\(escape(message))\n")
-    }
-
-    static func warning(_ diagnostic: Diagnostic) {
-        guard enabled else { return }
-        var properties = "file=\(escape(diagnostic.file, property: true))"
-        if let location = diagnostic.location { properties += ",line=\(location.line),col=\(location.column)" }
-        printError("::warning \(properties)::\(escape(diagnostic.message))\n")
-    }
-
-    static func warning(_ message: String) {
-        guard enabled else { return }
-        printError("::warning::\(escape(message))\n")
+    /// Cuts `text` to `width` visible characters; ANSI sequences take no width.
+    static func clip(_ text: String, to width: Int) -> String {
+        var visible = 0
+        var result = ""
+        var escape = false
+        for character in text {
+            if character == "\u{1B}" { escape = true }
+            if !escape {
+                if visible >= width { break }
+                visible += 1
+            }
+            result.append(character)
+            if escape, character.isLetter { escape = false }
+        }
+        return result.count < text.count && text.contains("\u{1B}[") ? result + "\u{1B}[0m" : result
     }
 }

@@ -62,11 +62,13 @@ struct PlanCommand: AsyncParsableCommand {
                 return plan
             }
         }
-        printOut(json ? PlanRenderer.json(plan) : PlanRenderer.text(plan))
-        StepSummary.plan(plan, manifest: manifest.file)
+        let output = Output.current
+        printOut(json ? PlanRenderer.json(plan)
+                 : output.verbosity == .quiet ? PlanRenderer.summary(plan) + "\n" : PlanRenderer.text(plan, paint: output.paint))
+        StepSummary.plan(plan, manifest: manifest.path)
         if let out {
             try SavedPlan.write(plan, to: out)
-            if !json { printOut("Saved the plan to \(out); apply it with: segsync apply \(out)\n") }
+            if !json, output.verbosity > .quiet { printOut("Saved the plan to \(out); apply it with: segsync apply \(out)\n") }
         }
         // Partitions given up on are not converged either, though apply has nothing to do.
         if detailedExitcode, plan.hasChanges || !plan.givenUp.isEmpty { throw ExitCode(ExitCodes.changes) }
@@ -85,15 +87,11 @@ struct PlanCommand: AsyncParsableCommand {
             let (fresh, warnings) = try await APIConnection.with(manifest: workspace.manifest, layout: workspace.layout, tune: quick) { connection in
                 await Refresh.operations(in: state, client: connection.client, exports: targets, now: Date())
             }
-            for warning in warnings {
-                printError("warning: \(warning)")
-                Annotations.warning(warning)
-            }
+            for warning in warnings { printWarning(warning) }
             return fresh
         } catch {
             let message = "could not ask the API about running operations (\(error)); showing their last known state. Pass --offline to skip this."
-            printError("warning: " + message)
-            Annotations.warning(message)
+            printWarning(message)
             return state
         }
     }

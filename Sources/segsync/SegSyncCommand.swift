@@ -5,6 +5,8 @@ import SegSyncStorage
 
 @main
 struct SegSyncCommand: AsyncParsableCommand {
+    @OptionGroup var output: OutputOptions
+
     static let configuration = CommandConfiguration(
         commandName: "segsync",
         abstract: "Keep a folder in sync with declared FullStory segment exports.",
@@ -12,16 +14,30 @@ struct SegSyncCommand: AsyncParsableCommand {
             Declare exports in segsync.yaml; `segsync plan` shows what is missing and \
             `segsync apply` creates, resumes and downloads until the folder converges.
 
+            Start with `segsync init` (or `segsync init --endpoint emulator` to try it without an \
+            account). Every command takes -f PATH (a manifest, or a folder holding segsync.yaml), \
+            -C DIR, -q, -v and --no-color.
+
             Environment:
               FULLSTORY_API_KEY     the API key (or the variable api.keyEnv names)
-              FULLSTORY_API_URL     overrides the manifest's endpoint; recorded as each file's data source
+              FULLSTORY_API_URL     overrides the manifest's endpoint (emulator: the built-in one); recorded as each file's data source
               SEGSYNC_DATABASE_URL  the PostgreSQL connection string (or the variable state.urlEnv names)
-              SEGSYNC_DEBUG         set to log every API call, retry, 429 wait and relink
+              SEGSYNC_DEBUG         set: as -v, log every API call, retry, 429 wait and relink
+              NO_COLOR              set: no colour (also --no-color, or output that is not a terminal)
+              CLICOLOR_FORCE        set to 1: colour even when output is not a terminal
+              COLUMNS               the width status folds its strips to (default: the terminal's)
               GITHUB_STEP_SUMMARY   plan and apply append a Markdown summary to this file
               GITHUB_ACTIONS        when "true", failures and warnings are also ::error/::warning annotations
+
+            Examples:
+              segsync init --endpoint emulator && segsync apply
+              segsync plan --detailed-exitcode
+              segsync apply --max-wait 45m
+              segsync status -C pipelines/fullstory
+              segsync --generate-completion-script zsh > ~/.zfunc/_segsync
             """,
         version: "0.1.0",
-        subcommands: [Validate.self, PlanCommand.self, Apply.self, Status.self, Verify.self, Segments.self, StateCommand.self])
+        subcommands: [InitCommand.self, Validate.self, PlanCommand.self, Apply.self, Status.self, Verify.self, Segments.self, StateCommand.self])
 }
 
 /// Every exit status segsync uses. The README's table lists them; tests assert each.
@@ -39,10 +55,26 @@ enum ExitCodes {
     static let interrupted: Int32 = 130
 }
 
-/// Options every command that reads a manifest shares.
+/// Options every command that reads a manifest shares (and the common output flags).
 struct ManifestOptions: ParsableArguments {
-    @Option(name: [.short, .customLong("manifest")], help: "The manifest to read.")
-    var file: String = "segsync.yaml"
+    @Option(name: [.short, .customLong("manifest")],
+            help: ArgumentHelp("The manifest to read, or a folder holding segsync.yaml.", valueName: "path"))
+    var file: String = ManifestOptions.defaultName
+
+    @OptionGroup var output: OutputOptions
+
+    static let defaultName = "segsync.yaml"
+
+    /// The manifest's path: `-f DIR` means `DIR/segsync.yaml`.
+    var path: String { Self.resolve(file) }
+
+    static func resolve(_ file: String) -> String {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory), isDirectory.boolValue {
+            return (file as NSString).appendingPathComponent(defaultName)
+        }
+        return file
+    }
 }
 
 /// Options of the commands that take the run lock.
@@ -60,9 +92,9 @@ struct LockOptions: ParsableArguments {
 
     /// Opens the workspace of `manifest` for `command`, printing the notes of opening it.
     func open(_ manifest: ManifestOptions, command: String) async throws -> Workspace {
-        let workspace = try await Workspace.open(manifestPath: manifest.file, command: command, lockTimeout: timeout,
-                                                 waiting: { printError("note: " + $0) })
-        for note in workspace.notes { printError("note: \(note)") }
+        let workspace = try await Workspace.open(manifestPath: manifest.path, command: command, lockTimeout: timeout,
+                                                 waiting: { printNote($0) })
+        for note in workspace.notes { printNote(note) }
         return workspace
     }
 }
@@ -99,15 +131,7 @@ func reportingDiagnostics<T>(_ body: () async throws -> T) async throws -> T {
 /// decoder and those that depend on the instant planned for.
 func printWarnings(_ manifest: Manifest, now: Date) {
     for warning in manifest.warnings + manifest.windowWarnings(now: now) {
-        printError(warning.description)
+        if Output.current.verbosity > .quiet { printError(warning.description) }
         Annotations.warning(warning)
     }
-}
-
-func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
-}
-
-func printOut(_ text: String) {
-    FileHandle.standardOutput.write(Data(text.utf8))
 }

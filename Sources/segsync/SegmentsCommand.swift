@@ -13,14 +13,17 @@ struct Segments: AsyncParsableCommand {
     /// Where the API is and which key to use; the same flags on every subcommand. Without
     /// flags, the manifest's `api` block is used when there is a manifest.
     struct APIOptions: ParsableArguments {
-        @Option(name: [.short, .customLong("manifest")], help: "Take the API settings from this manifest (default: ./segsync.yaml, if present).")
+        @Option(name: [.short, .customLong("manifest")],
+                help: ArgumentHelp("Take the API settings from this manifest, or a folder holding segsync.yaml (default: ./segsync.yaml, if present).", valueName: "path"))
         var file: String?
 
-        @Option(help: "API endpoint (default: the manifest's, else https://api.fullstory.com). FULLSTORY_API_URL overrides it.")
+        @OptionGroup var output: OutputOptions
+
+        @Option(help: ArgumentHelp("API endpoint (default: the manifest's, else https://api.fullstory.com). FULLSTORY_API_URL overrides it.", valueName: "url"))
         var endpoint: String?
 
         @Option(
-            help: "API dialect: seed (the published contract) or fullstory (production).",
+            help: ArgumentHelp("API dialect: seed (the published contract) or fullstory (production). Default: the manifest's, else seed.", valueName: "dialect"),
             transform: { text in
                 guard let dialect = Dialect(rawValue: text) else {
                     throw ValidationError("--dialect must be seed or fullstory, not '\(text)'.")
@@ -30,13 +33,13 @@ struct Segments: AsyncParsableCommand {
         )
         var dialect: Dialect?
 
-        @Option(name: .customLong("key-env"), help: "Environment variable that holds the API key.")
+        @Option(name: .customLong("key-env"), help: ArgumentHelp("Environment variable that holds the API key (default: the manifest's api.keyEnv, else FULLSTORY_API_KEY).", valueName: "variable"))
         var keyEnv: String?
 
         /// Runs `body` with a client for the manifest's API (the built-in emulator included)
         /// or for the flags, and shuts it down afterwards.
         func withClient<T: Sendable>(_ body: (FullStoryClient) async throws -> T) async throws -> T {
-            let path = file ?? "segsync.yaml"
+            let path = ManifestOptions.resolve(file ?? ManifestOptions.defaultName)
             if endpoint == nil, file != nil || FileManager.default.fileExists(atPath: path) {
                 var manifest = try await reportingDiagnostics {
                     try ManifestLoader.load(path: path).resolvingEndpoint(environment: ProcessInfo.processInfo.environment)
@@ -57,13 +60,13 @@ struct Segments: AsyncParsableCommand {
 
         @OptionGroup var api: APIOptions
 
-        @Flag(help: "Print a JSON array instead of a table.")
+        @Flag(help: "Print a JSON document (format_version 1) with the segments instead of a table.")
         var json = false
 
         func run() async throws {
             let segments = try await api.withClient { try await $0.listSegments() }
             if json {
-                print(try Segments.encodeJSON(segments))
+                printOut(try MachineJSON.pretty(Document(segments: segments)))
             } else {
                 print(Segments.table(segments), terminator: "")
             }
@@ -78,13 +81,13 @@ struct Segments: AsyncParsableCommand {
         @Argument(help: "The segment id, e.g. everyone.")
         var id: String
 
-        @Flag(help: "Print a JSON object instead of text.")
+        @Flag(help: "Print a JSON document (format_version 1) with the segment instead of text.")
         var json = false
 
         func run() async throws {
             let segment = try await api.withClient { try await $0.getSegment(id) }
             if json {
-                print(try Segments.encodeJSON(segment))
+                printOut(try MachineJSON.pretty(Document(segment: segment)))
             } else {
                 let rows: [(String, String)] =
                     [
@@ -115,17 +118,19 @@ struct Segments: AsyncParsableCommand {
         return line(header) + rows.map(line).joined() + "\(segments.count) \(noun).\n"
     }
 
-    static func encodeJSON(_ value: some Encodable) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .custom { date, encoder in
-            var container = encoder.singleValueContainer()
-            try container.encode(timestamp(date))
+    /// `segments list --json` (`segments`) and `segments show --json` (`segment`).
+    struct Document: Encodable {
+        var formatVersion = MachineJSON.formatVersion
+        var segments: [Segment]?
+        var segment: Segment?
+
+        enum CodingKeys: String, CodingKey {
+            case segments, segment
+            case formatVersion = "format_version"
         }
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 
     static func timestamp(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle())
+        Timestamp.format(date)
     }
 }

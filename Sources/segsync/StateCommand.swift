@@ -59,7 +59,7 @@ struct StateCommand: AsyncParsableCommand {
         var targets: [String] = []
 
         func run() async throws {
-            let (_, _, state) = try await reportingDiagnostics { try await StateBackend.read(manifestPath: manifest.file) }
+            let (_, _, state) = try await reportingDiagnostics { try await StateBackend.read(manifestPath: manifest.path) }
             let records = StateCommand.sorted(state).filter { targets.isEmpty || targets.contains($0.export) }
             if json {
                 printOut(try StateListing(records).json())
@@ -78,7 +78,7 @@ struct StateCommand: AsyncParsableCommand {
         var addresses: [String]
 
         func run() async throws {
-            let (_, _, state) = try await reportingDiagnostics { try await StateBackend.read(manifestPath: manifest.file) }
+            let (_, _, state) = try await reportingDiagnostics { try await StateBackend.read(manifestPath: manifest.path) }
             let records = try StateCommand.resolve(addresses, in: state)
             printOut(records.map(StateListing.details).joined(separator: "\n"))
         }
@@ -130,7 +130,7 @@ struct StateCommand: AsyncParsableCommand {
         @OptionGroup var manifest: ManifestOptions
 
         func run() async throws {
-            let (_, _, state) = try await reportingDiagnostics { try await StateBackend.read(manifestPath: manifest.file) }
+            let (_, _, state) = try await reportingDiagnostics { try await StateBackend.read(manifestPath: manifest.path) }
             printOut(String(decoding: try StateJSON.encoder.encode(state), as: UTF8.self) + "\n")
         }
     }

@@ -5,25 +5,47 @@ import SegSyncStorage
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show, per export, how many partitions are done, running, failed and missing.",
+        abstract: "Show, per export, how many partitions are done, running, failed and missing, and a strip of them.",
         discussion: """
             Reads state only (no network, no lock), so it can watch an apply that is running. \
-            Running operations are listed with their last known progress.
+            Below the table, each export's coverage strip has one cell per desired partition, oldest \
+            first, folded to the terminal's width (COLUMNS) with the partition at each row's start: \
+            █ done, ▒ running, ▓ ready to download, ✗ failed, · missing. Running operations are \
+            listed with their last known progress.
+
+            Examples:
+              segsync status
+              segsync status --target everyone-daily
+              segsync status --json | jq '.exports[] | {name, missing}'
+              watch -n 5 segsync status    # beside a running apply
             """)
 
     @OptionGroup var manifest: ManifestOptions
     @OptionGroup var planning: PlanningOptions
 
+    @Flag(help: "Print a JSON document (format_version 1): the counts and every partition's status.")
+    var json = false
+
+    @Flag(help: "Leave out the coverage strips.")
+    var noStrip = false
+
     func run() async throws {
         let now = try planning.instant()
         let report = try await reportingDiagnostics {
             // The endpoint in force decides which data counts as done (Manifest.resolvingEndpoint).
-            let (loaded, _, state) = try await StateBackend.read(manifestPath: manifest.file)
+            let (loaded, _, state) = try await StateBackend.read(manifestPath: manifest.path)
             try Planner.validate(targets: planning.targets, in: loaded)
             var selected = loaded
             if !planning.targets.isEmpty { selected.exports = loaded.exports.filter { planning.targets.contains($0.name) } }
             return try StatusReport.make(manifest: selected, state: state, now: now)
         }
-        printOut(report.rendered())
+        let output = Output.current
+        if json {
+            printOut(try MachineJSON.pretty(report.document))
+        } else if output.verbosity == .quiet {
+            printOut(report.summary + "\n")
+        } else {
+            printOut(report.rendered(width: Output.width, paint: output.paint, strips: !noStrip))
+        }
     }
 }

@@ -11,7 +11,7 @@ struct Validate: AsyncParsableCommand {
 
     func run() async throws {
         let loaded = try await reportingDiagnostics {
-            let loaded = try ManifestLoader.load(path: manifest.file)
+            let loaded = try ManifestLoader.load(path: manifest.path)
             printWarnings(loaded, now: Date())
             // Windows that cannot be planned (too many partitions) are a manifest problem too.
             for export in loaded.exports { _ = try loaded.partitions(of: export, now: Date()) }
@@ -19,6 +19,6 @@ struct Validate: AsyncParsableCommand {
         }
         let exports = loaded.exports.count, warnings = loaded.warnings.count + loaded.windowWarnings(now: Date()).count
         let noted = warnings == 0 ? "" : " (\(warnings) warning\(warnings == 1 ? "" : "s"))"
-        printOut("\(manifest.file): valid, \(exports) export\(exports == 1 ? "" : "s")\(noted).\n")
+        printOut("\(manifest.path): valid, \(exports) export\(exports == 1 ? "" : "s")\(noted).\n")
     }
 }

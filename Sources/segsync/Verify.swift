@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SegSync
 
 struct Verify: AsyncParsableCommand {
@@ -8,17 +9,40 @@ struct Verify: AsyncParsableCommand {
             Hashes every recorded file and lists missing, changed and unknown files and any \
             disagreement with SHA256SUMS. Needs no network and no lock, so it can run during an \
             apply. Exit status 0 when everything matches, 1 otherwise.
+
+            --sha256sums checks only what SHA256SUMS lists, as `sha256sum -c SHA256SUMS` run \
+            inside the output folder does, without changing folder: the check for someone who \
+            was handed the folder and no lockfile.
+
+            Examples:
+              segsync verify
+              segsync verify --sha256sums
+              segsync verify --json | jq .ok
+              (cd exports && sha256sum -c SHA256SUMS)    # the same check with coreutils
             """)
 
     @OptionGroup var manifest: ManifestOptions
 
+    @Flag(help: "Check the files SHA256SUMS lists against it, as sha256sum -c does, instead of against segsync.lock.")
+    var sha256sums = false
+
+    @Flag(help: "Print a JSON document (format_version 1).")
+    var json = false
+
     func run() async throws {
-        let result = try await reportingDiagnostics {
-            let loaded = try ManifestLoader.load(path: manifest.file)
-            let layout = Layout(manifestPath: manifest.file, output: loaded.output)
-            return (try Verification.run(layout: layout), layout)
+        let against = sha256sums ? Checksums.fileName : Lockfile.fileName
+        let (result, layout) = try await reportingDiagnostics {
+            let loaded = try ManifestLoader.load(path: manifest.path)
+            let layout = Layout(manifestPath: manifest.path, output: loaded.output)
+            return (try sha256sums ? Verification.sha256sums(layout: layout) : Verification.run(layout: layout), layout)
         }
-        printOut(result.0.rendered(outputDirectory: result.1.outputDirectory))
-        if !result.0.ok { throw ExitCode(ExitCodes.failure) }
+        if json {
+            printOut(try MachineJSON.pretty(result.document(against: against)))
+        } else {
+            let text = result.rendered(outputDirectory: layout.outputDirectory, against: against, paint: Output.current.paint)
+            // -q: the problems (errors) and the final line.
+            printOut(text)
+        }
+        if !result.ok { throw ExitCode(ExitCodes.failure) }
     }
 }

@@ -37,21 +37,21 @@ public struct Executor: Sendable {
     public let layout: Layout
     public let client: FullStoryClient
     public let options: Options
-    /// Progress lines, one event each.
-    public let log: @Sendable (String) -> Void
+    /// What happens to each partition, as it happens (``ApplyEvent``).
+    public let events: @Sendable (ApplyEvent) -> Void
     /// Called as each partition's work ends, for progress displays.
     public let finished: @Sendable (ApplyReport.Outcome) -> Void
     public let clock: @Sendable () -> Date
 
     public init(manifest: Manifest, layout: Layout, client: FullStoryClient, options: Options = .init(),
-                log: @escaping @Sendable (String) -> Void = { _ in },
+                events: @escaping @Sendable (ApplyEvent) -> Void = { _ in },
                 finished: @escaping @Sendable (ApplyReport.Outcome) -> Void = { _ in },
                 clock: @escaping @Sendable () -> Date = { Date() }) {
         self.manifest = manifest
         self.layout = layout
         self.client = client
         self.options = options
-        self.log = log
+        self.events = events
         self.finished = finished
         self.clock = clock
     }
@@ -98,7 +98,7 @@ public struct Executor: Sendable {
                 for action in prunes { report.record(action, await prune(action, writer: writer)) }
             } else {
                 report.pruneSkipped = prunes.count
-                log("skipped \(prunes.count) prune\(prunes.count == 1 ? "" : "s"): this run had errors, and pruning never follows errors")
+                events(ApplyEvent(key: nil, label: "", kind: .prunesSkipped(count: prunes.count), time: clock()))
             }
         }
         try await writer.flush()
@@ -116,7 +116,7 @@ public struct Executor: Sendable {
             // The export's folder goes too once it is empty (rmdir refuses otherwise).
             rmdir((path as NSString).deletingLastPathComponent)
             try await writer.forget(action.key)
-            log("pruned     \(action.key.export) \(action.label)   \(relative)")
+            events(ApplyEvent(key: action.key, label: action.label, kind: .pruned(path: relative), time: clock()))
             return .done("pruned")
         } catch {
             return .failed("\(error)")
@@ -203,7 +203,10 @@ struct PartitionRun: Sendable {
     }
 
     var partition: Partition { action.partition! }
-    var name: String { "\(action.key.export) \(action.label)" }
+
+    func emit(_ kind: ApplyEvent.Kind) {
+        executor.events(ApplyEvent(key: action.key, label: action.label, kind: kind, time: executor.clock()))
+    }
 
     enum Step {
         case downloaded
@@ -233,17 +236,17 @@ struct PartitionRun: Sendable {
                 case .downloaded:
                     return .done("downloaded")
                 case .stillRunning:
-                    executor.log("waiting    \(name)   op \(Planner.short(operationId)) still running; the next run resumes it")
+                    emit(.waiting(operationId: operationId!))
                     return .stillRunning
                 case .operationFailed(let message):
                     lastFailure = "the export failed: \(message)"
-                    executor.log("failed     \(name)   op \(Planner.short(operationId)): \(message)")
+                    emit(.operationFailed(operationId: operationId!, message: message))
                     let now = executor.clock()
                     try await writer.update(action.key, .committed) { $0?.phase = .failed; $0?.lastError = message; $0?.updatedAt = now }
                     operationId = nil
                 case .operationGone:
                     lastFailure = "the API no longer knows operation \(operationId!)"
-                    executor.log("lost       \(name)   op \(Planner.short(operationId)) is unknown to the API; exporting again")
+                    emit(.lost(operationId: operationId!))
                     operationId = nil
                 }
             }
@@ -274,10 +277,10 @@ struct PartitionRun: Sendable {
         } catch {
             // A full disk must not hide the failure: both reach the user.
             let both = "\(message) Recording this failure in state failed too: \(error)"
-            executor.log("error      \(name)   \(both)")
+            emit(.failed(message: both))
             return .failed(both)
         }
-        executor.log("error      \(name)   \(message)")
+        emit(.failed(message: message))
         return .failed(message)
     }
 
@@ -316,7 +319,7 @@ struct PartitionRun: Sendable {
             updated.output = record?.output  // the old file stays recorded until its successor lands
             record = updated
         }
-        executor.log("created    \(name)   op \(Planner.short(id)) (\(export.type.rawValue) \(export.format.rawValue))")
+        emit(.created(operationId: id, type: export.type, format: export.format))
         return id
     }
 
@@ -340,6 +343,7 @@ struct PartitionRun: Sendable {
                 record?.progress = status.estimatePctComplete
                 record?.updatedAt = now
             }
+            emit(.polled(operationId: id, state: status.state.rawValue, percent: status.estimatePctComplete))
             switch status.state {
             case .completed:
                 try await downloads.wait()
@@ -390,14 +394,16 @@ struct PartitionRun: Sendable {
         for refresh in 0...executor.options.maxLinkRefreshes {
             let link = try await executor.client.downloadLink(for: status)
             do {
-                file = try await executor.client.download(link.url, to: path, decompress: export.decompress)
+                file = try await executor.client.download(link.url, to: path, decompress: export.decompress) { bytes, total in
+                    emit(.downloading(bytes: bytes, total: total))
+                }
                 break
             } catch FullStoryAPIError.diskFull {
                 diskFull.record(executor.layout.outputDirectory)
                 throw FullStoryAPIError.diskFull(folder: executor.layout.outputDirectory)
             } catch FullStoryAPIError.expiredDownloadLink(let url) {
                 guard refresh < executor.options.maxLinkRefreshes else { throw FullStoryAPIError.expiredDownloadLink(url: url) }
-                executor.log("relinking  \(name)   the download link expired; fetching a fresh one")
+                emit(.relinking)
                 status = try await executor.client.getOperation(completed.id)
             }
         }
@@ -412,7 +418,7 @@ struct PartitionRun: Sendable {
         for stale in try await writer.recordOutput(action.key, entry: entry, output: output, now: executor.clock()) {
             if let old = try? executor.layout.absolutePath(ofOutput: stale) { unlink(old) }
         }
-        executor.log("downloaded \(name)   \(relative) (\(file.bytes) bytes, sha256 \(file.sha256.prefix(12))…)")
+        emit(.downloaded(path: relative, bytes: file.bytes, sha256: file.sha256))
     }
 }
 
@@ -430,6 +436,13 @@ public struct ApplyReport: Sendable {
         public var message: String
     }
 
+    /// Each partition worked on, in the order its work ended.
+    public struct Result: Sendable, Equatable {
+        public var action: Plan.Action
+        public var outcome: Outcome
+    }
+
+    public var results: [Result] = []
     public var done = 0
     public var stillRunning: [Plan.Action] = []
     public var failures: [Failure] = []
@@ -440,6 +453,7 @@ public struct ApplyReport: Sendable {
     public init() {}
 
     mutating func record(_ action: Plan.Action, _ outcome: Outcome) {
+        results.append(Result(action: action, outcome: outcome))
         switch outcome {
         case .done: done += 1
         case .stillRunning: stillRunning.append(action)

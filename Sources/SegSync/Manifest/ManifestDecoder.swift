@@ -16,7 +16,7 @@ public enum ManifestLoader {
             let exists = FileManager.default.fileExists(atPath: path)
             throw SegSyncError(exists
                 ? "cannot read the manifest \(path); check its permissions."
-                : "no manifest at \(path); create one (see examples/) or pass -f PATH.")
+                : "no manifest at \(path); write a starter one with `segsync init`, or pass -f PATH (a file, or a folder holding segsync.yaml).")
         }
         guard let text = String(data: data, encoding: .utf8) else {
             throw DiagnosticsError([Diagnostic(.error, file: path, at: nil, "the manifest is not valid UTF-8 text")])

@@ -2,9 +2,10 @@ import Foundation
 
 /// Renders a ``Plan`` for people (aligned text) and for machines (versioned JSON).
 public enum PlanRenderer {
-    public static let jsonFormatVersion = 1
+    public static let jsonFormatVersion = MachineJSON.formatVersion
 
-    public static func text(_ plan: Plan) -> String {
+    /// The plan as aligned text; `paint` colours the symbols and the summary's counts.
+    public static func text(_ plan: Plan, paint: Paint = .none) -> String {
         var lines: [String] = []
         let exportWidth = plan.actions.map(\.key.export.count).max() ?? 0
         let labelWidth = plan.actions.map(\.label.count).max() ?? 0
@@ -15,11 +16,11 @@ public enum PlanRenderer {
             let kind = action.kind.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)
             let export = action.key.export.padding(toLength: exportWidth, withPad: " ", startingAt: 0)
             let label = action.label.padding(toLength: labelWidth, withPad: " ", startingAt: 0)
-            lines.append("  \(action.kind.symbol) \(kind) \(export) \(label)   \(action.detail)")
+            lines.append("  " + paint.kind("\(action.kind.symbol) \(kind)", action.kind) + " \(export) \(label)   \(action.detail)")
         }
         if !plan.actions.isEmpty { lines.append("") }
         for note in plan.notes { lines.append("Note: \(note)") }
-        lines.append(summary(plan))
+        lines.append(paint.enabled ? paint(summary(plan), plan.hasChanges || !plan.givenUp.isEmpty ? .bold : .green) : summary(plan))
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -105,9 +106,6 @@ public enum PlanRenderer {
     }
 
     public static func json(_ plan: Plan) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let data = (try? encoder.encode(document(plan))) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self) + "\n"
+        (try? MachineJSON.pretty(document(plan))) ?? "{}\n"
     }
 }

@@ -87,4 +87,12 @@ extension Span {
         if seconds < 60 || seconds % 60 != 0 { return "\(seconds)s" }
         return Span(hours: seconds / 3600, minutes: seconds % 3600 / 60).description
     }
+
+    /// A duration for a progress display, to the second under an hour: `45s`, `3m05s`, `1h20m`.
+    public static func approximate(seconds: Double) -> String {
+        let total = max(0, Int(seconds.rounded()))
+        if total < 60 { return "\(total)s" }
+        if total < 3600 { return "\(total / 60)m" + Timestamp.pad(total % 60, 2) + "s" }
+        return "\(total / 3600)h" + Timestamp.pad(total % 3600 / 60, 2) + "m"
+    }
 }

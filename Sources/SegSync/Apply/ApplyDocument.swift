@@ -1,0 +1,83 @@
+import Foundation
+
+/// `segsync apply --json`: what the run did, for machines. One document at the end (with
+/// `--json-events`, the last line, with `"event": "report"`).
+public struct ApplyDocument: Encodable, Sendable {
+    public struct Partition: Encodable, Sendable {
+        public var export: String
+        public var partition: String
+        public var start: String
+        public var end: String
+        /// The plan's action: create, resume, download, repair, replace, prune.
+        public var action: Plan.Kind
+        /// done, failed or still_running.
+        public var outcome: String
+        public var message: String?
+        public var path: String?
+        public var bytes: Int64?
+        public var sha256: String?
+
+        enum CodingKeys: String, CodingKey {
+            case export, partition, start, end, action, outcome, message, path, bytes, sha256
+        }
+    }
+
+    public var formatVersion = MachineJSON.formatVersion
+    public var event: String?
+    public var now: String
+    public var dryRun: Bool
+    /// The plan's counts, as in `plan --json`.
+    public var plan: [String: Int]
+    public var done: Int
+    public var failed: Int
+    public var stillRunning: Int
+    public var exportsCreated: Int
+    public var prunesSkipped: Int
+    public var interrupted: Bool
+    /// Every partition converged: nothing failed, nothing left running, nothing given up.
+    public var converged: Bool
+    /// The exit status the command ends with (see the README's table).
+    public var exitCode: Int32
+    public var partitions: [Partition]
+
+    enum CodingKeys: String, CodingKey {
+        case event, now, plan, done, failed, interrupted, converged, partitions
+        case formatVersion = "format_version", dryRun = "dry_run", stillRunning = "still_running"
+        case exportsCreated = "exports_created", prunesSkipped = "prunes_skipped", exitCode = "exit_code"
+    }
+
+    public typealias File = (path: String, bytes: Int64, sha256: String)
+
+    public init(plan: Plan, report: ApplyReport?, files: [PartitionKey: File], interrupted: Bool, exitCode: Int32, dryRun: Bool = false) {
+        now = Timestamp.format(plan.now)
+        self.dryRun = dryRun
+        self.plan = PlanRenderer.document(plan).summary
+        let report = report ?? ApplyReport()
+        done = report.done
+        failed = report.failures.count
+        stillRunning = report.stillRunning.count
+        exportsCreated = report.createCalls
+        prunesSkipped = report.pruneSkipped
+        self.interrupted = interrupted
+        converged = dryRun ? !plan.hasChanges && plan.givenUp.isEmpty : !interrupted && exitCode == 0
+        self.exitCode = exitCode
+        partitions = report.results.map { result in
+            let action = result.action
+            var entry = Partition(export: action.key.export, partition: action.label, start: Timestamp.format(action.key.start),
+                                  end: Timestamp.format(action.end), action: action.kind, outcome: "done")
+            switch result.outcome {
+            case .done:
+                let file = files[action.key]
+                entry.path = file?.path ?? (action.kind == .prune ? action.outputPath : nil)
+                entry.bytes = file?.bytes
+                entry.sha256 = file?.sha256
+            case .failed(let message):
+                entry.outcome = "failed"
+                entry.message = message
+            case .stillRunning:
+                entry.outcome = "still_running"
+            }
+            return entry
+        }.sorted { ($0.export, $0.start) < ($1.export, $1.start) }
+    }
+}

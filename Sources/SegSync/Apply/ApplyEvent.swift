@@ -1,0 +1,193 @@
+import Foundation
+
+/// Something that happened to one partition during `apply`, as it happened. The CLI
+/// renders events as aligned log lines, a moving progress display, or one JSON line each
+/// (`apply --json-events`).
+public struct ApplyEvent: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// The API accepted a new export.
+        case created(operationId: String, type: ExportType, format: ExportFormat)
+        /// A poll of a running operation: its state and the API's estimate, if any.
+        case polled(operationId: String, state: String, percent: Double?)
+        /// Bytes of a download arrived (`total` when the server announced a length).
+        case downloading(bytes: Int64, total: Int64?)
+        /// The file is in place, checked and recorded.
+        case downloaded(path: String, bytes: Int64, sha256: String)
+        /// The download link had expired; a fresh one is being fetched.
+        case relinking
+        /// `--max-wait` ran out while the operation ran; the next run resumes it.
+        case waiting(operationId: String)
+        /// The operation ended in failure; the partition may be exported again.
+        case operationFailed(operationId: String, message: String)
+        /// The API no longer knows the operation; the partition is exported again.
+        case lost(operationId: String)
+        /// The partition failed in this run.
+        case failed(message: String)
+        /// A recorded output that is no longer declared was deleted.
+        case pruned(path: String)
+        /// Prunes not done because the run had errors.
+        case prunesSkipped(count: Int)
+    }
+
+    /// The partition concerned (`nil` for run-wide events).
+    public var key: PartitionKey?
+    public var label: String
+    public var kind: Kind
+    public var time: Date
+
+    public init(key: PartitionKey?, label: String, kind: Kind, time: Date) {
+        self.key = key
+        self.label = label
+        self.kind = kind
+        self.time = time
+    }
+
+    /// The event's name in logs and JSON: `created`, `polled`, `downloaded`, ….
+    public var name: String {
+        switch kind {
+        case .created: return "created"
+        case .polled: return "polled"
+        case .downloading: return "downloading"
+        case .downloaded: return "downloaded"
+        case .relinking: return "relinking"
+        case .waiting: return "waiting"
+        case .operationFailed: return "op-failed"
+        case .lost: return "lost"
+        case .failed: return "error"
+        case .pruned: return "pruned"
+        case .prunesSkipped: return "skipped"
+        }
+    }
+
+    /// Events a log shows by default; the others (polls, download progress, relinks) are
+    /// for the progress display, `--verbose` and `--json-events`.
+    public var isMilestone: Bool {
+        switch kind {
+        case .polled, .downloading, .relinking: return false
+        default: return true
+        }
+    }
+
+    /// What follows the export and partition columns of a log line.
+    public var detail: String {
+        switch kind {
+        case .created(let id, let type, let format):
+            return "op \(Planner.short(id)) (\(type.rawValue) \(format.rawValue))"
+        case .polled(let id, let state, let percent):
+            return "op \(Planner.short(id)) \(state)" + (percent.map { " \(Int($0.rounded()))%" } ?? "")
+        case .downloading(let bytes, let total):
+            return ByteCount.format(bytes) + (total.map { " of " + ByteCount.format($0) } ?? "")
+        case .downloaded(let path, let bytes, let sha256):
+            return "\(path) (\(ByteCount.format(bytes)), sha256 \(sha256.prefix(12))…)"
+        case .relinking:
+            return "the download link expired; fetching a fresh one"
+        case .waiting(let id):
+            return "op \(Planner.short(id)) still running; the next run resumes it"
+        case .operationFailed(let id, let message):
+            return "op \(Planner.short(id)): \(message)"
+        case .lost(let id):
+            return "op \(Planner.short(id)) is unknown to the API; exporting again"
+        case .failed(let message):
+            return message
+        case .pruned(let path):
+            return path
+        case .prunesSkipped(let count):
+            return "\(count) prune\(count == 1 ? "" : "s"): this run had errors, and pruning never follows errors"
+        }
+    }
+
+    /// One line of `apply --json-events`.
+    public struct Document: Encodable {
+        public var formatVersion = MachineJSON.formatVersion
+        public var event: String
+        public var time: String
+        public var export: String?
+        public var partition: String?
+        public var start: String?
+        public var operationId: String?
+        public var type: String?
+        public var format: String?
+        public var state: String?
+        public var percent: Double?
+        public var bytes: Int64?
+        public var totalBytes: Int64?
+        public var path: String?
+        public var sha256: String?
+        public var message: String?
+        public var count: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case event, time, export, partition, start, type, format, state, percent, bytes, path, sha256, message, count
+            case formatVersion = "format_version", operationId = "operation_id", totalBytes = "total_bytes"
+        }
+    }
+
+    public var document: Document {
+        var document = Document(event: name, time: Timestamp.format(time), export: key?.export,
+                                partition: key == nil ? nil : label, start: key.map { Timestamp.format($0.start) })
+        switch kind {
+        case .created(let id, let type, let format):
+            document.operationId = id
+            document.type = type.rawValue
+            document.format = format.rawValue
+        case .polled(let id, let state, let percent):
+            document.operationId = id
+            document.state = state
+            document.percent = percent
+        case .downloading(let bytes, let total):
+            document.bytes = bytes
+            document.totalBytes = total
+        case .downloaded(let path, let bytes, let sha256):
+            document.path = path
+            document.bytes = bytes
+            document.sha256 = sha256
+        case .relinking:
+            break
+        case .waiting(let id), .lost(let id):
+            document.operationId = id
+        case .operationFailed(let id, let message):
+            document.operationId = id
+            document.message = message
+        case .failed(let message):
+            document.message = message
+        case .pruned(let path):
+            document.path = path
+        case .prunesSkipped(let count):
+            document.count = count
+        }
+        return document
+    }
+}
+
+/// Byte counts for people: `812 B`, `12.4 KiB`, `317.0 MiB`.
+public enum ByteCount {
+    public static func format(_ bytes: Int64) -> String {
+        if bytes < 1024 { return "\(bytes) B" }
+        let units = ["KiB", "MiB", "GiB", "TiB"]
+        var value = Double(bytes) / 1024
+        var unit = 0
+        while value >= 1024, unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return String(format: "%.1f", value) + " " + units[unit]
+    }
+}
+
+/// The JSON documents segsync prints for machines (`--json`): every one carries
+/// `format_version`, encoded with ``StateJSON``'s configuration (sorted keys, RFC 3339).
+public enum MachineJSON {
+    /// Bumped only when a field changes meaning or goes away; new fields may appear
+    /// within a version.
+    public static let formatVersion = 1
+
+    /// A pretty-printed document and a newline.
+    public static func pretty(_ value: some Encodable) throws -> String {
+        String(decoding: try StateJSON.encoder.encode(value), as: UTF8.self) + "\n"
+    }
+
+    /// One line (JSON Lines).
+    public static func line(_ value: some Encodable) throws -> String {
+        String(decoding: try StateJSON.lineEncoder.encode(value), as: UTF8.self) + "\n"
+    }
+}

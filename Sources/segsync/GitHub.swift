@@ -1,0 +1,84 @@
+import Foundation
+import SegSync
+
+/// GitHub Actions' job summary: with `GITHUB_STEP_SUMMARY` set, every command that plans
+/// or applies appends a Markdown section, also when nothing changed.
+enum StepSummary {
+    static func append(_ markdown: String, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        guard let path = environment["GITHUB_STEP_SUMMARY"], !path.isEmpty,
+              let handle = FileHandle(forWritingAtPath: path) ?? (FileManager.default.createFile(atPath: path, contents: nil) ? FileHandle(forWritingAtPath: path) : nil)
+        else { return }
+        defer { try? handle.close() }
+        _ = try? handle.seekToEnd()
+        handle.write(Data(markdown.utf8))
+    }
+
+    /// "No changes: N partitions up to date." or the plan's counts and its text.
+    static func plan(_ plan: Plan, manifest: String) {
+        var text = "### segsync plan — `\(manifest)`\n\n"
+        if !plan.hasChanges && plan.givenUp.isEmpty {
+            text += "No changes: \(plan.upToDate) partition\(plan.upToDate == 1 ? "" : "s") up to date.\n\n"
+        } else {
+            text += counts(plan) + "\n<details><summary>Plan</summary>\n\n```\n" + PlanRenderer.text(plan) + "```\n\n</details>\n\n"
+        }
+        append(text)
+    }
+
+    static func counts(_ plan: Plan) -> String {
+        var text = "| | partitions |\n| --- | ---: |\n"
+        for kind in Plan.Kind.allCases where plan.count(kind) > 0 {
+            text += "| \(kind.rawValue) | \(plan.count(kind)) |\n"
+        }
+        text += "| up to date | \(plan.upToDate) |\n"
+        if !plan.givenUp.isEmpty { text += "| given up | \(plan.givenUp.count) |\n" }
+        return text
+    }
+
+    static func append(plan: Plan, report: ApplyReport?, manifest: String) {
+        var text = "### segsync apply — `\(manifest)`\n\n"
+        guard let report else {
+            text += "No changes: \(plan.upToDate) partition\(plan.upToDate == 1 ? "" : "s") up to date.\n\n"
+            append(text)
+            return
+        }
+        text += counts(plan)
+        text += "| finished now | \(report.done) |\n| still running | \(report.stillRunning.count) |\n| failed | \(report.failures.count) |\n\n"
+        if !report.failures.isEmpty {
+            text += "**Failures**\n\n"
+            for failure in report.failures { text += "- `\(failure.export)` \(failure.label): \(failure.message)\n" }
+            text += "\n"
+        }
+        append(text)
+    }
+}
+
+/// Workflow commands for GitHub Actions (`GITHUB_ACTIONS=true`): failed partitions as
+/// `::error`, warnings as `::warning`, so they show on the run's page and in pull requests.
+/// Written to standard error (the runner reads both streams), so `--json` stays clean.
+enum Annotations {
+    static var enabled: Bool { ProcessInfo.processInfo.environment["GITHUB_ACTIONS"] == "true" }
+
+    /// `%`, CR and LF escaped, as the runner expects; in properties also `:` and `,`.
+    static func escape(_ text: String, property: Bool = false) -> String {
+        var result = text.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "\r", with: "%0D").replacingOccurrences(of: "\n", with: "%0A")
+        if property { result = result.replacingOccurrences(of: ":", with: "%3A").replacingOccurrences(of: ",", with: "%2C") }
+        return result
+    }
+
+    static func error(title: String, _ message: String) {
+        guard enabled else { return }
+        printError("::error title=\(escape(title, property: true))::\(escape(message))\n")
+    }
+
+    static func warning(_ diagnostic: Diagnostic) {
+        guard enabled else { return }
+        var properties = "file=\(escape(diagnostic.file, property: true))"
+        if let location = diagnostic.location { properties += ",line=\(location.line),col=\(location.column)" }
+        printError("::warning \(properties)::\(escape(diagnostic.message))\n")
+    }
+
+    static func warning(_ message: String) {
+        guard enabled else { return }
+        printError("::warning::\(escape(message))\n")
+    }
+}
