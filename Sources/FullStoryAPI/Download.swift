@@ -138,6 +138,8 @@ extension FullStoryClient {
             // then stalls this download only.
             var batch: [ByteBuffer] = []
             var batchBytes = 0
+            // Progress is told after each batch, and at least every quarter second on a slow link.
+            var told = ContinuousClock.now
             do {
                 for try await chunk in response.body {
                     received += Int64(chunk.readableBytes)
@@ -148,6 +150,10 @@ extension FullStoryClient {
                         batch.removeAll(keepingCapacity: true)
                         batchBytes = 0
                         progress(received, expectedTotal)
+                        told = .now
+                    } else if ContinuousClock.now - told > .milliseconds(250) {
+                        progress(received, expectedTotal)
+                        told = .now
                     }
                 }
             } catch let error as FullStoryAPIError {

@@ -70,6 +70,8 @@ public struct EmulatorConfiguration: Sendable {
 
     /// Where generated export files are cached; a fresh temporary folder when `nil`.
     public var cacheDirectory: String?
+    /// Bytes per second each download is served at (a slow link); `nil` for as fast as it goes.
+    public var downloadBytesPerSecond: Int?
     public var logger: Logger
 
     public init(
@@ -98,6 +100,7 @@ public struct EmulatorConfiguration: Sendable {
         rateExpiredLink: Double = 0,
         maxFaults: Int? = nil,
         cacheDirectory: String? = nil,
+        downloadBytesPerSecond: Int? = nil,
         logger: Logger = Logger(label: "segsync.emulator")
     ) {
         self.host = host
@@ -125,6 +128,7 @@ public struct EmulatorConfiguration: Sendable {
         self.rateExpiredLink = rateExpiredLink
         self.maxFaults = maxFaults
         self.cacheDirectory = cacheDirectory
+        self.downloadBytesPerSecond = downloadBytesPerSecond
         self.logger = logger
     }
 
@@ -149,6 +153,7 @@ public struct EmulatorConfiguration: Sendable {
             return "--server-error-status must be a 5xx status, not \(serverErrorStatus)."
         }
         if let maxFaults, maxFaults < 0 { return "--max-faults must be 0 or more." }
+        if let downloadBytesPerSecond, downloadBytesPerSecond < 1024 { return "--download-rate must be at least 1024 bytes per second." }
         if generatedSegments < 0 { return "--segments must be 0 or more." }
         return nil
     }

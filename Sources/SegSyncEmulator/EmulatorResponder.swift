@@ -439,16 +439,19 @@ struct EmulatorResponder: HTTPResponder {
         guard let handle = FileHandle(forReadingAtPath: file.path) else {
             return Outcome(response: error(500, "The emulator lost the generated export file."))
         }
-        let (offset, cutAt) = (start, cut)
+        let (offset, cutAt, rate) = (start, cut, configuration.downloadBytesPerSecond)
         let body = ResponseBody(contentLength: Int(length)) { writer in
             defer { try? handle.close() }
             try handle.seek(toOffset: UInt64(offset))
             var remaining = cutAt ?? length
+            // A slow link: chunks of a tenth of a second each, paced.
+            let chunk = rate.map { max(1024, $0 / 10) } ?? 64 * 1024
             while remaining > 0 {
-                let data = handle.readData(ofLength: Int(min(remaining, 64 * 1024)))
+                let data = handle.readData(ofLength: Int(min(remaining, Int64(chunk))))
                 if data.isEmpty { break }
                 try await writer.write(ByteBuffer(bytes: data))
                 remaining -= Int64(data.count)
+                if let rate { try await Task.sleep(for: .seconds(Double(data.count) / Double(rate))) }
             }
             if cutAt != nil {
                 // Headers promised `length` bytes; closing now is the injected fault.

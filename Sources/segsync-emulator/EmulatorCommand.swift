@@ -114,6 +114,19 @@ struct EmulatorCommand: AsyncParsableCommand {
     var cacheDirectory: String?
 
     @Option(
+        name: .customLong("download-rate"),
+        help: ArgumentHelp("Serve each download at this many bytes per second (K and M suffixes: 512K, 2M), to watch progress.", valueName: "bytes"),
+        transform: { text in
+            let units: [Character: Int] = ["K": 1024, "M": 1024 * 1024]
+            let multiplier = text.last.flatMap { units[Character($0.uppercased())] } ?? 1
+            guard let number = Int(multiplier == 1 ? text : String(text.dropLast())), number > 0 else {
+                throw ValidationError("--download-rate \(text) is not a byte rate; write it like 65536, 512K or 2M.")
+            }
+            return number * multiplier
+        })
+    var downloadRate: Int?
+
+    @Option(
         name: .customLong("log-level"),
         help: "Log level on stderr: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "warning"
@@ -164,6 +177,7 @@ struct EmulatorCommand: AsyncParsableCommand {
             rateExpiredLink: rateExpiredLink,
             maxFaults: maxFaults,
             cacheDirectory: cacheDirectory,
+            downloadBytesPerSecond: downloadRate,
             logger: logger
         )
     }

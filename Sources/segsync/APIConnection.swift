@@ -46,7 +46,7 @@ struct APIConnection {
 
     static func quietLogger() -> Logger {
         var logger = Logger(label: "segsync.api")
-        logger.logLevel = ProcessInfo.processInfo.environment["SEGSYNC_DEBUG"] == nil ? .error : .debug
+        logger.logLevel = Output.current.verbosity == .verbose ? .debug : .error
         return logger
     }
 

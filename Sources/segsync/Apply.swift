@@ -7,23 +7,26 @@ import SegSyncStorage
 struct Apply: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create the missing exports, resume running ones, download finished ones.",
-        discussion: """
+        discussion: Help.text(
+            """
             Plans like `segsync plan`, then works through the plan: every partition goes \
             create → poll → download → verify → record, with bounded parallelism and one shared \
-            rate limiter. Never waits for input.
-
+            rate limiter. Never waits for input. At a terminal a display below the log shows the \
+            operations' progress, each download's bytes and rate, and an ETA; elsewhere each event \
+            is one timestamped line.
+            """,
+            """
             Exit status: 0 everything converged; 1 an error (the failed partitions are listed); \
             3 --max-wait ran out while operations were still running (they stay in state and the \
             next run resumes them); 130 interrupted (Ctrl-C again exits at once).
-
-            Reads FULLSTORY_API_KEY (or the variable api.keyEnv names) and FULLSTORY_API_URL; \
-            SEGSYNC_DATABASE_URL (PostgreSQL state); SEGSYNC_DEBUG logs every call; a Markdown summary is appended to GITHUB_STEP_SUMMARY, and with GITHUB_ACTIONS=true failures are ::error annotations.
-
-            Examples:
-              segsync apply
-              segsync apply --max-wait 45m
-              segsync plan --out plan.json && segsync apply plan.json
-            """)
+            """,
+            Help.environment("FULLSTORY_API_KEY", "FULLSTORY_API_URL", "SEGSYNC_DATABASE_URL", "SEGSYNC_DEBUG", "NO_COLOR",
+                             "GITHUB_STEP_SUMMARY", "GITHUB_ACTIONS"),
+            Help.examples(
+                "segsync apply",
+                "segsync apply --max-wait 45m --parallelism 8",
+                "segsync plan --out plan.json && segsync apply plan.json",
+                "segsync apply --json-events | jq -c 'select(.event == \"downloaded\")'")))
 
     @OptionGroup var manifest: ManifestOptions
     @OptionGroup var planning: PlanningOptions
@@ -41,16 +44,16 @@ struct Apply: AsyncParsableCommand {
     @Flag(help: "Print one JSON line per event as it happens (created, polled, downloading, downloaded, error, …), then the --json report as the last line.")
     var jsonEvents = false
 
-    @Option(help: ArgumentHelp("Stop waiting for running operations after this long (like 30m); they are resumed by the next run.", valueName: "duration"))
+    @Option(help: ArgumentHelp("Stop waiting for running operations after this long (like 30m); they are resumed by the next run. Default: wait until every one ends.", valueName: "duration"))
     var maxWait: String?
 
-    @Option(help: "Downloads at once.")
+    @Option(help: ArgumentHelp("Downloads at once (1–64).", valueName: "downloads"))
     var parallelism = 4
 
-    @Option(help: "Exports created and waited for at once.")
+    @Option(help: ArgumentHelp("Exports created and waited for at once (1–1000).", valueName: "exports"))
     var maxInFlight = 32
 
-    @Option(help: ArgumentHelp("First wait between polls of a running operation, in seconds.", valueName: "seconds"))
+    @Option(help: ArgumentHelp("First wait between polls of a running operation, in seconds (default: 2, or 0.5 on the emulator; later waits grow, and follow the API's progress estimate).", valueName: "seconds"))
     var pollInterval: Double?
 
     @Flag(help: "Delete recorded outputs that are no longer declared, as `prune: true` does.")

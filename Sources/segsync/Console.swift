@@ -20,6 +20,8 @@ final class Console: @unchecked Sendable {
         var label: String
         var firstSeen: Date
         var percent: Double?
+        /// Finished on the server, waiting for a download slot.
+        var completed = false
         var downloadStarted: Date?
         var bytes: Int64 = 0
         var total: Int64?
@@ -143,8 +145,11 @@ final class Console: @unchecked Sendable {
         switch event.kind {
         case .created:
             active[key] = Active(export: key.export, label: event.label, firstSeen: event.time)
-        case .polled(_, _, let percent):
-            active[key, default: Active(export: key.export, label: event.label, firstSeen: event.time)].percent = percent
+        case .polled(_, let state, let percent):
+            var entry = active[key, default: Active(export: key.export, label: event.label, firstSeen: event.time)]
+            entry.percent = percent
+            entry.completed = state == "COMPLETED"
+            active[key] = entry
         case .downloading(let bytes, let total):
             var entry = active[key, default: Active(export: key.export, label: event.label, firstSeen: event.time)]
             if entry.downloadStarted == nil || bytes < entry.bytes { entry.downloadStarted = event.time }
@@ -192,9 +197,10 @@ final class Console: @unchecked Sendable {
         if let eta = eta(now: now, finished: finished) { head += " · ETA " + Span.approximate(seconds: eta) }
 
         let downloading = active.filter { $0.value.downloadStarted != nil }.sorted { $0.key < $1.key }
-        let running = active.values.filter { $0.downloadStarted == nil }
+        let running = active.values.filter { $0.downloadStarted == nil && !$0.completed }
+        let ready = active.values.filter { $0.downloadStarted == nil && $0.completed }.count
         var lines = [head]
-        if !running.isEmpty || !downloading.isEmpty {
+        if !running.isEmpty || !downloading.isEmpty || ready > 0 {
             var parts: [String] = []
             if !running.isEmpty {
                 let estimates = running.compactMap(\.percent)
@@ -205,6 +211,7 @@ final class Console: @unchecked Sendable {
                 }
                 parts.append(text)
             }
+            if ready > 0 { parts.append("\(ready) ready, waiting for a download slot") }
             if !downloading.isEmpty {
                 let bytes = downloading.reduce(Int64(0)) { $0 + $1.value.bytes }
                 let rate = downloading.reduce(0.0) { $0 + Self.rate($1.value, now: now) }

@@ -8,24 +8,27 @@ struct PlanCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
         abstract: "Show what apply would create, resume, download, repair, replace and prune.",
-        discussion: """
+        discussion: Help.text(
+            """
             Compares the manifest with its state (.segsync/state.sqlite, or the PostgreSQL \
-            workspace state.backend names) and the output folder. Changes nothing but the run lock. Exit status with --detailed-exitcode: 0 no changes, 1 error, 2 changes.
-
-            Asks the API (FULLSTORY_API_KEY, FULLSTORY_API_URL) how running operations are doing, \
-            unless --offline.
-
-            Examples:
-              segsync plan
-              segsync plan --detailed-exitcode --out plan.json
-              segsync plan --json --offline --now 2026-11-28T00:00:00Z
-            """)
+            workspace state.backend names) and the output folder, and asks the API how running \
+            operations are doing (read-only; not with --offline). Changes nothing but the run lock. \
+            Symbols: + create, ~ resume, ↓ download, ! repair, ± replace, - prune.
+            """,
+            "Exit status with --detailed-exitcode: 0 no changes, 1 error, 2 changes (as terraform plan).",
+            Help.environment("FULLSTORY_API_KEY", "FULLSTORY_API_URL", "SEGSYNC_DATABASE_URL", "NO_COLOR",
+                             "GITHUB_STEP_SUMMARY", "GITHUB_ACTIONS"),
+            Help.examples(
+                "segsync plan",
+                "segsync plan --detailed-exitcode --out plan.json",
+                "segsync plan --json --offline --now 2026-11-28T00:00:00Z",
+                "segsync plan --target everyone-daily --checksum")))
 
     @OptionGroup var manifest: ManifestOptions
     @OptionGroup var planning: PlanningOptions
     @OptionGroup var locking: LockOptions
 
-    @Flag(help: "Print the plan as a versioned JSON document.")
+    @Flag(help: "Print the plan as a JSON document (format_version 1).")
     var json = false
 
     @Flag(help: "Exit 2 when the plan has changes, 0 when it has none (1 stays an error).")

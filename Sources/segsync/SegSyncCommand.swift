@@ -10,32 +10,24 @@ struct SegSyncCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "segsync",
         abstract: "Keep a folder in sync with declared FullStory segment exports.",
-        discussion: """
+        discussion: Help.text(
+            """
             Declare exports in segsync.yaml; `segsync plan` shows what is missing and \
             `segsync apply` creates, resumes and downloads until the folder converges.
-
+            """,
+            """
             Start with `segsync init` (or `segsync init --endpoint emulator` to try it without an \
             account). Every command takes -f PATH (a manifest, or a folder holding segsync.yaml), \
-            -C DIR, -q, -v and --no-color.
-
-            Environment:
-              FULLSTORY_API_KEY     the API key (or the variable api.keyEnv names)
-              FULLSTORY_API_URL     overrides the manifest's endpoint (emulator: the built-in one); recorded as each file's data source
-              SEGSYNC_DATABASE_URL  the PostgreSQL connection string (or the variable state.urlEnv names)
-              SEGSYNC_DEBUG         set: as -v, log every API call, retry, 429 wait and relink
-              NO_COLOR              set: no colour (also --no-color, or output that is not a terminal)
-              CLICOLOR_FORCE        set to 1: colour even when output is not a terminal
-              COLUMNS               the width status folds its strips to (default: the terminal's)
-              GITHUB_STEP_SUMMARY   plan and apply append a Markdown summary to this file
-              GITHUB_ACTIONS        when "true", failures and warnings are also ::error/::warning annotations
-
-            Examples:
-              segsync init --endpoint emulator && segsync apply
-              segsync plan --detailed-exitcode
-              segsync apply --max-wait 45m
-              segsync status -C pipelines/fullstory
-              segsync --generate-completion-script zsh > ~/.zfunc/_segsync
+            -C DIR, -q, -v and --no-color. Shell completions: --generate-completion-script bash|zsh|fish.
             """,
+            Help.environment("FULLSTORY_API_KEY", "FULLSTORY_API_URL", "SEGSYNC_DATABASE_URL", "SEGSYNC_DEBUG", "NO_COLOR",
+                             "CLICOLOR_FORCE", "COLUMNS", "GITHUB_STEP_SUMMARY", "GITHUB_ACTIONS"),
+            Help.examples(
+                "segsync init --endpoint emulator && segsync apply",
+                "segsync plan --detailed-exitcode",
+                "segsync apply --max-wait 45m",
+                "segsync -C pipelines/fullstory status",
+                "segsync --generate-completion-script zsh > ~/.zfunc/_segsync")),
         version: "0.1.0",
         subcommands: [InitCommand.self, Validate.self, PlanCommand.self, Apply.self, Status.self, Verify.self, Segments.self, StateCommand.self])
 }

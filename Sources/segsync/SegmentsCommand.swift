@@ -7,6 +7,15 @@ import SegSync
 struct Segments: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List or show FullStory segments.",
+        discussion: Help.text(
+            """
+            Finds the segment ids a manifest's exports need. Uses the manifest's api block \
+            (endpoint, dialect, keyEnv) when there is one; --endpoint, --dialect and --key-env \
+            override it.
+            """,
+            Help.environment("FULLSTORY_API_KEY", "FULLSTORY_API_URL"),
+            Help.examples("segsync segments list", "segsync segments show everyone --json",
+                          "segsync segments list --endpoint https://api.fullstory.com --dialect fullstory")),
         subcommands: [List.self, Show.self]
     )
 

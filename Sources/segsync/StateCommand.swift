@@ -16,7 +16,8 @@ struct StateCommand: AsyncParsableCommand {
               segsync state pull > state.json
               (set state.backend: postgres in segsync.yaml)
               segsync state push state.json
-            """,
+
+            """ + Help.environment("SEGSYNC_DATABASE_URL"),
         subcommands: [List.self, Show.self, Remove.self, Pull.self, Push.self])
 
     /// Rows of `state list`, sorted by export and start.
@@ -48,7 +49,10 @@ struct StateCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List the partitions in state with their phase, operation id and file.",
-            discussion: "Reads state without the run lock. --json prints a versioned document (format_version 1).")
+            discussion: Help.text(
+                "Reads state without the run lock. --json prints a versioned document (format_version 1).",
+                Help.environment("SEGSYNC_DATABASE_URL"),
+                Help.examples("segsync state list", "segsync state list --target everyone-daily --json")))
 
         @OptionGroup var manifest: ManifestOptions
 
@@ -70,7 +74,9 @@ struct StateCommand: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show everything state records about partitions.")
+        static let configuration = CommandConfiguration(
+            abstract: "Show everything state records about partitions.",
+            discussion: Help.text(Help.environment("SEGSYNC_DATABASE_URL"), Help.examples("segsync state show everyone-daily@2026-11-26")))
 
         @OptionGroup var manifest: ManifestOptions
 
@@ -125,7 +131,10 @@ struct StateCommand: AsyncParsableCommand {
     struct Pull: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print the whole state as JSON (format_version 1): the same state, the same bytes.",
-            discussion: "Reads state without the run lock. `segsync state push` reads the document back.")
+            discussion: Help.text(
+                "Reads state without the run lock. `segsync state push` reads the document back.",
+                Help.environment("SEGSYNC_DATABASE_URL"),
+                Help.examples("segsync state pull > state.json")))
 
         @OptionGroup var manifest: ManifestOptions
 
@@ -145,8 +154,9 @@ struct StateCommand: AsyncParsableCommand {
 
                 Examples:
                   segsync state push state.json
-                  segsync state pull -m old/segsync.yaml | segsync state push -
-                """)
+                  segsync state pull -f old/ | segsync state push -
+
+                """ + Help.environment("SEGSYNC_DATABASE_URL"))
 
         @OptionGroup var manifest: ManifestOptions
         @OptionGroup var locking: LockOptions

@@ -11,14 +11,14 @@ struct Status: AsyncParsableCommand {
             Below the table, each export's coverage strip has one cell per desired partition, oldest \
             first, folded to the terminal's width (COLUMNS) with the partition at each row's start: \
             █ done, ▒ running, ▓ ready to download, ✗ failed, · missing. Running operations are \
-            listed with their last known progress.
-
-            Examples:
-              segsync status
-              segsync status --target everyone-daily
-              segsync status --json | jq '.exports[] | {name, missing}'
-              watch -n 5 segsync status    # beside a running apply
-            """)
+            listed with their last known progress. FULLSTORY_API_URL matters because files \
+            from another endpoint do not count as done.
+            """ + "\n\n" + Help.environment("SEGSYNC_DATABASE_URL", "FULLSTORY_API_URL", "NO_COLOR", "COLUMNS") + "\n\n"
+            + Help.examples(
+                "segsync status",
+                "segsync status --target everyone-daily --now 2026-11-28T00:00:00Z",
+                "segsync status --json | jq '.exports[] | {name, missing}'",
+                "watch -n 5 segsync status    # beside a running apply"))
 
     @OptionGroup var manifest: ManifestOptions
     @OptionGroup var planning: PlanningOptions

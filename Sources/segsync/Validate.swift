@@ -5,7 +5,14 @@ import SegSync
 struct Validate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check the manifest and report every problem with its line and column.",
-        discussion: "Reads nothing but the manifest, writes nothing, needs no network. Exit status 0 when valid, 1 otherwise.")
+        discussion: Help.text(
+            """
+            Reads nothing but the manifest, writes nothing, needs no network. Errors and warnings \
+            are printed compiler-style (file:line:column: error: …). Exit status 0 when valid, \
+            1 otherwise.
+            """,
+            Help.environment("GITHUB_ACTIONS"),
+            Help.examples("segsync validate", "segsync validate -f pipelines/fullstory/")))
 
     @OptionGroup var manifest: ManifestOptions
 

@@ -19,7 +19,8 @@ struct Verify: AsyncParsableCommand {
               segsync verify --sha256sums
               segsync verify --json | jq .ok
               (cd exports && sha256sum -c SHA256SUMS)    # the same check with coreutils
-            """)
+
+            """ + Help.environment("NO_COLOR"))
 
     @OptionGroup var manifest: ManifestOptions
 

@@ -92,7 +92,11 @@ enum CLI {
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "GITHUB_STEP_SUMMARY")
-        env.removeValue(forKey: "FULLSTORY_API_URL")
+        // What the test's own environment (a CI runner, a developer's shell) sets must not
+        // change what the executable prints.
+        for variable in ["FULLSTORY_API_URL", "NO_COLOR", "CLICOLOR_FORCE", "COLUMNS", "SEGSYNC_DEBUG", "GITHUB_ACTIONS"] {
+            env.removeValue(forKey: variable)
+        }
         for (key, value) in environment { env[key] = value }
         process.environment = env
         let out = Pipe(), err = Pipe()

@@ -393,6 +393,7 @@ struct PartitionRun: Sendable {
         var file: DownloadResult?
         for refresh in 0...executor.options.maxLinkRefreshes {
             let link = try await executor.client.downloadLink(for: status)
+            emit(.downloading(bytes: 0, total: nil))
             do {
                 file = try await executor.client.download(link.url, to: path, decompress: export.decompress) { bytes, total in
                     emit(.downloading(bytes: bytes, total: total))
