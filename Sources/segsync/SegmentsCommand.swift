@@ -65,7 +65,10 @@ struct Segments: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List every segment, all pages.")
+        static let configuration = CommandConfiguration(
+            abstract: "List every segment, all pages.",
+            discussion: Help.text(Help.environment("FULLSTORY_API_KEY", "FULLSTORY_API_URL"),
+                                  Help.examples("segsync segments list", "segsync segments list --json | jq -r '.segments[].id'")))
 
         @OptionGroup var api: APIOptions
 
@@ -83,7 +86,10 @@ struct Segments: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show one segment.")
+        static let configuration = CommandConfiguration(
+            abstract: "Show one segment.",
+            discussion: Help.text(Help.environment("FULLSTORY_API_KEY", "FULLSTORY_API_URL"),
+                                  Help.examples("segsync segments show everyone", "segsync segments show checkout_abandoners --json")))
 
         @OptionGroup var api: APIOptions
 

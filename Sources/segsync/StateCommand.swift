@@ -12,9 +12,12 @@ struct StateCommand: AsyncParsableCommand {
             and status show it (everyone-daily@2026-11-26, checkout-events@2026-11-27T12:00Z) \
             or by its start (everyone-daily@2026-11-26T00:00:00Z).
 
-            Pull from one store and push into another to migrate, from SQLite to PostgreSQL say:
-              segsync state pull > state.json
-              (set state.backend: postgres in segsync.yaml)
+            Pull from one store and push into another to migrate, from SQLite to PostgreSQL say.
+
+            Examples:
+              segsync state list --target everyone-daily
+              segsync state rm everyone-daily@2026-11-26
+              segsync state pull > state.json    # then set state.backend: postgres in segsync.yaml
               segsync state push state.json
 
             """ + Help.environment("SEGSYNC_DATABASE_URL"),
