@@ -236,10 +236,13 @@ public struct StatusReport: Sendable, Equatable {
         if !running.isEmpty {
             lines.append("")
             lines.append("Running operations:")
-            for op in running {
+            // A long list would push the table off the screen; --json lists every one.
+            let shown = running.count > 12 ? 10 : running.count
+            for op in running.prefix(shown) {
                 let progress = op.progress.map { ", \(Int($0.rounded()))%" } ?? ""
                 lines.append("  \(op.export) \(op.label)   op \(Planner.short(op.operationId)) (\(op.state)\(progress)) since \(Timestamp.format(op.since))")
             }
+            if shown < running.count { lines.append("  … and \(running.count - shown) more (segsync status --json lists them all)") }
         }
         lines.append("")
         lines.append(summary)

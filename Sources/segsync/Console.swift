@@ -220,7 +220,12 @@ final class Console: @unchecked Sendable {
             lines.append("  " + parts.joined(separator: " · "))
         }
         for (key, entry) in downloading.prefix(4) {
-            var text = "  ↓ \(key.export.padding(toLength: exportWidth, withPad: " ", startingAt: 0)) \(entry.label.padding(toLength: labelWidth, withPad: " ", startingAt: 0))  \(ByteCount.format(entry.bytes))"
+            var text = "  ↓ \(key.export.padding(toLength: exportWidth, withPad: " ", startingAt: 0)) \(entry.label.padding(toLength: labelWidth, withPad: " ", startingAt: 0))  "
+            guard entry.bytes > 0 else {
+                lines.append(text + "starting")
+                continue
+            }
+            text += ByteCount.format(entry.bytes)
             if let total = entry.total, total > 0 {
                 text += " of \(ByteCount.format(total))  \(Int(Double(entry.bytes) * 100 / Double(total)))%"
             }
