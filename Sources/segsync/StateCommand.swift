@@ -124,7 +124,7 @@ struct StateCommand: AsyncParsableCommand {
                     return records
                 }
             }
-            for record in removed.sorted(by: { ($0.export, $0.start) < ($1.export, $1.start) }) {
+            for record in removed.sorted(by: { ($0.export, $0.start) < ($1.export, $1.start) }) where Output.current.verbosity > .quiet {
                 printOut("Removed \(record.export)@\(record.label)\(record.output.map { " (its file \($0.path) stays until the next apply)" } ?? "")\n")
             }
             printOut("Forgot \(removed.count) partition\(removed.count == 1 ? "" : "s"); the next apply exports \(removed.count == 1 ? "it" : "them") again.\n")
