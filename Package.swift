@@ -162,6 +162,8 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["SegSync", "TestSupport"],
+            // Read by HelpTests from the source tree, not bundled.
+            exclude: ["Snapshots"],
             swiftSettings: swiftSettings
         ),
     ],

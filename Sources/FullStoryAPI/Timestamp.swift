@@ -92,6 +92,12 @@ public enum Timestamp {
         String(format(date).prefix(10))
     }
 
+    /// `2026-11-26` for a day number (days since 1970-01-01).
+    public static func date(days: Int64) -> String {
+        let (y, m, d) = civil(fromDays: days)
+        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))"
+    }
+
     public static func pad(_ value: some BinaryInteger, _ width: Int) -> String {
         let text = String(value)
         return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text

@@ -90,7 +90,7 @@ public struct Workspace: Sendable {
             guard let export = manifest.export(named: entry.export) else { continue }
             let calendar = PartitionCalendar(cadence: export.window.cadence, timeZone: export.timeZone)
             let partition = Partition(export: entry.export, start: entry.start, end: entry.end,
-                                      label: DesiredPartitions.label(start: entry.start, cadence: export.window.cadence, calendar: calendar.calendar),
+                                      label: DesiredPartitions.label(start: entry.start, calendar: calendar),
                                       fingerprint: entry.fingerprint)
             var record = PartitionRecord(partition: partition, parameters: ExportParameters(export, in: manifest), phase: .downloaded, now: now)
             record.output = OutputRecord(path: entry.path, bytes: entry.bytes, sha256: entry.sha256,

@@ -146,4 +146,27 @@ import Testing
             #expect(Timestamp.parse(bad) == nil)
         }
     }
+
+    /// Zones with every kind of transition: none, DST at 02:00 and at midnight, a 30-minute
+    /// DST, odd offsets, and a day skipped at the date line (Samoa, 2011-12-30).
+    static let zones = ["UTC", "America/New_York", "Europe/London", "America/Sao_Paulo", "Australia/Lord_Howe",
+                        "Asia/Kathmandu", "Pacific/Apia", "Asia/Tehran", "America/Havana", "Africa/Casablanca"]
+
+    @Test("integer arithmetic cuts exactly the partitions Calendar does, in every kind of zone", arguments: zones)
+    func arithmeticMatchesCalendar(_ identifier: String) throws {
+        let zone = try #require(TimeZone(identifier: identifier))
+        // The arithmetic is in use: the zone's transitions are known (none for UTC).
+        let offsets = try #require(ZoneOffsets(zone, from: date("2010-01-01T00:00:00Z"), to: date("2013-01-01T00:00:00Z")), "\(identifier)")
+        #expect(offsets.transitions.isEmpty == ["UTC", "Asia/Kathmandu"].contains(identifier), "\(identifier): \(offsets.transitions.count) transitions")
+        for (every, from, to) in [("1d", "2010-01-01T00:00:00Z", "2013-06-01T00:00:00Z"), ("1w", "2008-01-01T00:00:00Z", "2016-01-01T00:00:00Z"),
+                                  ("1h", "2011-03-01T00:00:00Z", "2011-12-31T23:00:00Z"), ("15m", "2026-03-01T00:00:00Z", "2026-04-15T00:00:00Z"),
+                                  ("6h", "2018-01-01T00:00:00Z", "2019-12-31T00:00:00Z")] {
+            let spec = export(every: every, extent: .start(date(from)), zone: zone)
+            let fast = try DesiredPartitions.partitions(of: spec, dialect: .seed, endpoint: "e", now: date(to), arithmetic: true)
+            let reference = try DesiredPartitions.partitions(of: spec, dialect: .seed, endpoint: "e", now: date(to), arithmetic: false)
+            #expect(fast.count == reference.count, "\(identifier) every \(every)")
+            let first = zip(fast, reference).first { $0 != $1 }
+            #expect(first == nil, "\(identifier) every \(every): \(String(describing: first))")
+        }
+    }
 }

@@ -18,7 +18,13 @@ public enum DesiredPartitions {
     }
 
     public static func partitions(of export: ExportSpec, dialect: APIDialect, endpoint: String = APISettings.defaultEndpoint, now: Date) throws -> [Partition] {
-        let calendar = PartitionCalendar(cadence: export.window.cadence, timeZone: export.timeZone)
+        try partitions(of: export, dialect: dialect, endpoint: endpoint, now: now, arithmetic: true)
+    }
+
+    /// With `arithmetic: false` every boundary comes from `Calendar`: the reference the
+    /// integer arithmetic is tested against.
+    static func partitions(of export: ExportSpec, dialect: APIDialect, endpoint: String, now: Date, arithmetic: Bool) throws -> [Partition] {
+        var calendar = PartitionCalendar(cadence: export.window.cadence, timeZone: export.timeZone)
         let end = newestSettledBoundary(export.window, calendar: calendar, now: now)
         let first: Date
         switch export.window.extent {
@@ -35,6 +41,7 @@ public enum DesiredPartitions {
             throw PartitionLimitExceeded(export: export.name, location: export.location,
                                          message: "export '\(export.name)' would have more than \(limitPerExport) partitions; \(hint)")
         }
+        if arithmetic { calendar = calendar.covering(from: first, to: end) }
         let base = FingerprintBase(export: export, dialect: dialect, endpoint: endpoint)
         var result: [Partition] = []
         var boundary = first
@@ -42,7 +49,7 @@ public enum DesiredPartitions {
             let next = calendar.next(boundary)
             result.append(Partition(
                 export: export.name, start: boundary, end: next,
-                label: label(start: boundary, cadence: export.window.cadence, calendar: calendar.calendar),
+                label: label(start: boundary, calendar: calendar),
                 fingerprint: base.fingerprint(start: boundary, end: next, calendar: calendar.calendar)))
             boundary = next
         }
@@ -50,11 +57,10 @@ public enum DesiredPartitions {
     }
 
     /// `2026-11-26` (local date) for days and weeks, `2026-11-27T13:00Z` below a day.
-    static func label(start: Date, cadence: Cadence, calendar: Calendar) -> String {
-        switch cadence {
+    static func label(start: Date, calendar: PartitionCalendar) -> String {
+        switch calendar.cadence {
         case .day, .week:
-            let parts = calendar.dateComponents([.year, .month, .day], from: start)
-            return "\(Timestamp.pad(parts.year!, 4))-\(Timestamp.pad(parts.month!, 2))-\(Timestamp.pad(parts.day!, 2))"
+            return calendar.localDate(of: start)
         case .subDay:
             let text = Timestamp.format(start)
             return String(text.prefix(16)) + "Z"

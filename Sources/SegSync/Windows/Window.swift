@@ -56,6 +56,17 @@ public struct WindowSpec: Sendable, Hashable {
 public struct PartitionCalendar: Sendable {
     public let cadence: Cadence
     public let calendar: Calendar
+    /// The zone's offsets over the range being planned (``covering(from:to:)``): days with
+    /// no transition near them are then computed without `Calendar`.
+    var offsets: ZoneOffsets?
+
+    /// This calendar with the zone's offsets over `[from, to]` known (a week of margin each
+    /// side), so boundaries away from a transition are integer arithmetic.
+    func covering(from: Date, to: Date) -> PartitionCalendar {
+        var copy = self
+        copy.offsets = ZoneOffsets(calendar.timeZone, from: from.addingTimeInterval(-8 * 86_400), to: to.addingTimeInterval(8 * 86_400))
+        return copy
+    }
 
     public init(cadence: Cadence, timeZone: TimeZone) {
         var calendar = Calendar(identifier: .gregorian)
@@ -66,9 +77,20 @@ public struct PartitionCalendar: Sendable {
         self.calendar = calendar
     }
 
-    func startOfDay(_ date: Date) -> Date { calendar.startOfDay(for: date) }
+    func startOfDay(_ date: Date) -> Date {
+        let t = date.timeIntervalSince1970
+        if let offset = offsets?.steadyOffset(from: t - 2 * 86_400, to: t + 2 * 86_400) {
+            let local = t + Double(offset)
+            return Date(timeIntervalSince1970: (local / 86_400).rounded(.down) * 86_400 - Double(offset))
+        }
+        return calendar.startOfDay(for: date)
+    }
 
     func nextDay(after dayStart: Date) -> Date {
+        let t = dayStart.timeIntervalSince1970
+        if offsets?.steadyOffset(from: t - 86_400, to: t + 2 * 86_400) != nil {
+            return Date(timeIntervalSince1970: t + 86_400)
+        }
         // Noon avoids landing on a nonexistent local midnight.
         let noon = dayStart.addingTimeInterval(12 * 3600)
         return startOfDay(calendar.date(byAdding: .day, value: 1, to: noon) ?? noon.addingTimeInterval(86_400))
@@ -115,6 +137,17 @@ public struct PartitionCalendar: Sendable {
             let index = Int((boundary.timeIntervalSince(day) / step).rounded())
             return index + 1 < slices(of: day, step: step) ? day.addingTimeInterval(Double(index + 1) * step) : nextDay(after: day)
         }
+    }
+
+    /// The local date of a day's start, `2026-11-26`, by integer arithmetic away from a
+    /// transition and by the calendar near one.
+    func localDate(of dayStart: Date) -> String {
+        let t = dayStart.timeIntervalSince1970
+        if let offset = offsets?.steadyOffset(from: t - 86_400, to: t + 86_400) {
+            return Timestamp.date(days: Int64(((t + Double(offset)) / 86_400).rounded(.down)))
+        }
+        let parts = calendar.dateComponents([.year, .month, .day], from: dayStart)
+        return "\(Timestamp.pad(parts.year!, 4))-\(Timestamp.pad(parts.month!, 2))-\(Timestamp.pad(parts.day!, 2))"
     }
 
     /// The boundary before `boundary`.
