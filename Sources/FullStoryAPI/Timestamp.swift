@@ -17,9 +17,32 @@ public enum Timestamp {
         seconds -= days * 86_400
         let (y, m, d) = civil(fromDays: days)
         let hh = Int(seconds / 3600), mm = Int(seconds % 3600 / 60), ss = Int(seconds % 60)
-        var text = "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(hh, 2)):\(pad(mm, 2)):\(pad(ss, 2))"
-        if millis != 0 { text += ".\(pad(millis, 3))" }
-        return text + "Z"
+        guard (0...9999).contains(y) else {
+            var text = "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(hh, 2)):\(pad(mm, 2)):\(pad(ss, 2))"
+            if millis != 0 { text += ".\(pad(millis, 3))" }
+            return text + "Z"
+        }
+        // Written byte by byte: this runs for every partition of every plan.
+        return String(unsafeUninitializedCapacity: 24) { buffer in
+            var i = 0
+            func put(_ value: Int, _ width: Int) {
+                var value = value
+                for position in stride(from: i + width - 1, through: i, by: -1) {
+                    buffer[position] = UInt8(48 + value % 10)
+                    value /= 10
+                }
+                i += width
+            }
+            func put(_ byte: Character) {
+                buffer[i] = byte.asciiValue!
+                i += 1
+            }
+            put(y, 4); put("-"); put(m, 2); put("-"); put(d, 2); put("T")
+            put(hh, 2); put(":"); put(mm, 2); put(":"); put(ss, 2)
+            if millis != 0 { put("."); put(millis, 3) }
+            put("Z")
+            return i
+        }
     }
 
     /// Parses RFC 3339 (`Z` or `±hh:mm`, optional fraction). Nil when the text is not one.

@@ -21,7 +21,7 @@ struct Validate: AsyncParsableCommand {
             let loaded = try ManifestLoader.load(path: manifest.path)
             printWarnings(loaded, now: Date())
             // Windows that cannot be planned (too many partitions) are a manifest problem too.
-            for export in loaded.exports { _ = try loaded.partitions(of: export, now: Date()) }
+            try loaded.checkWindows(now: Date())
             return loaded
         }
         let exports = loaded.exports.count, warnings = loaded.warnings.count + loaded.windowWarnings(now: Date()).count

@@ -281,6 +281,17 @@ import FullStoryAPI
             let text = (error as? DiagnosticsError)?.description ?? ""
             return text.hasPrefix("segsync.yaml:3:7: error: export 'a' would have more than 200000 partitions; use a longer 'every' or a shorter 'last'")
         }
+        // validate checks the same without cutting the partitions, and names every such export.
+        let two = try #require(ManifestLoader.decode(text + "  - { name: b, segment: s, type: events, window: { every: 1m, start: 2020-01-01 } }\n", file: "segsync.yaml").0)
+        #expect {
+            try two.checkWindows(now: Date(timeIntervalSince1970: 1_800_000_000))
+        } throws: { error in
+            let text = (error as? DiagnosticsError)?.description ?? ""
+            return text.contains("segsync.yaml:3:7: error: export 'a' would have more than 200000 partitions")
+                && text.contains("segsync.yaml:4:7: error: export 'b' would have more than 200000 partitions; use a longer 'every' or a later 'start'")
+        }
+        let fine = try #require(ManifestLoader.decode("version: 1\nexports:\n  - { name: c, segment: s, type: events }\n", file: "segsync.yaml").0)
+        #expect(throws: Never.self) { try fine.checkWindows(now: Date(timeIntervalSince1970: 1_800_000_000)) }
     }
 
     @Test("the time zone sent to the API is the IANA name the manifest gave, UTC by default")

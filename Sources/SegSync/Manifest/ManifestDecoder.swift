@@ -57,15 +57,21 @@ extension SHA256 {
 }
 
 extension Digest {
-    var hexString: String {
-        var text = ""
-        text.reserveCapacity(Self.byteCount * 2)
-        let digits = Array("0123456789abcdef".utf8)
-        for byte in self {
-            text.unicodeScalars.append(UnicodeScalar(digits[Int(byte >> 4)]))
-            text.unicodeScalars.append(UnicodeScalar(digits[Int(byte & 0x0f)]))
+    var hexString: String { hexString(bytes: Self.byteCount) }
+
+    /// The hex of the digest's first `bytes` bytes.
+    func hexString(bytes: Int) -> String {
+        withUnsafeBytes { digest in
+            String(unsafeUninitializedCapacity: bytes * 2) { buffer in
+                let digits: StaticString = "0123456789abcdef"
+                let table = digits.utf8Start
+                for index in 0..<bytes {
+                    buffer[2 * index] = table[Int(digest[index] >> 4)]
+                    buffer[2 * index + 1] = table[Int(digest[index] & 0x0f)]
+                }
+                return bytes * 2
+            }
         }
-        return text
     }
 }
 

@@ -24,7 +24,27 @@ public enum DesiredPartitions {
     /// With `arithmetic: false` every boundary comes from `Calendar`: the reference the
     /// integer arithmetic is tested against.
     static func partitions(of export: ExportSpec, dialect: APIDialect, endpoint: String, now: Date, arithmetic: Bool) throws -> [Partition] {
-        var calendar = PartitionCalendar(cadence: export.window.cadence, timeZone: export.timeZone)
+        var (calendar, first, end) = try bounds(of: export, now: now)
+        if arithmetic { calendar = calendar.covering(from: first, to: end) }
+        let base = FingerprintBase(export: export, dialect: dialect, endpoint: endpoint)
+        var result: [Partition] = []
+        result.reserveCapacity(max(0, Int(end.timeIntervalSince(first) / max(1, export.window.every.nominalSeconds)) + 1))
+        var boundary = first
+        while boundary < end {
+            let next = calendar.next(boundary)
+            result.append(Partition(
+                export: export.name, start: boundary, end: next,
+                label: label(start: boundary, calendar: calendar),
+                fingerprint: base.fingerprint(start: boundary, end: next, calendar: calendar.calendar)))
+            boundary = next
+        }
+        return result
+    }
+
+    /// The window's first and end boundaries at `now`; throws when it would cut more than
+    /// ``limitPerExport`` partitions. What `validate` checks, without cutting them.
+    static func bounds(of export: ExportSpec, now: Date) throws -> (PartitionCalendar, first: Date, end: Date) {
+        let calendar = PartitionCalendar(cadence: export.window.cadence, timeZone: export.timeZone)
         let end = newestSettledBoundary(export.window, calendar: calendar, now: now)
         let first: Date
         switch export.window.extent {
@@ -41,19 +61,7 @@ public enum DesiredPartitions {
             throw PartitionLimitExceeded(export: export.name, location: export.location,
                                          message: "export '\(export.name)' would have more than \(limitPerExport) partitions; \(hint)")
         }
-        if arithmetic { calendar = calendar.covering(from: first, to: end) }
-        let base = FingerprintBase(export: export, dialect: dialect, endpoint: endpoint)
-        var result: [Partition] = []
-        var boundary = first
-        while boundary < end {
-            let next = calendar.next(boundary)
-            result.append(Partition(
-                export: export.name, start: boundary, end: next,
-                label: label(start: boundary, calendar: calendar),
-                fingerprint: base.fingerprint(start: boundary, end: next, calendar: calendar.calendar)))
-            boundary = next
-        }
-        return result
+        return (calendar, first, end)
     }
 
     /// `2026-11-26` (local date) for days and weeks, `2026-11-27T13:00Z` below a day.
@@ -93,11 +101,26 @@ extension Manifest {
             throw DiagnosticsError([Diagnostic(.error, file: file, at: limit.location, limit.message)])
         }
     }
+
+    /// Checks that every export's window can be planned at `now` (not too many
+    /// partitions), without cutting the partitions: `segsync validate`.
+    public func checkWindows(now: Date) throws {
+        var diagnostics: [Diagnostic] = []
+        for export in exports {
+            do {
+                _ = try DesiredPartitions.bounds(of: export, now: now)
+            } catch let limit as PartitionLimitExceeded {
+                diagnostics.append(Diagnostic(.error, file: file, at: limit.location, limit.message))
+            }
+        }
+        if !diagnostics.isEmpty { throw DiagnosticsError(diagnostics) }
+    }
 }
 
 /// Everything about an export that changes the exported bytes, hashed per partition.
 struct FingerprintBase {
     let prefix: String
+    let prefixBytes: [UInt8]
     let segmentWindow: Span?
 
     init(export: ExportSpec, dialect: APIDialect, endpoint: String) {
@@ -113,14 +136,30 @@ struct FingerprintBase {
             "fields=\(export.fields.joined(separator: ","))",
             "decompress=\(export.decompress)",
         ].joined(separator: "\n")
+        prefixBytes = Array(prefix.utf8)
         segmentWindow = export.segmentWindow
     }
 
+    /// The first 16 bytes of SHA-256 over the prefix and the ranges, in hex. Hashed
+    /// piece by piece: the same bytes as the joined text, without building it.
     func fingerprint(start: Date, end: Date, calendar: Calendar) -> String {
-        var text = prefix + "\nrange=\(Timestamp.format(start))/\(Timestamp.format(end))"
-        if let segmentWindow {
-            text += "\nsegmentRange=\(Timestamp.format(segmentWindow.advance(end, sign: -1, in: calendar)))/\(Timestamp.format(end))"
+        var hasher = SHA256()
+        hasher.update(data: prefixBytes)
+        func feed(_ text: String) {
+            var text = text
+            text.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
         }
-        return String(SHA256.hex(Data(text.utf8)).prefix(32))
+        let formattedEnd = Timestamp.format(end)
+        feed("\nrange=")
+        feed(Timestamp.format(start))
+        feed("/")
+        feed(formattedEnd)
+        if let segmentWindow {
+            feed("\nsegmentRange=")
+            feed(Timestamp.format(segmentWindow.advance(end, sign: -1, in: calendar)))
+            feed("/")
+            feed(formattedEnd)
+        }
+        return hasher.finalize().hexString(bytes: 16)
     }
 }
