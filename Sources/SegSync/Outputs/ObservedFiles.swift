@@ -82,21 +82,45 @@ public struct ObservedFiles: Sendable, Equatable {
                 observed.problems[path] = .checksumMismatch
             }
         }
-        if let walker = FileManager.default.enumerator(atPath: directory) {
-            for case let path as String in walker {
-                var info = stat()
-                guard lstat(directory + "/" + path, &info) == 0, (info.st_mode & S_IFMT) != S_IFDIR else { continue }
-                if path == Checksums.fileName || expected[path] != nil { continue }
-                if path.hasSuffix(".partial") || AtomicFile.isTemporary(path) {
-                    observed.partialFiles.append(path)
-                } else {
-                    observed.unknownFiles.append(path)
-                }
+        var found: [String] = []
+        walk(directory, into: &found)
+        for path in found {
+            if path == Checksums.fileName || expected[path] != nil { continue }
+            if path.hasSuffix(".partial") || AtomicFile.isTemporary(path) {
+                observed.partialFiles.append(path)
+            } else {
+                observed.unknownFiles.append(path)
             }
         }
         observed.unknownFiles.sort()
         observed.partialFiles.sort()
         return observed
+    }
+
+    /// Every entry under `directory` that is not a folder, as a path relative to it.
+    /// Symbolic links are listed, not followed. `readdir` with the entry's type, so a
+    /// folder of 36,500 files costs no `stat` per file (FileManager's enumerator made a
+    /// no-op run spend a fifth of its time here).
+    static func walk(_ directory: String, _ relative: String = "", into paths: inout [String]) {
+        guard let folder = opendir(relative.isEmpty ? directory : directory + "/" + relative) else { return }
+        defer { closedir(folder) }
+        while let entry = readdir(folder) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
+            }
+            if name == "." || name == ".." { continue }
+            let path = relative.isEmpty ? name : relative + "/" + name
+            var isFolder = Int(entry.pointee.d_type) == Int(DT_DIR)
+            if Int(entry.pointee.d_type) == Int(DT_UNKNOWN) {
+                var info = stat()
+                isFolder = lstat(directory + "/" + path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+            }
+            if isFolder {
+                walk(directory, path, into: &paths)
+            } else {
+                paths.append(path)
+            }
+        }
     }
 
     static func modificationTime(_ info: stat) -> Double {
