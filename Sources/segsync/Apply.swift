@@ -105,6 +105,9 @@ struct Apply: AsyncParsableCommand {
         }
     }
 
+    /// --json or --json-events: standard output is for machines only.
+    var machine: Bool { json || jsonEvents }
+
     /// What apply prints while it works, decided by --json, --json-events and -q.
     var consoleMode: Console.Mode {
         jsonEvents ? .jsonEvents : json || Output.current.verbosity == .quiet ? .silent : .lines
@@ -112,7 +115,7 @@ struct Apply: AsyncParsableCommand {
 
     /// The final report of --json and --json-events.
     func printDocument(_ plan: Plan, _ report: ApplyReport?, console: Console?, interrupted: Bool = false, exitCode: Int32) {
-        guard json || jsonEvents else { return }
+        guard machine else { return }
         var document = ApplyDocument(plan: plan, report: report, files: console?.downloaded ?? [:],
                                      interrupted: interrupted, exitCode: exitCode, dryRun: dryRun)
         if jsonEvents {
@@ -125,7 +128,7 @@ struct Apply: AsyncParsableCommand {
 
     /// The plan as people read it: all of it, or with -q its last line.
     func printPlan(_ plan: Plan) {
-        guard !(json || jsonEvents) else { return }
+        guard !machine else { return }
         let output = Output.current
         if output.verbosity > .quiet {
             printOut(PlanRenderer.text(plan, paint: output.paint))
@@ -203,22 +206,21 @@ struct Apply: AsyncParsableCommand {
                 throw SegSyncError(reason)
             }
             printDocument(plan, nil, console: console, interrupted: true, exitCode: ExitCodes.interrupted)
-            if !(json || jsonEvents) { printOut("\nInterrupted before any export was made.\n") }
+            if !machine { printOut("\nInterrupted before any export was made.\n") }
             throw ExitCode(ExitCodes.interrupted)
         }
         interruptions.forEach { $0.cancel() }
         console.end()
-        let people = !(json || jsonEvents)
         if let reason = lost.reason {
             printDocument(plan, report, console: console, interrupted: true, exitCode: ExitCodes.failure)
-            if people { printOut("\n" + Self.summary(report)) }
+            if !machine { printOut("\n" + Self.summary(report)) }
             throw SegSyncError(reason)
         }
         if work.isCancelled {
             printDocument(plan, report, console: console, interrupted: true, exitCode: ExitCodes.interrupted)
             let planned = plan.actions.filter { $0.kind != .prune }.count
             let left = max(0, planned - report.done - report.failures.count)
-            if people {
+            if !machine {
                 printOut("\nInterrupted: \(report.done) done, \(report.failures.count) failed, \(left) left for the next run (recorded operations are resumed, not exported again).\n")
             }
             throw ExitCode(ExitCodes.interrupted)
@@ -230,7 +232,7 @@ struct Apply: AsyncParsableCommand {
         let code = !report.failures.isEmpty || !plan.givenUp.isEmpty ? ExitCodes.failure
             : !report.stillRunning.isEmpty ? ExitCodes.incomplete : ExitCodes.success
         printDocument(plan, report, console: console, exitCode: code)
-        if people { printOut((consoleMode == .silent ? "" : "\n") + Self.summary(report, paint: Output.current.paint)) }
+        if !machine { printOut((consoleMode == .silent ? "" : "\n") + Self.summary(report, paint: Output.current.paint)) }
         if code != ExitCodes.success { throw ExitCode(code) }
     }
 

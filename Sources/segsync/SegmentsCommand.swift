@@ -107,7 +107,7 @@ struct Segments: AsyncParsableCommand {
                 let rows: [(String, String)] =
                     [
                         ("id", segment.id), ("name", segment.name), ("creator", segment.creator ?? "-"),
-                        ("created", segment.created.map(Segments.timestamp) ?? "- (built-in)"),
+                        ("created", segment.created.map(Timestamp.format) ?? "- (built-in)"),
                     ] + (segment.url.map { [("url", $0)] } ?? [])
                 for (label, value) in rows {
                     print("\((label + ":").padding(toLength: 9, withPad: " ", startingAt: 0))\(value)")
@@ -119,7 +119,7 @@ struct Segments: AsyncParsableCommand {
     /// Aligned columns; a built-in segment has no creator or creation time.
     static func table(_ segments: [Segment]) -> String {
         let header = ["ID", "NAME", "CREATOR", "CREATED"]
-        let rows = segments.map { [$0.id, $0.name, $0.creator ?? "-", $0.created.map(timestamp) ?? "-"] }
+        let rows = segments.map { [$0.id, $0.name, $0.creator ?? "-", $0.created.map(Timestamp.format) ?? "-"] }
         var widths = header.map(\.count)
         for row in rows {
             for (column, cell) in row.enumerated() { widths[column] = max(widths[column], cell.count) }
@@ -145,7 +145,4 @@ struct Segments: AsyncParsableCommand {
         }
     }
 
-    static func timestamp(_ date: Date) -> String {
-        Timestamp.format(date)
-    }
 }

@@ -40,9 +40,8 @@ struct Verify: AsyncParsableCommand {
         if json {
             printOut(try MachineJSON.pretty(result.document(against: against)))
         } else {
-            let text = result.rendered(outputDirectory: layout.outputDirectory, against: against, paint: Output.current.paint)
-            // -q: the problems (errors) and the final line.
-            printOut(text)
+            // Every line is a problem or the final line, so -q prints the same.
+            printOut(result.rendered(outputDirectory: layout.outputDirectory, against: against, paint: Output.current.paint))
         }
         if !result.ok { throw ExitCode(ExitCodes.failure) }
     }
