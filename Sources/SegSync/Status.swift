@@ -215,11 +215,10 @@ public struct StatusReport: Sendable, Equatable {
     /// operations and a final line.
     public func rendered(width: Int = 80, paint: Paint = .none, strips: Bool = true) -> String {
         let nameWidth = max(6, rows.map(\.export.count).max() ?? 0)
-        func pad(_ text: String, _ n: Int) -> String { text.padding(toLength: n, withPad: " ", startingAt: 0) }
         func num(_ n: Int) -> String { String(repeating: " ", count: max(0, 8 - String(n).count)) + String(n) }
-        var lines = ["\(pad("EXPORT", nameWidth))   DESIRED     DONE  RUNNING    READY   FAILED  MISSING"]
+        var lines = ["\("EXPORT".padded(to: nameWidth))   DESIRED     DONE  RUNNING    READY   FAILED  MISSING"]
         for row in rows {
-            lines.append("\(pad(row.export, nameWidth))  \(num(row.desired)) \(num(row.done)) \(num(row.running)) \(num(row.ready)) \(num(row.failed)) \(num(row.missing))")
+            lines.append("\(row.export.padded(to: nameWidth))  \(num(row.desired)) \(num(row.done)) \(num(row.running)) \(num(row.ready)) \(num(row.failed)) \(num(row.missing))")
         }
         if rows.contains(where: { $0.ready > 0 }) {
             lines.append("")
@@ -270,7 +269,7 @@ public struct StatusReport: Sendable, Equatable {
         var index = 0
         while index < row.cells.count {
             let end = min(row.cells.count, index + perRow)
-            var text = "  " + row.labels[index].padding(toLength: labelWidth, withPad: " ", startingAt: 0) + " "
+            var text = "  " + row.labels[index].padded(to: labelWidth) + " "
             var run = ""
             var current: Cell?
             for cell in row.cells[index..<end] {

@@ -37,45 +37,99 @@ public struct Workspace: Sendable {
     /// What the planner needs, read from the store and the disk.
     public struct Snapshot: Sendable {
         public var state: State
-        public var lockfile: Lockfile
         public var observed: ObservedFiles
+        /// Where ``lockfile`` comes from. While ``LockfileMark`` vouches that both files are
+        /// as segsync last wrote them from this state, neither is read, and the lockfile is
+        /// derived from the state only when something asks for it.
+        private var source: LockfileSource
+
+        enum LockfileSource: Sendable {
+            case read(Lockfile)
+            /// ``Lockfile/derived(from:)`` this state (state as loaded, before any change).
+            case derived(State)
+        }
+
+        public init(state: State, lockfile: Lockfile, observed: ObservedFiles) {
+            self.init(state: state, source: .read(lockfile), observed: observed)
+        }
+
+        init(state: State, source: LockfileSource, observed: ObservedFiles) {
+            self.state = state
+            self.source = source
+            self.observed = observed
+        }
+
+        /// The lockfile as it stands on disk.
+        public var lockfile: Lockfile {
+            get {
+                switch source {
+                case .read(let lockfile): lockfile
+                case .derived(let state): .derived(from: state)
+                }
+            }
+            set { source = .read(newValue) }
+        }
+
         /// The lockfile came from state, the files being as segsync last wrote them
         /// (``LockfileMark``), so neither was read.
-        public var lockfileFromState = false
+        public var lockfileFromState: Bool {
+            if case .derived = source { true } else { false }
+        }
+
+        /// What the planner needs of the lockfile: its entries that state does not
+        /// already say. A lockfile derived from state adds nothing, so it is never built.
+        var lockfileForPlanning: Lockfile {
+            switch source {
+            case .read(let lockfile): lockfile
+            case .derived: Lockfile(entries: [])
+            }
+        }
+
+        /// True when the lockfile is derived from exactly `state`: nothing since changed it.
+        func lockfileIsDerived(from state: State) -> Bool {
+            if case .derived(let marked) = source { marked.partitions == state.partitions } else { false }
+        }
     }
 
     public func snapshot(depth: ObservedFiles.Depth = .quick) async throws -> Snapshot {
         let state = try await store.load()
         // --checksum trusts nothing it has not read.
-        var lockfile = depth == .full ? nil : try await LockfileMark.lockfile(for: state, layout: layout, in: store)
-        let fromState = lockfile != nil
-        if lockfile == nil { lockfile = try Lockfile.load(path: layout.lockfilePath) }
-        let observed = ObservedFiles.scan(
+        let vouched = depth == .quick ? try await LockfileMark.vouches(for: state, layout: layout, in: store) : false
+        let source: Snapshot.LockfileSource = vouched ? .derived(state) : .read(try Lockfile.load(path: layout.lockfilePath))
+        var snapshot = Snapshot(state: state, source: source, observed: ObservedFiles())
+        snapshot.observed = ObservedFiles.scan(
             directory: layout.outputDirectory,
-            expected: Planner.expectedFiles(state: state, lockfile: lockfile!),
+            expected: Planner.expectedFiles(state: state, lockfile: snapshot.lockfileForPlanning),
             depth: depth)
-        return Snapshot(state: state, lockfile: lockfile!, observed: observed, lockfileFromState: fromState)
+        return snapshot
     }
 
     /// Makes `segsync.lock` and `SHA256SUMS` list every intact output state records (a
     /// lockfile deleted, or left behind by a run killed between two writes, is rebuilt).
-    /// Returns the lockfile as it now stands.
-    @discardableResult
-    public func reconcileLockfile(_ snapshot: Snapshot) async throws -> Lockfile {
+    /// Updates the snapshot's lockfile to the lockfile as it now stands.
+    public func reconcileLockfile(_ snapshot: inout Snapshot) async throws {
+        // Vouched for by the mark, and state has not changed since: both files are as
+        // segsync wrote them, and nothing needs building.
+        if snapshot.lockfileIsDerived(from: snapshot.state) { return }
         var byPath = Dictionary(snapshot.lockfile.entries.map { ($0.path, $0) }, uniquingKeysWith: { _, last in last })
         for entry in Lockfile.derived(from: snapshot.state).entries where snapshot.observed.problems[entry.path] == nil {
             byPath[entry.path] = entry
         }
         let lockfile = Lockfile(entries: Array(byPath.values))
-        // Vouched for by the mark: both files are as segsync wrote them.
-        if snapshot.lockfileFromState, lockfile == snapshot.lockfile { return lockfile }
+        // The files still say what state does (a change to state that no output shows,
+        // such as a forgotten record): only the mark moves on to the new serial.
+        if snapshot.lockfileFromState, lockfile == snapshot.lockfile {
+            try await LockfileMark.record(for: lockfile, state: snapshot.state, layout: layout, in: store)
+            snapshot.lockfile = lockfile
+            return
+        }
         let sums = Checksums.render(lockfile.entries)
         let sumsOnDisk = try? String(contentsOfFile: layout.checksumsPath, encoding: .utf8)
         if lockfile != snapshot.lockfile || (!lockfile.entries.isEmpty && sumsOnDisk != sums) {
             try lockfile.write(to: layout)
         }
         try await LockfileMark.record(for: lockfile, state: snapshot.state, layout: layout, in: store)
-        return lockfile
+        snapshot.lockfile = lockfile
     }
 
     /// The part of a plan that needs no API: re-adopts outputs the lockfile vouches for,
@@ -104,11 +158,11 @@ public struct Workspace: Sendable {
             state.serial += 1
             snapshot.state = state
         }
-        snapshot.lockfile = try await reconcileLockfile(snapshot)
+        try await reconcileLockfile(&snapshot)
     }
 
     public func plan(_ snapshot: Snapshot, now: Date, options: Planner.Options) throws -> Plan {
-        try Planner.plan(manifest: manifest, state: snapshot.state, lockfile: snapshot.lockfile,
+        try Planner.plan(manifest: manifest, state: snapshot.state, lockfile: snapshot.lockfileForPlanning,
                          observed: snapshot.observed, now: now, options: options)
     }
 }

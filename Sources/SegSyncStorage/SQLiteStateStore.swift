@@ -162,13 +162,28 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
                 var state = State(lineage: head?.column("lineage")?.string ?? "", serial: head?.column("serial")?.integer ?? 0)
                 let sets = try await connection.query("SELECT id, text FROM segsync_parameters WHERE workspace = ?", [.text(workspace)])
                 let parameters = try PartitionRow.Parameters(sets.map { ($0.column("id")?.integer.map(Int64.init) ?? 0, $0.column("text")?.string ?? "") })
-                let rows = try await connection.query("SELECT \(PartitionRow.columnList) FROM segsync_partitions WHERE workspace = ?", [.text(workspace)])
-                state.partitions.reserveCapacity(rows.count)
-                for row in rows {
-                    let columns = row.columns.map(\.data)
-                    let record = try Self.record(columns, parameters: parameters)
-                    state.partitions[columns[0].string!] = record
+                let count = try await connection.query("SELECT count(*) FROM segsync_partitions WHERE workspace = ?", [.text(workspace)])
+                // Rows are turned into records as SQLite steps through them, so a large
+                // state is never held twice (rows and records) at once.
+                let loading = NIOLockedValueBox(Loading())
+                loading.withLockedValue { $0.partitions.reserveCapacity(count.first?.columns.first?.data.integer ?? 0) }
+                try await connection.query("SELECT \(PartitionRow.columnList) FROM segsync_partitions WHERE workspace = ?", [.text(workspace)]) { row in
+                    loading.withLockedValue { loading in
+                        guard loading.error == nil else { return }
+                        do {
+                            let (key, record) = try Self.record(row, parameters: parameters)
+                            loading.partitions[key] = record
+                        } catch {
+                            loading.error = error as? SegSyncError ?? SegSyncError("cannot read a partition row: \(error).")
+                        }
+                    }
                 }
+                let loaded = loading.withLockedValue { loading in
+                    defer { loading = Loading() }
+                    return loading
+                }
+                if let error = loaded.error { throw error }
+                state.partitions = loaded.partitions
                 return state
             }
         } catch let error as SegSyncError {
@@ -176,6 +191,18 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
         } catch {
             throw SegSyncError("cannot read \(name): \(Self.describe(error)).")
         }
+    }
+
+    /// Records read so far, row by row.
+    private struct Loading: Sendable {
+        var partitions: [String: PartitionRecord] = [:]
+        var error: SegSyncError?
+    }
+
+    /// A state row as a record, with the key it is filed under.
+    static func record(_ row: SQLiteRow, parameters: PartitionRow.Parameters) throws -> (key: String, record: PartitionRecord) {
+        let columns = PartitionRow.columns.map { row.column($0) ?? .null }
+        return (columns[0].string ?? "", try record(columns, parameters: parameters))
     }
 
     static func record(_ c: [SQLiteData], parameters: PartitionRow.Parameters) throws -> PartitionRecord {

@@ -123,7 +123,7 @@ final class Console: @unchecked Sendable {
 
     /// `created    checkout-events 2026-11-27T12-00Z   op 3f2a… (events csv)`, columns as the plan's.
     func line(for event: ApplyEvent) -> String {
-        let name = event.name.padding(toLength: 10, withPad: " ", startingAt: 0)
+        let name = event.name.padded(to: 10)
         let paint = output.paint
         let verb: String
         switch event.kind {
@@ -133,8 +133,8 @@ final class Console: @unchecked Sendable {
         case .polled, .downloading, .relinking: verb = paint(name, .dim)
         }
         guard let key = event.key else { return "\(verb) \(event.detail)" }
-        let export = key.export.padding(toLength: max(exportWidth, key.export.count), withPad: " ", startingAt: 0)
-        let label = event.label.padding(toLength: max(labelWidth, event.label.count), withPad: " ", startingAt: 0)
+        let export = key.export.padded(to: exportWidth)
+        let label = event.label.padded(to: labelWidth)
         return "\(verb) \(export) \(label)   \(event.detail)"
     }
 
@@ -220,7 +220,7 @@ final class Console: @unchecked Sendable {
             lines.append("  " + parts.joined(separator: " · "))
         }
         for (key, entry) in downloading.prefix(4) {
-            var text = "  ↓ \(key.export.padding(toLength: exportWidth, withPad: " ", startingAt: 0)) \(entry.label.padding(toLength: labelWidth, withPad: " ", startingAt: 0))  "
+            var text = "  ↓ \(key.export.padded(to: exportWidth)) \(entry.label.padded(to: labelWidth))  "
             guard entry.bytes > 0 else {
                 lines.append(text + "starting")
                 continue

@@ -4,8 +4,14 @@ import SegSync
 /// GitHub Actions' job summary: with `GITHUB_STEP_SUMMARY` set, every command that plans
 /// or applies appends a Markdown section, also when nothing changed.
 enum StepSummary {
-    static func append(_ markdown: String, environment: [String: String] = ProcessInfo.processInfo.environment) {
-        guard let path = environment["GITHUB_STEP_SUMMARY"], !path.isEmpty,
+    /// The summary file, when there is one to write.
+    static var path: String? {
+        guard let path = ProcessInfo.processInfo.environment["GITHUB_STEP_SUMMARY"], !path.isEmpty else { return nil }
+        return path
+    }
+
+    static func append(_ markdown: String) {
+        guard let path,
               let handle = FileHandle(forWritingAtPath: path) ?? (FileManager.default.createFile(atPath: path, contents: nil) ? FileHandle(forWritingAtPath: path) : nil)
         else { return }
         defer { try? handle.close() }
@@ -15,6 +21,7 @@ enum StepSummary {
 
     /// "No changes: N partitions up to date." or the plan's counts and its text.
     static func plan(_ plan: Plan, manifest: String) {
+        guard path != nil else { return }  // rendering a large plan is not free
         var text = "### segsync plan — `\(manifest)`\n\n"
         if !plan.hasChanges && plan.givenUp.isEmpty {
             text += "No changes: \(plan.upToDate) partition\(plan.upToDate == 1 ? "" : "s") up to date.\n\n"
@@ -35,6 +42,7 @@ enum StepSummary {
     }
 
     static func append(plan: Plan, report: ApplyReport?, manifest: String) {
+        guard path != nil else { return }
         var text = "### segsync apply — `\(manifest)`\n\n"
         guard let report else {
             text += "No changes: \(plan.upToDate) partition\(plan.upToDate == 1 ? "" : "s") up to date.\n\n"

@@ -18,7 +18,7 @@ enum Help {
         let width = names.map(\.count).max() ?? 0
         let lines = names.map { name in
             let meaning = variables.first { $0.name == name }?.meaning ?? ""
-            return "  " + name.padding(toLength: width + 2, withPad: " ", startingAt: 0) + meaning
+            return "  " + name.padded(to: width + 2) + meaning
         }
         return "Environment:\n" + lines.joined(separator: "\n")
     }

@@ -56,12 +56,11 @@ struct PlanCommand: AsyncParsableCommand {
                 printWarnings(workspace.manifest, now: now)
                 var snapshot = try await workspace.snapshot(depth: checksum ? .full : .quick)
                 let recorded = snapshot.state
-                if !offline, snapshot.state.partitions.values.contains(where: { [.requested, .running, .completed].contains($0.phase) }) {
-                    snapshot.state = await refreshed(snapshot.state, workspace: workspace)
-                }
+                let inFlight = !offline && snapshot.state.partitions.values.contains { [.requested, .running, .completed].contains($0.phase) }
+                if inFlight { snapshot.state = await refreshed(snapshot.state, workspace: workspace) }
                 var plan = try workspace.plan(snapshot, now: now, options: .init(
                     targets: planning.targets, forcePrune: prune, retryFailed: retryFailed, checksum: checksum))
-                plan.refreshed = RefreshedOperation.changes(from: recorded, to: snapshot.state)
+                if inFlight { plan.refreshed = RefreshedOperation.changes(from: recorded, to: snapshot.state) }
                 return plan
             }
         }

@@ -110,7 +110,7 @@ struct Segments: AsyncParsableCommand {
                         ("created", segment.created.map(Timestamp.format) ?? "- (built-in)"),
                     ] + (segment.url.map { [("url", $0)] } ?? [])
                 for (label, value) in rows {
-                    print("\((label + ":").padding(toLength: 9, withPad: " ", startingAt: 0))\(value)")
+                    print("\((label + ":").padded(to: 9))\(value)")
                 }
             }
         }
@@ -126,7 +126,7 @@ struct Segments: AsyncParsableCommand {
         }
         func line(_ cells: [String]) -> String {
             cells.enumerated().map { column, cell in
-                column == cells.count - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+                column == cells.count - 1 ? cell : cell.padded(to: widths[column])
             }.joined(separator: "  ") + "\n"
         }
         let noun = segments.count == 1 ? "segment" : "segments"

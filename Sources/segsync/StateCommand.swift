@@ -37,7 +37,7 @@ struct StateCommand: AsyncParsableCommand {
             let matches = state.partitions.values.filter { record in
                 parts.count == 2 && record.export == parts[0]
                     && (record.label == parts[1] || Timestamp.format(record.start) == parts[1]
-                        || record.label.replacingOccurrences(of: ":", with: "-") == parts[1])
+                        || Layout.fileLabel(record.label) == parts[1])
             }
             if matches.isEmpty { unknown.append(address) } else { found += matches }
         }
@@ -249,7 +249,7 @@ struct StateListing {
         let widths = (0..<header.count).map { column in (rows + [header]).map { $0[column].count }.max() ?? 0 }
         func line(_ cells: [String]) -> String {
             cells.enumerated().map { index, cell in
-                index == cells.count - 1 ? cell : cell.padding(toLength: widths[index] + 2, withPad: " ", startingAt: 0)
+                index == cells.count - 1 ? cell : cell.padded(to: widths[index] + 2)
             }.joined() + "\n"
         }
         return ([header] + rows).map(line).joined()
@@ -279,6 +279,6 @@ struct StateListing {
         }
         if let error = record.lastError { lines.append(("last error", error)) }
         let width = lines.map(\.0.count).max() ?? 0
-        return lines.map { "\($0.0.padding(toLength: width, withPad: " ", startingAt: 0))  \($0.1)\n" }.joined()
+        return lines.map { "\($0.0.padded(to: width))  \($0.1)\n" }.joined()
     }
 }

@@ -85,20 +85,47 @@ enum CLI {
         var stderr: Pipe
     }
 
+    /// Runs `segsync args…` with its output discarded and returns its exit status and its
+    /// peak resident memory in KiB (`wait4`'s `ru_maxrss`, this child's alone, so tests
+    /// running alongside do not count).
+    static func peakMemory(_ arguments: [String], executable: String = "segsync") throws -> (status: Int32, kibibytes: Int) {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for descriptor: Int32 in [0, 1, 2] {
+            posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", descriptor == 0 ? O_RDONLY : O_WRONLY, 0)
+        }
+        let argv = ([binDirectory + "/" + executable] + arguments).map { strdup($0) } + [nil]
+        let envp = childEnvironment([:]).map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for pointer in argv + envp { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, argv[0]!, &actions, nil, argv, envp)
+        guard spawned == 0 else { throw SegSyncError("cannot start \(executable): \(String(cString: strerror(spawned))).") }
+        var status: Int32 = 0
+        var usage = rusage()
+        while wait4(pid, &status, 0, &usage) < 0 {
+            guard errno == EINTR else { throw SegSyncError("wait4: \(String(cString: strerror(errno))).") }
+        }
+        return ((status >> 8) & 0xff, usage.ru_maxrss)
+    }
+
+    /// The test process's environment without what would change what the executable
+    /// prints (a CI runner's, a developer's shell), plus `environment`.
+    static func childEnvironment(_ environment: [String: String]) -> [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        for variable in ["GITHUB_STEP_SUMMARY", "FULLSTORY_API_URL", "NO_COLOR", "CLICOLOR_FORCE", "COLUMNS", "SEGSYNC_DEBUG", "GITHUB_ACTIONS"] {
+            env.removeValue(forKey: variable)
+        }
+        for (key, value) in environment { env[key] = value }
+        return env
+    }
+
     static func start(_ arguments: [String], in directory: String, environment: [String: String] = [:], executable: String = "segsync") throws -> Running {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binDirectory + "/" + executable)
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "GITHUB_STEP_SUMMARY")
-        // What the test's own environment (a CI runner, a developer's shell) sets must not
-        // change what the executable prints.
-        for variable in ["FULLSTORY_API_URL", "NO_COLOR", "CLICOLOR_FORCE", "COLUMNS", "SEGSYNC_DEBUG", "GITHUB_ACTIONS"] {
-            env.removeValue(forKey: variable)
-        }
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
+        process.environment = childEnvironment(environment)
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

@@ -32,7 +32,13 @@ public struct Layout: Sendable {
     /// `checkout-events/2026-11-27T13-00Z.csv.gz`: relative to the output folder, no
     /// characters that trouble other file systems.
     public static func relativePath(for partition: Partition, export: ExportSpec) -> String {
-        "\(partition.export)/\(partition.label.replacingOccurrences(of: ":", with: "-")).\(export.fileExtension)"
+        "\(partition.export)/\(fileLabel(partition.label)).\(export.fileExtension)"
+    }
+
+    /// A partition's label as its file is named: `2026-11-27T13-00Z` (no `:`).
+    public static func fileLabel(_ label: String) -> String {
+        guard label.utf8.contains(UInt8(ascii: ":")) else { return label }
+        return String(decoding: label.utf8.map { $0 == UInt8(ascii: ":") ? UInt8(ascii: "-") : $0 }, as: UTF8.self)
     }
 
     /// The absolute path of an output, refusing anything that could escape the output

@@ -173,13 +173,15 @@ public struct LockfileMark: Codable, Sendable, Equatable {
 
     /// The lockfile `state` vouches for, when the mark in `store` still holds; nil when
     /// the files must be read.
-    public static func lockfile(for state: State, layout: Layout, in store: any StateStore) async throws -> Lockfile? {
+    /// Whether a recorded mark says both files are as segsync wrote them from `state`,
+    /// so the lockfile is ``Lockfile/derived(from:)`` it and neither file need be read.
+    public static func vouches(for state: State, layout: Layout, in store: any StateStore) async throws -> Bool {
         guard let text = try await store.mark(name),
               let mark = try? StateJSON.decoder.decode(LockfileMark.self, from: Data(text.utf8)),
               mark.serial == state.serial,
               mark.lockfile == FileIO.identity(ofFileAt: layout.lockfilePath),
-              mark.checksums == FileIO.identity(ofFileAt: layout.checksumsPath) else { return nil }
-        return .derived(from: state)
+              mark.checksums == FileIO.identity(ofFileAt: layout.checksumsPath) else { return false }
+        return true
     }
 }
 

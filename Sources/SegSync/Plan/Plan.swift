@@ -77,7 +77,9 @@ public struct Plan: Sendable, Equatable {
     public var hasChanges: Bool { !actions.isEmpty }
 
     public func count(_ kind: Kind) -> Int {
-        actions.reduce(0) { $0 + ($1.kind == kind ? 1 : 0) }
+        var count = 0
+        for index in actions.indices where actions[index].kind == kind { count += 1 }
+        return count
     }
 }
 

@@ -13,9 +13,9 @@ public enum PlanRenderer {
         for action in plan.actions {
             if let lastExport, lastExport != action.key.export { lines.append("") }
             lastExport = action.key.export
-            let kind = action.kind.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)
-            let export = action.key.export.padding(toLength: exportWidth, withPad: " ", startingAt: 0)
-            let label = action.label.padding(toLength: labelWidth, withPad: " ", startingAt: 0)
+            let kind = action.kind.rawValue.padded(to: 9)
+            let export = action.key.export.padded(to: exportWidth)
+            let label = action.label.padded(to: labelWidth)
             lines.append("  " + paint.kind("\(action.kind.symbol) \(kind)", action.kind) + " \(export) \(label)   \(action.detail)")
         }
         if !plan.actions.isEmpty { lines.append("") }

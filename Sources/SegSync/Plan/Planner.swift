@@ -31,6 +31,7 @@ public enum Planner {
     /// The files a scan should check: state's records first, then the lockfile's.
     public static func expectedFiles(state: State, lockfile: Lockfile) -> [String: ExpectedFile] {
         var expected: [String: ExpectedFile] = [:]
+        expected.reserveCapacity(max(lockfile.entries.count, state.partitions.count))
         for entry in lockfile.entries {
             expected[entry.path] = ExpectedFile(bytes: entry.bytes, sha256: entry.sha256)
         }
@@ -69,19 +70,18 @@ public enum Planner {
         // partition with the same name, after a time zone change) is superseded, not pruned.
         let recorded = Dictionary(grouping: recordedOutputs(state: state, lockfile: lockfile), by: \.key.export)
         var claimedPaths = Set<String>()
-        var desired: [String: [Partition]] = [:]
+        var desired: [String: [(partition: Partition, path: String)]] = [:]
         for export in manifest.exports {
-            let partitions = try manifest.partitions(of: export, now: now)
+            let partitions = try manifest.partitions(of: export, now: now).map { ($0, Layout.relativePath(for: $0, export: export)) }
             desired[export.name] = partitions
-            for partition in partitions { claimedPaths.insert(Layout.relativePath(for: partition, export: export)) }
+            for (_, path) in partitions { claimedPaths.insert(path) }
         }
 
         for export in selected {
             let parameters = ExportParameters(export, in: manifest)
             var exportActions: [Plan.Action] = []
-            for partition in desired[export.name] ?? [] {
+            for (partition, path) in desired[export.name] ?? [] {
                 desiredKeys.insert(partition.key)
-                let path = Layout.relativePath(for: partition, export: export)
                 func action(_ kind: Plan.Kind, _ detail: String, operation: String? = nil, output: String? = nil) {
                     exportActions.append(Plan.Action(
                         kind: kind, key: partition.key, label: partition.label, end: partition.end,
@@ -135,21 +135,23 @@ public enum Planner {
             }
 
             // This export's recorded outputs that have rolled out of its window.
-            for output in recorded[export.name] ?? [] where !desiredKeys.contains(output.key) && !claimedPaths.contains(output.path) {
+            let rolledOut = (recorded[export.name] ?? []).filter { !desiredKeys.contains($0.key) && !claimedPaths.contains($0.path) }
+            for output in rolledOut.sorted(by: { $0.key < $1.key }) {
                 if export.prune || options.forcePrune {
                     exportActions.append(pruneAction(output, reason: "outside the window"))
                 } else {
                     keptRolledOut += 1
                 }
             }
-            actions += exportActions.sorted { ($0.key.start, $0.kind.rawValue) < ($1.key.start, $1.kind.rawValue) }
+            exportActions.sort { ($0.key.start, $0.kind.rawValue) < ($1.key.start, $1.kind.rawValue) }
+            actions.append(contentsOf: exportActions)
         }
 
         // Outputs of exports that are no longer declared at all (not with --target: it
         // narrows the run to the named exports).
         if options.targets.isEmpty {
             let declared = Set(manifest.exports.map(\.name))
-            for output in recorded.keys.sorted().filter({ !declared.contains($0) }).flatMap({ recorded[$0]! }) {
+            for output in recorded.keys.sorted().filter({ !declared.contains($0) }).flatMap({ recorded[$0]!.sorted { $0.key < $1.key } }) {
                 if manifest.prune || options.forcePrune {
                     actions.append(pruneAction(output, reason: "no longer declared"))
                 } else {
@@ -180,7 +182,10 @@ public enum Planner {
         }
         // Unrecorded files where a planned export will write (state and lockfile both
         // lost) are replaced; the rest are someone else's and left alone.
-        let plannedPaths = Set(actions.filter { $0.kind != .prune }.compactMap(\.outputPath))
+        var plannedPaths = Set<String>()
+        if !observed.unknownFiles.isEmpty {
+            for action in actions where action.kind != .prune { if let path = action.outputPath { plannedPaths.insert(path) } }
+        }
         let replaced = observed.unknownFiles.filter { plannedPaths.contains($0) }
         let strangers = observed.unknownFiles.filter { !plannedPaths.contains($0) }
         if !replaced.isEmpty {
@@ -207,16 +212,20 @@ public enum Planner {
     }
 
     static func recordedOutputs(state: State, lockfile: Lockfile) -> [RecordedOutput] {
-        var outputs: [PartitionKey: RecordedOutput] = [:]
-        for entry in lockfile.entries {
-            outputs[entry.key] = RecordedOutput(key: entry.key, label: Timestamp.format(entry.start), end: entry.end, path: entry.path, operationId: nil)
-        }
+        var outputs: [RecordedOutput] = []
+        outputs.reserveCapacity(state.partitions.count)
         for record in state.partitions.values {
             if let output = record.output {
-                outputs[record.key] = RecordedOutput(key: record.key, label: record.label, end: record.end, path: output.path, operationId: record.operationId)
+                outputs.append(RecordedOutput(key: record.key, label: record.label, end: record.end, path: output.path, operationId: record.operationId))
             }
         }
-        return outputs.values.sorted { $0.key < $1.key }
+        guard !lockfile.entries.isEmpty else { return outputs }  // unordered: callers sort what they keep
+        let inState = Set(outputs.map(\.key))
+        var fromLockfile: [PartitionKey: RecordedOutput] = [:]
+        for entry in lockfile.entries where !inState.contains(entry.key) {
+            fromLockfile[entry.key] = RecordedOutput(key: entry.key, label: Timestamp.format(entry.start), end: entry.end, path: entry.path, operationId: nil)
+        }
+        return outputs + fromLockfile.values
     }
 
     static func pruneAction(_ output: RecordedOutput, reason: String) -> Plan.Action {
