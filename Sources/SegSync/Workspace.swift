@@ -139,6 +139,12 @@ public struct Workspace: Sendable {
         for partial in snapshot.observed.partialFiles {
             if let path = try? layout.absolutePath(ofOutput: partial) { unlink(path) }
         }
+        if !plan.adoptions.isEmpty || !plan.forget.isEmpty { try await adopt(plan, &snapshot, now: now) }
+        try await reconcileLockfile(&snapshot)
+    }
+
+    /// Records the outputs the lockfile vouches for and drops the records nothing wants.
+    private func adopt(_ plan: Plan, _ snapshot: inout Snapshot, now: Date) async throws {
         var state = snapshot.state
         for entry in plan.adoptions {
             guard let export = manifest.export(named: entry.export) else { continue }
@@ -158,7 +164,6 @@ public struct Workspace: Sendable {
             state.serial += 1
             snapshot.state = state
         }
-        try await reconcileLockfile(&snapshot)
     }
 
     public func plan(_ snapshot: Snapshot, now: Date, options: Planner.Options) throws -> Plan {

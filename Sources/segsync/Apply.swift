@@ -6,6 +6,7 @@ import SegSyncStorage
 
 struct Apply: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "apply",
         abstract: "Create the missing exports, resume running ones, download finished ones.",
         discussion: Help.text(
             """

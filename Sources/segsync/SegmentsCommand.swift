@@ -6,6 +6,7 @@ import SegSync
 /// `segsync segments`: the segments an API key can see, to find the ids a manifest needs.
 struct Segments: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "segments",
         abstract: "List or show FullStory segments.",
         discussion: Help.text(
             """
@@ -66,6 +67,7 @@ struct Segments: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "List every segment, all pages.",
             discussion: Help.text(Help.environment("FULLSTORY_API_KEY", "FULLSTORY_API_URL"),
                                   Help.examples("segsync segments list", "segsync segments list --json | jq -r '.segments[].id'")))
@@ -87,6 +89,7 @@ struct Segments: AsyncParsableCommand {
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "show",
             abstract: "Show one segment.",
             discussion: Help.text(Help.environment("FULLSTORY_API_KEY", "FULLSTORY_API_URL"),
                                   Help.examples("segsync segments show everyone", "segsync segments show checkout_abandoners --json")))

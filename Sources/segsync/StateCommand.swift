@@ -51,6 +51,7 @@ struct StateCommand: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "List the partitions in state with their phase, operation id and file.",
             discussion: Help.text(
                 "Reads state without the run lock. --json prints a versioned document (format_version 1).",
@@ -78,6 +79,7 @@ struct StateCommand: AsyncParsableCommand {
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "show",
             abstract: "Show everything state records about partitions.",
             discussion: Help.text(Help.environment("SEGSYNC_DATABASE_URL"), Help.examples("segsync state show everyone-daily@2026-11-26")))
 
@@ -133,6 +135,7 @@ struct StateCommand: AsyncParsableCommand {
 
     struct Pull: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "pull",
             abstract: "Print the whole state as JSON (format_version 1): the same state, the same bytes.",
             discussion: Help.text(
                 "Reads state without the run lock. `segsync state push` reads the document back.",
@@ -149,6 +152,7 @@ struct StateCommand: AsyncParsableCommand {
 
     struct Push: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "push",
             abstract: "Replace the state with a document `segsync state pull` printed.",
             discussion: """
                 Refused when the document belongs to another state (a different lineage) or is \

@@ -5,6 +5,7 @@ import SegSyncStorage
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "status",
         abstract: "Show, per export, how many partitions are done, running, failed and missing, and a strip of them.",
         discussion: """
             Reads state only (no network, no lock), so it can watch an apply that is running. \

@@ -4,6 +4,7 @@ import SegSync
 
 struct Validate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "validate",
         abstract: "Check the manifest and report every problem with its line and column.",
         discussion: Help.text(
             """

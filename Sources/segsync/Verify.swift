@@ -4,6 +4,7 @@ import SegSync
 
 struct Verify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "verify",
         abstract: "Check the output folder against segsync.lock, offline.",
         discussion: """
             Hashes every recorded file and lists missing, changed and unknown files and any \

@@ -218,7 +218,7 @@ struct ManifestDecoder {
 
     mutating func span(_ node: YAMLNode, _ key: String, allowZero: Bool = false) -> Span? {
         guard let text = string(node, key) else { return nil }
-        if allowZero, text.range(of: "^0+[wdhm]?$", options: .regularExpression) != nil { return Span() }
+        if allowZero, NameRules.isZero(text, units: "wdhm") { return Span() }
         guard let span = Span(text) else {
             error(node.location, "invalid duration '\(text)' for '\(key)': write a number and a unit, like 15m, 1h, 1d, 1w or 1d12h")
             return nil
@@ -327,7 +327,7 @@ struct ManifestDecoder {
             api.dialect = dialect
         }
         if let node = fields["keyEnv"]?.value, let text = string(node, "keyEnv") {
-            if text.range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) != nil {
+            if NameRules.isVariable(text) {
                 api.keyEnv = text
             } else {
                 error(node.location, "keyEnv must name an environment variable (letters, digits and '_', like FULLSTORY_API_KEY); the key itself never goes in the manifest")
@@ -367,14 +367,14 @@ struct ManifestDecoder {
             settings.backend = backend
         }
         if let node = fields["urlEnv"]?.value, let text = string(node, "urlEnv") {
-            if text.range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) != nil {
+            if NameRules.isVariable(text) {
                 settings.urlEnv = text
             } else {
                 error(node.location, "urlEnv must name an environment variable (letters, digits and '_', like \(StateSettings.defaultURLEnv)); the connection string itself never goes in the manifest")
             }
         }
         if let node = fields["workspace"]?.value, let text = string(node, "workspace") {
-            if text.range(of: "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", options: .regularExpression) != nil {
+            if NameRules.isWorkspace(text) {
                 settings.workspace = text
             } else {
                 error(node.location, "workspace must be a name of letters, digits, '.', '_' and '-' (at most 63), like 'analytics'; found '\(text)'")
@@ -458,7 +458,7 @@ struct ManifestDecoder {
         func has(_ key: String) -> YAMLNode.Pair? { pairs.first { $0.key.scalar == key } }
 
         let name = fields.name
-        if let name, name.range(of: "^[a-z0-9][a-z0-9._-]*$", options: .regularExpression) == nil || name.count > 100 {
+        if let name, !NameRules.isExport(name) {
             error(has("name")?.value.location, "export name '\(name)' must be 1–100 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit")
         } else if name == nil, has("name") == nil {
             error(location, "this export has no 'name'")

@@ -76,7 +76,7 @@ extension Span {
     /// A command-line duration (`--max-wait`, `--lock-timeout`): manifest-style spans
     /// (`30m`, `1h30m`), seconds (`90s`), or zero (`0`, `0m`). Nil for anything else.
     public static func duration(_ text: String) -> Duration? {
-        if text.range(of: "^0+[wdhms]?$", options: .regularExpression) != nil { return .zero }
+        if NameRules.isZero(text, units: "wdhms") { return .zero }
         if text.hasSuffix("s"), let seconds = Int(text.dropLast()), seconds >= 0 { return .seconds(seconds) }
         return Span(text).map { .seconds(Int($0.nominalSeconds)) }
     }
