@@ -92,13 +92,23 @@ public struct Workspace: Sendable {
     }
 
     public func snapshot(depth: ObservedFiles.Depth = .quick) async throws -> Snapshot {
-        let state = try await store.load()
+        // The folder is listed on another thread while state loads (both mostly wait on
+        // the kernel); the run lock keeps other segsync runs from changing either.
+        let directory = layout.outputDirectory
+        let listing = Task.detached { ObservedFiles.list(directory) }
+        let state: State
+        do {
+            state = try await store.load()
+        } catch {
+            _ = await listing.value
+            throw error
+        }
         // --checksum trusts nothing it has not read.
         let vouched = depth == .quick ? try await LockfileMark.vouches(for: state, layout: layout, in: store) : false
         let source: Snapshot.LockfileSource = vouched ? .derived(state) : .read(try Lockfile.load(path: layout.lockfilePath))
         var snapshot = Snapshot(state: state, source: source, observed: ObservedFiles())
         snapshot.observed = ObservedFiles.scan(
-            directory: layout.outputDirectory,
+            directory: directory, listing: await listing.value,
             expected: Planner.expectedFiles(state: state, lockfile: snapshot.lockfileForPlanning),
             depth: depth)
         return snapshot

@@ -59,10 +59,27 @@ public struct ObservedFiles: Sendable, Equatable {
 
     /// Scans `directory` against `expected` (paths relative to it).
     public static func scan(directory: String, expected: [String: ExpectedFile], depth: Depth) -> ObservedFiles {
+        scan(directory: directory, listing: list(directory, capacity: expected.count), expected: expected, depth: depth)
+    }
+
+    /// What is in a folder: every file below it with what a scan needs of its `lstat`.
+    /// Listing needs no state, so it can run while state loads.
+    public struct Listing: Sendable {
+        var entries: [String: Entry] = [:]
+    }
+
+    /// Lists `directory` (``walk(_:_:into:)``).
+    public static func list(_ directory: String, capacity: Int = 0) -> Listing {
+        var listing = Listing()
+        listing.entries.reserveCapacity(capacity)
+        walk(directory, into: &listing.entries)
+        return listing
+    }
+
+    /// Checks a listing of `directory` against `expected`.
+    public static func scan(directory: String, listing: Listing, expected: [String: ExpectedFile], depth: Depth) -> ObservedFiles {
         var observed = ObservedFiles()
-        var found: [String: Entry] = [:]
-        found.reserveCapacity(expected.count)
-        walk(directory, into: &found)
+        let found = listing.entries
         for (path, file) in expected {
             let absolute = directory + "/" + path
             // Not found by the walk (below a symbolic link, say): asked for by name.
@@ -97,7 +114,7 @@ public struct ObservedFiles: Sendable, Equatable {
     }
 
     /// What a scan needs of a file's `lstat`.
-    struct Entry {
+    struct Entry: Sendable {
         var isRegularFile: Bool
         var bytes: Int64
         var modified: Double
