@@ -58,157 +58,145 @@ public enum Planner {
         let selected = manifest.exports.filter { options.targets.isEmpty || options.targets.contains($0.name) }
         var lockIndex: [PartitionKey: Lockfile.Entry] = [:]
         for entry in lockfile.entries { lockIndex[entry.key] = entry }
-
-        var actions: [Plan.Action] = []
-        var givenUp: [Plan.GivenUp] = []
-        var adoptions: [Lockfile.Entry] = []
-        var upToDate = 0
-        var desiredKeys = Set<PartitionKey>()
-        var keptUndeclared = 0
-        var keptRolledOut = 0
         // Paths desired partitions will write: a recorded output at one of these (an old
         // partition with the same name, after a time zone change) is superseded, not pruned.
-        let recorded = Dictionary(grouping: recordedOutputs(state: state, lockfile: lockfile), by: \.key.export)
         var claimedPaths = Set<String>()
-        var desired: [String: [(partition: Partition, path: String)]] = [:]
+        var desired: [String: [Desired]] = [:]
         for export in manifest.exports {
-            let partitions = try manifest.partitions(of: export, now: now).map { ($0, Layout.relativePath(for: $0, export: export)) }
-            desired[export.name] = partitions
-            for (_, path) in partitions { claimedPaths.insert(path) }
-        }
-
-        for export in selected {
             let parameters = ExportParameters(export, in: manifest)
-            var exportActions: [Plan.Action] = []
-            for (partition, path) in desired[export.name] ?? [] {
-                desiredKeys.insert(partition.key)
-                func action(_ kind: Plan.Kind, _ detail: String, operation: String? = nil, output: String? = nil) {
-                    exportActions.append(Plan.Action(
-                        kind: kind, key: partition.key, label: partition.label, end: partition.end,
-                        detail: detail, operationId: operation, outputPath: output ?? path, partition: partition))
-                }
-                if let record = state[partition.key] {
-                    if record.fingerprint != partition.fingerprint {
-                        let reason = record.parameters.changes(to: parameters) ?? "time range changed"
-                        switch record.phase {
-                        case .downloaded: action(.replace, reason, output: path)
-                        case .requested, .running, .completed: action(.replace, "\(reason); abandons op \(short(record.operationId))")
-                        case .failed: action(.create, "\(export.type.rawValue) \(export.format.rawValue) (\(reason))")
-                        }
-                        continue
-                    }
-                    switch record.phase {
-                    case .downloaded:
-                        guard let output = record.output else {
-                            action(.create, "\(export.type.rawValue) \(export.format.rawValue)")
-                            continue
-                        }
-                        if let problem = observed.problems[output.path] {
-                            action(.repair, problem.description, operation: record.operationId, output: output.path)
-                        } else {
-                            upToDate += 1
-                        }
-                    case .requested, .running:
-                        action(.resume, "op \(short(record.operationId)) (\(progress(record)))", operation: record.operationId)
-                    case .completed:
-                        action(.download, "op \(short(record.operationId)) (COMPLETED)", operation: record.operationId)
-                    case .failed:
-                        let why = record.lastError.map { ": \(clause($0))" } ?? ""
-                        if record.attempts >= attemptLimit, !options.retryFailed {
-                            givenUp.append(Plan.GivenUp(key: partition.key, label: partition.label, attempts: record.attempts, lastError: record.lastError ?? "unknown error"))
-                        } else {
-                            action(.create, "\(export.type.rawValue) \(export.format.rawValue) (retry; last attempt failed\(why))")
-                        }
-                    }
-                } else if let entry = lockIndex[partition.key] {
-                    if entry.fingerprint != partition.fingerprint {
-                        action(.replace, lockfileChange(entry, export, endpoint: manifest.api.endpoint) ?? "settings changed since segsync.lock was written", output: path)
-                    } else if let problem = observed.problems[entry.path] {
-                        action(.repair, problem.description, output: entry.path)
-                    } else {
-                        adoptions.append(entry)
-                        upToDate += 1
-                    }
-                } else {
-                    action(.create, "\(export.type.rawValue) \(export.format.rawValue)")
-                }
+            desired[export.name] = try manifest.partitions(of: export, now: now).map { partition in
+                let path = Layout.relativePath(for: partition, export: export)
+                claimedPaths.insert(path)
+                return Desired(partition: partition, path: path, export: export, parameters: parameters)
             }
-
-            // This export's recorded outputs that have rolled out of its window.
-            let rolledOut = (recorded[export.name] ?? []).filter { !desiredKeys.contains($0.key) && !claimedPaths.contains($0.path) }
-            for output in rolledOut.sorted(by: { $0.key < $1.key }) {
-                if export.prune || options.forcePrune {
-                    exportActions.append(pruneAction(output, reason: "outside the window"))
-                } else {
-                    keptRolledOut += 1
-                }
-            }
-            exportActions.sort { ($0.key.start, $0.kind.rawValue) < ($1.key.start, $1.kind.rawValue) }
-            actions.append(contentsOf: exportActions)
         }
+        let recorded = Dictionary(grouping: recordedOutputs(state: state, lockfile: lockfile), by: \.key.export)
 
+        var tally = Tally()
+        for export in selected {
+            var matched = 0  // desired partitions with a recorded output
+            for item in desired[export.name] ?? [] {
+                tally.desiredKeys.insert(item.partition.key)
+                let record = state[item.partition.key]
+                let entry = record == nil ? lockIndex[item.partition.key] : nil
+                if record?.output != nil || entry != nil { matched += 1 }
+                tally.add(decide(desired: item, record: record, lockEntry: entry, observed: observed, options: options), for: item)
+            }
+            // This export's recorded outputs that have rolled out of its window (none
+            // when a desired partition matched every one of them).
+            let outputs = recorded[export.name] ?? []
+            let rolledOut = matched == outputs.count ? [] : outputs.filter { !tally.desiredKeys.contains($0.key) && !claimedPaths.contains($0.path) }
+            for output in rolledOut.sorted(by: { $0.key < $1.key }) {
+                tally.add(decide(recorded: output, declared: export, manifestPrunes: manifest.prune, options: options), for: output)
+            }
+            tally.endExport()
+        }
         // Outputs of exports that are no longer declared at all (not with --target: it
         // narrows the run to the named exports).
         if options.targets.isEmpty {
             let declared = Set(manifest.exports.map(\.name))
-            for output in recorded.keys.sorted().filter({ !declared.contains($0) }).flatMap({ recorded[$0]!.sorted { $0.key < $1.key } }) {
-                if manifest.prune || options.forcePrune {
-                    actions.append(pruneAction(output, reason: "no longer declared"))
-                } else {
-                    keptUndeclared += 1
+            for name in recorded.keys.sorted() where !declared.contains(name) {
+                for output in recorded[name]!.sorted(by: { $0.key < $1.key }) {
+                    tally.add(decide(recorded: output, declared: nil, manifestPrunes: manifest.prune, options: options), for: output, undeclared: true)
                 }
             }
         }
+        return Plan(
+            actions: tally.actions, upToDate: tally.upToDate, adoptions: tally.adoptions, givenUp: tally.givenUp,
+            forget: forgotten(state: state, manifest: manifest, selected: selected, desiredKeys: tally.desiredKeys, options: options),
+            notes: notes(tally, observed: observed), now: now,
+            lineage: state.lineage, serial: state.serial, manifestSHA256: manifest.sha256, options: options)
+    }
 
-        // Records without a file that no declared partition wants any more (failed or
-        // abandoned exports of old partitions): dropped by apply, never polled again.
+    /// The plan as it is put together, one decision at a time.
+    struct Tally {
+        var actions: [Plan.Action] = []
+        /// The current export's actions, sorted by partition when it ends.
+        var exportActions: [Plan.Action] = []
+        var givenUp: [Plan.GivenUp] = []
+        var adoptions: [Lockfile.Entry] = []
+        var upToDate = 0
+        var keptRolledOut = 0
+        var keptUndeclared = 0
+        var desiredKeys = Set<PartitionKey>()
+
+        mutating func add(_ decision: Decision, for desired: Desired) {
+            switch decision {
+            case .upToDate(let adopting):
+                upToDate += 1
+                if let adopting { adoptions.append(adopting) }
+            case .givenUp(let attempts, let lastError):
+                givenUp.append(Plan.GivenUp(key: desired.partition.key, label: desired.partition.label, attempts: attempts, lastError: lastError))
+            default:
+                if let action = Planner.action(decision, for: desired) { exportActions.append(action) }
+            }
+        }
+
+        mutating func add(_ decision: Decision, for output: RecordedOutput, undeclared: Bool = false) {
+            switch decision {
+            case .prune(let reason):
+                let action = Planner.pruneAction(output, reason: reason)
+                if undeclared { actions.append(action) } else { exportActions.append(action) }
+            case .keep:
+                if undeclared { keptUndeclared += 1 } else { keptRolledOut += 1 }
+            default:
+                break
+            }
+        }
+
+        mutating func endExport() {
+            exportActions.sort { ($0.key.start, $0.kind.rawValue) < ($1.key.start, $1.kind.rawValue) }
+            actions.append(contentsOf: exportActions)
+            exportActions.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Records without a file that no declared partition wants any more (failed or
+    /// abandoned exports of old partitions): dropped by apply, never polled again.
+    static func forgotten(state: State, manifest: Manifest, selected: [ExportSpec], desiredKeys: Set<PartitionKey>, options: Options) -> [PartitionKey] {
         let selectedNames = Set(selected.map(\.name))
         let declaredNames = Set(manifest.exports.map(\.name))
-        let forget = state.partitions.values.filter { record in
+        return state.partitions.values.filter { record in
             record.output == nil && !desiredKeys.contains(record.key)
                 && (selectedNames.contains(record.export) || (options.targets.isEmpty && !declaredNames.contains(record.export)))
         }.map(\.key).sorted()
+    }
 
+    /// What the plan should tell besides its actions: outputs kept, partitions given up
+    /// on, and files in the folder segsync did not write.
+    static func notes(_ tally: Tally, observed: ObservedFiles) -> [String] {
+        func plural(_ count: Int, _ one: String, _ many: String) -> String { count == 1 ? one : many }
         var notes: [String] = []
-        if keptRolledOut > 0 {
-            notes.append("\(keptRolledOut) recorded output\(keptRolledOut == 1 ? " has" : "s have") left \(keptRolledOut == 1 ? "its" : "their") export's window and \(keptRolledOut == 1 ? "is" : "are") kept; set prune: true on the export or pass --prune to delete \(keptRolledOut == 1 ? "it" : "them").")
+        let kept = tally.keptRolledOut, gone = tally.keptUndeclared, given = tally.givenUp
+        if kept > 0 {
+            notes.append("\(kept) recorded output\(plural(kept, " has", "s have")) left \(plural(kept, "its", "their")) export's window and \(plural(kept, "is", "are")) kept; set prune: true on the export or pass --prune to delete \(plural(kept, "it", "them")).")
         }
-        if keptUndeclared > 0 {
-            notes.append("\(keptUndeclared) recorded output\(keptUndeclared == 1 ? " belongs" : "s belong") to exports no longer declared and \(keptUndeclared == 1 ? "is" : "are") kept; set prune: true or pass --prune to delete \(keptUndeclared == 1 ? "it" : "them").")
+        if gone > 0 {
+            notes.append("\(gone) recorded output\(plural(gone, " belongs", "s belong")) to exports no longer declared and \(plural(gone, "is", "are")) kept; set prune: true or pass --prune to delete \(plural(gone, "it", "them")).")
         }
-        if !givenUp.isEmpty {
-            let list = givenUp.prefix(5).map { "\($0.key.export) \($0.label) (\($0.lastError))" }.joined(separator: "; ")
-            notes.append("\(givenUp.count) partition\(givenUp.count == 1 ? "" : "s") failed \(attemptLimit) exports and \(givenUp.count == 1 ? "is" : "are") skipped: \(list)\(givenUp.count > 5 ? "; …" : ""). Fix the cause, then run apply --retry-failed.")
+        if !given.isEmpty {
+            let list = given.prefix(5).map { "\($0.key.export) \($0.label) (\($0.lastError))" }.joined(separator: "; ")
+            notes.append("\(given.count) partition\(plural(given.count, "", "s")) failed \(attemptLimit) exports and \(plural(given.count, "is", "are")) skipped: \(list)\(given.count > 5 ? "; …" : ""). Fix the cause, then run apply --retry-failed.")
         }
         // Unrecorded files where a planned export will write (state and lockfile both
         // lost) are replaced; the rest are someone else's and left alone.
         var plannedPaths = Set<String>()
         if !observed.unknownFiles.isEmpty {
-            for action in actions where action.kind != .prune { if let path = action.outputPath { plannedPaths.insert(path) } }
+            for action in tally.actions where action.kind != .prune { if let path = action.outputPath { plannedPaths.insert(path) } }
         }
         let replaced = observed.unknownFiles.filter { plannedPaths.contains($0) }
         let strangers = observed.unknownFiles.filter { !plannedPaths.contains($0) }
         if !replaced.isEmpty {
-            notes.append("\(replaced.count) file\(replaced.count == 1 ? "" : "s") not recorded by segsync will be replaced by the planned export\(replaced.count == 1 ? "" : "s") of the same name: \(list(replaced)).")
+            notes.append("\(replaced.count) file\(plural(replaced.count, "", "s")) not recorded by segsync will be replaced by the planned export\(plural(replaced.count, "", "s")) of the same name: \(list(replaced)).")
         }
         if !strangers.isEmpty {
-            notes.append("\(strangers.count) file\(strangers.count == 1 ? "" : "s") in the output folder \(strangers.count == 1 ? "was" : "were") not written by segsync and \(strangers.count == 1 ? "is" : "are") left alone: \(list(strangers)).")
+            notes.append("\(strangers.count) file\(plural(strangers.count, "", "s")) in the output folder \(plural(strangers.count, "was", "were")) not written by segsync and \(plural(strangers.count, "is", "are")) left alone: \(list(strangers)).")
         }
-        if !observed.partialFiles.isEmpty {
-            notes.append("\(observed.partialFiles.count) unfinished download\(observed.partialFiles.count == 1 ? "" : "s") (.partial) will be removed by apply: \(list(observed.partialFiles)).")
+        let partial = observed.partialFiles
+        if !partial.isEmpty {
+            notes.append("\(partial.count) unfinished download\(plural(partial.count, "", "s")) (.partial) will be removed by apply: \(list(partial)).")
         }
-        return Plan(
-            actions: actions, upToDate: upToDate, adoptions: adoptions, givenUp: givenUp, forget: forget, notes: notes, now: now,
-            lineage: state.lineage, serial: state.serial, manifestSHA256: manifest.sha256, options: options)
-    }
-
-    /// A recorded output: from state (preferred) or the lockfile.
-    struct RecordedOutput {
-        var key: PartitionKey
-        var label: String
-        var end: Date
-        var path: String
-        var operationId: String?
+        return notes
     }
 
     static func recordedOutputs(state: State, lockfile: Lockfile) -> [RecordedOutput] {
@@ -226,20 +214,6 @@ public enum Planner {
             fromLockfile[entry.key] = RecordedOutput(key: entry.key, label: Timestamp.format(entry.start), end: entry.end, path: entry.path, operationId: nil)
         }
         return outputs + fromLockfile.values
-    }
-
-    static func pruneAction(_ output: RecordedOutput, reason: String) -> Plan.Action {
-        Plan.Action(kind: .prune, key: output.key, label: output.label, end: output.end, detail: reason,
-                    operationId: output.operationId, outputPath: output.path, partition: nil)
-    }
-
-    static func lockfileChange(_ entry: Lockfile.Entry, _ export: ExportSpec, endpoint: String) -> String? {
-        var changes: [String] = []
-        if let source = entry.source, source != endpoint { changes.append("data source changed \(source) → \(endpoint)") }
-        if entry.segment != export.segment { changes.append("segment changed \(entry.segment) → \(export.segment)") }
-        if entry.type != export.type { changes.append("type changed \(entry.type.rawValue) → \(export.type.rawValue)") }
-        if entry.format != export.format { changes.append("format changed \(entry.format.rawValue) → \(export.format.rawValue)") }
-        return changes.isEmpty ? nil : changes.joined(separator: "; ")
     }
 
     /// Enough of an operation id to tell it from the others: ids that are signed tokens

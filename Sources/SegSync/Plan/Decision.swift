@@ -1,0 +1,137 @@
+import Foundation
+
+extension Planner {
+    /// One desired partition as the planner weighs it: the partition, where its output
+    /// goes, and the settings it is exported with.
+    public struct Desired: Sendable, Equatable {
+        public var partition: Partition
+        /// Relative to the output folder (``Layout/relativePath(for:export:)``).
+        public var path: String
+        public var export: ExportSpec
+        /// The settings under the manifest's API (``ExportParameters/init(_:in:)``).
+        public var parameters: ExportParameters
+
+        public init(partition: Partition, path: String, export: ExportSpec, parameters: ExportParameters) {
+            self.partition = partition
+            self.path = path
+            self.export = export
+            self.parameters = parameters
+        }
+    }
+
+    /// What a plan does with one partition: the plan's legend. ``decide(desired:record:lockEntry:observed:options:)``
+    /// gives one for every desired partition, ``decide(recorded:declared:manifestPrunes:options:)``
+    /// one for every recorded output no desired partition claims.
+    public enum Decision: Sendable, Equatable {
+        /// Export it: nothing usable is recorded. `detail` says what ("events csv").
+        case create(detail: String)
+        /// Wait for the operation an earlier run created.
+        case resume(operation: String?, detail: String)
+        /// Download what a finished operation made.
+        case download(operation: String?, detail: String)
+        /// Fetch the recorded output again: it is missing or damaged on disk.
+        case repair(problem: String, operation: String?, output: String)
+        /// Export again: its settings or time range changed since it was made.
+        case replace(reason: String)
+        /// Delete a recorded output that is no longer wanted.
+        case prune(reason: String)
+        /// Leave a recorded output that is no longer wanted (the manifest does not prune).
+        case keep
+        /// Nothing to do. `adopting` is a lockfile entry state lacks, recorded again by apply.
+        case upToDate(adopting: Lockfile.Entry?)
+        /// Its exports failed ``attemptLimit`` times: skipped until `--retry-failed`.
+        case givenUp(attempts: Int, lastError: String)
+    }
+
+    /// The decision for one desired partition, from its state record (preferred), else
+    /// its lockfile entry, and what the folder holds.
+    public static func decide(
+        desired: Desired, record: PartitionRecord?, lockEntry: Lockfile.Entry?, observed: ObservedFiles, options: Options
+    ) -> Decision {
+        let what = "\(desired.export.type.rawValue) \(desired.export.format.rawValue)"
+        guard let record else { return decide(desired: desired, lockEntry: lockEntry, observed: observed, what: what) }
+        if record.fingerprint != desired.partition.fingerprint {
+            let reason = record.parameters.changes(to: desired.parameters) ?? "time range changed"
+            switch record.phase {
+            case .downloaded: return .replace(reason: reason)
+            case .requested, .running, .completed: return .replace(reason: "\(reason); abandons op \(short(record.operationId))")
+            case .failed: return .create(detail: "\(what) (\(reason))")
+            }
+        }
+        switch record.phase {
+        case .downloaded:
+            guard let output = record.output else { return .create(detail: what) }
+            guard let problem = observed.problems[output.path] else { return .upToDate(adopting: nil) }
+            return .repair(problem: problem.description, operation: record.operationId, output: output.path)
+        case .requested, .running:
+            return .resume(operation: record.operationId, detail: "op \(short(record.operationId)) (\(progress(record)))")
+        case .completed:
+            return .download(operation: record.operationId, detail: "op \(short(record.operationId)) (COMPLETED)")
+        case .failed:
+            if record.attempts >= attemptLimit, !options.retryFailed {
+                return .givenUp(attempts: record.attempts, lastError: record.lastError ?? "unknown error")
+            }
+            let why = record.lastError.map { ": \(clause($0))" } ?? ""
+            return .create(detail: "\(what) (retry; last attempt failed\(why))")
+        }
+    }
+
+    /// No state record: the lockfile's word (a state lost or never shared), else nothing.
+    static func decide(desired: Desired, lockEntry: Lockfile.Entry?, observed: ObservedFiles, what: String) -> Decision {
+        guard let entry = lockEntry else { return .create(detail: what) }
+        if entry.fingerprint != desired.partition.fingerprint {
+            return .replace(reason: lockfileChange(entry, desired.export, endpoint: desired.parameters.endpoint)
+                ?? "settings changed since segsync.lock was written")
+        }
+        guard let problem = observed.problems[entry.path] else { return .upToDate(adopting: entry) }
+        return .repair(problem: problem.description, operation: nil, output: entry.path)
+    }
+
+    /// The decision for a recorded output no desired partition claims: its export's
+    /// window moved on (`declared` is that export), or the export is gone (nil).
+    public static func decide(recorded output: RecordedOutput, declared: ExportSpec?, manifestPrunes: Bool, options: Options) -> Decision {
+        if let declared {
+            return declared.prune || options.forcePrune ? .prune(reason: "outside the window") : .keep
+        }
+        return manifestPrunes || options.forcePrune ? .prune(reason: "no longer declared") : .keep
+    }
+
+    /// The action a decision puts in the plan; nil for the decisions that need none.
+    static func action(_ decision: Decision, for desired: Desired) -> Plan.Action? {
+        func act(_ kind: Plan.Kind, _ detail: String, operation: String? = nil, output: String? = nil) -> Plan.Action {
+            Plan.Action(kind: kind, key: desired.partition.key, label: desired.partition.label, end: desired.partition.end,
+                        detail: detail, operationId: operation, outputPath: output ?? desired.path, partition: desired.partition)
+        }
+        switch decision {
+        case .create(let detail): return act(.create, detail)
+        case .resume(let operation, let detail): return act(.resume, detail, operation: operation)
+        case .download(let operation, let detail): return act(.download, detail, operation: operation)
+        case .repair(let problem, let operation, let output): return act(.repair, problem, operation: operation, output: output)
+        case .replace(let reason): return act(.replace, reason)
+        case .prune, .keep, .upToDate, .givenUp: return nil
+        }
+    }
+
+    /// A recorded output: from state (preferred) or the lockfile.
+    public struct RecordedOutput: Sendable, Equatable {
+        public var key: PartitionKey
+        public var label: String
+        public var end: Date
+        public var path: String
+        public var operationId: String?
+    }
+
+    static func pruneAction(_ output: RecordedOutput, reason: String) -> Plan.Action {
+        Plan.Action(kind: .prune, key: output.key, label: output.label, end: output.end, detail: reason,
+                    operationId: output.operationId, outputPath: output.path, partition: nil)
+    }
+
+    static func lockfileChange(_ entry: Lockfile.Entry, _ export: ExportSpec, endpoint: String?) -> String? {
+        var changes: [String] = []
+        if let source = entry.source, let endpoint, source != endpoint { changes.append("data source changed \(source) → \(endpoint)") }
+        if entry.segment != export.segment { changes.append("segment changed \(entry.segment) → \(export.segment)") }
+        if entry.type != export.type { changes.append("type changed \(entry.type.rawValue) → \(export.type.rawValue)") }
+        if entry.format != export.format { changes.append("format changed \(entry.format.rawValue) → \(export.format.rawValue)") }
+        return changes.isEmpty ? nil : changes.joined(separator: "; ")
+    }
+}

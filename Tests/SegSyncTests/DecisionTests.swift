@@ -1,0 +1,185 @@
+import Foundation
+import Testing
+@testable import SegSync
+
+/// `Planner.decide` against its specification: a table of rules over every combination
+/// of what state records, what the lockfile says, whether the fingerprint still matches,
+/// what the folder holds, and `--retry-failed`.
+@Suite struct DecisionTests {
+    enum RecordState: CaseIterable, Sendable {
+        case none, requested, running, completed, downloaded, downloadedWithoutOutput, failed, failedOut
+    }
+    enum LockState: CaseIterable, Sendable { case none, entry }
+    enum Fingerprint: CaseIterable, Sendable { case same, changed }
+    enum FileState: CaseIterable, Sendable { case intact, damaged }
+    enum Outcome: Sendable, Equatable { case create, resume, download, repair, replace, upToDate, adopt, givenUp }
+
+    struct Case: Sendable, CustomTestStringConvertible {
+        var record: RecordState
+        var lock: LockState
+        var fingerprint: Fingerprint
+        var file: FileState
+        var retryFailed: Bool
+        var testDescription: String { "\(record) lock:\(lock) \(fingerprint) \(file)\(retryFailed ? " --retry-failed" : "")" }
+    }
+
+    /// One row of the specification; nil matches anything.
+    struct Rule {
+        var records: [RecordState]
+        var lock: LockState?
+        var fingerprint: Fingerprint?
+        var file: FileState?
+        var retryFailed: Bool?
+        var outcome: Outcome
+
+        func matches(_ c: Case) -> Bool {
+            records.contains(c.record) && (lock ?? c.lock) == c.lock && (fingerprint ?? c.fingerprint) == c.fingerprint
+                && (file ?? c.file) == c.file && (retryFailed ?? c.retryFailed) == c.retryFailed
+        }
+    }
+
+    /// The specification. A state record decides alone; the lockfile speaks only when
+    /// state has no record.
+    static let rules: [Rule] = [
+        Rule(records: [.none], lock: LockState.none, outcome: .create),
+        Rule(records: [.none], lock: .entry, fingerprint: .changed, outcome: .replace),
+        Rule(records: [.none], lock: .entry, fingerprint: .same, file: .intact, outcome: .adopt),
+        Rule(records: [.none], lock: .entry, fingerprint: .same, file: .damaged, outcome: .repair),
+        Rule(records: [.downloaded, .downloadedWithoutOutput, .requested, .running, .completed], fingerprint: .changed, outcome: .replace),
+        Rule(records: [.failed, .failedOut], fingerprint: .changed, outcome: .create),
+        Rule(records: [.downloaded], fingerprint: .same, file: .intact, outcome: .upToDate),
+        Rule(records: [.downloaded], fingerprint: .same, file: .damaged, outcome: .repair),
+        Rule(records: [.downloadedWithoutOutput], fingerprint: .same, outcome: .create),
+        Rule(records: [.requested, .running], fingerprint: .same, outcome: .resume),
+        Rule(records: [.completed], fingerprint: .same, outcome: .download),
+        Rule(records: [.failed], fingerprint: .same, outcome: .create),
+        Rule(records: [.failedOut], fingerprint: .same, retryFailed: false, outcome: .givenUp),
+        Rule(records: [.failedOut], fingerprint: .same, retryFailed: true, outcome: .create),
+    ]
+
+    static let cases: [Case] = RecordState.allCases.flatMap { record in
+        LockState.allCases.flatMap { lock in
+            Fingerprint.allCases.flatMap { fingerprint in
+                FileState.allCases.flatMap { file in
+                    [false, true].map { Case(record: record, lock: lock, fingerprint: fingerprint, file: file, retryFailed: $0) }
+                }
+            }
+        }
+    }
+
+    static let manifest = ManifestLoader.decode("""
+        version: 1
+        exports:
+          - name: orders
+            segment: big_spenders
+            type: events
+            format: csv
+            window: { every: 1d, last: 3d, settle: 1d }
+        """, file: "segsync.yaml").0!
+    static let now = Timestamp.parse("2026-11-28T00:00:00Z")!
+
+    /// The desired partition, and the record, lockfile entry and folder a case describes.
+    static func inputs(_ c: Case) throws -> (Planner.Desired, PartitionRecord?, Lockfile.Entry?, ObservedFiles) {
+        let export = manifest.exports[0]
+        let partition = try #require(try DesiredPartitions.partitions(of: export, dialect: .seed, now: now).first)
+        let desired = Planner.Desired(partition: partition, path: Layout.relativePath(for: partition, export: export),
+                                      export: export, parameters: ExportParameters(export, in: manifest))
+        let recordedPath = "orders/recorded.csv.gz"
+        let fingerprint = c.fingerprint == .same ? partition.fingerprint : "an older fingerprint"
+        let phase: Phase? = switch c.record {
+        case .none: nil
+        case .requested: .requested
+        case .running: .running
+        case .completed: .completed
+        case .downloaded, .downloadedWithoutOutput: .downloaded
+        case .failed, .failedOut: .failed
+        }
+        let record = phase.map { phase in
+            var record = PartitionRecord(partition: partition, parameters: desired.parameters, phase: phase, now: now)
+            record.fingerprint = fingerprint
+            record.operationId = "op-1"
+            record.attempts = c.record == .failedOut ? Planner.attemptLimit : 1
+            if phase == .failed { record.lastError = "the export failed." }
+            if c.record == .downloaded { record.output = OutputRecord(path: recordedPath, bytes: 3, sha256: String(repeating: "a", count: 64)) }
+            return record
+        }
+        let entry = c.lock == .none ? nil : Lockfile.Entry(
+            path: recordedPath, sha256: String(repeating: "a", count: 64), bytes: 3, export: export.name, segment: export.segment,
+            type: export.type, format: c.fingerprint == .same ? export.format : .json, start: partition.start, end: partition.end,
+            fingerprint: fingerprint)
+        let observed = ObservedFiles(problems: c.file == .damaged ? [recordedPath: .checksumMismatch] : [:])
+        return (desired, record, entry, observed)
+    }
+
+    static func outcome(_ decision: Planner.Decision) -> Outcome? {
+        switch decision {
+        case .create: .create
+        case .resume: .resume
+        case .download: .download
+        case .repair: .repair
+        case .replace: .replace
+        case .upToDate(let adopting): adopting == nil ? .upToDate : .adopt
+        case .givenUp: .givenUp
+        case .prune, .keep: nil
+        }
+    }
+
+    @Test("the table is exhaustive and unambiguous: every combination matches exactly one rule")
+    func tableCoversEveryCase() {
+        #expect(Self.cases.count == 8 * 2 * 2 * 2 * 2)
+        for c in Self.cases {
+            let matching = Self.rules.filter { $0.matches(c) }
+            #expect(matching.count == 1, "\(c.testDescription): \(matching.count) rules")
+        }
+    }
+
+    @Test("decide follows the table", arguments: DecisionTests.cases)
+    func decideFollowsTheTable(_ c: Case) throws {
+        let (desired, record, entry, observed) = try Self.inputs(c)
+        let decision = Planner.decide(desired: desired, record: record, lockEntry: entry, observed: observed,
+                                      options: .init(retryFailed: c.retryFailed))
+        let expected = try #require(Self.rules.first { $0.matches(c) }).outcome
+        #expect(Self.outcome(decision) == expected)
+        // What each decision carries on into the plan.
+        switch decision {
+        case .resume(let operation, let detail), .download(let operation, let detail):
+            #expect(operation == "op-1")
+            #expect(detail.hasPrefix("op op-1 ("))
+        case .repair(let problem, let operation, let output):
+            #expect(problem == "checksum mismatch")
+            #expect(output == "orders/recorded.csv.gz")  // the recorded file, not where a new one would go
+            #expect(operation == (record == nil ? nil : "op-1"))
+        case .replace(let reason):
+            if record == nil {
+                #expect(reason == "format changed json → csv")
+            } else {
+                #expect(reason.hasPrefix("time range changed"))
+                #expect(reason.contains("abandons op op-1") == [.requested, .running, .completed].contains(record!.phase))
+            }
+        case .create(let detail):
+            #expect(detail.hasPrefix("events csv"))
+            if record?.phase == .failed, c.fingerprint == .same { #expect(detail == "events csv (retry; last attempt failed: the export failed)") }
+        case .upToDate(let adopting):
+            #expect(adopting == (record == nil ? entry : nil))  // state's record needs no adoption
+        case .givenUp(let attempts, let lastError):
+            #expect(attempts == Planner.attemptLimit)
+            #expect(lastError == "the export failed.")
+        case .prune, .keep:
+            Issue.record("a desired partition is never pruned or kept")
+        }
+    }
+
+    @Test("a recorded output no desired partition claims is pruned only where the manifest or --prune says so",
+          arguments: [(true, false, false), (false, true, false), (false, false, true), (false, false, false)])
+    func recordedOutputs(exportPrunes: Bool, manifestPrunes: Bool, forcePrune: Bool) {
+        var export = Self.manifest.exports[0]
+        export.prune = exportPrunes
+        let output = Planner.RecordedOutput(key: PartitionKey(export: export.name, start: Self.now), label: "2026-11-28",
+                                            end: Self.now.addingTimeInterval(86_400), path: "orders/2026-11-28.csv.gz")
+        let options = Planner.Options(forcePrune: forcePrune)
+        let rolledOut = Planner.decide(recorded: output, declared: export, manifestPrunes: manifestPrunes, options: options)
+        let undeclared = Planner.decide(recorded: output, declared: nil, manifestPrunes: manifestPrunes, options: options)
+        #expect(rolledOut == (exportPrunes || forcePrune ? .prune(reason: "outside the window") : .keep))
+        #expect(undeclared == (manifestPrunes || forcePrune ? .prune(reason: "no longer declared") : .keep))
+    }
+}
