@@ -145,7 +145,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SegSyncTests",
-            dependencies: ["SegSync", "TestSupport", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["SegSync", "SegSyncStorage", "FullStoryAPI", "TestSupport", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -7,7 +7,7 @@ public enum Refresh {
     /// At most `concurrency` GETs run at once. If the API cannot be reached at all, the
     /// refresh stops at the first such failure with one warning, instead of one per
     /// operation; records not refreshed keep their last known state.
-    public static func operations(in state: State, client: FullStoryClient, exports: Set<String>? = nil, now: Date,
+    public static func operations(in state: State, client: any ExportService, exports: Set<String>? = nil, now: Date,
                                   concurrency: Int = 8) async -> (State, [String]) {
         var refreshed = state
         var warnings: [String] = []

@@ -1,0 +1,22 @@
+import Foundation
+
+/// What running an export takes of the Segments Export API: create it, follow its
+/// operation, and fetch its file. ``FullStoryClient`` is the real one, over HTTP; the
+/// executor and the refresh take any, so their logic is tested in-process with a fake
+/// (the emulator stays the integration test of the real one).
+public protocol ExportService: Sendable {
+    /// Creates an export; the operation it starts. Not retried once it may have reached
+    /// the server.
+    func createExport(_ request: ExportRequest) async throws -> ExportOperation
+    /// The operation's state now; ``FullStoryAPIError/operationNotFound(operationID:)``
+    /// once the API has forgotten it.
+    func getOperation(_ id: String) async throws -> ExportOperation
+    /// Where a completed operation's file can be fetched.
+    func downloadLink(for operation: ExportOperation) async throws -> DownloadLink
+    /// Fetches `url` into `finalPath` (through `finalPath.partial`, hashed and fsynced),
+    /// telling `progress` the bytes received and the announced total as it goes.
+    func download(_ url: URL, to finalPath: String, decompress: Bool,
+                  progress: @escaping @Sendable (_ received: Int64, _ total: Int64?) -> Void) async throws -> DownloadResult
+}
+
+extension FullStoryClient: ExportService {}

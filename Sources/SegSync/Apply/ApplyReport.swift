@@ -1,0 +1,43 @@
+import Foundation
+
+/// What an apply did.
+public struct ApplyReport: Sendable {
+    public enum Outcome: Sendable, Equatable {
+        case done(String)
+        case stillRunning
+        case failed(String)
+    }
+
+    public struct Failure: Sendable, Equatable {
+        public var export: String
+        public var label: String
+        public var message: String
+    }
+
+    /// Each partition worked on, in the order its work ended.
+    public struct Result: Sendable, Equatable {
+        public var action: Plan.Action
+        public var outcome: Outcome
+    }
+
+    public var results: [Result] = []
+    public var done = 0
+    public var stillRunning: [Plan.Action] = []
+    public var failures: [Failure] = []
+    public var pruneSkipped = 0
+    /// Export creations this run asked for.
+    public var createCalls = 0
+
+    public init() {}
+
+    mutating func record(_ action: Plan.Action, _ outcome: Outcome) {
+        results.append(Result(action: action, outcome: outcome))
+        switch outcome {
+        case .done: done += 1
+        case .stillRunning: stillRunning.append(action)
+        case .failed(let message): failures.append(Failure(export: action.key.export, label: action.label, message: message))
+        }
+    }
+
+    public var converged: Bool { failures.isEmpty && stillRunning.isEmpty && pruneSkipped == 0 }
+}

@@ -1,0 +1,290 @@
+import Foundation
+import FullStoryAPI
+
+/// One partition's trip through apply, as a state machine: ``State`` is where it is,
+/// ``next(_:)`` the one transition, and the effects it has go through the executor's
+/// ``ExportService`` (create, poll, link, download) and the ``StateWriter`` (record).
+///
+/// Every state that waits on the API can be interrupted (the task cancelled): what was
+/// recorded by then is what the next run resumes from.
+struct PartitionRun: Sendable {
+    /// Where a partition is.
+    enum State: Sendable, Equatable {
+        /// No operation to follow: one is created, unless the export is refused or this
+        /// run has used up its attempts. `lastFailure` is why the previous one ended.
+        case needsExport(lastFailure: String?)
+        /// An operation to poll; `delay` is the wait before the next poll without an
+        /// estimate, `since` when this run began following it.
+        case polling(operationId: String, delay: Duration, since: ContinuousClock.Instant)
+        /// The operation finished: its file is downloaded once a download slot is free.
+        case downloading(ExportOperation)
+        /// Nothing more to do in this run.
+        case finished(ApplyReport.Outcome)
+
+        /// The operation a state follows, if any.
+        var operationId: String? {
+            switch self {
+            case .polling(let id, _, _): id
+            case .downloading(let operation): operation.id
+            case .needsExport, .finished: nil
+            }
+        }
+    }
+
+    let executor: Executor
+    let writer: StateWriter
+    let action: Plan.Action
+    let deadline: ContinuousClock.Instant?
+    let downloads: Semaphore
+    let refused: RefusedExports
+    let diskFull: DiskFull
+    /// Creates sent in this run, and those the API accepted (with an id).
+    let attempts = Counter()
+    let creates = Counter()
+    /// Looked up once: the manifest's export list is searched by name.
+    let export: ExportSpec
+
+    init(executor: Executor, writer: StateWriter, action: Plan.Action, deadline: ContinuousClock.Instant?,
+         downloads: Semaphore, refused: RefusedExports, diskFull: DiskFull) {
+        self.executor = executor
+        self.writer = writer
+        self.action = action
+        self.deadline = deadline
+        self.downloads = downloads
+        self.refused = refused
+        self.diskFull = diskFull
+        export = executor.manifest.export(named: action.key.export)!
+    }
+
+    var partition: Partition { action.partition! }
+
+    /// Where the plan's action starts: creates and replaces need an export; resumes,
+    /// downloads and repairs follow the recorded operation.
+    var initialState: State {
+        guard action.kind != .create, action.kind != .replace, let id = action.operationId else { return .needsExport(lastFailure: nil) }
+        return .polling(operationId: id, delay: executor.options.pollInterval, since: .now)
+    }
+
+    func emit(_ kind: ApplyEvent.Kind) {
+        executor.events(ApplyEvent(key: action.key, label: action.label, kind: kind, time: executor.clock()))
+    }
+
+    /// Runs the machine from ``initialState`` to ``State/finished(_:)``. A failure is
+    /// recorded for the partition and reported; it never stops the other partitions.
+    func execute() async -> ApplyReport.Outcome {
+        var state = initialState
+        do {
+            while true {
+                if case .finished(let outcome) = state { return outcome }
+                state = try await next(state)
+            }
+        } catch where Task.isCancelled {
+            // Interrupted (Ctrl-C): whatever was recorded is resumed by the next run.
+            return .stillRunning
+        } catch let failure as FullStoryAPIError {
+            if state.operationId == nil, let sentence = refused.record(failure, export: export.name, dialect: executor.manifest.api.dialect) {
+                return await fail(sentence, keepOperation: false)
+            }
+            // A transient failure leaves a valid operation for the next run to resume.
+            return await fail(failure.description, keepOperation: state.operationId != nil && failure.isTransient)
+        } catch {
+            return await fail("\(error)", keepOperation: state.operationId != nil)
+        }
+    }
+
+    /// The transition: does what `state` calls for and returns the state it leads to.
+    func next(_ state: State) async throws -> State {
+        switch state {
+        case .needsExport(let lastFailure):
+            if let reason = refused.reason(for: export.name) {
+                return .finished(.failed(reason))  // said once, for the export, in the summary
+            }
+            if attempts.value >= executor.options.maxAttempts {
+                let message = "gave up after \(attempts.value) export\(attempts.value == 1 ? "" : "s") in this run: \(lastFailure ?? "unknown error")"
+                try await writer.update(action.key, .committed) { $0?.phase = .failed; $0?.lastError = message }
+                return .finished(.failed(message))
+            }
+            return .polling(operationId: try await create(), delay: executor.options.pollInterval, since: .now)
+        case .polling(let id, let delay, let since):
+            return try await poll(id, delay: delay, since: since)
+        case .downloading(let operation):
+            try await downloads.wait()
+            do {
+                try await download(operation)
+                await downloads.signal()
+            } catch FullStoryAPIError.searchExportNotFound {
+                await downloads.signal()
+                return lost(operation.id)
+            } catch {
+                await downloads.signal()
+                throw error
+            }
+            return .finished(.done("downloaded"))
+        case .finished:
+            return state
+        }
+    }
+
+    /// The API has forgotten the operation: a new export is needed.
+    func lost(_ id: String) -> State {
+        emit(.lost(operationId: id))
+        return .needsExport(lastFailure: "the API no longer knows operation \(id)")
+    }
+
+    /// Records a failure. While an operation is still valid the record keeps it, so the
+    /// next run resumes instead of exporting again.
+    func fail(_ message: String, keepOperation: Bool) async -> ApplyReport.Outcome {
+        let now = executor.clock()
+        do {
+            try await writer.update(action.key, .committed) { record in
+                record?.lastError = message
+                record?.updatedAt = now
+                if !keepOperation { record?.phase = .failed }
+            }
+        } catch {
+            // A full disk must not hide the failure: both reach the user.
+            let both = "\(message) Recording this failure in state failed too: \(error)"
+            emit(.failed(message: both))
+            return .failed(both)
+        }
+        emit(.failed(message: message))
+        return .failed(message)
+    }
+
+    /// Creates an export and puts its operation id on disk before anything else.
+    func create() async throws -> String {
+        let request = ExportRequest(partition: partition, export: export)
+        let id: String
+        do {
+            attempts.increment()
+            id = try await executor.client.createExport(request).id
+            creates.increment()
+        } catch let failure as FullStoryAPIError {
+            try await recordCreateFailure(failure)
+            throw failure
+        }
+        let now = executor.clock()
+        let parameters = ExportParameters(export, in: executor.manifest)
+        let partition = self.partition
+        try await writer.update(action.key, .committed) { record in
+            var updated = PartitionRecord(partition: partition, parameters: parameters, phase: .requested, now: now)
+            updated.createdAt = record?.createdAt ?? now
+            updated.attempts = (record?.attempts ?? 0) + 1
+            updated.operationId = id
+            updated.output = record?.output  // the old file stays recorded until its successor lands
+            record = updated
+        }
+        emit(.created(operationId: id, type: export.type, format: export.format))
+        return id
+    }
+
+    func recordCreateFailure(_ failure: FullStoryAPIError) async throws {
+        let now = executor.clock()
+        let parameters = ExportParameters(export, in: executor.manifest)
+        let partition = self.partition
+        try await writer.update(action.key, .committed) { record in
+            var updated = record ?? PartitionRecord(partition: partition, parameters: parameters, phase: .failed, now: now)
+            updated.phase = .failed
+            // Only an export that may exist counts against the attempt limit: a
+            // refused connection or a rejected key made none.
+            if case .createOutcomeUnknown = failure { updated.attempts += 1 }
+            updated.lastError = failure.description
+            updated.updatedAt = now
+            record = updated
+        }
+    }
+
+    /// One poll: records what the API says, then waits (timed from the operation's own
+    /// estimate) unless it finished, failed, or the run's `--max-wait` is up.
+    func poll(_ id: String, delay: Duration, since: ContinuousClock.Instant) async throws -> State {
+        let status: ExportOperation
+        do {
+            status = try await executor.client.getOperation(id)
+        } catch FullStoryAPIError.operationNotFound {
+            return lost(id)
+        }
+        let now = executor.clock()
+        let phase: Phase = status.state == .completed ? .completed : .running
+        try await writer.update(action.key, phase == .completed ? .committed : .memory) { record in
+            record?.operationId = id
+            record?.phase = phase
+            record?.operationState = status.state.rawValue
+            record?.progress = status.estimatePctComplete
+            record?.updatedAt = now
+        }
+        emit(.polled(operationId: id, state: status.state.rawValue, percent: status.estimatePctComplete))
+        switch status.state {
+        case .completed:
+            return .downloading(status)
+        case .failed:
+            let message = status.errorDetails ?? "no details given"
+            emit(.operationFailed(operationId: id, message: message))
+            let failedAt = executor.clock()
+            try await writer.update(action.key, .committed) { $0?.phase = .failed; $0?.lastError = message; $0?.updatedAt = failedAt }
+            return .needsExport(lastFailure: "the export failed: \(message)")
+        case .pending, .running, .unknown:
+            var wait = delay
+            // With a progress estimate, sleep about half the remaining time.
+            if let progress = status.estimatePctComplete, progress > 1, progress < 100 {
+                let remaining = (ContinuousClock.now - since) * ((100 - progress) / progress)
+                wait = max(executor.options.pollInterval, min(executor.options.maxPollInterval, remaining / 2))
+            }
+            if let deadline {
+                let left = deadline - ContinuousClock.now
+                if left <= .zero {
+                    emit(.waiting(operationId: id))
+                    return .finished(.stillRunning)
+                }
+                wait = min(wait, left)
+            }
+            try await Task.sleep(for: wait)
+            return .polling(operationId: id, delay: min(delay * 1.5, executor.options.maxPollInterval), since: since)
+        }
+    }
+
+    /// Downloads a completed operation's file into place and records it.
+    func download(_ completed: ExportOperation) async throws {
+        // Once the disk is full, the other downloads are not started: they would fail the
+        // same way. Their operations stay recorded, for the next run to download.
+        if let folder = diskFull.folder { throw FullStoryAPIError.diskFull(folder: folder) }
+        let relative = Layout.relativePath(for: partition, export: export)
+        let path = try executor.layout.absolutePath(ofOutput: relative)
+        try AtomicFile.makeDirectory((path as NSString).deletingLastPathComponent)
+        try await writer.withdraw(paths: [relative])
+        let file = try await fetch(completed, to: path)
+        let entry = Lockfile.Entry(
+            path: relative, sha256: file.sha256, bytes: file.bytes, export: export.name, segment: export.segment,
+            type: export.type, format: export.format, start: partition.start, end: partition.end,
+            fingerprint: partition.fingerprint, source: executor.manifest.api.endpoint)
+        let output = OutputRecord(path: relative, bytes: file.bytes, sha256: file.sha256,
+                                  modified: ObservedFiles.modificationTime(ofFileAt: path))
+        // A replaced partition's old file (another format, say) goes once the new one is in place.
+        for stale in try await writer.recordOutput(action.key, entry: entry, output: output, now: executor.clock()) {
+            if let old = try? executor.layout.absolutePath(ofOutput: stale) { unlink(old) }
+        }
+        emit(.downloaded(path: relative, bytes: file.bytes, sha256: file.sha256))
+    }
+
+    /// The file of a completed operation, at `path`; an expired link is fetched again
+    /// (from a fresh look at the operation) up to ``Executor/Options/maxLinkRefreshes`` times.
+    func fetch(_ completed: ExportOperation, to path: String) async throws -> DownloadResult {
+        var status = completed
+        for refresh in 0...executor.options.maxLinkRefreshes {
+            let link = try await executor.client.downloadLink(for: status)
+            emit(.downloading(bytes: 0, total: nil))
+            do {
+                return try await executor.client.download(link.url, to: path, decompress: export.decompress) { bytes, total in
+                    emit(.downloading(bytes: bytes, total: total))
+                }
+            } catch FullStoryAPIError.diskFull {
+                diskFull.record(executor.layout.outputDirectory)
+                throw FullStoryAPIError.diskFull(folder: executor.layout.outputDirectory)
+            } catch FullStoryAPIError.expiredDownloadLink(let url) {
+                guard refresh < executor.options.maxLinkRefreshes else { throw FullStoryAPIError.expiredDownloadLink(url: url) }
+                emit(.relinking)
+                status = try await executor.client.getOperation(completed.id)
+            }
+        }
+        throw SegSyncError("no download happened.")
+    }
+}
