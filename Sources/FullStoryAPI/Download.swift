@@ -77,42 +77,13 @@ extension FullStoryClient {
         var drops = 0
         var rangesRefused = false
         while true {
-            var request = HTTPClientRequest(url: url.absoluteString)
-            request.method = .GET
-            request.headers.add(name: "User-Agent", value: "segsync")
-            if isAPIHost(url) {
-                request.headers.add(name: "Authorization", value: authorizationValue)
-            }
-            if received > 0 {
-                request.headers.add(name: "Range", value: "bytes=\(received)-")
-            }
-            let frozenRequest = request
-            let response = try await configuration.retryPolicy.run(
-                .idempotent,
-                willRetry: { failure, wait in
-                    self.logger.info(
-                        "Retrying a download after a transient failure.",
-                        metadata: [
-                            "url": .string(shown), "cause": .string(failure.error.description),
-                            "wait": .string(FullStoryAPIError.format(wait)),
-                        ]
-                    )
-                }
-            ) { _ in
-                try await self.openDownload(frozenRequest, shown: shown)
-            }
-
-            var expectedTotal: Int64?
+            let response = try await connect(url, from: received, shown: shown)
             let contentLength = response.headers.first(name: "Content-Length").flatMap { Int64($0) }
-            switch response.status.code {
-            case 206:
-                guard let range = ContentRange(response.headers.first(name: "Content-Range") ?? ""),
-                    range.start == received
-                else {
+            let expectedTotal: Int64?
+            if response.status.code == 206 {
+                guard let range = ContentRange(response.headers.first(name: "Content-Range") ?? ""), range.start == received else {
                     // A range we did not ask for: start over without ranges.
-                    logger.info(
-                        "The server answered a different range than asked; restarting the download.",
-                        metadata: ["url": .string(shown)])
+                    logger.info("The server answered a different range than asked; restarting the download.", metadata: ["url": .string(shown)])
                     try sink.restart()
                     received = 0
                     rangesRefused = true
@@ -120,7 +91,7 @@ extension FullStoryClient {
                     continue
                 }
                 expectedTotal = range.total(resumedAt: received, contentLength: contentLength)
-            default:
+            } else {
                 if received > 0 {
                     // 200 to a Range request: the server sends everything again.
                     try sink.restart()
@@ -128,45 +99,9 @@ extension FullStoryClient {
                 }
                 expectedTotal = contentLength
             }
-            let acceptsRanges =
-                !rangesRefused
-                && (response.status.code == 206
-                    || response.headers.first(name: "Accept-Ranges")?.lowercased().contains("bytes") == true)
-
-            var interruption: String?
-            // Chunks are written (and hashed) in batches on the thread pool: a slow disk
-            // then stalls this download only.
-            var batch: [ByteBuffer] = []
-            var batchBytes = 0
-            // Progress is told after each batch, and at least every quarter second on a slow link.
-            var told = ContinuousClock.now
-            do {
-                for try await chunk in response.body {
-                    received += Int64(chunk.readableBytes)
-                    batch.append(chunk)
-                    batchBytes += chunk.readableBytes
-                    if batchBytes >= DownloadSink.batchBytes {
-                        try await sink.write(batch)
-                        batch.removeAll(keepingCapacity: true)
-                        batchBytes = 0
-                        progress(received, expectedTotal)
-                        told = .now
-                    } else if ContinuousClock.now - told > .milliseconds(250) {
-                        progress(received, expectedTotal)
-                        told = .now
-                    }
-                }
-            } catch let error as FullStoryAPIError {
-                throw error
-            } catch is CancellationError {
-                throw CancellationError()
-            } catch {
-                interruption = TransportFailure.classify(error).1
-            }
-            // What arrived before a break is kept: a resume continues after it.
-            if !batch.isEmpty { try await sink.write(batch) }
-            progress(received, expectedTotal)
-
+            let acceptsRanges = !rangesRefused
+                && (response.status.code == 206 || response.headers.first(name: "Accept-Ranges")?.lowercased().contains("bytes") == true)
+            let interruption = try await receive(response, into: sink, received: &received, expectedTotal: expectedTotal, progress: progress)
             if let expectedTotal, received > expectedTotal {
                 throw FullStoryAPIError.invalidDownload(
                     url: shown, reason: "the server sent more bytes (\(received)) than it announced (\(expectedTotal))")
@@ -175,33 +110,102 @@ extension FullStoryClient {
             // gzip trailer check still guards a decompressed file.
             if let expectedTotal, received == expectedTotal { return received }
             if interruption == nil, expectedTotal == nil { return received }
-
             drops += 1
-            let cause = interruption ?? "the body ended early"
-            guard drops <= configuration.maxDownloadResumes else {
-                logger.warning(
-                    "Download kept breaking off; giving up.",
+            let resume = acceptsRanges && received > 0
+            try await recover(shown: shown, cause: interruption ?? "the body ended early", drops: drops, received: received,
+                              expectedTotal: expectedTotal, resume: resume, sink: sink)
+            if !resume { received = 0 }
+        }
+    }
+
+    /// Opens the download at byte `offset` (a `Range` request after the first), retrying
+    /// transient failures under the retry policy.
+    private func connect(_ url: URL, from offset: Int64, shown: String) async throws -> HTTPClientResponse {
+        var request = HTTPClientRequest(url: url.absoluteString)
+        request.method = .GET
+        request.headers.add(name: "User-Agent", value: "segsync")
+        if isAPIHost(url) {
+            request.headers.add(name: "Authorization", value: authorizationValue)
+        }
+        if offset > 0 {
+            request.headers.add(name: "Range", value: "bytes=\(offset)-")
+        }
+        let frozenRequest = request
+        return try await configuration.retryPolicy.run(
+            .idempotent,
+            willRetry: { failure, wait in
+                self.logger.info(
+                    "Retrying a download after a transient failure.",
                     metadata: [
-                        "url": .string(shown), "received": .stringConvertible(received), "cause": .string(cause),
+                        "url": .string(shown), "cause": .string(failure.error.description),
+                        "wait": .string(FullStoryAPIError.format(wait)),
                     ]
                 )
-                throw FullStoryAPIError.truncatedDownload(
-                    url: shown, expectedBytes: expectedTotal, receivedBytes: received)
             }
-            if acceptsRanges && received > 0 {
-                logger.info(
-                    "Download broke off; resuming where it stopped.",
-                    metadata: ["url": .string(shown), "offset": .stringConvertible(received), "cause": .string(cause)]
-                )
-            } else {
-                logger.info(
-                    "Download broke off; restarting from the beginning.",
-                    metadata: ["url": .string(shown), "cause": .string(cause)])
-                try sink.restart()
-                received = 0
-            }
-            try await configuration.retryPolicy.sleep(configuration.retryPolicy.backoff(attempt: drops))
+        ) { _ in
+            try await self.openDownload(frozenRequest, shown: shown)
         }
+    }
+
+    /// Writes the response's body into `sink`, counting `received`. Returns why the body
+    /// broke off, or nil when it ended.
+    private func receive(_ response: HTTPClientResponse, into sink: DownloadSink, received: inout Int64, expectedTotal: Int64?,
+                         progress: @Sendable (Int64, Int64?) -> Void) async throws -> String? {
+        var interruption: String?
+        // Chunks are written (and hashed) in batches on the thread pool: a slow disk
+        // then stalls this download only.
+        var batch: [ByteBuffer] = []
+        var batchBytes = 0
+        // Progress is told after each batch, and at least every quarter second on a slow link.
+        var told = ContinuousClock.now
+        do {
+            for try await chunk in response.body {
+                received += Int64(chunk.readableBytes)
+                batch.append(chunk)
+                batchBytes += chunk.readableBytes
+                if batchBytes >= DownloadSink.batchBytes {
+                    try await sink.write(batch)
+                    batch.removeAll(keepingCapacity: true)
+                    batchBytes = 0
+                    progress(received, expectedTotal)
+                    told = .now
+                } else if ContinuousClock.now - told > .milliseconds(250) {
+                    progress(received, expectedTotal)
+                    told = .now
+                }
+            }
+        } catch let error as FullStoryAPIError {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            interruption = TransportFailure.classify(error).1
+        }
+        // What arrived before a break is kept: a resume continues after it.
+        if !batch.isEmpty { try await sink.write(batch) }
+        progress(received, expectedTotal)
+        return interruption
+    }
+
+    /// After the body broke off: gives up once the resumes are used up, else restarts the
+    /// file (unless it can `resume` where it stopped) and waits before trying again.
+    private func recover(shown: String, cause: String, drops: Int, received: Int64, expectedTotal: Int64?,
+                         resume: Bool, sink: DownloadSink) async throws {
+        guard drops <= configuration.maxDownloadResumes else {
+            logger.warning(
+                "Download kept breaking off; giving up.",
+                metadata: ["url": .string(shown), "received": .stringConvertible(received), "cause": .string(cause)])
+            throw FullStoryAPIError.truncatedDownload(url: shown, expectedBytes: expectedTotal, receivedBytes: received)
+        }
+        if resume {
+            logger.info(
+                "Download broke off; resuming where it stopped.",
+                metadata: ["url": .string(shown), "offset": .stringConvertible(received), "cause": .string(cause)])
+        } else {
+            logger.info("Download broke off; restarting from the beginning.", metadata: ["url": .string(shown), "cause": .string(cause)])
+            try sink.restart()
+        }
+        try await configuration.retryPolicy.sleep(configuration.retryPolicy.backoff(attempt: drops))
     }
 
     /// Sends one download request and returns the response once its status says a body

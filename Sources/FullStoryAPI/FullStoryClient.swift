@@ -334,41 +334,7 @@ public final class FullStoryClient: Sendable {
                 request.body = .bytes(ByteBuffer(bytes: body))
             }
             let started = ContinuousClock.now
-            let status: Int
-            let headers: HTTPHeaders
-            let data: Data
-            do {
-                let frozen = request
-                let exchange = { @Sendable [httpClient = self.httpClient, timeout = self.configuration.requestTimeout] in
-                    let response = try await httpClient.execute(frozen, timeout: TimeAmount(timeout))
-                    let buffer = try await response.body.collect(upTo: 32 * 1024 * 1024)
-                    return (Int(response.status.code), response.headers, Data(buffer.readableBytesView))
-                }
-                if kind == .createExport {
-                    // Once a create is sent, its answer carries the only copy of the new
-                    // operation's id: cancellation (Ctrl-C) must not drop it. The exchange
-                    // runs in a task of its own, which cancellation does not reach, and
-                    // ends within the request timeout.
-                    try Task.checkCancellation()
-                    (status, headers, data) = try await Task { try await exchange() }.value
-                } else {
-                    (status, headers, data) = try await exchange()
-                }
-            } catch let error as FullStoryAPIError {
-                throw error
-            } catch is CancellationError {
-                throw CancellationError()
-            } catch is NIOTooManyBytesError {
-                throw FullStoryAPIError.unexpectedResponse(status: 200, detail: "the answer is larger than 32 MiB")
-            } catch {
-                let (outcome, cause) = TransportFailure.classify(error)
-                self.logger.debug(
-                    "Request failed.",
-                    metadata: [
-                        "request": .string(label), "cause": .string(cause), "attempt": .stringConvertible(attempt),
-                    ])
-                throw AttemptFailure(outcome: outcome, error: .transport(cause: cause))
-            }
+            let (status, headers, data) = try await self.exchange(request, kind: kind, label: label, attempt: attempt)
             self.logger.debug(
                 "API call answered.",
                 metadata: [
@@ -377,6 +343,38 @@ public final class FullStoryClient: Sendable {
                 ]
             )
             return try self.interpret(status: status, headers: headers, body: data, notFound: notFound)
+        }
+    }
+
+    /// Sends one request and collects its answer (at most 32 MiB). A failure to get one
+    /// is an ``AttemptFailure`` that says whether it may be retried.
+    private func exchange(_ request: HTTPClientRequest, kind: RetryPolicy.RequestKind, label: String, attempt: Int) async throws
+        -> (status: Int, headers: HTTPHeaders, body: Data) {
+        let exchange = { @Sendable [httpClient = self.httpClient, timeout = self.configuration.requestTimeout] in
+            let response = try await httpClient.execute(request, timeout: TimeAmount(timeout))
+            let buffer = try await response.body.collect(upTo: 32 * 1024 * 1024)
+            return (Int(response.status.code), response.headers, Data(buffer.readableBytesView))
+        }
+        do {
+            guard kind == .createExport else { return try await exchange() }
+            // Once a create is sent, its answer carries the only copy of the new
+            // operation's id: cancellation (Ctrl-C) must not drop it. The exchange runs
+            // in a task of its own, which cancellation does not reach, and ends within
+            // the request timeout.
+            try Task.checkCancellation()
+            return try await Task { try await exchange() }.value
+        } catch let error as FullStoryAPIError {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch is NIOTooManyBytesError {
+            throw FullStoryAPIError.unexpectedResponse(status: 200, detail: "the answer is larger than 32 MiB")
+        } catch {
+            let (outcome, cause) = TransportFailure.classify(error)
+            logger.debug(
+                "Request failed.",
+                metadata: ["request": .string(label), "cause": .string(cause), "attempt": .stringConvertible(attempt)])
+            throw AttemptFailure(outcome: outcome, error: .transport(cause: cause))
         }
     }
 

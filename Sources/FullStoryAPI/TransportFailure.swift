@@ -15,26 +15,7 @@ import Darwin
 /// sent (safe to repeat), `.connectionLost` means it may have reached the server.
 enum TransportFailure {
     static func classify(_ error: any Error) -> (RetryPolicy.Outcome, String) {
-        if let error = error as? HTTPClientError {
-            switch error {
-            case .connectTimeout, .getConnectionFromPoolTimeout:
-                return (.connectFailed, "connecting timed out")
-            case .tlsHandshakeTimeout:
-                return (.connectFailed, "the TLS handshake timed out")
-            case .readTimeout:
-                return (.connectionLost, "the server stopped sending (read timeout)")
-            case .writeTimeout:
-                return (.connectionLost, "sending the request timed out")
-            case .deadlineExceeded:
-                return (.connectionLost, "no answer before the request timeout")
-            case .remoteConnectionClosed:
-                return (.connectionLost, "the server closed the connection")
-            case .cancelled:
-                return (.connectionLost, "the request was cancelled")
-            default:
-                return (.connectionLost, "the HTTP request failed (\(error.shortDescription))")
-            }
-        }
+        if let error = error as? HTTPClientError { return classify(error) }
         if let error = error as? NIOConnectionError {
             let refused = error.connectionErrors.contains { ($0.error as? IOError)?.errnoCode == ECONNREFUSED }
             if refused { return (.connectFailed, "the connection to \(error.host):\(error.port) was refused") }
@@ -45,30 +26,12 @@ enum TransportFailure {
         }
         if let error = error as? ChannelError {
             switch error {
-            case .connectTimeout:
-                return (.connectFailed, "connecting timed out")
-            case .ioOnClosedChannel, .alreadyClosed, .eof, .outputClosed:
-                return (.connectionLost, "the connection was closed")
-            default:
-                return (.connectionLost, "the connection failed")
+            case .connectTimeout: return (.connectFailed, "connecting timed out")
+            case .ioOnClosedChannel, .alreadyClosed, .eof, .outputClosed: return (.connectionLost, "the connection was closed")
+            default: return (.connectionLost, "the connection failed")
             }
         }
-        if let error = error as? IOError {
-            switch error.errnoCode {
-            case ECONNREFUSED:
-                return (.connectFailed, "the connection was refused")
-            case ENETUNREACH, EHOSTUNREACH:
-                return (.connectFailed, "the network or host is unreachable")
-            case ECONNRESET:
-                return (.connectionLost, "the connection was reset")
-            case EPIPE:
-                return (.connectionLost, "the connection was closed while sending")
-            case ETIMEDOUT:
-                return (.connectionLost, "the connection timed out")
-            default:
-                return (.connectionLost, "a network error occurred (\(String(cString: strerror(error.errnoCode))))")
-            }
-        }
+        if let error = error as? IOError { return classify(errno: error.errnoCode) }
         if error is HTTPParserError {
             // Raised when the connection closes before the body promised by Content-Length
             // arrived, or the server sent something that is not HTTP.
@@ -79,6 +42,30 @@ enum TransportFailure {
             return (.connectFailed, "the TLS handshake failed")
         }
         return (.connectionLost, "a network error occurred (\(typeName))")
+    }
+
+    static func classify(_ error: HTTPClientError) -> (RetryPolicy.Outcome, String) {
+        switch error {
+        case .connectTimeout, .getConnectionFromPoolTimeout: return (.connectFailed, "connecting timed out")
+        case .tlsHandshakeTimeout: return (.connectFailed, "the TLS handshake timed out")
+        case .readTimeout: return (.connectionLost, "the server stopped sending (read timeout)")
+        case .writeTimeout: return (.connectionLost, "sending the request timed out")
+        case .deadlineExceeded: return (.connectionLost, "no answer before the request timeout")
+        case .remoteConnectionClosed: return (.connectionLost, "the server closed the connection")
+        case .cancelled: return (.connectionLost, "the request was cancelled")
+        default: return (.connectionLost, "the HTTP request failed (\(error.shortDescription))")
+        }
+    }
+
+    static func classify(errno code: Int32) -> (RetryPolicy.Outcome, String) {
+        switch code {
+        case ECONNREFUSED: return (.connectFailed, "the connection was refused")
+        case ENETUNREACH, EHOSTUNREACH: return (.connectFailed, "the network or host is unreachable")
+        case ECONNRESET: return (.connectionLost, "the connection was reset")
+        case EPIPE: return (.connectionLost, "the connection was closed while sending")
+        case ETIMEDOUT: return (.connectionLost, "the connection timed out")
+        default: return (.connectionLost, "a network error occurred (\(String(cString: strerror(code))))")
+        }
     }
 }
 

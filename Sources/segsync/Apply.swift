@@ -153,36 +153,56 @@ struct Apply: AsyncParsableCommand {
             if code != ExitCodes.success { throw ExitCode(code) }
             return
         }
-
-        var options = Executor.Options(parallelism: parallelism, maxInFlight: maxInFlight, maxWait: maxWait.flatMap(Span.duration))
-        if let pollInterval {
-            options.pollInterval = .milliseconds(Int(pollInterval * 1000))
-        } else if workspace.manifest.api.endpoint == APISettings.emulatorEndpoint {
-            options.pollInterval = .milliseconds(500)
-        }
         let console = Console(mode: consoleMode, plan: plan)
-        let work = Task { try await APIConnection.with(manifest: workspace.manifest, layout: workspace.layout) { connection in
-            // One cheap call first: a wrong key or an unreachable endpoint is one clear
-            // error, not the same error for every partition.
-            if plan.actions.contains(where: { $0.kind != .prune }) {
-                _ = try await connection.client.listSegmentsPage(limit: 1)
-            }
-            printPlan(plan)
-            console.begin(total: plan.actions.filter { $0.kind != .prune }.count)
-            let executor = Executor(manifest: workspace.manifest, layout: workspace.layout, client: connection.client,
-                                    options: options, events: { console.event($0) }, finished: { console.finished($0) })
-            return try await executor.apply(plan, snapshot: tidied, store: workspace.store)
-        } }
+        let work = start(plan, tidied, in: workspace, console: console)
         // A PostgreSQL connection lost mid-run took the run lock with it: stop at once.
         let lost = LossFlag()
         workspace.store.onLoss { reason in
             lost.set(reason)
             work.cancel()
         }
-        // Ctrl-C or a CI cancellation: stop starting work, keep what is recorded, exit 130.
-        // A second one exits at once.
+        let interruptions = Self.interruptions(cancelling: work)
+        let report: ApplyReport
+        do {
+            report = try await work.value
+        } catch where work.isCancelled {
+            console.end()
+            try endInterrupted(plan, error: error, lost: lost, console: console)
+        }
+        interruptions.forEach { $0.cancel() }
+        console.end()
+        try finish(plan, report, lost: lost, cancelled: work.isCancelled, console: console)
+    }
+
+    /// The apply itself, as a task that an interrupt or a lost store can cancel.
+    func start(_ plan: Plan, _ snapshot: Workspace.Snapshot, in workspace: Workspace, console: Console) -> Task<ApplyReport, any Error> {
+        var options = Executor.Options(parallelism: parallelism, maxInFlight: maxInFlight, maxWait: maxWait.flatMap(Span.duration))
+        if let pollInterval {
+            options.pollInterval = .milliseconds(Int(pollInterval * 1000))
+        } else if workspace.manifest.api.endpoint == APISettings.emulatorEndpoint {
+            options.pollInterval = .milliseconds(500)
+        }
+        return Task { [options] in
+            try await APIConnection.with(manifest: workspace.manifest, layout: workspace.layout) { connection in
+                // One cheap call first: a wrong key or an unreachable endpoint is one clear
+                // error, not the same error for every partition.
+                if plan.actions.contains(where: { $0.kind != .prune }) {
+                    _ = try await connection.client.listSegmentsPage(limit: 1)
+                }
+                printPlan(plan)
+                console.begin(total: plan.actions.filter { $0.kind != .prune }.count)
+                let executor = Executor(manifest: workspace.manifest, layout: workspace.layout, client: connection.client,
+                                        options: options, events: { console.event($0) }, finished: { console.finished($0) })
+                return try await executor.apply(plan, snapshot: snapshot, store: workspace.store)
+            }
+        }
+    }
+
+    /// Ctrl-C or a CI cancellation: stop starting work, keep what is recorded, exit 130.
+    /// A second one exits at once.
+    static func interruptions(cancelling work: Task<ApplyReport, any Error>) -> [any DispatchSourceSignal] {
         let interrupts = Counter()
-        let interruptions = [SIGINT, SIGTERM].map { (signalNumber: Int32) -> any DispatchSourceSignal in
+        return [SIGINT, SIGTERM].map { (signalNumber: Int32) -> any DispatchSourceSignal in
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler {
@@ -196,28 +216,28 @@ struct Apply: AsyncParsableCommand {
             source.resume()
             return source
         }
-        let report: ApplyReport
-        do {
-            report = try await work.value
-        } catch where work.isCancelled {
-            console.end()
-            if Output.current.verbosity == .verbose { printError("debug: the interrupted run ended with: \(error)") }
-            if let reason = lost.reason {
-                printDocument(plan, nil, console: console, interrupted: true, exitCode: ExitCodes.failure)
-                throw SegSyncError(reason)
-            }
-            printDocument(plan, nil, console: console, interrupted: true, exitCode: ExitCodes.interrupted)
-            if !machine { printOut("\nInterrupted before any export was made.\n") }
-            throw ExitCode(ExitCodes.interrupted)
+    }
+
+    /// The run was cancelled before it had a report to give.
+    func endInterrupted(_ plan: Plan, error: any Error, lost: LossFlag, console: Console) throws -> Never {
+        if Output.current.verbosity == .verbose { printError("debug: the interrupted run ended with: \(error)") }
+        if let reason = lost.reason {
+            printDocument(plan, nil, console: console, interrupted: true, exitCode: ExitCodes.failure)
+            throw SegSyncError(reason)
         }
-        interruptions.forEach { $0.cancel() }
-        console.end()
+        printDocument(plan, nil, console: console, interrupted: true, exitCode: ExitCodes.interrupted)
+        if !machine { printOut("\nInterrupted before any export was made.\n") }
+        throw ExitCode(ExitCodes.interrupted)
+    }
+
+    /// Reports the run and ends with its exit status.
+    func finish(_ plan: Plan, _ report: ApplyReport, lost: LossFlag, cancelled: Bool, console: Console) throws {
         if let reason = lost.reason {
             printDocument(plan, report, console: console, interrupted: true, exitCode: ExitCodes.failure)
             if !machine { printOut("\n" + Self.summary(report)) }
             throw SegSyncError(reason)
         }
-        if work.isCancelled {
+        if cancelled {
             printDocument(plan, report, console: console, interrupted: true, exitCode: ExitCodes.interrupted)
             let planned = plan.actions.filter { $0.kind != .prune }.count
             let left = max(0, planned - report.done - report.failures.count)
