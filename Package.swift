@@ -36,6 +36,9 @@ let package = Package(
         ),
         // Write loops, fsync and portable stat fields: shared by state, lockfile and downloads.
         .target(name: "FileIO", swiftSettings: swiftSettings),
+        // The words segsync and the API share: dialect, export type and format, rate
+        // limit, timestamps. Foundation only, no NIO.
+        .target(name: "SegSyncVocabulary", swiftSettings: swiftSettings),
         // The core: manifest, windows, state, lockfile, planner, executor.
         .target(
             name: "SegSync",
@@ -43,6 +46,7 @@ let package = Package(
                 "CYAML",
                 "FileIO",
                 "FullStoryAPI",
+                "SegSyncVocabulary",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -54,6 +58,7 @@ let package = Package(
             name: "SegSyncStorage",
             dependencies: [
                 "SegSync",
+                "SegSyncVocabulary",
                 "FileIO",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -71,6 +76,7 @@ let package = Package(
             name: "FullStoryAPI",
             dependencies: [
                 "FileIO",
+                "SegSyncVocabulary",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -99,6 +105,7 @@ let package = Package(
                 "SegSync",
                 "SegSyncStorage",
                 "FullStoryAPI",
+                "SegSyncVocabulary",
                 "SegSyncEmulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -117,7 +124,7 @@ let package = Package(
         // Generates large converged workspaces for the benchmarks in benchmarks/.
         .executableTarget(
             name: "segsync-fixture",
-            dependencies: ["SegSync", "SegSyncStorage"],
+            dependencies: ["SegSync", "SegSyncStorage", "SegSyncVocabulary"],
             path: "benchmarks/Sources/segsync-fixture",
             swiftSettings: swiftSettings
         ),
@@ -127,13 +134,13 @@ let package = Package(
         .target(name: "FuzzSupport", dependencies: ["CFuzzing"], path: "Fuzz/Sources/FuzzSupport", swiftSettings: swiftSettings),
         .executableTarget(
             name: "fuzz-manifest",
-            dependencies: ["SegSync", "FuzzSupport"],
+            dependencies: ["SegSync", "SegSyncVocabulary", "FuzzSupport"],
             path: "Fuzz/Sources/fuzz-manifest",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "fuzz-server-text",
-            dependencies: ["FullStoryAPI", "FuzzSupport"],
+            dependencies: ["FullStoryAPI", "SegSyncVocabulary", "FuzzSupport"],
             path: "Fuzz/Sources/fuzz-server-text",
             swiftSettings: swiftSettings
         ),
@@ -145,23 +152,23 @@ let package = Package(
         ),
         .testTarget(
             name: "SegSyncTests",
-            dependencies: ["SegSync", "SegSyncStorage", "FullStoryAPI", "TestSupport", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["SegSync", "SegSyncStorage", "FullStoryAPI", "SegSyncVocabulary", "TestSupport", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "FullStoryAPITests",
-            dependencies: ["FullStoryAPI", "SegSyncEmulator", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["FullStoryAPI", "SegSyncVocabulary", "SegSyncEmulator", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The state-store suite, run against both engines.
         .testTarget(
             name: "StateStoreTests",
-            dependencies: ["SegSync", "SegSyncStorage", "TestSupport"],
+            dependencies: ["SegSync", "SegSyncStorage", "SegSyncVocabulary", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["SegSync", "TestSupport"],
+            dependencies: ["SegSync", "SegSyncVocabulary", "TestSupport"],
             // Read by HelpTests from the source tree, not bundled.
             exclude: ["Snapshots"],
             swiftSettings: swiftSettings

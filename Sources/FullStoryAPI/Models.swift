@@ -1,4 +1,5 @@
 import Foundation
+import SegSyncVocabulary
 
 /// A saved FullStory segment, as listed by `GET /segments/v1`.
 public struct Segment: Sendable, Hashable, Codable {
@@ -29,19 +30,6 @@ public struct SegmentPage: Sendable, Hashable {
         self.segments = segments
         self.nextPageToken = nextPageToken
     }
-}
-
-/// What a segment export contains: the people matching the segment, or their events.
-public enum ExportType: String, Sendable, Hashable, CaseIterable, Codable {
-    case individuals
-    case events
-}
-
-/// The file format of an export. `ndjson` exists in the production dialect only.
-public enum ExportFormat: String, Sendable, Hashable, CaseIterable, Codable {
-    case json
-    case csv
-    case ndjson
 }
 
 /// A half-open time interval `[start, end)`.

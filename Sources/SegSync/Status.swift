@@ -1,4 +1,5 @@
 import Foundation
+import SegSyncVocabulary
 
 /// `segsync verify`: the output folder checked against `segsync.lock`, offline.
 public struct Verification: Sendable, Equatable {

@@ -3,88 +3,12 @@ import Hummingbird
 import Logging
 import NIOCore
 
-/// The request context: Hummingbird's basics plus the connection, which the emulator
-/// closes on purpose to inject resets and dropped downloads.
-struct EmulatorContext: RequestContext {
-    var coreContext: CoreRequestContextStorage
-    let channel: any Channel
-
-    init(source: ApplicationRequestContextSource) {
-        coreContext = .init(source: source)
-        channel = source.channel
-    }
-}
-
-/// Thrown from a download body to cut the connection part-way.
-struct InjectedDisconnect: Error {}
-
-/// Shared by every request of one emulator.
-final class EmulatorState: Sendable {
-    let configuration: EmulatorConfiguration
-    let catalog: SegmentCatalog
-    let signer: Signer
-    let faults: FaultInjector
-    let log: RequestLog
-    let store: ExportStore
-    let boundPort: LockedValue<Int>
-
-    init(_ configuration: EmulatorConfiguration) throws {
-        self.configuration = configuration
-        catalog = SegmentCatalog(generated: configuration.generatedSegments)
-        signer = Signer(apiKey: configuration.apiKey, seed: configuration.seed)
-        faults = FaultInjector(configuration)
-        log = try RequestLog(path: configuration.requestLogPath)
-        store = try ExportStore(directory: configuration.cacheDirectory, rowsPerHour: configuration.rowsPerHour)
-        boundPort = LockedValue(configuration.port)
-    }
-}
-
-/// A value behind a lock, for the one piece of state set after start (the bound port).
-final class LockedValue<Value: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-
-    init(_ value: Value) {
-        self.value = value
-    }
-
-    var current: Value {
-        get { lock.withLock { value } }
-        set { lock.withLock { value = newValue } }
-    }
-}
-
-/// Everything an operation id carries, so any emulator process with the same key and
-/// seed can answer for it without shared storage.
-struct OperationTicket: Codable, Sendable {
-    var spec: ExportSpec
-    /// Unix milliseconds.
-    var created: Int64
-    var durationMilliseconds: Int64
-    var fails: Bool
-    var nonce: UInt64
-
-    enum CodingKeys: String, CodingKey {
-        case spec = "x", created = "c", durationMilliseconds = "d", fails = "f", nonce = "n"
-    }
-}
-
-/// A production-dialect `searchExportId`: the export and when it finished.
-struct SearchExportTicket: Codable, Sendable {
-    var spec: ExportSpec
-    var finished: Int64
-
-    enum CodingKeys: String, CodingKey {
-        case spec = "x", finished = "t"
-    }
-}
-
 /// Routes and answers every request: the API in the configured dialect, and downloads.
 struct EmulatorResponder: HTTPResponder {
     typealias Context = EmulatorContext
     let state: EmulatorState
 
-    private var configuration: EmulatorConfiguration { state.configuration }
+    var configuration: EmulatorConfiguration { state.configuration }
     private var dialect: EmulatorConfiguration.Dialect { configuration.dialect }
 
     enum Route {
@@ -377,116 +301,6 @@ struct EmulatorResponder: HTTPResponder {
         return "http://\(host):\(state.boundPort.current)"
     }
 
-    // MARK: - Downloads
-
-    private func download(token: String, request: Request) async throws -> Outcome {
-        let query = request.uri.queryParameters
-        guard let spec = state.signer.open(token, as: ExportSpec.self),
-            let expires = query["expires"].flatMap({ Int64($0) }),
-            let signature = query["sig"].map(String.init),
-            state.signer.isValidLinkSignature(signature, token: token, expires: expires)
-        else {
-            return Outcome(response: error(403, "This download link is not valid (bad or missing signature)."))
-        }
-        guard Self.nowMilliseconds() < expires else {
-            return Outcome(response: error(410, "This download link has expired; ask for a new one."))
-        }
-        let file: ExportStore.File
-        do {
-            file = try await state.store.file(for: spec)
-        } catch {
-            state.configuration.logger.error("Could not generate an export file.", metadata: ["error": "\(error)"])
-            return Outcome(response: self.error(500, "The emulator could not generate this export."))
-        }
-
-        let rangeHeader = request.headers[.range]
-        var start: Int64 = 0
-        var end: Int64 = file.size - 1
-        var partial = false
-        if configuration.supportsRanges, let rangeHeader, let range = Self.byteRange(rangeHeader, size: file.size) {
-            switch range {
-            case .satisfiable(let first, let last):
-                start = first
-                end = last
-                partial = true
-            case .unsatisfiable:
-                var response = error(416, "The requested range is outside the file.")
-                response.headers[.contentRange] = "bytes */\(file.size)"
-                return Outcome(response: response, range: rangeHeader)
-            }
-        }
-        let length = max(0, end - start + 1)
-        var cut: Int64?
-        var fault: String?
-        if length > 1 {
-            if await state.faults.fires(.truncate) {
-                fault = "truncate"
-                cut = await state.faults.cutPoint(of: length)
-            } else if !partial, await state.faults.fires(.drop) {
-                fault = "drop"
-                cut = await state.faults.cutPoint(of: length)
-            }
-        }
-
-        var headers: HTTPFields = [
-            .contentType: "application/gzip",
-            .contentLength: String(length),
-            .cacheControl: "no-store",
-        ]
-        if configuration.supportsRanges { headers[.acceptRanges] = "bytes" }
-        if partial { headers[.contentRange] = "bytes \(start)-\(end)/\(file.size)" }
-        // Opened now, so a cache eviction before the body is written cannot pull the file away.
-        guard let handle = FileHandle(forReadingAtPath: file.path) else {
-            return Outcome(response: error(500, "The emulator lost the generated export file."))
-        }
-        let (offset, cutAt, rate) = (start, cut, configuration.downloadBytesPerSecond)
-        let body = ResponseBody(contentLength: Int(length)) { writer in
-            defer { try? handle.close() }
-            try handle.seek(toOffset: UInt64(offset))
-            var remaining = cutAt ?? length
-            // A slow link: chunks of a tenth of a second each, paced.
-            let chunk = rate.map { max(1024, $0 / 10) } ?? 64 * 1024
-            while remaining > 0 {
-                let data = handle.readData(ofLength: Int(min(remaining, Int64(chunk))))
-                if data.isEmpty { break }
-                try await writer.write(ByteBuffer(bytes: data))
-                remaining -= Int64(data.count)
-                if let rate { try await Task.sleep(for: .seconds(Double(data.count) / Double(rate))) }
-            }
-            if cutAt != nil {
-                // Headers promised `length` bytes; closing now is the injected fault.
-                throw InjectedDisconnect()
-            }
-            try await writer.finish(nil)
-        }
-        return Outcome(
-            response: Response(status: partial ? .partialContent : .ok, headers: headers, body: body), fault: fault,
-            range: rangeHeader)
-    }
-
-    enum ByteRange: Equatable {
-        case satisfiable(Int64, Int64)
-        case unsatisfiable
-    }
-
-    /// A single `bytes=` range; `nil` (serve everything) for anything else, as RFC 9110 allows.
-    static func byteRange(_ header: String, size: Int64) -> ByteRange? {
-        let trimmed = header.trimmingCharacters(in: .whitespaces)
-        guard trimmed.lowercased().hasPrefix("bytes="), !trimmed.contains(",") else { return nil }
-        let spec = trimmed.dropFirst(6)
-        let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2 else { return nil }
-        if parts[0].isEmpty {
-            guard let suffix = Int64(parts[1]), suffix > 0 else { return nil }
-            return size == 0 ? .unsatisfiable : .satisfiable(max(0, size - suffix), size - 1)
-        }
-        guard let first = Int64(parts[0]) else { return nil }
-        guard first < size else { return .unsatisfiable }
-        let last = parts[1].isEmpty ? size - 1 : min(Int64(parts[1]) ?? -1, size - 1)
-        guard last >= first else { return nil }
-        return .satisfiable(first, last)
-    }
-
     // MARK: - Plumbing
 
     private func isAuthorized(_ request: Request) -> Bool {
@@ -526,7 +340,7 @@ struct EmulatorResponder: HTTPResponder {
         )
     }
 
-    private func error(_ status: Int, _ message: String) -> Response {
+    func error(_ status: Int, _ message: String) -> Response {
         json(status, ["code": status, "message": message])
     }
 

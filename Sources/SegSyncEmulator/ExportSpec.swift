@@ -41,61 +41,13 @@ struct ExportSpec: Codable, Hashable, Sendable {
 
     /// Parses and checks a create-export body in `dialect`. Unknown fields are ignored.
     init(body: Data, dialect: EmulatorConfiguration.Dialect) throws(Rejection) {
-        let json: [String: Any]
-        do {
-            guard let object = try JSONSerialization.jsonObject(with: body) as? [String: Any] else {
-                throw Rejection(status: 400, message: "The request body must be a JSON object.")
-            }
-            json = object
-        } catch let rejection as Rejection {
-            throw rejection
-        } catch {
-            throw Rejection(status: 400, message: "The request body is not valid JSON.")
-        }
-
+        let json = try Self.object(body)
         guard let segmentID = json["segmentId"] as? String, !segmentID.isEmpty else {
             throw Rejection(status: 400, message: "segmentId is required and must be a non-empty string.")
         }
         self.segmentID = segmentID
-
-        guard let rawType = json["type"] as? String else {
-            throw Rejection(status: 400, message: "type is required and must be a string.")
-        }
-        let types: [String: Kind] =
-            dialect == .seed
-            ? ["individuals": .individuals, "events": .events]
-            : ["TYPE_INDIVIDUAL": .individuals, "TYPE_EVENT": .events]
-        guard let kind = types[rawType] else {
-            throw Rejection(
-                status: 400,
-                message:
-                    "type must be one of \(types.keys.sorted().joined(separator: ", ")); got '\(rawType.prefix(40))'.")
-        }
-        self.kind = kind
-
-        let formats: [String: Format] =
-            dialect == .seed
-            ? ["json": .json, "csv": .csv]
-            : ["FORMAT_JSON": .json, "FORMAT_CSV": .csv, "FORMAT_NDJSON": .ndjson]
-        switch json["format"] {
-        case nil where dialect == .seed:
-            format = .json
-        case nil:
-            throw Rejection(
-                status: 400, message: "format is required (one of \(formats.keys.sorted().joined(separator: ", "))).")
-        case let raw as String:
-            guard let format = formats[raw] else {
-                throw Rejection(
-                    status: 400,
-                    message:
-                        "format must be one of \(formats.keys.sorted().joined(separator: ", ")); got '\(raw.prefix(40))'."
-                )
-            }
-            self.format = format
-        default:
-            throw Rejection(status: 400, message: "format must be a string.")
-        }
-
+        kind = try Self.kind(json["type"], dialect: dialect)
+        format = try Self.format(json["format"], dialect: dialect)
         let range = try Self.range(json["timeRange"], name: "timeRange")
         start = range?.start ?? range?.end.map { $0 - 86_400_000 } ?? Self.defaultRange.start
         end = range?.end ?? range?.start.map { $0 + 86_400_000 } ?? Self.defaultRange.end
@@ -103,29 +55,66 @@ struct ExportSpec: Codable, Hashable, Sendable {
             segmentStart = segmentRange.start
             segmentEnd = segmentRange.end
         }
-
         if dialect == .fullstory {
-            switch json["timezone"] {
-            case nil:
-                timezone = nil
-            case let zone as String where TimeZone(identifier: zone) != nil:
-                timezone = zone
-            default:
-                throw Rejection(
-                    status: 400, message: "timezone must be an IANA time zone name such as UTC or Europe/Berlin.")
-            }
-            switch json["fields"] {
-            case nil:
-                fields = nil
-            case let list as [Any]:
-                guard let names = list as? [String] else {
-                    throw Rejection(status: 400, message: "fields must be a list of strings.")
-                }
-                fields = names
-            default:
-                throw Rejection(status: 400, message: "fields must be a list of strings.")
-            }
+            timezone = try Self.timezone(json["timezone"])
+            fields = try Self.fields(json["fields"])
         }
+    }
+
+    private static func object(_ body: Data) throws(Rejection) -> [String: Any] {
+        do {
+            guard let object = try JSONSerialization.jsonObject(with: body) as? [String: Any] else {
+                throw Rejection(status: 400, message: "The request body must be a JSON object.")
+            }
+            return object
+        } catch let rejection as Rejection {
+            throw rejection
+        } catch {
+            throw Rejection(status: 400, message: "The request body is not valid JSON.")
+        }
+    }
+
+    private static func kind(_ value: Any?, dialect: EmulatorConfiguration.Dialect) throws(Rejection) -> Kind {
+        guard let raw = value as? String else { throw Rejection(status: 400, message: "type is required and must be a string.") }
+        let types: [String: Kind] = dialect == .seed
+            ? ["individuals": .individuals, "events": .events]
+            : ["TYPE_INDIVIDUAL": .individuals, "TYPE_EVENT": .events]
+        guard let kind = types[raw] else {
+            throw Rejection(status: 400, message: "type must be one of \(types.keys.sorted().joined(separator: ", ")); got '\(raw.prefix(40))'.")
+        }
+        return kind
+    }
+
+    private static func format(_ value: Any?, dialect: EmulatorConfiguration.Dialect) throws(Rejection) -> Format {
+        let formats: [String: Format] = dialect == .seed
+            ? ["json": .json, "csv": .csv]
+            : ["FORMAT_JSON": .json, "FORMAT_CSV": .csv, "FORMAT_NDJSON": .ndjson]
+        let names = formats.keys.sorted().joined(separator: ", ")
+        switch value {
+        case nil where dialect == .seed:
+            return .json
+        case nil:
+            throw Rejection(status: 400, message: "format is required (one of \(names)).")
+        case let raw as String:
+            guard let format = formats[raw] else { throw Rejection(status: 400, message: "format must be one of \(names); got '\(raw.prefix(40))'.") }
+            return format
+        default:
+            throw Rejection(status: 400, message: "format must be a string.")
+        }
+    }
+
+    private static func timezone(_ value: Any?) throws(Rejection) -> String? {
+        switch value {
+        case nil: return nil
+        case let zone as String where TimeZone(identifier: zone) != nil: return zone
+        default: throw Rejection(status: 400, message: "timezone must be an IANA time zone name such as UTC or Europe/Berlin.")
+        }
+    }
+
+    private static func fields(_ value: Any?) throws(Rejection) -> [String]? {
+        guard let value else { return nil }
+        guard let names = value as? [String] else { throw Rejection(status: 400, message: "fields must be a list of strings.") }
+        return names
     }
 
     private static func range(_ value: Any?, name: String) throws(Rejection) -> (start: Int64?, end: Int64?)? {

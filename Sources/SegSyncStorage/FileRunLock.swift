@@ -6,6 +6,7 @@ import Darwin
 import FileIO
 import Foundation
 import SegSync
+import SegSyncVocabulary
 
 /// An exclusive `flock` on `.segsync/lock`: the SQLite engine's run lock.
 ///

@@ -19,8 +19,8 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
     public let workspace: String
     public var name: String { "the PostgreSQL state (workspace '\(workspace)' at \(redactedURL))" }
     private let redactedURL: String
-    private let connection: PostgresConnection
-    private let logger = Logger(label: "segsync.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
+    let connection: PostgresConnection
+    let logger = Logger(label: "segsync.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
     /// One transaction at a time on the one connection.
     private let gate = AsyncMutex()
     private let status = NIOLockedValueBox(Status())
@@ -97,72 +97,9 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
         if let lost { handler(lost) }
     }
 
-    // MARK: Schema
-
-    /// Advisory lock keys: one for migrations, one per workspace for the run lock.
-    static let migrationKey: Int64 = 0x5365_6753_796e_6300  // "SegSync\0"
-
-    static func lockKey(_ workspace: String) -> Int64 {
-        let digest = SHA256.hash(data: Data("segsync workspace \(workspace)".utf8))
-        return digest.withUnsafeBytes { $0.loadUnaligned(as: Int64.self) }
-    }
-
-    /// Instants are seconds since 1970 in `double precision`, as in the SQLite engine:
-    /// `timestamptz` keeps microseconds, which would not give back the same instant
-    /// (`to_timestamp(start_at)` reads them as times).
-    static let schema = [
-        """
-        CREATE TABLE segsync_workspaces (
-            workspace text PRIMARY KEY, lineage text NOT NULL, serial bigint NOT NULL)
-        """,
-        """
-        CREATE TABLE segsync_marks (
-            workspace text NOT NULL, name text NOT NULL, value text NOT NULL, PRIMARY KEY (workspace, name))
-        """,
-        """
-        CREATE TABLE segsync_lock_holders (
-            workspace text PRIMARY KEY, host text NOT NULL, pid bigint NOT NULL, command text NOT NULL,
-            started timestamptz NOT NULL, backend_pid integer NOT NULL)
-        """,
-        """
-        CREATE TABLE segsync_parameters (
-            workspace text NOT NULL, id bigint NOT NULL, text text NOT NULL, PRIMARY KEY (workspace, id))
-        """,
-        """
-        CREATE TABLE segsync_partitions (
-            workspace text NOT NULL, key text NOT NULL, export text NOT NULL,
-            start_at double precision NOT NULL, end_at double precision NOT NULL, label text NOT NULL, fingerprint text NOT NULL,
-            parameters_id bigint NOT NULL, phase text NOT NULL, operation_id text, operation_state text,
-            progress double precision, attempts integer NOT NULL, last_error text,
-            created_at double precision NOT NULL, updated_at double precision NOT NULL,
-            output_path text, output_bytes bigint, output_sha256 text, output_modified double precision,
-            PRIMARY KEY (workspace, key))
-        """,
-    ]
-
-    /// Creates or upgrades the schema under a transaction-scoped advisory lock, so
-    /// processes migrating at once take turns and the second finds the work done.
-    private func migrate() async throws {
-        try await transaction { [self] in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationKey))", logger: logger)
-            try await connection.query("CREATE TABLE IF NOT EXISTS segsync_schema (version integer NOT NULL)", logger: logger)
-            var version = 0
-            for try await (value) in try await connection.query("SELECT coalesce(max(version), 0) FROM segsync_schema", logger: logger).decode(Int.self) {
-                version = value
-            }
-            if version > Self.schemaVersion {
-                throw SegSyncError("\(name) has schema version \(version), newer than this segsync (\(Self.schemaVersion)); upgrade segsync.")
-            }
-            if version < 1 {
-                for statement in Self.schema { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
-                try await connection.query("INSERT INTO segsync_schema (version) VALUES (1)", logger: logger)
-            }
-        }
-    }
-
     // MARK: Transactions
 
-    private func transaction<T: Sendable>(_ begin: String = "BEGIN", _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    func transaction<T: Sendable>(_ begin: String = "BEGIN", _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         let connection = self.connection, logger = self.logger
         return try await gate.run {
             try await connection.query(PostgresQuery(unsafeSQL: begin), logger: logger)
@@ -274,7 +211,7 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
 
     static func bindings(_ values: [String]) throws -> PostgresBindings {
         var bindings = PostgresBindings(capacity: values.count)
-        for value in values { try bindings.append(value) }
+        for value in values { bindings.append(value) }
         return bindings
     }
 
@@ -297,26 +234,26 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
             var rows: [String] = []
             for (index, change) in batch.enumerated() {
                 let record = change.record!
-                try bindings.append(workspace)
-                try bindings.append(change.key)
-                try bindings.append(record.export)
-                try bindings.append(record.start.timeIntervalSince1970)
-                try bindings.append(record.end.timeIntervalSince1970)
-                try bindings.append(record.label)
-                try bindings.append(record.fingerprint)
-                try bindings.append(sets[record.parameters]!.id)
-                try bindings.append(record.phase.rawValue)
-                try bindings.append(record.operationId)
-                try bindings.append(record.operationState)
-                try bindings.append(record.progress)
-                try bindings.append(Int32(clamping: record.attempts))
-                try bindings.append(record.lastError)
-                try bindings.append(record.createdAt.timeIntervalSince1970)
-                try bindings.append(record.updatedAt.timeIntervalSince1970)
-                try bindings.append(record.output?.path)
-                try bindings.append(record.output?.bytes)
-                try bindings.append(record.output?.sha256)
-                try bindings.append(record.output?.modified)
+                bindings.append(workspace)
+                bindings.append(change.key)
+                bindings.append(record.export)
+                bindings.append(record.start.timeIntervalSince1970)
+                bindings.append(record.end.timeIntervalSince1970)
+                bindings.append(record.label)
+                bindings.append(record.fingerprint)
+                bindings.append(sets[record.parameters]!.id)
+                bindings.append(record.phase.rawValue)
+                bindings.append(record.operationId)
+                bindings.append(record.operationState)
+                bindings.append(record.progress)
+                bindings.append(Int32(clamping: record.attempts))
+                bindings.append(record.lastError)
+                bindings.append(record.createdAt.timeIntervalSince1970)
+                bindings.append(record.updatedAt.timeIntervalSince1970)
+                bindings.append(record.output?.path)
+                bindings.append(record.output?.bytes)
+                bindings.append(record.output?.sha256)
+                bindings.append(record.output?.modified)
                 rows.append("(" + (1...width).map { "$\(index * width + $0)" }.joined(separator: ", ") + ")")
             }
             let sql = """
@@ -386,7 +323,7 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
     public func setMark(_ mark: String, _ value: String?) async throws {
         do {
             try ensureOpen()
-            try await transaction { [self] in
+            _ = try await transaction { [self] in
                 if let value {
                     try await connection.query("""
                         INSERT INTO segsync_marks (workspace, name, value) VALUES (\(workspace), \(mark), \(value))

@@ -3,6 +3,7 @@ import Foundation
 import FullStoryAPI
 import SegSync
 import SegSyncStorage
+import SegSyncVocabulary
 
 struct Apply: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

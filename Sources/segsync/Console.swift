@@ -1,5 +1,6 @@
 import Foundation
 import SegSync
+import SegSyncVocabulary
 
 /// Apply's output while it works.
 ///

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SegSync
 import SegSyncStorage
+import SegSyncVocabulary
 
 @main
 struct SegSyncCommand: AsyncParsableCommand {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import FullStoryAPI
 import SegSync
+import SegSyncVocabulary
 
 /// `segsync segments`: the segments an API key can see, to find the ids a manifest needs.
 struct Segments: AsyncParsableCommand {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SegSync
 import SegSyncStorage
+import SegSyncVocabulary
 
 struct StateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

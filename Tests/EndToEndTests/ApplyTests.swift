@@ -1,5 +1,6 @@
 import Foundation
 import SegSync
+import SegSyncVocabulary
 import Testing
 import TestSupport
 

@@ -121,7 +121,7 @@ extension EndToEnd {
             let runners = try Runners(url: url, operationSeconds: 4)
             let first = try runners.start(runners.a)
             #expect(waitUntil { runners.recordedOperations == 7 })
-            runners.sql("SELECT pg_terminate_backend(backend_pid) FROM segsync_lock_holders WHERE workspace = '\(runners.workspace)'")
+            _ = runners.sql("SELECT pg_terminate_backend(backend_pid) FROM segsync_lock_holders WHERE workspace = '\(runners.workspace)'")
             let stopped = Date()
             let result = Self.finish(first)
             #expect(Date().timeIntervalSince(stopped) < 10)

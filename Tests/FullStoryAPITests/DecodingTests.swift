@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SegSyncVocabulary
 import Testing
 
 @testable import FullStoryAPI

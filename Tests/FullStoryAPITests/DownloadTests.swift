@@ -1,6 +1,7 @@
 import Foundation
 import FullStoryAPI
 import SegSyncEmulator
+import SegSyncVocabulary
 import Testing
 
 @Suite("Downloads")

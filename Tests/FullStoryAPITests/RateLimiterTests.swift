@@ -1,5 +1,6 @@
 import Foundation
 import FullStoryAPI
+import SegSyncVocabulary
 import Testing
 
 /// A clock that only moves when the code under test sleeps on it.

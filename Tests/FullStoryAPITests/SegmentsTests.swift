@@ -1,5 +1,6 @@
 import Foundation
 import FullStoryAPI
+import SegSyncVocabulary
 import Testing
 
 @Suite("Segments")

@@ -2,6 +2,7 @@ import Foundation
 import FullStoryAPI
 import Logging
 import SegSyncEmulator
+import SegSyncVocabulary
 import Testing
 
 #if canImport(FoundationNetworking)

@@ -1,4 +1,5 @@
 import Foundation
+import SegSyncVocabulary
 import Testing
 import TestSupport
 @testable import SegSync

@@ -2,6 +2,7 @@ import Crypto
 import FullStoryAPI
 import Foundation
 import SegSyncStorage
+import SegSyncVocabulary
 import Testing
 import TestSupport
 @testable import SegSync

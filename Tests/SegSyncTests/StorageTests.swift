@@ -1,5 +1,6 @@
 import Foundation
 import Crypto
+import SegSyncVocabulary
 import Testing
 import TestSupport
 @testable import SegSync

@@ -1,4 +1,5 @@
 import Foundation
+import SegSyncVocabulary
 import Testing
 @testable import SegSync
 

@@ -1,4 +1,5 @@
 import Foundation
+import SegSyncVocabulary
 
 /// `segsync apply --json`: what the run did, for machines. One document at the end (with
 /// `--json-events`, the last line, with `"event": "report"`).

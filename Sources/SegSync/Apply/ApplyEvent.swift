@@ -1,4 +1,5 @@
 import Foundation
+import SegSyncVocabulary
 
 /// Something that happened to one partition during `apply`, as it happened. The CLI
 /// renders events as aligned log lines, a moving progress display, or one JSON line each

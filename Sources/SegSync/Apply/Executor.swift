@@ -1,5 +1,6 @@
 import Foundation
 import FullStoryAPI
+import SegSyncVocabulary
 
 /// Applies a ``Plan``: a reconciler over a work queue where each partition is a small
 /// state machine — create → poll → resolve link → download → verify → commit.
@@ -79,7 +80,7 @@ public struct Executor: Sendable {
                     let run = PartitionRun(executor: self, writer: writer, action: action, deadline: deadline,
                                            downloads: downloads, refused: refused, diskFull: diskFull)
                     let outcome = await run.execute()
-                    return (action, outcome, await run.creates.value)
+                    return (action, outcome, run.creates.value)
                 }
             }
             for _ in 0..<options.maxInFlight { startNext() }

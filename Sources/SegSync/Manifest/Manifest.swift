@@ -1,5 +1,6 @@
 import Foundation
 import FullStoryAPI
+import SegSyncVocabulary
 
 /// The dialect an endpoint speaks (the client's ``Dialect``), in the manifest's words.
 public typealias APIDialect = Dialect

@@ -1,5 +1,6 @@
 import FileIO
 import Foundation
+import SegSyncVocabulary
 
 /// `segsync.lock`: every output with its checksum, deterministic so it diffs cleanly in a
 /// pull request and can be committed. It holds only what determines the bytes (no

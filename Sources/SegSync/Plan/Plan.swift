@@ -1,4 +1,5 @@
 import Foundation
+import SegSyncVocabulary
 
 /// What `apply` would do: one action per partition that needs work.
 public struct Plan: Sendable, Equatable {

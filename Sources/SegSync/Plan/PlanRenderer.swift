@@ -1,4 +1,5 @@
 import Foundation
+import SegSyncVocabulary
 
 /// Renders a ``Plan`` for people (aligned text) and for machines (versioned JSON).
 public enum PlanRenderer {

@@ -1,4 +1,5 @@
 import Foundation
+import SegSyncVocabulary
 
 /// Computes a ``Plan``: a pure function of (manifest, state, lockfile, observed files, now).
 /// No I/O, no clock; the same inputs always give the same plan.
@@ -61,21 +62,23 @@ public enum Planner {
         // Paths desired partitions will write: a recorded output at one of these (an old
         // partition with the same name, after a time zone change) is superseded, not pruned.
         var claimedPaths = Set<String>()
-        var desired: [String: [Desired]] = [:]
+        var desired: [String: [(partition: Partition, path: String)]] = [:]
         for export in manifest.exports {
-            let parameters = ExportParameters(export, in: manifest)
             desired[export.name] = try manifest.partitions(of: export, now: now).map { partition in
                 let path = Layout.relativePath(for: partition, export: export)
                 claimedPaths.insert(path)
-                return Desired(partition: partition, path: path, export: export, parameters: parameters)
+                return (partition, path)
             }
         }
         let recorded = Dictionary(grouping: recordedOutputs(state: state, lockfile: lockfile), by: \.key.export)
 
         var tally = Tally()
         for export in selected {
+            let parameters = ExportParameters(export, in: manifest)
             var matched = 0  // desired partitions with a recorded output
-            for item in desired[export.name] ?? [] {
+            for (partition, path) in desired[export.name] ?? [] {
+                // Made for the moment: an array of them would copy the export's settings 36,500 times.
+                let item = Desired(partition: partition, path: path, export: export, parameters: parameters)
                 tally.desiredKeys.insert(item.partition.key)
                 let record = state[item.partition.key]
                 let entry = record == nil ? lockIndex[item.partition.key] : nil

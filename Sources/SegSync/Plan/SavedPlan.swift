@@ -1,4 +1,5 @@
 import Foundation
+import SegSyncVocabulary
 
 /// A plan saved with `segsync plan --out FILE` and applied later with `segsync apply FILE`.
 ///

@@ -1,4 +1,5 @@
 import Foundation
+import SegSyncVocabulary
 
 /// What segsync knows about every partition it has touched, as read from a
 /// ``StateStore`` in one consistent snapshot.

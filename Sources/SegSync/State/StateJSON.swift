@@ -1,4 +1,5 @@
 import Foundation
+import SegSyncVocabulary
 
 /// The one JSON configuration for segsync's own documents: state as `segsync state pull`
 /// prints it, the lockfile, saved plans. Sorted keys and RFC 3339 instants, so the same

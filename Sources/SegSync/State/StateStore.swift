@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import SegSyncVocabulary
 
 /// Where segsync keeps state and takes the run lock.
 ///
@@ -92,7 +93,7 @@ public struct LockHolder: Sendable, Equatable, Codable {
     /// This process, running `command`.
     public static func current(command: String, now: Date = Date()) -> LockHolder {
         var name = [CChar](repeating: 0, count: 256)
-        let host = gethostname(&name, name.count) == 0 ? String(cString: name) : "unknown host"
+        let host = gethostname(&name, name.count) == 0 ? String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "unknown host"
         return LockHolder(host: host, pid: Int(getpid()), command: command, started: now)
     }
 

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SegSyncVocabulary
 
 /// The partitions a manifest desires at a given moment: closed ones only, inside each
 /// export's window. A pure function of (export, dialect, now).

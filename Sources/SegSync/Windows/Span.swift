@@ -1,4 +1,5 @@
 import Foundation
+import SegSyncVocabulary
 
 /// A length of time as a user writes it in the manifest: `15m`, `1h`, `1d`, `1w`, `1d12h`.
 ///

@@ -1,4 +1,5 @@
 import Foundation
+import SegSyncVocabulary
 
 /// How long each partition is: a divisor of a day, a calendar day, or an ISO week.
 public enum Cadence: Sendable, Hashable {

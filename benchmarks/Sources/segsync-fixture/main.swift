@@ -10,6 +10,7 @@
 import Foundation
 import SegSync
 import SegSyncStorage
+import SegSyncVocabulary
 
 let arguments = CommandLine.arguments
 let environment = ProcessInfo.processInfo.environment

@@ -126,7 +126,8 @@ public enum Timestamp {
         return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
     }
 
-    static func daysIn(month: Int, year: Int) -> Int {
+    /// Days in a month of the proleptic Gregorian calendar.
+    public static func daysIn(month: Int, year: Int) -> Int {
         switch month {
         case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
         case 4, 6, 9, 11: return 30
@@ -135,7 +136,8 @@ public enum Timestamp {
     }
 
     // Howard Hinnant's days_from_civil / civil_from_days.
-    static func days(fromCivil year: Int, _ month: Int, _ day: Int) -> Int64 {
+    /// Days since 1970-01-01 of a calendar date.
+    public static func days(fromCivil year: Int, _ month: Int, _ day: Int) -> Int64 {
         let y = Int64(month <= 2 ? year - 1 : year)
         let era = (y >= 0 ? y : y - 399) / 400
         let yoe = y - era * 400
@@ -145,7 +147,8 @@ public enum Timestamp {
         return era * 146_097 + doe - 719_468
     }
 
-    static func civil(fromDays days: Int64) -> (Int, Int, Int) {
+    /// The calendar date (year, month, day) of a day since 1970-01-01.
+    public static func civil(fromDays days: Int64) -> (Int, Int, Int) {
         let z = days + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let doe = z - era * 146_097

@@ -1,0 +1,184 @@
+import AsyncHTTPClient
+import Crypto
+import FileIO
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `Content-Range: bytes 100-199/200` (the total may be `*`).
+struct ContentRange: Equatable {
+    var start: Int64
+    var end: Int64
+    var total: Int64?
+
+    init?(_ header: String) {
+        let trimmed = header.trimmingCharacters(in: .whitespaces)
+        guard trimmed.lowercased().hasPrefix("bytes ") else { return nil }
+        let spec = trimmed.dropFirst(6)
+        let parts = spec.split(separator: "/", maxSplits: 1)
+        guard parts.count == 2 else { return nil }
+        let bounds = parts[0].split(separator: "-", maxSplits: 1)
+        guard bounds.count == 2, let start = Int64(bounds[0]), let end = Int64(bounds[1]), start <= end else {
+            return nil
+        }
+        self.start = start
+        self.end = end
+        self.total = parts[1] == "*" ? nil : Int64(parts[1])
+    }
+
+    /// The whole body's size after a resume at `received`: the range's total, else what
+    /// was received plus this answer's `Content-Length`. Header values are the server's
+    /// text: a sum that would overflow is unknown (nil), never a trap.
+    func total(resumedAt received: Int64, contentLength: Int64?) -> Int64? {
+        if let total { return total }
+        guard let contentLength else { return nil }
+        let (sum, overflow) = received.addingReportingOverflow(contentLength)
+        return overflow ? nil : sum
+    }
+}
+
+/// The `.partial` file a download streams into: writes, hashes and (optionally) gunzips
+/// each chunk as it comes, so nothing accumulates in memory.
+///
+/// Used from one task only.
+final class DownloadSink: @unchecked Sendable {
+    /// How much a download gathers before one trip to the thread pool writes it.
+    static let batchBytes = 1 << 20
+
+    let path: String
+    let shownURL: String
+    private let decompress: Bool
+    private var descriptor: Int32
+    private var hasher = SHA256()
+    private var written: Int64 = 0
+    private var inflater: GzipInflater?
+
+    init(path: String, decompress: Bool, shownURL: String) throws {
+        self.path = path
+        self.decompress = decompress
+        self.shownURL = shownURL
+        // The inflater first: if it cannot start, no descriptor or .partial is left behind.
+        inflater = decompress ? try GzipInflater(shownURL: shownURL) : nil
+        descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard descriptor >= 0 else {
+            throw FullStoryAPIError.fileSystem(path: path, reason: Self.errnoText())
+        }
+    }
+
+    deinit {
+        // Every path out of a download finishes or discards; this only guards a leak.
+        if descriptor >= 0 { close(descriptor) }
+    }
+
+    /// Writes `chunks` on NIO's thread pool for blocking work. One caller at a time: the
+    /// download that owns the sink awaits each write before the next.
+    func write(_ chunks: [ByteBuffer]) async throws {
+        try await NIOThreadPool.singleton.runIfActive {
+            for chunk in chunks { try self.write(chunk) }
+        }
+    }
+
+    func write(_ chunk: ByteBuffer) throws {
+        if let inflater {
+            try inflater.feed(chunk) { try self.writeToDisk($0) }
+        } else {
+            try writeToDisk(chunk)
+        }
+    }
+
+    /// Throws everything away and starts the file again from byte zero.
+    func restart() throws {
+        guard ftruncate(descriptor, 0) == 0, lseek(descriptor, 0, SEEK_SET) == 0 else {
+            throw FullStoryAPIError.fileSystem(path: path, reason: Self.errnoText())
+        }
+        hasher = SHA256()
+        written = 0
+        writebackFrom = 0
+        inflater = decompress ? try GzipInflater(shownURL: shownURL) : nil
+    }
+
+    /// Checks the gzip stream is complete, fsyncs and closes. The file stays `.partial`.
+    func finish() throws -> DownloadResult {
+        try inflater?.finish()
+        do {
+            try FileIO.sync(descriptor)
+        } catch let failure as FileIO.Failure where failure.code == ENOSPC || failure.code == EDQUOT {
+            throw FullStoryAPIError.diskFull(folder: (path as NSString).deletingLastPathComponent)
+        } catch {
+            throw FullStoryAPIError.fileSystem(path: path, reason: "\(error)")
+        }
+        close(descriptor)
+        descriptor = -1
+        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return DownloadResult(bytes: written, sha256: digest)
+    }
+
+    /// Closes (if open) and removes the `.partial`.
+    func discard() {
+        if descriptor >= 0 {
+            close(descriptor)
+            descriptor = -1
+        }
+        unlink(path)
+    }
+
+    /// Renames the finished `.partial` into place and fsyncs the folder, so the new name
+    /// survives a crash as well as the bytes do.
+    static func commit(_ partialPath: String, to finalPath: String) throws {
+        guard rename(partialPath, finalPath) == 0 else {
+            throw FullStoryAPIError.fileSystem(path: finalPath, reason: errnoText())
+        }
+        // Best effort: the bytes are already durable, and some file systems cannot fsync a folder.
+        try? FileIO.syncDirectory((finalPath as NSString).deletingLastPathComponent)
+    }
+
+    private func writeToDisk(_ buffer: ByteBuffer) throws {
+        try buffer.withUnsafeReadableBytes { bytes in
+            hasher.update(bufferPointer: bytes)
+            try writeRaw(bytes)
+        }
+    }
+
+    /// Writes bytes (hashed elsewhere) to the `.partial`.
+    private func writeRaw(_ bytes: UnsafeRawBufferPointer) throws {
+        do {
+            try FileIO.writeAll(descriptor, bytes)
+        } catch let failure as FileIO.Failure where failure.code == ENOSPC || failure.code == EDQUOT {
+            throw FullStoryAPIError.diskFull(folder: (path as NSString).deletingLastPathComponent)
+        } catch {
+            throw FullStoryAPIError.fileSystem(path: path, reason: "\(error)")
+        }
+        written += Int64(bytes.count)
+        if written - writebackFrom >= Self.writebackBytes { startWriteback() }
+    }
+
+    /// Bytes between two starts of writeback.
+    static let writebackBytes: Int64 = 8 << 20
+    /// Where the last writeback started; what came before it is on its way to the disk.
+    private var writebackFrom: Int64 = 0
+
+    /// Sends what was written so far on to the disk while the download goes on, so the
+    /// final fsync waits for the last few MiB instead of the whole file; pages already
+    /// written back are dropped from the cache (a big export does not evict everything
+    /// else). Linux starts writeback of a range for `POSIX_FADV_DONTNEED`; elsewhere this
+    /// is advice only, and the fsync does all the work as before.
+    private func startWriteback() {
+        let from = max(0, writebackFrom - Self.writebackBytes)
+        #if canImport(Glibc)
+        _ = posix_fadvise(descriptor, off_t(from), off_t(written - from), POSIX_FADV_DONTNEED)
+        #endif
+        writebackFrom = written
+    }
+
+    private static func errnoText() -> String {
+        FileIO.Failure(errno).description
+    }
+}
