@@ -77,6 +77,7 @@ public struct RetryPolicy: Sendable {
         case connectionLost
     }
 
+    /// What to do after a failed attempt.
     public enum Decision: Sendable, Hashable {
         case retry(after: Duration)
         case giveUp

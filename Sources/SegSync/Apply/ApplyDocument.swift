@@ -4,6 +4,7 @@ import SegSyncVocabulary
 /// `segsync apply --json`: what the run did, for machines. One document at the end (with
 /// `--json-events`, the last line, with `"event": "report"`).
 public struct ApplyDocument: Encodable, Sendable {
+    /// One partition worked on, with its outcome and, once downloaded, its file.
     public struct Partition: Encodable, Sendable {
         public var export: String
         public var partition: String
@@ -47,6 +48,7 @@ public struct ApplyDocument: Encodable, Sendable {
         case exportsCreated = "exports_created", prunesSkipped = "prunes_skipped", exitCode = "exit_code"
     }
 
+    /// A downloaded file: where, how big, and its SHA-256.
     public typealias File = (path: String, bytes: Int64, sha256: String)
 
     public init(plan: Plan, report: ApplyReport?, files: [PartitionKey: File], interrupted: Bool, exitCode: Int32, dryRun: Bool = false) {

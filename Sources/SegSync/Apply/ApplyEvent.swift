@@ -5,6 +5,7 @@ import SegSyncVocabulary
 /// renders events as aligned log lines, a moving progress display, or one JSON line each
 /// (`apply --json-events`).
 public struct ApplyEvent: Sendable, Equatable {
+    /// What happened, with what each kind needs to be told.
     public enum Kind: Sendable, Equatable {
         /// The API accepted a new export.
         case created(operationId: String, type: ExportType, format: ExportFormat)

@@ -2,12 +2,14 @@ import Foundation
 
 /// What an apply did.
 public struct ApplyReport: Sendable {
+    /// How one partition's work ended in this run.
     public enum Outcome: Sendable, Equatable {
         case done(String)
         case stillRunning
         case failed(String)
     }
 
+    /// A partition that failed, with the sentence that says why.
     public struct Failure: Sendable, Equatable {
         public var export: String
         public var label: String

@@ -8,6 +8,7 @@ import SegSyncVocabulary
 /// Partitions run with bounded concurrency; the API client's rate limiter paces them
 /// all. One partition's permanent failure never stops the others.
 public struct Executor: Sendable {
+    /// How much at once, how long to wait, and how often to try.
     public struct Options: Sendable {
         /// Downloads at once (the heavy part: bandwidth and disk).
         public var parallelism = 4

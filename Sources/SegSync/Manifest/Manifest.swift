@@ -30,6 +30,7 @@ public struct APISettings: Sendable, Hashable {
 
 /// The manifest's `state` block: where state lives and the run lock is taken.
 public struct StateSettings: Sendable, Hashable {
+    /// Which engine keeps the state.
     public enum Backend: String, Sendable, Hashable, CaseIterable {
         /// `.segsync/state.sqlite` beside the manifest.
         case sqlite

@@ -39,11 +39,13 @@ public enum PlanRenderer {
 
     /// The versioned machine-readable document (`plan --json`, `plan --out`).
     public struct Document: Codable, Sendable, Equatable {
+        /// The state a plan was made from (a saved plan is refused once it moved).
         public struct StateRef: Codable, Sendable, Equatable {
             public var lineage: String
             public var serial: Int
         }
 
+        /// One action as the document lists it.
         public struct Action: Codable, Sendable, Equatable {
             public var action: Plan.Kind
             public var export: String

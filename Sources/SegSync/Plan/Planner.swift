@@ -4,6 +4,7 @@ import SegSyncVocabulary
 /// Computes a ``Plan``: a pure function of (manifest, state, lockfile, observed files, now).
 /// No I/O, no clock; the same inputs always give the same plan.
 public enum Planner {
+    /// What the command line adds to a plan.
     public struct Options: Sendable, Equatable, Codable {
         /// Limit the plan to these exports (empty: all).
         public var targets: [String] = []

@@ -18,6 +18,7 @@ public struct SourceLocation: Sendable, Hashable, Comparable, CustomStringConver
 /// One problem found in a user's input, rendered compiler-style:
 /// `segsync.yaml:12:5: error: unknown key 'fromat' (did you mean 'format'?)`.
 public struct Diagnostic: Sendable, Hashable, CustomStringConvertible {
+    /// How bad: an error stops the command; a warning is reported and the command goes on.
     public enum Severity: String, Sendable, Hashable {
         case error
         case warning

@@ -7,6 +7,7 @@ public struct Paint: Sendable, Equatable {
 
     public static let none = Paint(enabled: false)
 
+    /// The SGR codes segsync uses.
     public enum Color: String, Sendable {
         case red = "31", green = "32", yellow = "33", blue = "34", cyan = "36", dim = "2", bold = "1"
     }

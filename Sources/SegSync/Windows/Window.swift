@@ -29,6 +29,7 @@ public enum Cadence: Sendable, Hashable {
 
 /// A manifest's `window`: the cadence, how far back, and how long data must settle.
 public struct WindowSpec: Sendable, Hashable {
+    /// How far back the window reaches.
     public enum Extent: Sendable, Hashable {
         /// A rolling length ending at the newest settled boundary.
         case last(Span)

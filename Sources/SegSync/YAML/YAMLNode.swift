@@ -3,15 +3,18 @@
 /// Scalars are kept as the text the user wrote; the manifest schema decides what a
 /// scalar means (`no` is a string where a string is expected, never a YAML 1.1 boolean).
 public struct YAMLNode: Sendable, Hashable {
+    /// How a scalar was written, which decides whether it may be read as a number or boolean.
     public enum Style: Sendable, Hashable {
         case plain, singleQuoted, doubleQuoted, literal, folded
     }
 
+    /// One key and its value in a mapping, both with their positions.
     public struct Pair: Sendable, Hashable {
         public var key: YAMLNode
         public var value: YAMLNode
     }
 
+    /// What the node is.
     public enum Kind: Sendable, Hashable {
         case scalar(String, Style)
         case mapping([Pair])

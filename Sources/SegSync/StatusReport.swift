@@ -1,119 +1,6 @@
 import Foundation
 import SegSyncVocabulary
 
-/// `segsync verify`: the output folder checked against `segsync.lock`, offline.
-public struct Verification: Sendable, Equatable {
-    public var checked: Int
-    public var missing: [String]
-    public var changed: [String: String]
-    public var unknown: [String]
-    /// Lines of `SHA256SUMS` that disagree with the lockfile.
-    public var checksumsFileProblems: [String]
-
-    public var ok: Bool { missing.isEmpty && changed.isEmpty && unknown.isEmpty && checksumsFileProblems.isEmpty }
-
-    public static func run(layout: Layout) throws -> Verification {
-        guard FileManager.default.fileExists(atPath: layout.lockfilePath) else {
-            throw SegSyncError("there is no \(Lockfile.fileName) at \(layout.lockfilePath), so there is nothing to verify against; run segsync apply first.")
-        }
-        let lockfile = try Lockfile.load(path: layout.lockfilePath)
-        var expected: [String: ExpectedFile] = [:]
-        for entry in lockfile.entries {
-            _ = try layout.absolutePath(ofOutput: entry.path)
-            expected[entry.path] = ExpectedFile(bytes: entry.bytes, sha256: entry.sha256)
-        }
-        let observed = ObservedFiles.scan(directory: layout.outputDirectory, expected: expected, depth: .full)
-        var result = Verification(checked: expected.count, missing: [], changed: [:], unknown: observed.unknownFiles + observed.partialFiles, checksumsFileProblems: [])
-        for (path, problem) in observed.problems {
-            if problem == .missing { result.missing.append(path) } else { result.changed[path] = problem.description }
-        }
-        result.missing.sort()
-        if let text = try? String(contentsOfFile: layout.checksumsPath, encoding: .utf8) {
-            let sums = try Checksums.parse(text)
-            for entry in lockfile.entries where sums[entry.path] != entry.sha256 {
-                result.checksumsFileProblems.append(sums[entry.path] == nil ? "\(entry.path) is not listed" : "\(entry.path) has another checksum")
-            }
-            for path in sums.keys where expected[path] == nil {
-                result.checksumsFileProblems.append("\(path) is listed but not in segsync.lock")
-            }
-            result.checksumsFileProblems.sort()
-        } else if !lockfile.entries.isEmpty {
-            result.checksumsFileProblems.append("\(Checksums.fileName) is missing")
-        }
-        return result
-    }
-
-    /// `segsync verify --sha256sums`: what `cd <output> && sha256sum -c SHA256SUMS` checks
-    /// (every listed file against its listed checksum, nothing else), from wherever the
-    /// user stands.
-    public static func sha256sums(layout: Layout) throws -> Verification {
-        guard let text = try? String(contentsOfFile: layout.checksumsPath, encoding: .utf8) else {
-            throw SegSyncError("there is no \(Checksums.fileName) at \(layout.checksumsPath), so there is nothing to check; run segsync apply first.")
-        }
-        let sums = try Checksums.parse(text)
-        var result = Verification(checked: sums.count, missing: [], changed: [:], unknown: [], checksumsFileProblems: [])
-        for (path, expected) in sums.sorted(by: { $0.key < $1.key }) {
-            do {
-                let absolute = try layout.absolutePath(ofOutput: path)
-                guard FileManager.default.fileExists(atPath: absolute) else {
-                    result.missing.append(path)
-                    continue
-                }
-                let actual = try FileDigest.sha256(ofFileAt: absolute).sha256
-                if actual != expected { result.changed[path] = "sha256 \(actual.prefix(12))…, listed \(expected.prefix(12))…" }
-            } catch {
-                result.changed[path] = "\(error)"
-            }
-        }
-        return result
-    }
-
-    /// `segsync verify --json`.
-    public struct Document: Encodable, Sendable {
-        public struct Changed: Encodable, Sendable {
-            public var path: String
-            public var problem: String
-        }
-
-        public var formatVersion = MachineJSON.formatVersion
-        public var ok: Bool
-        /// `segsync.lock` (the default) or `SHA256SUMS` (`--sha256sums`).
-        public var against: String
-        public var checked: Int
-        public var missing: [String]
-        public var changed: [Changed]
-        public var unknown: [String]
-        public var sha256sumsProblems: [String]
-
-        enum CodingKeys: String, CodingKey {
-            case ok, against, checked, missing, changed, unknown
-            case formatVersion = "format_version", sha256sumsProblems = "sha256sums_problems"
-        }
-    }
-
-    public func document(against: String) -> Document {
-        Document(ok: ok, against: against, checked: checked, missing: missing,
-                 changed: changed.keys.sorted().map { .init(path: $0, problem: changed[$0]!) },
-                 unknown: unknown, sha256sumsProblems: checksumsFileProblems)
-    }
-
-    public func rendered(outputDirectory: String, against: String = Lockfile.fileName, paint: Paint = .none) -> String {
-        var lines: [String] = []
-        for path in missing { lines.append(paint("missing ", .red) + " \(path)") }
-        for path in changed.keys.sorted() { lines.append(paint("changed ", .red) + " \(path)   \(changed[path]!)") }
-        for path in unknown { lines.append(paint("unknown ", .yellow) + " \(path)   not written by segsync") }
-        for problem in checksumsFileProblems { lines.append(paint("sums    ", .red) + " \(problem)") }
-        if ok {
-            lines.append(paint("OK:", .green) + " \(checked) file\(checked == 1 ? "" : "s") in \(outputDirectory) match \(against).")
-        } else {
-            let bad = missing.count + changed.count
-            let listed = against == Lockfile.fileName ? "recorded" : "listed"
-            lines.append(paint("FAILED:", .red) + " \(bad) of \(checked) \(listed) file\(checked == 1 ? "" : "s") missing or changed, \(unknown.count) unknown file\(unknown.count == 1 ? "" : "s")\(checksumsFileProblems.isEmpty ? "" : ", SHA256SUMS disagrees").")
-        }
-        return lines.joined(separator: "\n") + "\n"
-    }
-}
-
 /// `segsync status`: where every declared partition stands, from state alone.
 public struct StatusReport: Sendable, Equatable {
     /// One desired partition's standing: a cell of the coverage strip.
@@ -142,6 +29,7 @@ public struct StatusReport: Sendable, Equatable {
         }
     }
 
+    /// One export's counts: partitions desired, and how many are in each status.
     public struct Row: Sendable, Equatable {
         public var export: String
         public var desired = 0
@@ -160,6 +48,7 @@ public struct StatusReport: Sendable, Equatable {
         public var period = 1
     }
 
+    /// An operation still running, as state last recorded it.
     public struct Running: Sendable, Equatable {
         public var export: String
         public var label: String
@@ -290,7 +179,9 @@ public struct StatusReport: Sendable, Equatable {
 
     /// `segsync status --json`.
     public struct Document: Encodable, Sendable {
+        /// One export: its counts and one cell per desired partition.
         public struct Export: Encodable, Sendable {
+            /// One desired partition and its status.
             public struct PartitionCell: Encodable, Sendable {
                 public var partition: String
                 public var start: String
@@ -302,6 +193,7 @@ public struct StatusReport: Sendable, Equatable {
             public var partitions: [PartitionCell]
         }
 
+        /// A running operation, as in the text's list (all of them, not the first ten).
         public struct Operation: Encodable, Sendable {
             public var export: String
             public var partition: String
