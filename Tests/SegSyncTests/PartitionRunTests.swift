@@ -21,6 +21,8 @@ final class ScriptedExports: ExportService, @unchecked Sendable {
     private var answers: [String: [Answer]]
     private var log: [String] = []
     private var hanging = false
+    /// Yields after every call, every hang and every event: tests wait on it, not on time.
+    let (changes, changed) = AsyncStream<Void>.makeStream()
 
     init(create: [Answer] = [], poll: [Answer] = [], link: [Answer] = [], download: [Answer] = []) {
         answers = ["create": create, "poll": poll, "link": link, "download": download]
@@ -34,12 +36,17 @@ final class ScriptedExports: ExportService, @unchecked Sendable {
             log.append("\(kind) \(detail)")
             return answers[kind]?.isEmpty == false ? answers[kind]!.removeFirst() : nil
         }
+        changed.yield()
         switch answer {
         case .error(let error): throw error
         case .hang:
             lock.withLock { hanging = true }
-            try await Task.sleep(for: .seconds(3600))
-            throw SegSyncError("a hang was not cancelled")
+            changed.yield()
+            // Waits for the task's cancellation: a stream nobody feeds ends only then.
+            let (never, feed) = AsyncStream<Void>.makeStream()
+            for await _ in never {}
+            withExtendedLifetime(feed) {}
+            throw CancellationError()
         case .operation, .file: return answer!
         case nil: throw SegSyncError("no scripted answer for \(kind) \(detail)")
         }
@@ -125,7 +132,7 @@ final class ScriptedExports: ExportService, @unchecked Sendable {
             writer = StateWriter(state: state, lockfile: Lockfile(), store: store, layout: layout)
             var options = Executor.Options(maxAttempts: maxAttempts, pollInterval: .milliseconds(1), maxPollInterval: .milliseconds(4))
             options.maxLinkRefreshes = 1
-            let events = Box()
+            let events = Box(notify: client.changed)
             let executor = Executor(manifest: manifest, layout: layout, client: client, options: options,
                                     events: { event in events.append(event.kind) })
             run = PartitionRun(executor: executor, writer: writer, action: action, deadline: deadline,
@@ -147,7 +154,12 @@ final class ScriptedExports: ExportService, @unchecked Sendable {
     final class Box: @unchecked Sendable {
         private let lock = NSLock()
         private var kinds: [ApplyEvent.Kind] = []
-        func append(_ kind: ApplyEvent.Kind) { lock.withLock { kinds.append(kind) } }
+        private let notify: AsyncStream<Void>.Continuation
+        init(notify: AsyncStream<Void>.Continuation) { self.notify = notify }
+        func append(_ kind: ApplyEvent.Kind) {
+            lock.withLock { kinds.append(kind) }
+            notify.yield()
+        }
         var names: [String] { lock.withLock { kinds.map { ApplyEvent(key: nil, label: "", kind: $0, time: Date()).name } } }
     }
 
@@ -291,12 +303,24 @@ final class ScriptedExports: ExportService, @unchecked Sendable {
 
     // MARK: Cancellation in every state that waits
 
-    /// Runs the partition until the client hangs (or `hold` says it waits), cancels it,
-    /// and returns the outcome.
+    /// Runs the partition until `waiting` says it is in the state to cancel in (checked
+    /// after every call, hang and event the client sees), cancels it, and returns the outcome.
     func cancelled(_ harness: Harness, _ client: ScriptedExports, waiting: @escaping @Sendable () async -> Bool) async throws -> ApplyReport.Outcome {
-        let task = Task { await harness.run.execute() }
-        for _ in 0..<2000 where !(await waiting()) { try await Task.sleep(for: .milliseconds(5)) }
-        #expect(await waiting(), "the run never reached the state to cancel in")
+        let ended = Counter()
+        let task = Task {
+            let outcome = await harness.run.execute()
+            ended.increment()
+            client.changed.yield()  // a run that ended early wakes the wait below
+            return outcome
+        }
+        var reached = await waiting()
+        if !reached {
+            for await _ in client.changes {
+                reached = await waiting()
+                if reached || ended.value > 0 { break }
+            }
+        }
+        #expect(reached, "the run never reached the state to cancel in")
         task.cancel()
         return await task.value
     }
