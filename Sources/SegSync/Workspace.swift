@@ -92,23 +92,18 @@ public struct Workspace: Sendable {
     }
 
     public func snapshot(depth: ObservedFiles.Depth = .quick) async throws -> Snapshot {
-        // The folder is listed on another thread while state loads (both mostly wait on
-        // the kernel); the run lock keeps other segsync runs from changing either.
+        // Listed after state loads, on this thread: listing beside the load saved about
+        // a tenth of a second on 36,500 files, but a second malloc arena made the plan's
+        // peak memory vary by 30 MB from run to run.
         let directory = layout.outputDirectory
-        let listing = Task.detached { ObservedFiles.list(directory) }
-        let state: State
-        do {
-            state = try await store.load()
-        } catch {
-            _ = await listing.value
-            throw error
-        }
+        let state = try await store.load()
+        let listing = ObservedFiles.list(directory, capacity: state.partitions.count)
         // --checksum trusts nothing it has not read.
         let vouched = depth == .quick ? try await LockfileMark.vouches(for: state, layout: layout, in: store) : false
         let source: Snapshot.LockfileSource = vouched ? .derived(state) : .read(try Lockfile.load(path: layout.lockfilePath))
         var snapshot = Snapshot(state: state, source: source, observed: ObservedFiles())
         snapshot.observed = ObservedFiles.scan(
-            directory: directory, listing: await listing.value,
+            directory: directory, listing: listing,
             expected: Planner.expectedFiles(state: state, lockfile: snapshot.lockfileForPlanning),
             depth: depth)
         return snapshot
