@@ -99,8 +99,10 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(
-            name: "segsync",
+        // The commands, and the context they run in: the executable's whole body, and
+        // what the end-to-end tests run in-process.
+        .target(
+            name: "SegSyncCLI",
             dependencies: [
                 "SegSync",
                 "SegSyncStorage",
@@ -112,6 +114,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(name: "segsync", dependencies: ["SegSyncCLI"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "segsync-emulator",
             dependencies: [
@@ -168,7 +171,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["SegSync", "SegSyncVocabulary", "TestSupport"],
+            dependencies: ["SegSync", "SegSyncCLI", "SegSyncVocabulary", "TestSupport"],
             // Read by HelpTests from the source tree, not bundled.
             exclude: ["Snapshots"],
             swiftSettings: swiftSettings

@@ -28,11 +28,12 @@ extension Workspace {
     /// endpoint is the one `environment` makes effective
     /// (``Manifest/resolvingEndpoint(environment:)``). State an earlier build left in
     /// `.segsync/state.json` is imported first (``LegacyImport``).
-    public static func open(manifestPath: String, command: String, lockTimeout: Duration = .zero, now: Date = Date(),
-                            environment: [String: String] = ProcessInfo.processInfo.environment,
+    /// A relative `manifestPath` is below `directory` (the process's working directory when nil).
+    public static func open(manifestPath: String, in directory: String? = nil, command: String, lockTimeout: Duration = .zero,
+                            now: Date = Date(), environment: [String: String] = ProcessInfo.processInfo.environment,
                             waiting: @escaping @Sendable (String) -> Void = { _ in }) async throws -> Workspace {
-        let manifest = try ManifestLoader.load(path: manifestPath).resolvingEndpoint(environment: environment)
-        let layout = Layout(manifestPath: manifestPath, output: manifest.output)
+        let manifest = try ManifestLoader.load(path: manifestPath, in: directory).resolvingEndpoint(environment: environment)
+        let layout = Layout(manifestPath: manifestPath, output: manifest.output, workingDirectory: directory)
         let store = try await StateBackend.open(manifest, layout: layout, environment: environment)
         do {
             let name = store.name
@@ -78,9 +79,10 @@ extension StateBackend {
     /// The state of the manifest at `manifestPath`, read without the run lock (for
     /// `status` and `state list|show|pull`: they can watch a run). An earlier build's
     /// `state.json` not yet imported is read in its place.
-    public static func read(manifestPath: String, environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> (Manifest, Layout, State) {
-        let manifest = try ManifestLoader.load(path: manifestPath).resolvingEndpoint(environment: environment)
-        let layout = Layout(manifestPath: manifestPath, output: manifest.output)
+    public static func read(manifestPath: String, in directory: String? = nil,
+                            environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> (Manifest, Layout, State) {
+        let manifest = try ManifestLoader.load(path: manifestPath, in: directory).resolvingEndpoint(environment: environment)
+        let layout = Layout(manifestPath: manifestPath, output: manifest.output, workingDirectory: directory)
         let store = try await open(manifest, layout: layout, environment: environment)
         let state: State
         do {

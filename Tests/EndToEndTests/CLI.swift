@@ -1,23 +1,31 @@
 import Foundation
 import SegSync
+import SegSyncCLI
 import Testing
 
-/// Runs the built `segsync` executable, as a user would.
+/// Runs segsync commands as a user would: in-process through ``SegSyncCLI`` with a
+/// context of their own (a folder, an environment, captured output), or as the built
+/// executable. `SEGSYNC_TEST_EXECUTABLE=1` sends every command through the executable.
 enum CLI {
     /// The folder holding the built executables: next to the test bundle, or
     /// `$SEGSYNC_BIN_DIR` when the build lives elsewhere.
     static let binDirectory: String = {
-        if let dir = ProcessInfo.processInfo.environment["SEGSYNC_BIN_DIR"] { return dir }
+        let here = FileManager.default.currentDirectoryPath
+        func absolute(_ path: String) -> String { ((path.hasPrefix("/") ? path : here + "/" + path) as NSString).standardizingPath }
+        if let dir = ProcessInfo.processInfo.environment["SEGSYNC_BIN_DIR"] { return absolute(dir) }
         let candidates = [
             (CommandLine.arguments[0] as NSString).deletingLastPathComponent,
             Bundle.main.bundlePath,
             ((#filePath as NSString).deletingLastPathComponent as NSString).appendingPathComponent("../../.build/debug"),
         ]
         for candidate in candidates where FileManager.default.isExecutableFile(atPath: candidate + "/segsync") {
-            return candidate
+            return absolute(candidate)
         }
-        return candidates.last!
+        return absolute(candidates.last!)
     }()
+
+    /// Every command through the built executable, not in-process.
+    static let alwaysExecutable = ProcessInfo.processInfo.environment["SEGSYNC_TEST_EXECUTABLE"] == "1"
 
     struct Result {
         var status: Int32
@@ -25,30 +33,59 @@ enum CLI {
         var stderr: String
     }
 
-    /// Runs `segsync args…` in `directory` and waits for it.
-    static func run(_ arguments: [String], in directory: String, environment: [String: String] = [:], executable: String = "segsync") throws -> Result {
+    /// Runs `segsync args…` in `directory`: in-process, unless another executable is named
+    /// or ``alwaysExecutable``.
+    static func run(_ arguments: [String], in directory: String, environment: [String: String] = [:],
+                    executable: String = "segsync") async throws -> Result {
+        guard executable == "segsync", !alwaysExecutable else {
+            return try await exec(arguments, in: directory, environment: environment, executable: executable)
+        }
+        let out = TextBuffer(), err = TextBuffer()
+        let context = CommandContext(environment: childEnvironment(environment), directory: directory,
+                                     standardOutput: out.stream, standardError: err.stream)
+        let status = await SegSyncCLI.run(arguments, in: context)
+        return Result(status: status, stdout: out.text, stderr: err.text)
+    }
+
+    /// Runs the built executable `args…` in `directory` and waits for it, without holding
+    /// a thread of the cooperative pool.
+    static func exec(_ arguments: [String], in directory: String, environment: [String: String] = [:],
+                     executable: String = "segsync") async throws -> Result {
         let process = try start(arguments, in: directory, environment: environment, executable: executable)
         // Both pipes are drained at once: reading one to its end first would deadlock a
         // child that fills the other.
-        let err = Drain(process.stderr.fileHandleForReading)
-        let out = process.stdout.fileHandleForReading.readDataToEndOfFile()
-        process.process.waitUntilExit()
-        return Result(status: process.process.terminationStatus,
-                      stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err.wait(), as: UTF8.self))
+        let out = Drain(process.stdout.fileHandleForReading), err = Drain(process.stderr.fileHandleForReading)
+        let status = await process.exit()
+        return Result(status: status, stdout: String(decoding: await out.end(), as: UTF8.self),
+                      stderr: String(decoding: await err.end(), as: UTF8.self))
+    }
+
+    /// Runs a system tool (`sha256sum`, `chattr`) and returns its exit status, without
+    /// holding a thread of the cooperative pool.
+    static func system(_ tool: String, _ arguments: [String], in directory: String? = nil, quiet: Bool = false) async throws -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        if quiet { process.standardError = FileHandle.nullDevice }
+        let exited = Exited()
+        process.terminationHandler = { exited.finish($0.terminationStatus) }
+        try process.run()
+        return await exited.status()
     }
 
     /// The folder's state, as `segsync state pull` prints it.
-    static func state(_ directory: String, environment: [String: String] = [:]) throws -> State {
-        let result = try run(["state", "pull"], in: directory, environment: environment)
+    static func state(_ directory: String, environment: [String: String] = [:]) async throws -> State {
+        let result = try await run(["state", "pull"], in: directory, environment: environment)
         guard result.status == 0 else { throw SegSyncError("segsync state pull failed: \(result.stderr)") }
         return try StateJSON.decodeState(Data(result.stdout.utf8), source: "segsync state pull")
     }
 
     /// Replaces the folder's state with `segsync state push --force`.
-    static func push(_ state: State, to directory: String, environment: [String: String] = [:]) throws {
+    static func push(_ state: State, to directory: String, environment: [String: String] = [:]) async throws {
         let file = directory + "/.segsync/pushed-state.json"
         try StateJSON.encoder.encode(state).write(to: URL(fileURLWithPath: file))
-        let result = try run(["state", "push", "--force", file], in: directory, environment: environment)
+        let result = try await run(["state", "push", "--force", file], in: directory, environment: environment)
         try? FileManager.default.removeItem(atPath: file)
         guard result.status == 0 else { throw SegSyncError("segsync state push failed: \(result.stderr)") }
     }
@@ -73,40 +110,70 @@ enum CLI {
         /// What the pipe has carried so far.
         var text: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
 
-        func wait() -> Data {
-            done.wait()
+        /// Everything the pipe carried, once it is closed (waited for off the cooperative pool).
+        func end() async -> Data {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                Thread.detachNewThread { [done] in
+                    done.wait()
+                    done.signal()  // for a second caller
+                    continuation.resume()
+                }
+            }
             return lock.withLock { data }
         }
     }
 
+    /// A started child process.
     struct Running {
         var process: Process
         var stdout: Pipe
         var stderr: Pipe
+        let exited: Exited
+
+        /// Its exit status, once it has exited.
+        func exit() async -> Int32 { await exited.status() }
     }
 
-    /// Runs `segsync args…` with its output discarded and returns its exit status and its
-    /// peak resident memory in KiB (`wait4`'s `ru_maxrss`, this child's alone, so tests
-    /// running alongside do not count).
-    static func peakMemory(_ arguments: [String], executable: String = "segsync") throws -> (status: Int32, kibibytes: Int) {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        for descriptor: Int32 in [0, 1, 2] {
-            posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", descriptor == 0 ? O_RDONLY : O_WRONLY, 0)
+    /// A child's exit, awaited by any number of tasks.
+    final class Exited: @unchecked Sendable {
+        private let lock = NSLock()
+        private var code: Int32?
+        private var waiting: [CheckedContinuation<Int32, Never>] = []
+
+        func finish(_ status: Int32) {
+            let resumed = lock.withLock {
+                code = status
+                defer { waiting = [] }
+                return waiting
+            }
+            for continuation in resumed { continuation.resume(returning: status) }
         }
-        let argv = ([binDirectory + "/" + executable] + arguments).map { strdup($0) } + [nil]
-        let envp = childEnvironment([:]).map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for pointer in argv + envp { free(pointer) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, argv[0]!, &actions, nil, argv, envp)
-        guard spawned == 0 else { throw SegSyncError("cannot start \(executable): \(String(cString: strerror(spawned))).") }
-        var status: Int32 = 0
-        var usage = rusage()
-        while wait4(pid, &status, 0, &usage) < 0 {
-            guard errno == EINTR else { throw SegSyncError("wait4: \(String(cString: strerror(errno))).") }
+
+        func status() async -> Int32 {
+            await withCheckedContinuation { continuation in
+                let known: Int32? = lock.withLock {
+                    if let code { return code }
+                    waiting.append(continuation)
+                    return nil
+                }
+                if let known { continuation.resume(returning: known) }
+            }
         }
-        return ((status >> 8) & 0xff, usage.ru_maxrss)
+    }
+
+    /// Runs the built `segsync args…` with its output discarded and returns its exit
+    /// status and its peak resident memory in KiB: `wait4`'s `ru_maxrss` of that child
+    /// alone, so tests running alongside do not count. `segsync-fixture --peak-memory`
+    /// spawns it: spawned from this (large) process, Linux would report this process's
+    /// high-water mark for the child.
+    static func peakMemory(_ arguments: [String], executable: String = "segsync") async throws -> (status: Int32, kibibytes: Int) {
+        let run = try await exec(["--peak-memory", binDirectory + "/" + executable] + arguments,
+                                 in: NSTemporaryDirectory(), executable: "segsync-fixture")
+        let fields = run.stdout.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        guard run.status == 0, fields.count == 2 else {
+            throw SegSyncError("segsync-fixture --peak-memory failed (\(run.status)): \(run.stdout)\(run.stderr)")
+        }
+        return (Int32(fields[0]), fields[1])
     }
 
     /// The test process's environment without what would change what the executable
@@ -130,18 +197,20 @@ enum CLI {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
+        let exited = Exited()
+        process.terminationHandler = { exited.finish($0.terminationStatus) }
         try process.run()
-        return Running(process: process, stdout: out, stderr: err)
+        return Running(process: process, stdout: out, stderr: err, exited: exited)
     }
 }
 
 /// Waits for something another process makes happen, checking every 50 ms. `timeout`
 /// only bounds a test whose event never comes; nothing asserts how long it took.
-func waitUntil(timeout: TimeInterval = 60, _ happened: () -> Bool) -> Bool {
+func waitUntil(timeout: TimeInterval = 60, _ happened: () async -> Bool) async -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
-    while !happened() {
+    while await !happened() {
         guard Date() < deadline else { return false }
-        Thread.sleep(forTimeInterval: 0.05)
+        try? await Task.sleep(for: .milliseconds(50))
     }
     return true
 }

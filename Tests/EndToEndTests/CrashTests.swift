@@ -53,7 +53,7 @@ extension EndToEnd {
 
         @Test("killed or interrupted at any instant, apply converges: files verified, no leftovers, no key, no duplicate after an interrupt",
               arguments: [SIGINT, SIGKILL], ["sqlite", "postgres"])
-        func crashAndConverge(signal: Int32, engine: String) throws {
+        func crashAndConverge(signal: Int32, engine: String) async throws {
             var database: String?
             if engine == "postgres" {
                 guard let url = TestDatabase.urlOrSkip("crash suite on PostgreSQL") else { return }
@@ -63,7 +63,7 @@ extension EndToEnd {
             var rounds: [Round] = []
             for round in 0..<Self.rounds {
                 let instant = Int(random.next() % 2_500)
-                let result = try run(round: round, signal: signal, instant: instant, emulatorSeed: random.next(), database: database)
+                let result = try await run(round: round, signal: signal, instant: instant, emulatorSeed: random.next(), database: database)
                 print("crash suite (\(signal == SIGKILL ? "SIGKILL" : "SIGINT"), \(engine)): \(result)")
                 rounds.append(result)
                 if signal == SIGINT {
@@ -79,7 +79,7 @@ extension EndToEnd {
         }
 
         /// One round; with `database`, state lives in a PostgreSQL workspace of its own.
-        func run(round: Int, signal: Int32, instant: Int, emulatorSeed: UInt64, database: String?) throws -> Round {
+        func run(round: Int, signal: Int32, instant: Int, emulatorSeed: UInt64, database: String?) async throws -> Round {
             let folder = try TemporaryFolder()
             let workspace = TestDatabase.uniqueWorkspace("crash")
             try folder.write("segsync.yaml", database == nil ? Self.manifest : Self.manifest.replacingOccurrences(
@@ -89,31 +89,25 @@ extension EndToEnd {
             let now = ApplyTests.now
             let victim = try CLI.start(["apply", "--now", now, "--poll-interval", "0.1"], in: folder.path, environment: environment)
             let drain = CLI.Drain(victim.stdout.fileHandleForReading), drainErrors = CLI.Drain(victim.stderr.fileHandleForReading)
-            Thread.sleep(forTimeInterval: Double(instant) / 1000)
+            try await Task.sleep(for: .seconds(Double(instant) / 1000))
             kill(victim.process.processIdentifier, signal)
-            victim.process.waitUntilExit()
-            _ = (drain.wait(), drainErrors.wait())
+            _ = await victim.exit()
+            _ = (await drain.end(), await drainErrors.end())
             let exitStatus = victim.process.terminationStatus
 
             var runs = 0
             var last = CLI.Result(status: -1, stdout: "", stderr: "")
             while runs < 8 {
                 runs += 1
-                last = try CLI.run(["apply", "--now", now, "--poll-interval", "0.1", "--retry-failed"], in: folder.path,
+                last = try await CLI.run(["apply", "--now", now, "--poll-interval", "0.1", "--retry-failed"], in: folder.path,
                                    environment: environment)
                 if last.status == 0 { break }
             }
             #expect(last.status == 0, "round \(round) (signal at \(instant) ms) did not converge: \(last.stdout)\(last.stderr)")
 
             // Every file verified, by segsync and by sha256sum.
-            #expect(try CLI.run(["verify"], in: folder.path, environment: environment).status == 0)
-            let sums = Process()
-            sums.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            sums.arguments = ["sha256sum", "--quiet", "--strict", "-c", "SHA256SUMS"]
-            sums.currentDirectoryURL = URL(fileURLWithPath: folder.path + "/exports")
-            try sums.run()
-            sums.waitUntilExit()
-            #expect(sums.terminationStatus == 0)
+            #expect(try await CLI.run(["verify"], in: folder.path, environment: environment).status == 0)
+            #expect(try await CLI.system("/usr/bin/env", ["sha256sum", "--quiet", "--strict", "-c", "SHA256SUMS"], in: folder.path + "/exports") == 0)
             #expect(try Lockfile.load(path: folder.path + "/segsync.lock").entries.count == Self.partitions)
 
             // No leftovers of interrupted writes, and the key nowhere in what segsync wrote.
@@ -127,7 +121,7 @@ extension EndToEnd {
             }
             let lockfile = try #require(folder.read("segsync.lock"))
             #expect(!lockfile.contains(EmulatorProcess.key))
-            let pulled = try CLI.run(["state", "pull"], in: folder.path, environment: environment)
+            let pulled = try await CLI.run(["state", "pull"], in: folder.path, environment: environment)
             #expect(pulled.status == 0 && !pulled.stdout.contains(EmulatorProcess.key))
 
             let failed = emulator.all("createExport").filter { $0.contains("\"status\":200") && $0.contains("\"fault\":\"fail\"") }.count

@@ -25,12 +25,12 @@ extension EndToEnd {
             process.arguments = arguments
             process.standardError = FileHandle.nullDevice
             guard (try? process.run()) != nil else { return -1 }
-            process.waitUntilExit()
+            process.waitUntilExit()  // mount and umount: a moment (and defer cannot await)
             return process.terminationStatus
         }
 
         @Test("a full disk fails apply with one clear error, writes nothing half under a final name, and the next run with space converges")
-        func fullDisk() throws {
+        func fullDisk() async throws {
             let folder = try TemporaryFolder()
             let root = folder.path + "/tiny"
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -45,7 +45,7 @@ extension EndToEnd {
             let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2", "--rows-per-hour", "30"])
             let now = ApplyTests.now
 
-            let full = try CLI.run(["apply", "-f", manifestPath, "--now", now, "--poll-interval", "0.1", "--max-in-flight", "1"],
+            let full = try await CLI.run(["apply", "-f", manifestPath, "--now", now, "--poll-interval", "0.1", "--max-in-flight", "1"],
                                    in: folder.path, environment: emulator.environment)
             #expect(full.status == 1, "\(full.stdout)\(full.stderr)")
             let sentence = "The disk holding \(root)/exports is full; free some space and run apply again"
@@ -56,10 +56,10 @@ extension EndToEnd {
             // Nothing half-written under a final name: no leftovers, every recorded file intact.
             let names = FileManager.default.enumerator(atPath: root + "/exports")?.compactMap { $0 as? String } ?? []
             #expect(names.allSatisfy { !$0.hasSuffix(".partial") && !AtomicFile.isTemporary($0) }, "\(names)")
-            let verify = try CLI.run(["verify", "-f", manifestPath], in: folder.path)
+            let verify = try await CLI.run(["verify", "-f", manifestPath], in: folder.path)
             #expect(!verify.stdout.contains("changed") && !verify.stdout.contains("missing"), "\(verify.stdout)")
             // State is readable, and knows the finished operations.
-            let plan = try CLI.run(["plan", "-f", manifestPath, "--offline", "--now", now], in: folder.path, environment: emulator.environment)
+            let plan = try await CLI.run(["plan", "-f", manifestPath, "--offline", "--now", now], in: folder.path, environment: emulator.environment)
             #expect(plan.status == 0, "\(plan.stdout)\(plan.stderr)")
             #expect(plan.stdout.contains("↓ download"), "\(plan.stdout)")
             #expect(!plan.stdout.contains("+ create"), "\(plan.stdout)")
@@ -67,12 +67,12 @@ extension EndToEnd {
             // With space, the next run converges without exporting anything again.
             #expect(system("/bin/mount", ["-o", "remount,size=16m", root]) == 0)
             let creates = emulator.creates
-            let resumed = try CLI.run(["apply", "-f", manifestPath, "--now", now, "--poll-interval", "0.1"], in: folder.path,
+            let resumed = try await CLI.run(["apply", "-f", manifestPath, "--now", now, "--poll-interval", "0.1"], in: folder.path,
                                       environment: emulator.environment)
             #expect(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
             #expect(emulator.creates == creates)
             #expect(creates == 6)
-            #expect(try CLI.run(["verify", "-f", manifestPath], in: folder.path).status == 0)
+            #expect(try await CLI.run(["verify", "-f", manifestPath], in: folder.path).status == 0)
         }
     }
 }

@@ -1,7 +1,8 @@
 import Testing
 
-/// Every suite that drives the built executables, one test at a time. Such a test blocks
-/// its thread while a child process runs (`waitUntilExit`, pipe reads); several at once
-/// would take every thread of the cooperative pool on a 2-core machine and starve the
-/// in-process async tests running beside them.
-@Suite(.serialized) enum EndToEnd {}
+/// Every suite that drives segsync end to end: commands run in-process (``CLI/run``) or
+/// as the built executable, against emulators started as processes. Each suite runs its
+/// tests one at a time; the suites run beside each other and beside the in-process
+/// suites. No test holds a thread of the cooperative pool while a child runs: children
+/// are awaited (``CLI/Running/exit()``, ``CLI/Drain/end()``, ``waitUntil(timeout:_:)``).
+enum EndToEnd {}

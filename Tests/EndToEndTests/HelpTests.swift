@@ -15,15 +15,15 @@ extension EndToEnd {
         static let snapshots = (#filePath as NSString).deletingLastPathComponent + "/Snapshots/help"
         static let readme = ((#filePath as NSString).deletingLastPathComponent as NSString).appendingPathComponent("../../README.md")
 
-        static func help(_ command: [String]) throws -> String {
-            let result = try CLI.run(command + ["--help"], in: NSTemporaryDirectory(), environment: ["COLUMNS": "100"])
+        static func help(_ command: [String]) async throws -> String {
+            let result = try await CLI.run(command + ["--help"], in: NSTemporaryDirectory(), environment: ["COLUMNS": "100"])
             #expect(result.status == 0, "segsync \(command.joined(separator: " ")) --help: \(result.stderr)")
             return result.stdout
         }
 
         @Test("every command's --help matches its snapshot", arguments: commands)
-        func snapshot(_ command: [String]) throws {
-            let text = try Self.help(command)
+        func snapshot(_ command: [String]) async throws {
+            let text = try await Self.help(command)
             let file = Self.snapshots + "/" + (command.isEmpty ? "segsync" : command.joined(separator: "-")) + ".txt"
             if ProcessInfo.processInfo.environment["SEGSYNC_UPDATE_SNAPSHOTS"] == "1" {
                 try text.write(toFile: file, atomically: true, encoding: .utf8)
@@ -34,14 +34,14 @@ extension EndToEnd {
         }
 
         @Test("every command and every flag in --help is documented in the README; every command has examples")
-        func readmeCoversHelp() throws {
+        func readmeCoversHelp() async throws {
             let readme = try String(contentsOfFile: Self.readme, encoding: .utf8)
             var undocumented: [String] = []
             var withoutExamples: [String] = []
             for command in Self.commands where !command.isEmpty {
                 let name = "segsync " + command.joined(separator: " ")
                 if !readme.contains(name) { undocumented.append(name) }
-                let text = try Self.help(command)
+                let text = try await Self.help(command)
                 let flags = Set(text.matches(of: /--[a-z][a-z0-9-]+/).map { String($0.output) }).subtracting(["--help", "--version"])
                 undocumented += flags.filter { !readme.contains($0) }.sorted().map { "\($0) of \(name)" }
                 undocumented += Help.variables.filter { text.contains($0) && !readme.contains($0) }.map { "\($0) in \(name)" }

@@ -36,12 +36,12 @@ extension EndToEnd {
                 ["apply", "--now", PostgresTests.now, "--poll-interval", "0.1"] + extra
             }
 
-            func start(_ folder: TemporaryFolder, _ extra: [String] = []) throws -> CLI.Running {
+            func start(_ folder: TemporaryFolder, _ extra: [String] = []) async throws -> CLI.Running {
                 try CLI.start(arguments(extra), in: folder.path, environment: environment)
             }
 
-            func run(_ folder: TemporaryFolder, _ extra: [String] = []) throws -> CLI.Result {
-                try CLI.run(arguments(extra), in: folder.path, environment: environment)
+            func run(_ folder: TemporaryFolder, _ extra: [String] = []) async throws -> CLI.Result {
+                try await CLI.run(arguments(extra), in: folder.path, environment: environment)
             }
 
             func sql(_ text: String) -> String {
@@ -54,76 +54,78 @@ extension EndToEnd {
             }
         }
 
-        static func finish(_ running: CLI.Running) -> CLI.Result {
-            let err = CLI.Drain(running.stderr.fileHandleForReading)
-            let out = running.stdout.fileHandleForReading.readDataToEndOfFile()
-            running.process.waitUntilExit()
-            return CLI.Result(status: running.process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
-                              stderr: String(decoding: err.wait(), as: UTF8.self))
+        static func finish(_ running: CLI.Running) async -> CLI.Result {
+            let err = CLI.Drain(running.stderr.fileHandleForReading), out = CLI.Drain(running.stdout.fileHandleForReading)
+            _ = await running.exit()
+            return CLI.Result(status: running.process.terminationStatus, stdout: String(decoding: await out.end(), as: UTF8.self),
+                              stderr: String(decoding: await err.end(), as: UTF8.self))
         }
 
         @Test("two runners, one workspace: the second fails at once naming the holder, or waits, then downloads with 0 new creates")
-        func twoRunners() throws {
+        func twoRunners() async throws {
             guard let url = TestDatabase.urlOrSkip("twoRunners") else { return }
-            let runners = try Runners(url: url, operationSeconds: 1.5)
-            let first = try runners.start(runners.a)
-            #expect(waitUntil { runners.recordedOperations == 7 })
+            // Operations long enough that the first runner still holds the lock when the
+            // second starts, however loaded the machine is.
+            let runners = try Runners(url: url, operationSeconds: 8)
+            let first = try await runners.start(runners.a)
+            #expect(await waitUntil { runners.recordedOperations == 7 })
 
-            let refused = try runners.run(runners.b)
+            let refused = try await runners.run(runners.b)
             #expect(refused.status == 1)
             #expect(refused.stderr.contains("another segsync run has the lock on the PostgreSQL state (workspace '\(runners.workspace)' at postgres://"), "\(refused.stderr)")
             #expect(refused.stderr.contains("held by pid \(first.process.processIdentifier) on "), "\(refused.stderr)")
             #expect(refused.stderr.contains(", 'segsync apply', started "))
 
-            let waiting = try runners.start(runners.b, ["--lock-timeout", "5m"])
-            let firstResult = Self.finish(first)
+            let waiting = try await runners.start(runners.b, ["--lock-timeout", "5m"])
+            let firstResult = await Self.finish(first)
             #expect(firstResult.status == 0, "\(firstResult.stdout)\(firstResult.stderr)")
-            let second = Self.finish(waiting)
+            let second = await Self.finish(waiting)
             #expect(second.status == 0, "\(second.stdout)\(second.stderr)")
             // The second folder has no files: they come from the finished operations.
             #expect(second.stdout.contains("Plan: 0 to create, 0 to resume, 0 to download, 7 to repair"), "\(second.stdout)")
             #expect(runners.emulator.creates == 7)
-            #expect(try CLI.run(["verify"], in: runners.b.path, environment: runners.environment).status == 0)
+            #expect(try await CLI.run(["verify"], in: runners.b.path, environment: runners.environment).status == 0)
             #expect(runners.b.read("segsync.lock") == runners.a.read("segsync.lock"))
         }
 
         @Test("SIGKILL of the runner holding the lock lets the waiting one go on within seconds, resuming its operations")
-        func killedHolder() throws {
+        func killedHolder() async throws {
             guard let url = TestDatabase.urlOrSkip("killedHolder") else { return }
             let runners = try Runners(url: url, operationSeconds: 3)
-            let first = try runners.start(runners.a)
-            #expect(waitUntil { runners.recordedOperations == 7 })
-            let waiting = try runners.start(runners.b, ["--lock-timeout", "5m"])
+            let first = try await runners.start(runners.a)
+            #expect(await waitUntil { runners.recordedOperations == 7 })
+            let waiting = try await runners.start(runners.b, ["--lock-timeout", "5m"])
             let out = CLI.Drain(waiting.stdout.fileHandleForReading), err = CLI.Drain(waiting.stderr.fileHandleForReading)
-            #expect(waitUntil { err.text.contains("note: waiting up to 5m for the lock on the PostgreSQL state") })
+            #expect(await waitUntil { err.text.contains("note: waiting up to 5m for the lock on the PostgreSQL state") })
             #expect(err.text.contains("held by pid \(first.process.processIdentifier) on "))
             #expect(waiting.process.isRunning)
             kill(first.process.processIdentifier, SIGKILL)
-            first.process.waitUntilExit()
+            _ = await first.exit()
             let killed = Date()
             // It takes the lock as soon as the server drops the dead connection.
-            #expect(waitUntil(timeout: 20) {
+            #expect(await waitUntil(timeout: 20) {
                 runners.sql("SELECT pid FROM segsync_lock_holders WHERE workspace = '\(runners.workspace)'") == String(waiting.process.processIdentifier)
             })
             let tookOver = Date().timeIntervalSince(killed)
             print("postgres: the waiting runner took the lock \(String(format: "%.2f", tookOver)) s after SIGKILL of the holder")
             #expect(tookOver < 10)
-            waiting.process.waitUntilExit()
-            let stdout = String(decoding: out.wait(), as: UTF8.self)
-            #expect(waiting.process.terminationStatus == 0, "\(stdout)\(String(decoding: err.wait(), as: UTF8.self))")
+            _ = await waiting.exit()
+            let stdout = String(decoding: await out.end(), as: UTF8.self)
+            let errors = String(decoding: await err.end(), as: UTF8.self)
+            #expect(waiting.process.terminationStatus == 0, "\(stdout)\(errors)")
             #expect(stdout.contains("7 to resume"), "\(stdout)")
             #expect(runners.emulator.creates == 7)
         }
 
         @Test("a terminated connection stops the apply at once with a clear error; the next run resumes every operation by id")
-        func terminatedConnection() throws {
+        func terminatedConnection() async throws {
             guard let url = TestDatabase.urlOrSkip("terminatedConnection") else { return }
             let runners = try Runners(url: url, operationSeconds: 4)
-            let first = try runners.start(runners.a)
-            #expect(waitUntil { runners.recordedOperations == 7 })
+            let first = try await runners.start(runners.a)
+            #expect(await waitUntil { runners.recordedOperations == 7 })
             _ = runners.sql("SELECT pg_terminate_backend(backend_pid) FROM segsync_lock_holders WHERE workspace = '\(runners.workspace)'")
             let stopped = Date()
-            let result = Self.finish(first)
+            let result = await Self.finish(first)
             #expect(Date().timeIntervalSince(stopped) < 10)
             #expect(result.status == 1)
             #expect(result.stderr.contains("the connection to the PostgreSQL state (workspace '\(runners.workspace)'"), "\(result.stderr)")
@@ -131,35 +133,35 @@ extension EndToEnd {
             // Nothing was written after the lock went: no file, no lockfile entry.
             #expect(runners.a.list("exports").filter { $0.hasSuffix(".gz") || $0.hasSuffix(".json") }.isEmpty)
 
-            let next = try runners.run(runners.a)
+            let next = try await runners.run(runners.a)
             #expect(next.status == 0, "\(next.stdout)\(next.stderr)")
             #expect(next.stdout.contains("7 to resume"), "\(next.stdout)")
             #expect(runners.emulator.creates == 7)
-            #expect(try CLI.run(["verify"], in: runners.a.path, environment: runners.environment).status == 0)
+            #expect(try await CLI.run(["verify"], in: runners.a.path, environment: runners.environment).status == 0)
         }
 
         @Test("state pull from SQLite and push into PostgreSQL moves a folder's state, and the plan agrees")
-        func migrate() throws {
+        func migrate() async throws {
             guard let url = TestDatabase.urlOrSkip("migrate") else { return }
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", ApplyTests.manifest)
             let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
-            #expect(try CLI.run(["apply", "--now", Self.now, "--poll-interval", "0.1"], in: folder.path, environment: emulator.environment).status == 0)
-            let pulled = try CLI.run(["state", "pull"], in: folder.path)
+            #expect(try await CLI.run(["apply", "--now", Self.now, "--poll-interval", "0.1"], in: folder.path, environment: emulator.environment).status == 0)
+            let pulled = try await CLI.run(["state", "pull"], in: folder.path)
             try folder.write("pulled.json", pulled.stdout)
             let workspace = TestDatabase.uniqueWorkspace("mig")
             try folder.write("segsync.yaml", Self.manifest(workspace: workspace))
             let environment = emulator.environment.merging(["SEGSYNC_DATABASE_URL": url]) { $1 }
-            let pushed = try CLI.run(["state", "push", "pulled.json"], in: folder.path, environment: environment)
+            let pushed = try await CLI.run(["state", "push", "pulled.json"], in: folder.path, environment: environment)
             #expect(pushed.status == 0, "\(pushed.stderr)")
-            #expect(try CLI.run(["state", "pull"], in: folder.path, environment: environment).stdout == pulled.stdout)
-            let plan = try CLI.run(["plan", "--now", Self.now], in: folder.path, environment: environment)
+            #expect(try await CLI.run(["state", "pull"], in: folder.path, environment: environment).stdout == pulled.stdout)
+            let plan = try await CLI.run(["plan", "--now", Self.now], in: folder.path, environment: environment)
             #expect(plan.stdout == "No changes: 7 partitions up to date.\n", "\(plan.stdout)\(plan.stderr)")
             // A state of another lineage is not pushed over it without --force.
             var other = try StateJSON.decodeState(Data(pulled.stdout.utf8), source: "pull")
             other.lineage = "another"
             try folder.write("other.json", String(decoding: try StateJSON.encoder.encode(other), as: UTF8.self))
-            let refused = try CLI.run(["state", "push", "other.json"], in: folder.path, environment: environment)
+            let refused = try await CLI.run(["state", "push", "other.json"], in: folder.path, environment: environment)
             #expect(refused.status == 1)
             #expect(refused.stderr.contains("belongs to another state (lineage another)"))
         }

@@ -6,15 +6,17 @@ import SegSyncVocabulary
 /// Reads `segsync.yaml`: YAML through libyaml, then the schema, reporting every problem
 /// it finds in one pass with its line and column.
 public enum ManifestLoader {
-    /// Loads and validates the manifest at `path`; throws ``DiagnosticsError`` listing every
-    /// problem, or ``SegSyncError`` when the file cannot be read.
-    public static func load(path: String) throws -> Manifest {
+    /// Loads and validates the manifest at `path` (relative to `directory`, the process's
+    /// working directory when nil); throws ``DiagnosticsError`` listing every problem, or
+    /// ``SegSyncError`` when the file cannot be read. Messages name `path` as given.
+    public static func load(path: String, in directory: String? = nil) throws -> Manifest {
+        let file = Layout.absolute(path, in: directory)
         var isFolder: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+        if FileManager.default.fileExists(atPath: file, isDirectory: &isFolder), isFolder.boolValue {
             throw SegSyncError("\(path) is a folder; pass the manifest file itself, like -f \(path)/segsync.yaml.")
         }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            let exists = FileManager.default.fileExists(atPath: path)
+        guard let data = FileManager.default.contents(atPath: file) else {
+            let exists = FileManager.default.fileExists(atPath: file)
             throw SegSyncError(exists
                 ? "cannot read the manifest \(path); check its permissions."
                 : "no manifest at \(path); write a starter one with `segsync init`, or pass -f PATH (a file, or a folder holding segsync.yaml).")

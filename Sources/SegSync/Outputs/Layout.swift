@@ -7,9 +7,13 @@ public struct Layout: Sendable {
     public let root: String
     public let outputDirectory: String
 
-    public init(manifestPath: String, output: String) {
-        let absolute = manifestPath.hasPrefix("/") ? manifestPath : FileManager.default.currentDirectoryPath + "/" + manifestPath
-        self.manifestPath = (absolute as NSString).standardizingPath
+    /// The folder relative paths in messages are relative to.
+    public let workingDirectory: String
+
+    /// `manifestPath` relative to `workingDirectory` (the process's when nil).
+    public init(manifestPath: String, output: String, workingDirectory: String? = nil) {
+        self.workingDirectory = workingDirectory ?? FileManager.default.currentDirectoryPath
+        self.manifestPath = (Self.absolute(manifestPath, in: self.workingDirectory) as NSString).standardizingPath
         root = (self.manifestPath as NSString).deletingLastPathComponent
         outputDirectory = output.hasPrefix("/") ? output : ((root + "/" + output) as NSString).standardizingPath
     }
@@ -22,9 +26,17 @@ public struct Layout: Sendable {
     public var lockPath: String { stateDirectory + "/lock" }
     public var lockfilePath: String { root + "/segsync.lock" }
 
+    /// `path` as it is, when absolute; else below `directory` (the process's working
+    /// directory when nil). The one place a relative path is resolved.
+    public static func absolute(_ path: String, in directory: String?) -> String {
+        if path.hasPrefix("/") { return path }
+        let base = directory ?? FileManager.default.currentDirectoryPath
+        return base.hasSuffix("/") ? base + path : base + "/" + path
+    }
+
     /// `path` relative to the working directory when it is below it (for messages).
     public func displayPath(_ path: String) -> String {
-        let here = FileManager.default.currentDirectoryPath
+        let here = workingDirectory
         return path.hasPrefix(here + "/") ? String(path.dropFirst(here.count + 1)) : path
     }
     public var checksumsPath: String { outputDirectory + "/" + Checksums.fileName }

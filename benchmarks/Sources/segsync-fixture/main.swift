@@ -7,6 +7,8 @@
 // With SEGSYNC_FIXTURE_WORKSPACE set, the manifest keeps its state in that PostgreSQL
 // workspace (the URL in SEGSYNC_DATABASE_URL). `segsync-fixture --load DIR` times
 // reading DIR's state from its store, best of 5, and prints "SECONDS PARTITIONS".
+// `segsync-fixture --peak-memory EXECUTABLE ARGS…` runs EXECUTABLE with its output
+// discarded and prints "STATUS KIB": its exit status and peak resident set (see below).
 import Foundation
 import SegSync
 import SegSyncStorage
@@ -14,6 +16,29 @@ import SegSyncVocabulary
 
 let arguments = CommandLine.arguments
 let environment = ProcessInfo.processInfo.environment
+if arguments.count >= 3, arguments[1] == "--peak-memory" {
+    // Linux carries the spawning process's high-water RSS into the child's ru_maxrss when
+    // it spawns with vfork (as posix_spawn does): measured from a test process that has
+    // grown, every child would seem as large as that process. Spawned from this small
+    // one, the child's figure is its own.
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    for descriptor: Int32 in [0, 1, 2] {
+        posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", descriptor == 0 ? O_RDONLY : O_WRONLY, 0)
+    }
+    let argv = arguments.dropFirst(2).map { strdup($0) } + [nil]
+    var pid: pid_t = 0
+    let spawned = posix_spawn(&pid, argv[0]!, &actions, nil, argv, environ)
+    guard spawned == 0 else {
+        FileHandle.standardError.write(Data("segsync-fixture: cannot start \(arguments[2]): \(String(cString: strerror(spawned)))\n".utf8))
+        exit(2)
+    }
+    var status: Int32 = 0
+    var usage = rusage()
+    while wait4(pid, &status, 0, &usage) < 0, errno == EINTR {}
+    print((status >> 8) & 0xff, usage.ru_maxrss)
+    exit(0)
+}
 if arguments.count == 3, arguments[1] == "--load" {
     let manifest = try ManifestLoader.load(path: arguments[2] + "/segsync.yaml")
     let layout = Layout(manifestPath: arguments[2] + "/segsync.yaml", output: manifest.output)

@@ -30,6 +30,7 @@ final class Console: @unchecked Sendable {
 
     let mode: Mode
     private let output: Output
+    private let context: CommandContext
     private let exportWidth: Int
     private let labelWidth: Int
     private let lock = NSLock()
@@ -37,7 +38,7 @@ final class Console: @unchecked Sendable {
     private var done = 0
     private var failed = 0
     private var waiting = 0
-    private var started = Date()
+    private var started = Date.distantPast
     private var active: [PartitionKey: Active] = [:]
     /// Lines of the live display now on screen (the cursor is at the end of the last).
     private var drawn = 0
@@ -47,9 +48,10 @@ final class Console: @unchecked Sendable {
     /// Files downloaded in this run, for the JSON report.
     private var files: [PartitionKey: (path: String, bytes: Int64, sha256: String)] = [:]
 
-    init(mode: Mode, plan: Plan, output: Output = .current) {
+    init(mode: Mode, plan: Plan, context: CommandContext) {
         self.mode = mode
-        self.output = output
+        self.context = context
+        self.output = context.output
         exportWidth = plan.actions.map(\.key.export.count).max() ?? 0
         labelWidth = plan.actions.map(\.label.count).max() ?? 0
     }
@@ -60,7 +62,7 @@ final class Console: @unchecked Sendable {
     func begin(total: Int) {
         lock.withLock {
             self.total = total
-            started = Date()
+            started = context.now()
         }
         guard live else { return }
         let timer = DispatchSource.makeTimerSource(queue: .global())
@@ -81,17 +83,17 @@ final class Console: @unchecked Sendable {
                     if let last = lastProgressLine[key], event.time.timeIntervalSince(last) < 1 { return }
                     lastProgressLine[key] = event.time
                 }
-                if let line = try? MachineJSON.line(event.document) { printOut(line) }
+                if let line = try? MachineJSON.line(event.document) { context.out(line) }
             case .lines:
                 guard output.verbosity > .quiet else { return }
                 if case .downloading = event.kind { return }
                 if !event.isMilestone && output.verbosity < .verbose { return }
                 let line = self.line(for: event)
                 if output.isTerminal {
-                    printOut(clearDisplay() + line + "\n")
+                    context.out(clearDisplay() + line + "\n")
                     redraw()
                 } else {
-                    printOut("\(Timestamp.format(Date(timeIntervalSince1970: event.time.timeIntervalSince1970.rounded(.down)))) \(line)\n")
+                    context.out("\(Timestamp.format(Date(timeIntervalSince1970: event.time.timeIntervalSince1970.rounded(.down)))) \(line)\n")
                 }
             }
         }
@@ -113,7 +115,7 @@ final class Console: @unchecked Sendable {
         lock.withLock {
             timer?.cancel()
             timer = nil
-            if live { printOut(clearDisplay()) }
+            if live { context.out(clearDisplay()) }
         }
     }
 
@@ -180,8 +182,8 @@ final class Console: @unchecked Sendable {
     /// Redraws the display (the lock is held).
     private func redraw() {
         guard live, total > 0 else { return }
-        let lines = display(now: Date(), width: Output.width)
-        printOut(clearDisplay() + lines.joined(separator: "\n"))
+        let lines = display(now: context.now(), width: output.width)
+        context.out(clearDisplay() + lines.joined(separator: "\n"))
         drawn = lines.count
     }
 

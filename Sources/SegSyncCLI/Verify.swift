@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import SegSync
 
-struct Verify: AsyncParsableCommand {
+struct Verify: ContextCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Check the output folder against segsync.lock, offline.",
@@ -31,18 +31,21 @@ struct Verify: AsyncParsableCommand {
     @Flag(help: "Print a JSON document (format_version 1).")
     var json = false
 
-    func run() async throws {
+    var common: OutputOptions { manifest.output }
+
+    func run(in context: CommandContext) async throws {
         let against = sha256sums ? Checksums.fileName : Lockfile.fileName
-        let (result, layout) = try await reportingDiagnostics {
-            let loaded = try ManifestLoader.load(path: manifest.path)
-            let layout = Layout(manifestPath: manifest.path, output: loaded.output)
+        let path = manifest.path(in: context)
+        let (result, layout) = try await context.reportingDiagnostics {
+            let loaded = try ManifestLoader.load(path: path, in: context.directory)
+            let layout = Layout(manifestPath: path, output: loaded.output, workingDirectory: context.directory)
             return (try sha256sums ? Verification.sha256sums(layout: layout) : Verification.run(layout: layout), layout)
         }
         if json {
-            printOut(try MachineJSON.pretty(result.document(against: against)))
+            context.out(try MachineJSON.pretty(result.document(against: against)))
         } else {
             // Every line is a problem or the final line, so -q prints the same.
-            printOut(result.rendered(outputDirectory: layout.outputDirectory, against: against, paint: Output.current.paint))
+            context.out(result.rendered(outputDirectory: layout.outputDirectory, against: against, paint: context.output.paint))
         }
         if !result.ok { throw ExitCode(ExitCodes.failure) }
     }

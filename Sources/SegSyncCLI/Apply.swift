@@ -5,7 +5,7 @@ import SegSync
 import SegSyncStorage
 import SegSyncVocabulary
 
-struct Apply: AsyncParsableCommand {
+struct Apply: ContextCommand {
     static let configuration = CommandConfiguration(
         commandName: "apply",
         abstract: "Create the missing exports, resume running ones, download finished ones.",
@@ -79,18 +79,20 @@ struct Apply: AsyncParsableCommand {
         }
     }
 
-    func run() async throws {
-        let (workspace, snapshot, plan) = try await reportingDiagnostics {
-            let saved = try planFile.map { try SavedPlan.load(path: $0) }
+    var common: OutputOptions { manifest.output }
+
+    func run(in context: CommandContext) async throws {
+        let (workspace, snapshot, plan) = try await context.reportingDiagnostics {
+            let saved = try planFile.map { try SavedPlan.load(path: context.path($0)) }
             let (now, options) = try saved.map(SavedPlan.inputs)
-                ?? (planning.instant(), .init(targets: planning.targets, forcePrune: prune, retryFailed: retryFailed, checksum: checksum))
+                ?? (planning.instant(context), .init(targets: planning.targets, forcePrune: prune, retryFailed: retryFailed, checksum: checksum))
             // Exporting a partition that has not ended yet would record incomplete data as done.
-            if !dryRun, now > Date().addingTimeInterval(300) {
+            if !dryRun, now > context.now().addingTimeInterval(300) {
                 throw SegSyncError("--now \(Timestamp.format(now)) is in the future; apply only exports what has already happened. Use it with plan, or with apply --dry-run.")
             }
-            let workspace = try await locking.open(manifest, command: "segsync apply")
+            let workspace = try await locking.open(manifest, command: "segsync apply", in: context)
             do {
-                printWarnings(workspace.manifest, now: now)
+                context.printWarnings(workspace.manifest, now: now)
                 var snapshot = try await workspace.snapshot(depth: options.checksum ? .full : .quick)
                 // A saved plan was made from refreshed operations: compare it with the same.
                 if let saved { RefreshedOperation.overlay(saved.refreshed ?? [], on: &snapshot.state) }
@@ -103,7 +105,7 @@ struct Apply: AsyncParsableCommand {
             }
         }
         try await workspace.closing { workspace in
-            try await execute(plan, snapshot: snapshot, in: workspace)
+            try await execute(plan, snapshot: snapshot, in: workspace, context: context)
         }
     }
 
@@ -111,72 +113,74 @@ struct Apply: AsyncParsableCommand {
     var machine: Bool { json || jsonEvents }
 
     /// What apply prints while it works, decided by --json, --json-events and -q.
-    var consoleMode: Console.Mode {
-        jsonEvents ? .jsonEvents : json || Output.current.verbosity == .quiet ? .silent : .lines
+    func consoleMode(_ context: CommandContext) -> Console.Mode {
+        jsonEvents ? .jsonEvents : json || context.output.verbosity == .quiet ? .silent : .lines
     }
 
     /// The final report of --json and --json-events.
-    func printDocument(_ plan: Plan, _ report: ApplyReport?, console: Console?, interrupted: Bool = false, exitCode: Int32) {
+    func printDocument(_ plan: Plan, _ report: ApplyReport?, console: Console?, interrupted: Bool = false, exitCode: Int32,
+                       _ context: CommandContext) {
         guard machine else { return }
         var document = ApplyDocument(plan: plan, report: report, files: console?.downloaded ?? [:],
                                      interrupted: interrupted, exitCode: exitCode, dryRun: dryRun)
         if jsonEvents {
             document.event = "report"
-            if let line = try? MachineJSON.line(document) { printOut(line) }
+            if let line = try? MachineJSON.line(document) { context.out(line) }
         } else if let text = try? MachineJSON.pretty(document) {
-            printOut(text)
+            context.out(text)
         }
     }
 
     /// The plan as people read it: all of it, or with -q its last line.
-    func printPlan(_ plan: Plan) {
+    func printPlan(_ plan: Plan, _ context: CommandContext) {
         guard !machine else { return }
-        let output = Output.current
+        let output = context.output
         if output.verbosity > .quiet {
-            printOut(PlanRenderer.text(plan, paint: output.paint))
+            context.out(PlanRenderer.text(plan, paint: output.paint))
         } else if !plan.hasChanges {
-            printOut(PlanRenderer.summary(plan) + "\n")  // with nothing to do, the plan's line is the final line
+            context.out(PlanRenderer.summary(plan) + "\n")  // with nothing to do, the plan's line is the final line
         }
     }
 
-    func execute(_ plan: Plan, snapshot: Workspace.Snapshot, in workspace: Workspace) async throws {
-        if dryRun || !plan.hasChanges { printPlan(plan) }
+    func execute(_ plan: Plan, snapshot: Workspace.Snapshot, in workspace: Workspace, context: CommandContext) async throws {
+        if dryRun || !plan.hasChanges { printPlan(plan, context) }
         if dryRun {
-            printDocument(plan, nil, console: nil, exitCode: ExitCodes.success)
+            printDocument(plan, nil, console: nil, exitCode: ExitCodes.success, context)
             return
         }
         var tidied = snapshot
-        try await workspace.tidy(plan, &tidied, now: Date())
+        try await workspace.tidy(plan, &tidied, now: context.now())
         guard plan.hasChanges else {
-            StepSummary.append(plan: plan, report: nil, manifest: manifest.path)
+            StepSummary(context).append(plan: plan, report: nil, manifest: manifest.path(in: context))
             let code = plan.givenUp.isEmpty ? ExitCodes.success : ExitCodes.failure
-            printDocument(plan, ApplyReport(), console: nil, exitCode: code)
+            printDocument(plan, ApplyReport(), console: nil, exitCode: code, context)
             if code != ExitCodes.success { throw ExitCode(code) }
             return
         }
-        let console = Console(mode: consoleMode, plan: plan)
-        let work = start(plan, tidied, in: workspace, console: console)
+        let console = Console(mode: consoleMode(context), plan: plan, context: context)
+        let work = start(plan, tidied, in: workspace, console: console, context: context)
         // A PostgreSQL connection lost mid-run took the run lock with it: stop at once.
         let lost = LossFlag()
         workspace.store.onLoss { reason in
             lost.set(reason)
             work.cancel()
         }
-        let interruptions = Self.interruptions(cancelling: work)
+        let interruptions = context.handlesSignals ? Self.interruptions(cancelling: work, context) : []
         let report: ApplyReport
         do {
             report = try await work.value
         } catch where work.isCancelled {
             console.end()
-            try endInterrupted(plan, error: error, lost: lost, console: console)
+            try endInterrupted(plan, error: error, lost: lost, console: console, context)
         }
         interruptions.forEach { $0.cancel() }
         console.end()
-        try finish(plan, report, lost: lost, cancelled: work.isCancelled, console: console)
+        try finish(plan, report, lost: lost, cancelled: work.isCancelled, console: console, context)
     }
 
     /// The apply itself, as a task that an interrupt or a lost store can cancel.
-    func start(_ plan: Plan, _ snapshot: Workspace.Snapshot, in workspace: Workspace, console: Console) -> Task<ApplyReport, any Error> {
+    func start(_ plan: Plan, _ snapshot: Workspace.Snapshot, in workspace: Workspace, console: Console,
+               context: CommandContext) -> Task<ApplyReport, any Error> {
         var options = Executor.Options(parallelism: parallelism, maxInFlight: maxInFlight, maxWait: maxWait.flatMap(Span.duration))
         if let pollInterval {
             options.pollInterval = .milliseconds(Int(pollInterval * 1000))
@@ -184,16 +188,17 @@ struct Apply: AsyncParsableCommand {
             options.pollInterval = .milliseconds(500)
         }
         return Task { [options] in
-            try await APIConnection.with(manifest: workspace.manifest, layout: workspace.layout) { connection in
+            try await APIConnection.with(manifest: workspace.manifest, context: context) { connection in
                 // One cheap call first: a wrong key or an unreachable endpoint is one clear
                 // error, not the same error for every partition.
                 if plan.actions.contains(where: { $0.kind != .prune }) {
                     _ = try await connection.client.listSegmentsPage(limit: 1)
                 }
-                printPlan(plan)
+                printPlan(plan, context)
                 console.begin(total: plan.actions.filter { $0.kind != .prune }.count)
                 let executor = Executor(manifest: workspace.manifest, layout: workspace.layout, client: connection.client,
-                                        options: options, events: { console.event($0) }, finished: { console.finished($0) })
+                                        options: options, events: { console.event($0) }, finished: { console.finished($0) },
+                                        clock: context.now)
                 return try await executor.apply(plan, snapshot: snapshot, store: workspace.store)
             }
         }
@@ -201,17 +206,17 @@ struct Apply: AsyncParsableCommand {
 
     /// Ctrl-C or a CI cancellation: stop starting work, keep what is recorded, exit 130.
     /// A second one exits at once.
-    static func interruptions(cancelling work: Task<ApplyReport, any Error>) -> [any DispatchSourceSignal] {
+    static func interruptions(cancelling work: Task<ApplyReport, any Error>, _ context: CommandContext) -> [any DispatchSourceSignal] {
         let interrupts = Counter()
         return [SIGINT, SIGTERM].map { (signalNumber: Int32) -> any DispatchSourceSignal in
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler {
                 if interrupts.increment() > 1 {
-                    printError("\nInterrupted again: exiting now. Recorded operations are resumed by the next run.")
+                    context.error("\nInterrupted again: exiting now. Recorded operations are resumed by the next run.")
                     Foundation.exit(ExitCodes.interrupted)
                 }
-                printError("\nInterrupting: finishing the calls in flight and recording their results (Ctrl-C again to exit at once).")
+                context.error("\nInterrupting: finishing the calls in flight and recording their results (Ctrl-C again to exit at once).")
                 work.cancel()
             }
             source.resume()
@@ -220,41 +225,42 @@ struct Apply: AsyncParsableCommand {
     }
 
     /// The run was cancelled before it had a report to give.
-    func endInterrupted(_ plan: Plan, error: any Error, lost: LossFlag, console: Console) throws -> Never {
-        if Output.current.verbosity == .verbose { printError("debug: the interrupted run ended with: \(error)") }
+    func endInterrupted(_ plan: Plan, error: any Error, lost: LossFlag, console: Console, _ context: CommandContext) throws -> Never {
+        if context.output.verbosity == .verbose { context.error("debug: the interrupted run ended with: \(error)") }
         if let reason = lost.reason {
-            printDocument(plan, nil, console: console, interrupted: true, exitCode: ExitCodes.failure)
+            printDocument(plan, nil, console: console, interrupted: true, exitCode: ExitCodes.failure, context)
             throw SegSyncError(reason)
         }
-        printDocument(plan, nil, console: console, interrupted: true, exitCode: ExitCodes.interrupted)
-        if !machine { printOut("\nInterrupted before any export was made.\n") }
+        printDocument(plan, nil, console: console, interrupted: true, exitCode: ExitCodes.interrupted, context)
+        if !machine { context.out("\nInterrupted before any export was made.\n") }
         throw ExitCode(ExitCodes.interrupted)
     }
 
     /// Reports the run and ends with its exit status.
-    func finish(_ plan: Plan, _ report: ApplyReport, lost: LossFlag, cancelled: Bool, console: Console) throws {
+    func finish(_ plan: Plan, _ report: ApplyReport, lost: LossFlag, cancelled: Bool, console: Console, _ context: CommandContext) throws {
         if let reason = lost.reason {
-            printDocument(plan, report, console: console, interrupted: true, exitCode: ExitCodes.failure)
-            if !machine { printOut("\n" + Self.summary(report)) }
+            printDocument(plan, report, console: console, interrupted: true, exitCode: ExitCodes.failure, context)
+            if !machine { context.out("\n" + Self.summary(report)) }
             throw SegSyncError(reason)
         }
         if cancelled {
-            printDocument(plan, report, console: console, interrupted: true, exitCode: ExitCodes.interrupted)
+            printDocument(plan, report, console: console, interrupted: true, exitCode: ExitCodes.interrupted, context)
             let planned = plan.actions.filter { $0.kind != .prune }.count
             let left = max(0, planned - report.done - report.failures.count)
             if !machine {
-                printOut("\nInterrupted: \(report.done) done, \(report.failures.count) failed, \(left) left for the next run (recorded operations are resumed, not exported again).\n")
+                context.out("\nInterrupted: \(report.done) done, \(report.failures.count) failed, \(left) left for the next run (recorded operations are resumed, not exported again).\n")
             }
             throw ExitCode(ExitCodes.interrupted)
         }
-        StepSummary.append(plan: plan, report: report, manifest: manifest.path)
+        StepSummary(context).append(plan: plan, report: report, manifest: manifest.path(in: context))
+        let annotations = Annotations(context)
         for failure in report.failures {
-            Annotations.error(title: "segsync: \(failure.export) \(failure.label)", failure.message)
+            annotations.error(title: "segsync: \(failure.export) \(failure.label)", failure.message)
         }
         let code = !report.failures.isEmpty || !plan.givenUp.isEmpty ? ExitCodes.failure
             : !report.stillRunning.isEmpty ? ExitCodes.incomplete : ExitCodes.success
-        printDocument(plan, report, console: console, exitCode: code)
-        if !machine { printOut((consoleMode == .silent ? "" : "\n") + Self.summary(report, paint: Output.current.paint)) }
+        printDocument(plan, report, console: console, exitCode: code, context)
+        if !machine { context.out((consoleMode(context) == .silent ? "" : "\n") + Self.summary(report, paint: context.output.paint)) }
         if code != ExitCodes.success { throw ExitCode(code) }
     }
 

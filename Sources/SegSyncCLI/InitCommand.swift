@@ -3,7 +3,7 @@ import Foundation
 import SegSync
 
 /// `segsync init`: a commented starter manifest, written without questions.
-struct InitCommand: AsyncParsableCommand {
+struct InitCommand: ContextCommand {
     static let configuration = CommandConfiguration(
         commandName: "init",
         abstract: "Write a commented starter segsync.yaml.",
@@ -38,22 +38,23 @@ struct InitCommand: AsyncParsableCommand {
         }
     }
 
-    func run() async throws {
-        let path = manifest.path
-        if FileManager.default.fileExists(atPath: path), !force {
+    var common: OutputOptions { manifest.output }
+
+    func run(in context: CommandContext) async throws {
+        let path = manifest.path(in: context), file = context.path(path)
+        if FileManager.default.fileExists(atPath: file), !force {
             throw SegSyncError("\(path) already exists; segsync init does not overwrite it (pass --force to replace it).")
         }
-        let folder = (path as NSString).deletingLastPathComponent
-        if !folder.isEmpty { try AtomicFile.makeDirectory(folder) }
-        try AtomicFile.write(Data(Self.starter(segment: segment, endpoint: endpoint).utf8), to: path, newFileMode: 0o644)
-        guard Output.current.verbosity > .quiet else { return }
+        try AtomicFile.makeDirectory((file as NSString).deletingLastPathComponent)
+        try AtomicFile.write(Data(Self.starter(segment: segment, endpoint: endpoint).utf8), to: file, newFileMode: 0o644)
+        guard context.output.verbosity > .quiet else { return }
         let flag = path == ManifestOptions.defaultName ? "" : " -f \(path)"
         var next = ["Wrote \(path). Next:", "  segsync validate\(flag)", "  segsync plan\(flag)", "  segsync apply\(flag)"]
         if endpoint != APISettings.emulatorEndpoint {
             next.insert("  export FULLSTORY_API_KEY=…   # a key with the Architect or Admin role", at: 1)
         }
         next.append("Commit segsync.yaml and segsync.lock; keep .segsync/ (the state) out of git.")
-        printOut(next.joined(separator: "\n") + "\n")
+        context.out(next.joined(separator: "\n") + "\n")
     }
 
     /// An export name from a segment id: `checkout_abandoners` → `checkout-abandoners-daily`.

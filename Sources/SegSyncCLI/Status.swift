@@ -3,7 +3,7 @@ import Foundation
 import SegSync
 import SegSyncStorage
 
-struct Status: AsyncParsableCommand {
+struct Status: ContextCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
         abstract: "Show, per export, how many partitions are done, running, failed and missing, and a strip of them.",
@@ -30,23 +30,26 @@ struct Status: AsyncParsableCommand {
     @Flag(help: "Leave out the coverage strips.")
     var noStrip = false
 
-    func run() async throws {
-        let now = try planning.instant()
-        let report = try await reportingDiagnostics {
+    var common: OutputOptions { manifest.output }
+
+    func run(in context: CommandContext) async throws {
+        let now = try planning.instant(context)
+        let report = try await context.reportingDiagnostics {
             // The endpoint in force decides which data counts as done (Manifest.resolvingEndpoint).
-            let (loaded, _, state) = try await StateBackend.read(manifestPath: manifest.path)
+            let (loaded, _, state) = try await StateBackend.read(manifestPath: manifest.path(in: context), in: context.directory,
+                                                                 environment: context.environment)
             try Planner.validate(targets: planning.targets, in: loaded)
             var selected = loaded
             if !planning.targets.isEmpty { selected.exports = loaded.exports.filter { planning.targets.contains($0.name) } }
             return try StatusReport.make(manifest: selected, state: state, now: now)
         }
-        let output = Output.current
+        let output = context.output
         if json {
-            printOut(try MachineJSON.pretty(report.document))
+            context.out(try MachineJSON.pretty(report.document))
         } else if output.verbosity == .quiet {
-            printOut(report.summary + "\n")
+            context.out(report.summary + "\n")
         } else {
-            printOut(report.rendered(width: Output.width, paint: output.paint, strips: !noStrip))
+            context.out(report.rendered(width: output.width, paint: output.paint, strips: !noStrip))
         }
     }
 }

@@ -49,24 +49,25 @@ struct Segments: AsyncParsableCommand {
 
         /// Runs `body` with a client for the manifest's API (the built-in emulator included)
         /// or for the flags, and shuts it down afterwards.
-        func withClient<T: Sendable>(_ body: (FullStoryClient) async throws -> T) async throws -> T {
-            let path = ManifestOptions.resolve(file ?? ManifestOptions.defaultName)
-            if endpoint == nil, file != nil || FileManager.default.fileExists(atPath: path) {
-                var manifest = try await reportingDiagnostics {
-                    try ManifestLoader.load(path: path).resolvingEndpoint(environment: ProcessInfo.processInfo.environment)
+        func withClient<T: Sendable>(in context: CommandContext, _ body: (FullStoryClient) async throws -> T) async throws -> T {
+            let path = ManifestOptions.resolve(file ?? ManifestOptions.defaultName, in: context)
+            if endpoint == nil, file != nil || FileManager.default.fileExists(atPath: context.path(path)) {
+                var manifest = try await context.reportingDiagnostics {
+                    try ManifestLoader.load(path: path, in: context.directory).resolvingEndpoint(environment: context.environment)
                 }
                 if let dialect { manifest.api.dialect = dialect }
                 if let keyEnv { manifest.api.keyEnv = keyEnv }
-                let layout = Layout(manifestPath: path, output: manifest.output)
-                return try await APIConnection.with(manifest: manifest, layout: layout) { try await body($0.client) }
+                return try await APIConnection.with(manifest: manifest, context: context) { try await body($0.client) }
             }
-            let configuration = try FullStoryClient.Configuration.fromEnvironment(
-                endpoint: endpoint, dialect: dialect ?? .seed, keyEnvironmentVariable: keyEnv ?? APIKey.defaultEnvironmentVariable)
+            var configuration = try FullStoryClient.Configuration.fromEnvironment(
+                endpoint: endpoint, dialect: dialect ?? .seed, keyEnvironmentVariable: keyEnv ?? APIKey.defaultEnvironmentVariable,
+                environment: context.environment)
+            configuration.logger = context.logger("segsync.api", level: context.output.verbosity == .verbose ? .debug : .error)
             return try await FullStoryClient.withClient(configuration, body)
         }
     }
 
-    struct List: AsyncParsableCommand {
+    struct List: ContextCommand {
         static let configuration = CommandConfiguration(
             commandName: "list",
             abstract: "List every segment, all pages.",
@@ -78,17 +79,19 @@ struct Segments: AsyncParsableCommand {
         @Flag(help: "Print a JSON document (format_version 1) with the segments instead of a table.")
         var json = false
 
-        func run() async throws {
-            let segments = try await api.withClient { try await $0.listSegments() }
+        var common: OutputOptions { api.output }
+
+        func run(in context: CommandContext) async throws {
+            let segments = try await api.withClient(in: context) { try await $0.listSegments() }
             if json {
-                printOut(try MachineJSON.pretty(Document(segments: segments)))
+                context.out(try MachineJSON.pretty(Document(segments: segments)))
             } else {
-                print(Segments.table(segments), terminator: "")
+                context.out(Segments.table(segments))
             }
         }
     }
 
-    struct Show: AsyncParsableCommand {
+    struct Show: ContextCommand {
         static let configuration = CommandConfiguration(
             commandName: "show",
             abstract: "Show one segment.",
@@ -103,10 +106,12 @@ struct Segments: AsyncParsableCommand {
         @Flag(help: "Print a JSON document (format_version 1) with the segment instead of text.")
         var json = false
 
-        func run() async throws {
-            let segment = try await api.withClient { try await $0.getSegment(id) }
+        var common: OutputOptions { api.output }
+
+        func run(in context: CommandContext) async throws {
+            let segment = try await api.withClient(in: context) { try await $0.getSegment(id) }
             if json {
-                printOut(try MachineJSON.pretty(Document(segment: segment)))
+                context.out(try MachineJSON.pretty(Document(segment: segment)))
             } else {
                 let rows: [(String, String)] =
                     [
@@ -114,7 +119,7 @@ struct Segments: AsyncParsableCommand {
                         ("created", segment.created.map(Timestamp.format) ?? "- (built-in)"),
                     ] + (segment.url.map { [("url", $0)] } ?? [])
                 for (label, value) in rows {
-                    print("\((label + ":").padded(to: 9))\(value)")
+                    context.out("\((label + ":").padded(to: 9))\(value)\n")
                 }
             }
         }

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import SegSync
 
-struct Validate: AsyncParsableCommand {
+struct Validate: ContextCommand {
     static let configuration = CommandConfiguration(
         commandName: "validate",
         abstract: "Check the manifest and report every problem with its line and column.",
@@ -17,16 +17,19 @@ struct Validate: AsyncParsableCommand {
 
     @OptionGroup var manifest: ManifestOptions
 
-    func run() async throws {
-        let loaded = try await reportingDiagnostics {
-            let loaded = try ManifestLoader.load(path: manifest.path)
-            printWarnings(loaded, now: Date())
+    var common: OutputOptions { manifest.output }
+
+    func run(in context: CommandContext) async throws {
+        let path = manifest.path(in: context), now = context.now()
+        let loaded = try await context.reportingDiagnostics {
+            let loaded = try ManifestLoader.load(path: path, in: context.directory)
+            context.printWarnings(loaded, now: now)
             // Windows that cannot be planned (too many partitions) are a manifest problem too.
-            try loaded.checkWindows(now: Date())
+            try loaded.checkWindows(now: now)
             return loaded
         }
-        let exports = loaded.exports.count, warnings = loaded.warnings.count + loaded.windowWarnings(now: Date()).count
+        let exports = loaded.exports.count, warnings = loaded.warnings.count + loaded.windowWarnings(now: now).count
         let noted = warnings == 0 ? "" : " (\(warnings) warning\(warnings == 1 ? "" : "s"))"
-        printOut("\(manifest.path): valid, \(exports) export\(exports == 1 ? "" : "s")\(noted).\n")
+        context.out("\(path): valid, \(exports) export\(exports == 1 ? "" : "s")\(noted).\n")
     }
 }

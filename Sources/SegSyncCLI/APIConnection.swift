@@ -6,20 +6,32 @@ import SegSyncEmulator
 
 /// The API client a run uses: the real endpoint from the manifest and environment, or
 /// the built-in emulator started inside this process for `endpoint: emulator`.
-struct APIConnection {
-    let client: FullStoryClient
-    let emulator: Emulator?
+public struct APIConnection: Sendable {
+    public let client: FullStoryClient
+    public let emulator: Emulator?
+
+    public init(client: FullStoryClient, emulator: Emulator?) {
+        self.client = client
+        self.emulator = emulator
+    }
+
+    /// Opens a connection for `manifest` in a context; `tune` adjusts the client's
+    /// configuration (timeouts, retries) for the command.
+    public typealias Factory = @Sendable (_ manifest: Manifest, _ context: CommandContext,
+                                          _ tune: (inout FullStoryClient.Configuration) -> Void) async throws -> APIConnection
 
     /// The key the built-in emulator accepts; it guards nothing but the emulator.
     static let emulatorKey = "emulator-key"
 
-    /// `tune` adjusts the client's configuration (timeouts, retries) for the command.
-    static func open(manifest: Manifest, layout: Layout, environment: [String: String] = ProcessInfo.processInfo.environment,
-                     tune: (inout FullStoryClient.Configuration) -> Void = { _ in }) async throws -> APIConnection {
+    /// The real endpoint from the manifest and the context's environment, or the built-in
+    /// emulator: the ``Factory`` a context has unless it is given another.
+    public static func open(manifest: Manifest, context: CommandContext,
+                            tune: (inout FullStoryClient.Configuration) -> Void) async throws -> APIConnection {
+        let environment = context.environment
+        let verbose = context.output.verbosity == .verbose
         // The manifest's endpoint is already the effective one (Manifest.resolvingEndpoint).
         if manifest.api.endpoint == APISettings.emulatorEndpoint {
-            var logger = Logger(label: "segsync.emulator")
-            logger.logLevel = .critical  // its shutdown chatter is not the user's concern
+            let logger = context.logger("segsync.emulator", level: .critical)  // its shutdown chatter is not the user's concern
             let emulator = try await Emulator.start(EmulatorConfiguration(
                 apiKey: emulatorKey,
                 dialect: manifest.api.dialect == .fullstory ? .fullstory : .seed,
@@ -29,7 +41,7 @@ struct APIConnection {
             var configuration = FullStoryClient.Configuration(
                 endpoint: emulator.baseURL, dialect: manifest.api.dialect, apiKey: APIKey(emulatorKey),
                 keyEnvironmentVariable: manifest.api.keyEnv, rateLimit: manifest.api.rateLimit)
-            configuration.logger = quietLogger()
+            configuration.logger = context.logger("segsync.api", level: verbose ? .debug : .error)
             tune(&configuration)
             return APIConnection(client: try FullStoryClient(configuration: configuration), emulator: emulator)
         }
@@ -39,21 +51,15 @@ struct APIConnection {
             apiKey: try APIKey.fromEnvironment(manifest.api.keyEnv, environment: environment),
             keyEnvironmentVariable: manifest.api.keyEnv)
         configuration.rateLimit = manifest.api.rateLimit
-        configuration.logger = quietLogger()
+        configuration.logger = context.logger("segsync.api", level: verbose ? .debug : .error)
         tune(&configuration)
         return APIConnection(client: try FullStoryClient(configuration: configuration), emulator: nil)
     }
 
-    static func quietLogger() -> Logger {
-        var logger = Logger(label: "segsync.api")
-        logger.logLevel = Output.current.verbosity == .verbose ? .debug : .error
-        return logger
-    }
-
-    /// Runs `body` with a connection and always closes it.
-    static func with<T>(manifest: Manifest, layout: Layout, tune: (inout FullStoryClient.Configuration) -> Void = { _ in },
+    /// Runs `body` with a connection the context opens, and always closes it.
+    static func with<T>(manifest: Manifest, context: CommandContext, tune: (inout FullStoryClient.Configuration) -> Void = { _ in },
                         _ body: (APIConnection) async throws -> T) async throws -> T {
-        let connection = try await open(manifest: manifest, layout: layout, tune: tune)
+        let connection = try await context.connect(manifest, context, tune)
         do {
             let result = try await body(connection)
             await connection.close()
@@ -64,7 +70,7 @@ struct APIConnection {
         }
     }
 
-    func close() async {
+    public func close() async {
         try? await client.shutdown()
         await emulator?.stop()
     }

@@ -4,7 +4,7 @@ import SegSync
 import SegSyncStorage
 import SegSyncVocabulary
 
-@main
+/// The root command. Run it with ``SegSyncCLI/run(_:in:)`` (the executable's `main` does).
 struct SegSyncCommand: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
@@ -58,12 +58,13 @@ struct ManifestOptions: ParsableArguments {
 
     static let defaultName = "segsync.yaml"
 
-    /// The manifest's path: `-f DIR` means `DIR/segsync.yaml`.
-    var path: String { Self.resolve(file) }
+    /// The manifest's path as given (relative to the context's folder, for messages):
+    /// `-f DIR` means `DIR/segsync.yaml`.
+    func path(in context: CommandContext) -> String { Self.resolve(file, in: context) }
 
-    static func resolve(_ file: String) -> String {
+    static func resolve(_ file: String, in context: CommandContext) -> String {
         var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory), isDirectory.boolValue {
+        if FileManager.default.fileExists(atPath: context.path(file), isDirectory: &isDirectory), isDirectory.boolValue {
             return (file as NSString).appendingPathComponent(defaultName)
         }
         return file
@@ -84,10 +85,11 @@ struct LockOptions: ParsableArguments {
     var timeout: Duration { Span.duration(lockTimeout) ?? .zero }
 
     /// Opens the workspace of `manifest` for `command`, printing the notes of opening it.
-    func open(_ manifest: ManifestOptions, command: String) async throws -> Workspace {
-        let workspace = try await Workspace.open(manifestPath: manifest.path, command: command, lockTimeout: timeout,
-                                                 waiting: { printNote($0) })
-        for note in workspace.notes { printNote(note) }
+    func open(_ manifest: ManifestOptions, command: String, in context: CommandContext) async throws -> Workspace {
+        let workspace = try await Workspace.open(manifestPath: manifest.path(in: context), in: context.directory,
+                                                 command: command, lockTimeout: timeout, now: context.now(),
+                                                 environment: context.environment, waiting: { context.note($0) })
+        for note in workspace.notes { context.note(note) }
         return workspace
     }
 }
@@ -100,8 +102,8 @@ struct PlanningOptions: ParsableArguments {
     @Option(name: .customLong("target"), help: ArgumentHelp("Only this export (repeatable).", valueName: "export"))
     var targets: [String] = []
 
-    func instant() throws -> Date {
-        guard let now else { return Date() }
+    func instant(_ context: CommandContext) throws -> Date {
+        guard let now else { return context.now() }
         guard let date = Timestamp.parse(now) else {
             throw ValidationError("--now \(now) is not an RFC 3339 time; write it like 2026-11-28T00:00:00Z.")
         }
@@ -109,22 +111,21 @@ struct PlanningOptions: ParsableArguments {
     }
 }
 
-/// Runs a command body, turning manifest diagnostics into compiler-style lines on
-/// standard error and exit status 1.
-func reportingDiagnostics<T>(_ body: () async throws -> T) async throws -> T {
-    do {
-        return try await body()
-    } catch let error as DiagnosticsError {
-        printError(error.description)
-        throw ExitCode(ExitCodes.failure)
+extension CommandContext {
+    /// Runs a command body, turning manifest diagnostics into compiler-style lines on
+    /// standard error and exit status 1.
+    func reportingDiagnostics<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as DiagnosticsError {
+            self.error(error.description)
+            throw ExitCode(ExitCodes.failure)
+        }
     }
-}
 
-/// Prints the manifest's warnings, compiler-style, on standard error: those of the
-/// decoder and those that depend on the instant planned for.
-func printWarnings(_ manifest: Manifest, now: Date) {
-    for warning in manifest.warnings + manifest.windowWarnings(now: now) {
-        if Output.current.verbosity > .quiet { printError(warning.description) }
-        Annotations.warning(warning)
+    /// Prints the manifest's warnings, compiler-style, on standard error: those of the
+    /// decoder and those that depend on the instant planned for.
+    func printWarnings(_ manifest: Manifest, now: Date) {
+        for warning in manifest.warnings + manifest.windowWarnings(now: now) { report(warning) }
     }
 }

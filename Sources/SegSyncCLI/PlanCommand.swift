@@ -4,7 +4,7 @@ import FullStoryAPI
 import SegSync
 import SegSyncStorage
 
-struct PlanCommand: AsyncParsableCommand {
+struct PlanCommand: ContextCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
         abstract: "Show what apply would create, resume, download, repair, replace and prune.",
@@ -49,28 +49,30 @@ struct PlanCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Also save the plan here, for `segsync apply FILE`.", valueName: "file"))
     var out: String?
 
-    func run() async throws {
-        let now = try planning.instant()
-        let plan = try await reportingDiagnostics {
-            try await locking.open(manifest, command: "segsync plan").closing { workspace in
-                printWarnings(workspace.manifest, now: now)
+    var common: OutputOptions { manifest.output }
+
+    func run(in context: CommandContext) async throws {
+        let now = try planning.instant(context)
+        let plan = try await context.reportingDiagnostics {
+            try await locking.open(manifest, command: "segsync plan", in: context).closing { workspace in
+                context.printWarnings(workspace.manifest, now: now)
                 var snapshot = try await workspace.snapshot(depth: checksum ? .full : .quick)
                 let recorded = snapshot.state
                 let inFlight = !offline && snapshot.state.partitions.values.contains { [.requested, .running, .completed].contains($0.phase) }
-                if inFlight { snapshot.state = await refreshed(snapshot.state, workspace: workspace) }
+                if inFlight { snapshot.state = await refreshed(snapshot.state, workspace: workspace, in: context) }
                 var plan = try workspace.plan(snapshot, now: now, options: .init(
                     targets: planning.targets, forcePrune: prune, retryFailed: retryFailed, checksum: checksum))
                 if inFlight { plan.refreshed = RefreshedOperation.changes(from: recorded, to: snapshot.state) }
                 return plan
             }
         }
-        let output = Output.current
-        printOut(json ? PlanRenderer.json(plan)
-                 : output.verbosity == .quiet ? PlanRenderer.summary(plan) + "\n" : PlanRenderer.text(plan, paint: output.paint))
-        StepSummary.plan(plan, manifest: manifest.path)
+        let output = context.output
+        context.out(json ? PlanRenderer.json(plan)
+                    : output.verbosity == .quiet ? PlanRenderer.summary(plan) + "\n" : PlanRenderer.text(plan, paint: output.paint))
+        StepSummary(context).plan(plan, manifest: manifest.path(in: context))
         if let out {
-            try SavedPlan.write(plan, to: out)
-            if !json, output.verbosity > .quiet { printOut("Saved the plan to \(out); apply it with: segsync apply \(out)\n") }
+            try SavedPlan.write(plan, to: context.path(out))
+            if !json, output.verbosity > .quiet { context.out("Saved the plan to \(out); apply it with: segsync apply \(out)\n") }
         }
         // Partitions given up on are not converged either, though apply has nothing to do.
         if detailedExitcode, plan.hasChanges || !plan.givenUp.isEmpty { throw ExitCode(ExitCodes.changes) }
@@ -78,7 +80,7 @@ struct PlanCommand: AsyncParsableCommand {
 
     /// State with in-flight operations refreshed by read-only GETs; on trouble, the state
     /// as recorded, with a warning.
-    func refreshed(_ state: State, workspace: Workspace) async -> State {
+    func refreshed(_ state: State, workspace: Workspace, in context: CommandContext) async -> State {
         do {
             let targets = planning.targets.isEmpty ? nil : Set(planning.targets)
             // A plan only looks: a dead endpoint is one quick warning, not minutes of retries.
@@ -86,14 +88,14 @@ struct PlanCommand: AsyncParsableCommand {
                 configuration.retryPolicy = RetryPolicy(maxAttempts: 2, maxTotalTime: .seconds(5))
                 configuration.connectTimeout = .seconds(5)
             }
-            let (fresh, warnings) = try await APIConnection.with(manifest: workspace.manifest, layout: workspace.layout, tune: quick) { connection in
-                await Refresh.operations(in: state, client: connection.client, exports: targets, now: Date())
+            let (fresh, warnings) = try await APIConnection.with(manifest: workspace.manifest, context: context, tune: quick) { connection in
+                await Refresh.operations(in: state, client: connection.client, exports: targets, now: context.now())
             }
-            for warning in warnings { printWarning(warning) }
+            for warning in warnings { context.warning(warning) }
             return fresh
         } catch {
             let message = "could not ask the API about running operations (\(error)); showing their last known state. Pass --offline to skip this."
-            printWarning(message)
+            context.warning(message)
             return state
         }
     }

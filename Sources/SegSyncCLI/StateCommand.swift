@@ -25,6 +25,14 @@ struct StateCommand: AsyncParsableCommand {
         subcommands: [List.self, Show.self, Remove.self, Pull.self, Push.self])
 
     /// Rows of `state list`, sorted by export and start.
+    /// The state of `manifest`'s workspace, read without the run lock.
+    static func read(_ manifest: ManifestOptions, in context: CommandContext) async throws -> State {
+        try await context.reportingDiagnostics {
+            try await StateBackend.read(manifestPath: manifest.path(in: context), in: context.directory,
+                                        environment: context.environment).2
+        }
+    }
+
     static func sorted(_ state: State) -> [PartitionRecord] {
         state.partitions.values.sorted { ($0.export, $0.start) < ($1.export, $1.start) }
     }
@@ -50,7 +58,7 @@ struct StateCommand: AsyncParsableCommand {
         return found
     }
 
-    struct List: AsyncParsableCommand {
+    struct List: ContextCommand {
         static let configuration = CommandConfiguration(
             commandName: "list",
             abstract: "List the partitions in state with their phase, operation id and file.",
@@ -67,18 +75,20 @@ struct StateCommand: AsyncParsableCommand {
         @Option(name: .customLong("target"), help: ArgumentHelp("Only this export (repeatable).", valueName: "export"))
         var targets: [String] = []
 
-        func run() async throws {
-            let (_, _, state) = try await reportingDiagnostics { try await StateBackend.read(manifestPath: manifest.path) }
+        var common: OutputOptions { manifest.output }
+
+        func run(in context: CommandContext) async throws {
+            let state = try await StateCommand.read(manifest, in: context)
             let records = StateCommand.sorted(state).filter { targets.isEmpty || targets.contains($0.export) }
             if json {
-                printOut(try StateListing(records).json())
+                context.out(try StateListing(records).json())
             } else {
-                printOut(StateListing(records).table())
+                context.out(StateListing(records).table())
             }
         }
     }
 
-    struct Show: AsyncParsableCommand {
+    struct Show: ContextCommand {
         static let configuration = CommandConfiguration(
             commandName: "show",
             abstract: "Show everything state records about partitions.",
@@ -89,14 +99,16 @@ struct StateCommand: AsyncParsableCommand {
         @Argument(help: ArgumentHelp("The partitions to show.", valueName: "export@partition"))
         var addresses: [String]
 
-        func run() async throws {
-            let (_, _, state) = try await reportingDiagnostics { try await StateBackend.read(manifestPath: manifest.path) }
+        var common: OutputOptions { manifest.output }
+
+        func run(in context: CommandContext) async throws {
+            let state = try await StateCommand.read(manifest, in: context)
             let records = try StateCommand.resolve(addresses, in: state)
-            printOut(records.map(StateListing.details).joined(separator: "\n"))
+            context.out(records.map(StateListing.details).joined(separator: "\n"))
         }
     }
 
-    struct Remove: AsyncParsableCommand {
+    struct Remove: ContextCommand {
         static let configuration = CommandConfiguration(
             commandName: "rm",
             abstract: "Forget partitions, so the next apply exports them again.",
@@ -115,9 +127,11 @@ struct StateCommand: AsyncParsableCommand {
         @Argument(help: ArgumentHelp("The partitions to forget.", valueName: "export@partition"))
         var addresses: [String]
 
-        func run() async throws {
-            let removed = try await reportingDiagnostics {
-                try await locking.open(manifest, command: "segsync state rm").closing { workspace in
+        var common: OutputOptions { manifest.output }
+
+        func run(in context: CommandContext) async throws {
+            let removed = try await context.reportingDiagnostics {
+                try await locking.open(manifest, command: "segsync state rm", in: context).closing { workspace in
                     let snapshot = try await workspace.snapshot()
                     let records = try StateCommand.resolve(addresses, in: snapshot.state)
                     let keys = Set(records.map(\.key))
@@ -127,14 +141,14 @@ struct StateCommand: AsyncParsableCommand {
                     return records
                 }
             }
-            for record in removed.sorted(by: { ($0.export, $0.start) < ($1.export, $1.start) }) where Output.current.verbosity > .quiet {
-                printOut("Removed \(record.export)@\(record.label)\(record.output.map { " (its file \($0.path) stays until the next apply)" } ?? "")\n")
+            for record in removed.sorted(by: { ($0.export, $0.start) < ($1.export, $1.start) }) where context.output.verbosity > .quiet {
+                context.out("Removed \(record.export)@\(record.label)\(record.output.map { " (its file \($0.path) stays until the next apply)" } ?? "")\n")
             }
-            printOut("Forgot \(removed.count) partition\(removed.count == 1 ? "" : "s"); the next apply exports \(removed.count == 1 ? "it" : "them") again.\n")
+            context.out("Forgot \(removed.count) partition\(removed.count == 1 ? "" : "s"); the next apply exports \(removed.count == 1 ? "it" : "them") again.\n")
         }
     }
 
-    struct Pull: AsyncParsableCommand {
+    struct Pull: ContextCommand {
         static let configuration = CommandConfiguration(
             commandName: "pull",
             abstract: "Print the whole state as JSON (format_version 1): the same state, the same bytes.",
@@ -145,13 +159,15 @@ struct StateCommand: AsyncParsableCommand {
 
         @OptionGroup var manifest: ManifestOptions
 
-        func run() async throws {
-            let (_, _, state) = try await reportingDiagnostics { try await StateBackend.read(manifestPath: manifest.path) }
-            printOut(String(decoding: try StateJSON.encoder.encode(state), as: UTF8.self) + "\n")
+        var common: OutputOptions { manifest.output }
+
+        func run(in context: CommandContext) async throws {
+            let state = try await StateCommand.read(manifest, in: context)
+            context.out(String(decoding: try StateJSON.encoder.encode(state), as: UTF8.self) + "\n")
         }
     }
 
-    struct Push: AsyncParsableCommand {
+    struct Push: ContextCommand {
         static let configuration = CommandConfiguration(
             commandName: "push",
             abstract: "Replace the state with a document `segsync state pull` printed.",
@@ -175,12 +191,14 @@ struct StateCommand: AsyncParsableCommand {
         @Flag(help: "Replace the state even when the document's lineage differs or its serial is lower.")
         var force = false
 
-        func run() async throws {
-            let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: file)
+        var common: OutputOptions { manifest.output }
+
+        func run(in context: CommandContext) async throws {
+            let data = file == "-" ? context.readStandardInput() : FileManager.default.contents(atPath: context.path(file))
             guard let data else { throw ValidationError("cannot read \(file).") }
             let pushed = try StateJSON.decodeState(data, source: file == "-" ? "standard input" : file)
-            let name = try await reportingDiagnostics {
-                try await locking.open(manifest, command: "segsync state push").closing { workspace in
+            let name = try await context.reportingDiagnostics {
+                try await locking.open(manifest, command: "segsync state push", in: context).closing { workspace in
                     let current = try await workspace.store.load()
                     if !force, !current.lineage.isEmpty {
                         if pushed.lineage != current.lineage {
@@ -194,7 +212,7 @@ struct StateCommand: AsyncParsableCommand {
                     return workspace.store.name
                 }
             }
-            printOut("Pushed \(pushed.partitions.count) partition\(pushed.partitions.count == 1 ? "" : "s") (lineage \(pushed.lineage), serial \(pushed.serial)) into \(name).\n")
+            context.out("Pushed \(pushed.partitions.count) partition\(pushed.partitions.count == 1 ? "" : "s") (lineage \(pushed.lineage), serial \(pushed.serial)) into \(name).\n")
         }
     }
 }

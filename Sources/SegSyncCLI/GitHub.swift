@@ -3,14 +3,15 @@ import SegSync
 
 /// GitHub Actions' job summary: with `GITHUB_STEP_SUMMARY` set, every command that plans
 /// or applies appends a Markdown section, also when nothing changed.
-enum StepSummary {
+struct StepSummary {
     /// The summary file, when there is one to write.
-    static var path: String? {
-        guard let path = ProcessInfo.processInfo.environment["GITHUB_STEP_SUMMARY"], !path.isEmpty else { return nil }
-        return path
+    let path: String?
+
+    init(_ context: CommandContext) {
+        path = context.environment["GITHUB_STEP_SUMMARY"].flatMap { $0.isEmpty ? nil : context.path($0) }
     }
 
-    static func append(_ markdown: String) {
+    func append(_ markdown: String) {
         guard let path,
               let handle = FileHandle(forWritingAtPath: path) ?? (FileManager.default.createFile(atPath: path, contents: nil) ? FileHandle(forWritingAtPath: path) : nil)
         else { return }
@@ -20,13 +21,13 @@ enum StepSummary {
     }
 
     /// "No changes: N partitions up to date." or the plan's counts and its text.
-    static func plan(_ plan: Plan, manifest: String) {
+    func plan(_ plan: Plan, manifest: String) {
         guard path != nil else { return }  // rendering a large plan is not free
         var text = "### segsync plan — `\(manifest)`\n\n"
         if !plan.hasChanges && plan.givenUp.isEmpty {
             text += "No changes: \(plan.upToDate) partition\(plan.upToDate == 1 ? "" : "s") up to date.\n\n"
         } else {
-            text += counts(plan) + "\n<details><summary>Plan</summary>\n\n```\n" + PlanRenderer.text(plan) + "```\n\n</details>\n\n"
+            text += Self.counts(plan) + "\n<details><summary>Plan</summary>\n\n```\n" + PlanRenderer.text(plan) + "```\n\n</details>\n\n"
         }
         append(text)
     }
@@ -41,7 +42,7 @@ enum StepSummary {
         return text
     }
 
-    static func append(plan: Plan, report: ApplyReport?, manifest: String) {
+    func append(plan: Plan, report: ApplyReport?, manifest: String) {
         guard path != nil else { return }
         var text = "### segsync apply — `\(manifest)`\n\n"
         guard let report else {
@@ -49,7 +50,7 @@ enum StepSummary {
             append(text)
             return
         }
-        text += counts(plan)
+        text += Self.counts(plan)
         text += "| finished now | \(report.done) |\n| still running | \(report.stillRunning.count) |\n| failed | \(report.failures.count) |\n\n"
         if !report.failures.isEmpty {
             text += "**Failures**\n\n"
@@ -63,8 +64,14 @@ enum StepSummary {
 /// Workflow commands for GitHub Actions (`GITHUB_ACTIONS=true`): failed partitions as
 /// `::error`, warnings as `::warning`, so they show on the run's page and in pull requests.
 /// Written to standard error (the runner reads both streams), so `--json` stays clean.
-enum Annotations {
-    static var enabled: Bool { ProcessInfo.processInfo.environment["GITHUB_ACTIONS"] == "true" }
+struct Annotations {
+    let enabled: Bool
+    let standardError: TextStream
+
+    init(_ context: CommandContext) {
+        enabled = context.environment["GITHUB_ACTIONS"] == "true"
+        standardError = context.standardError
+    }
 
     /// `%`, CR and LF escaped, as the runner expects; in properties also `:` and `,`.
     static func escape(_ text: String, property: Bool = false) -> String {
@@ -73,20 +80,20 @@ enum Annotations {
         return result
     }
 
-    static func error(title: String, _ message: String) {
+    func error(title: String, _ message: String) {
         guard enabled else { return }
-        printError("::error title=\(escape(title, property: true))::\(escape(message))\n")
+        standardError.write("::error title=\(Self.escape(title, property: true))::\(Self.escape(message))\n")
     }
 
-    static func warning(_ diagnostic: Diagnostic) {
+    func warning(_ diagnostic: Diagnostic) {
         guard enabled else { return }
-        var properties = "file=\(escape(diagnostic.file, property: true))"
+        var properties = "file=\(Self.escape(diagnostic.file, property: true))"
         if let location = diagnostic.location { properties += ",line=\(location.line),col=\(location.column)" }
-        printError("::warning \(properties)::\(escape(diagnostic.message))\n")
+        standardError.write("::warning \(properties)::\(Self.escape(diagnostic.message))\n")
     }
 
-    static func warning(_ message: String) {
+    func warning(_ message: String) {
         guard enabled else { return }
-        printError("::warning::\(escape(message))\n")
+        standardError.write("::warning::\(Self.escape(message))\n")
     }
 }

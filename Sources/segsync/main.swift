@@ -1,0 +1,3 @@
+import SegSyncCLI
+
+await SegSyncCLI.main()
