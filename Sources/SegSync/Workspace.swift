@@ -9,7 +9,7 @@ public struct Workspace: Sendable {
     public let layout: Layout
     public let store: any StateStore
     /// Things worth telling the user about opening it (an import of earlier state).
-    public var notes: [String] = []
+    public var notes: [Diagnostic] = []
 
     public init(manifest: Manifest, layout: Layout, store: any StateStore) {
         self.manifest = manifest

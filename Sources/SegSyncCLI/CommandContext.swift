@@ -109,22 +109,15 @@ public struct CommandContext: Sendable {
 
     func error(_ text: String) { standardError.write(text.hasSuffix("\n") ? text : text + "\n") }
 
-    /// A note (`note: …`) on standard error, unless `--quiet`.
-    func note(_ text: String) {
-        if output.verbosity > .quiet { error("note: " + text) }
-    }
-
-    /// A warning on standard error (unless `--quiet`) and as a GitHub annotation.
-    func warning(_ text: String) {
-        if output.verbosity > .quiet { error("warning: " + text) }
-        Annotations(self).warning(text)
-    }
-
-    /// A diagnostic, compiler-style, on standard error (unless `--quiet`), and as a GitHub
-    /// annotation.
+    /// A diagnostic, compiler-style, on standard error: errors always, warnings and
+    /// notes unless `--quiet`. Errors and warnings are also GitHub annotations.
     func report(_ diagnostic: Diagnostic) {
-        if output.verbosity > .quiet { error(diagnostic.description) }
-        Annotations(self).warning(diagnostic)
+        if diagnostic.severity == .error || output.verbosity > .quiet { error(diagnostic.description) }
+        if diagnostic.severity != .note { Annotations(self).annotate(diagnostic) }
+    }
+
+    func report(_ diagnostics: [Diagnostic]) {
+        for diagnostic in diagnostics { report(diagnostic) }
     }
 }
 

@@ -85,15 +85,13 @@ struct Annotations {
         standardError.write("::error title=\(Self.escape(title, property: true))::\(Self.escape(message))\n")
     }
 
-    func warning(_ diagnostic: Diagnostic) {
-        guard enabled else { return }
-        var properties = "file=\(Self.escape(diagnostic.file, property: true))"
-        if let location = diagnostic.location { properties += ",line=\(location.line),col=\(location.column)" }
-        standardError.write("::warning \(properties)::\(Self.escape(diagnostic.message))\n")
-    }
-
-    func warning(_ message: String) {
-        guard enabled else { return }
-        standardError.write("::warning::\(Self.escape(message))\n")
+    /// `::error` or `::warning`, with the file and position when the diagnostic has them.
+    func annotate(_ diagnostic: Diagnostic) {
+        guard enabled, diagnostic.severity != .note else { return }
+        var properties: [String] = []
+        if let file = diagnostic.file { properties.append("file=\(Self.escape(file, property: true))") }
+        if let location = diagnostic.location { properties += ["line=\(location.line)", "col=\(location.column)"] }
+        let command = diagnostic.severity == .error ? "error" : "warning"
+        standardError.write("::\(command)\(properties.isEmpty ? "" : " " + properties.joined(separator: ","))::\(Self.escape(diagnostic.message))\n")
     }
 }

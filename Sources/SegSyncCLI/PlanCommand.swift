@@ -89,13 +89,14 @@ struct PlanCommand: ContextCommand {
                 configuration.connectTimeout = .seconds(5)
             }
             let (fresh, warnings) = try await APIConnection.with(manifest: workspace.manifest, context: context, tune: quick) { connection in
-                await Refresh.operations(in: state, client: connection.client, exports: targets, now: context.now())
+                await Refresh.operations(in: state, client: connection.client, exports: targets, now: context.now(),
+                                         manifest: workspace.manifest)
             }
-            for warning in warnings { context.warning(warning) }
+            context.report(warnings)
             return fresh
         } catch {
             let message = "could not ask the API about running operations (\(error)); showing their last known state. Pass --offline to skip this."
-            context.warning(message)
+            context.report(Diagnostic(.warning, message))
             return state
         }
     }

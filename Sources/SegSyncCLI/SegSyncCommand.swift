@@ -88,8 +88,8 @@ struct LockOptions: ParsableArguments {
     func open(_ manifest: ManifestOptions, command: String, in context: CommandContext) async throws -> Workspace {
         let workspace = try await Workspace.open(manifestPath: manifest.path(in: context), in: context.directory,
                                                  command: command, lockTimeout: timeout, now: context.now(),
-                                                 environment: context.environment, waiting: { context.note($0) })
-        for note in workspace.notes { context.note(note) }
+                                                 environment: context.environment, waiting: { context.report($0) })
+        context.report(workspace.notes)
         return workspace
     }
 }
@@ -119,6 +119,8 @@ extension CommandContext {
             return try await body()
         } catch let error as DiagnosticsError {
             self.error(error.description)
+            let annotations = Annotations(self)
+            for diagnostic in error.diagnostics { annotations.annotate(diagnostic) }
             throw ExitCode(ExitCodes.failure)
         }
     }
@@ -126,6 +128,6 @@ extension CommandContext {
     /// Prints the manifest's warnings, compiler-style, on standard error: those of the
     /// decoder and those that depend on the instant planned for.
     func printWarnings(_ manifest: Manifest, now: Date) {
-        for warning in manifest.warnings + manifest.windowWarnings(now: now) { report(warning) }
+        report(manifest.warnings + manifest.windowWarnings(now: now))
     }
 }

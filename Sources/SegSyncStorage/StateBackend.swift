@@ -31,7 +31,7 @@ extension Workspace {
     /// A relative `manifestPath` is below `directory` (the process's working directory when nil).
     public static func open(manifestPath: String, in directory: String? = nil, command: String, lockTimeout: Duration = .zero,
                             now: Date = Date(), environment: [String: String] = ProcessInfo.processInfo.environment,
-                            waiting: @escaping @Sendable (String) -> Void = { _ in }) async throws -> Workspace {
+                            waiting: @escaping @Sendable (Diagnostic) -> Void = { _ in }) async throws -> Workspace {
         let manifest = try ManifestLoader.load(path: manifestPath, in: directory).resolvingEndpoint(environment: environment)
         let layout = Layout(manifestPath: manifestPath, output: manifest.output, workingDirectory: directory)
         let store = try await StateBackend.open(manifest, layout: layout, environment: environment)
@@ -54,17 +54,17 @@ extension Workspace {
 /// the store: imported when the store has no state yet, then renamed aside to
 /// `state.json.imported` so it is never read again.
 public enum LegacyImport {
-    public static func run(layout: Layout, into store: any StateStore) async throws -> [String] {
+    public static func run(layout: Layout, into store: any StateStore) async throws -> [Diagnostic] {
         let path = layout.legacyStatePath
         guard FileManager.default.fileExists(atPath: path) else { return [] }
         let legacy = try LegacyStateFile.loadWithJournal(path: path)
         let current = try await store.load()
-        var notes: [String] = []
+        var notes: [Diagnostic] = []
         if current.lineage.isEmpty, current.partitions.isEmpty {
             try await store.replace(with: legacy)
-            notes.append("imported \(legacy.partitions.count) partition\(legacy.partitions.count == 1 ? "" : "s") from \(layout.displayPath(path)) into \(store.name); the old file is kept as state.json.imported.")
+            notes.append(Diagnostic(.note, "imported \(legacy.partitions.count) partition\(legacy.partitions.count == 1 ? "" : "s") from \(layout.displayPath(path)) into \(store.name); the old file is kept as state.json.imported."))
         } else {
-            notes.append("\(store.name) already has state, so \(layout.displayPath(path)) was not imported; it is kept as state.json.imported.")
+            notes.append(Diagnostic(.note, "\(store.name) already has state, so \(layout.displayPath(path)) was not imported; it is kept as state.json.imported."))
         }
         for file in [path, LegacyStateFile.journalPath(for: path)] where FileManager.default.fileExists(atPath: file) {
             guard rename(file, file + ".imported") == 0 else {

@@ -64,5 +64,25 @@ extension EndToEnd {
             let plain = try await CLI.run(["apply", "--now", Self.now, "--poll-interval", "0.1"], in: folder.path, environment: emulator.environment)
             #expect(!plain.stderr.contains("::error") && !plain.stderr.contains("::warning") && !plain.stdout.contains("::"))
         }
+
+        @Test("with GITHUB_ACTIONS=true every manifest error is an ::error at its line and column; notes are no annotations")
+        func manifestErrors() async throws {
+            let folder = try TemporaryFolder()
+            try folder.write("segsync.yaml", """
+                version: 1
+                exports:
+                  - name: a
+                    segment: everyone
+                    type: event
+                    fromat: csv
+                    window: { every: 1d, last: 2d }
+                """)
+            let run = try await CLI.run(["validate"], in: folder.path, environment: ["GITHUB_ACTIONS": "true"])
+            #expect(run.status == 1)
+            #expect(run.stderr.contains("segsync.yaml:5:11: error: "), "\(run.stderr)")
+            #expect(run.stderr.contains("::error file=segsync.yaml,line=5,col=11::"), "\(run.stderr)")
+            #expect(run.stderr.contains("::error file=segsync.yaml,line=6,col=5::unknown key 'fromat' (did you mean 'format'?)"), "\(run.stderr)")
+            #expect(run.stderr.contains("2 errors found; nothing was changed."))
+        }
     }
 }

@@ -198,7 +198,8 @@ struct PlanFixture {
         manifest.exports = manifest.exports.map { var e = $0; e.prune = false; return e }
         let plan = try fixture.plan(manifest: manifest)
         #expect(plan.count(.prune) == 0)
-        #expect(plan.notes.first?.hasPrefix("1 recorded output belongs to exports no longer declared and is kept") == true)
+        #expect(plan.notes.first?.message.hasPrefix("1 recorded output belongs to exports no longer declared and is kept") == true)
+        #expect(plan.notes.allSatisfy { $0.severity == .note && $0.file == nil })
         #expect(try fixture.plan(.init(forcePrune: true), manifest: manifest).count(.prune) == 1)
     }
 
@@ -220,8 +221,8 @@ struct PlanFixture {
         keeping.prune = false
         keeping.exports = keeping.exports.map { var e = $0; e.prune = false; return e }
         let kept = try Planner.plan(manifest: keeping, state: fixture.state, lockfile: fixture.lockfile, observed: observed, now: later)
-        #expect(kept.notes.contains("2 recorded outputs have left their export's window and are kept; set prune: true on the export or pass --prune to delete them."))
-        #expect(kept.notes.contains { $0.hasPrefix("1 recorded output belongs to exports no longer declared and is kept") })
+        #expect(kept.notes.map(\.message).contains("2 recorded outputs have left their export's window and are kept; set prune: true on the export or pass --prune to delete them."))
+        #expect(kept.notes.map(\.message).contains { $0.hasPrefix("1 recorded output belongs to exports no longer declared and is kept") })
     }
 
     @Test("operation ids are shown by a part that tells them apart; quoted failures do not stutter")

@@ -6,11 +6,12 @@ import FullStoryAPI
 public enum Refresh {
     /// At most `concurrency` GETs run at once. If the API cannot be reached at all, the
     /// refresh stops at the first such failure with one warning, instead of one per
-    /// operation; records not refreshed keep their last known state.
+    /// operation; records not refreshed keep their last known state. A warning about one
+    /// partition points at its export in `manifest`, when given.
     public static func operations(in state: State, client: any ExportService, exports: Set<String>? = nil, now: Date,
-                                  concurrency: Int = 8) async -> (State, [String]) {
+                                  manifest: Manifest? = nil, concurrency: Int = 8) async -> (State, [Diagnostic]) {
         var refreshed = state
-        var warnings: [String] = []
+        var warnings: [Diagnostic] = []
         var unreachable: String?
         var pending = state.partitions.filter { _, record in
             [.requested, .running, .completed].contains(record.phase) && record.operationId != nil
@@ -55,15 +56,17 @@ public enum Refresh {
                     record.phase = .failed
                     record.lastError = "the API no longer knows operation \(record.operationId!)"
                 case .failure(let error):
-                    warnings.append("could not refresh \(record.export) \(record.label): \(error.description)")
+                    let export = manifest?.exports.first { $0.name == record.export }
+                    warnings.append(Diagnostic(.warning, file: export.flatMap { _ in manifest?.file }, at: export?.location,
+                                               "could not refresh \(record.export) \(record.label): \(error.description)"))
                 }
                 record.updatedAt = now
                 refreshed.partitions[key] = record
             }
         }
         if let unreachable {
-            warnings = ["could not reach the API (\(unreachable)); running operations show their last known state"]
+            warnings = [Diagnostic(.warning, "could not reach the API (\(unreachable)); running operations show their last known state")]
         }
-        return (refreshed, warnings.sorted())
+        return (refreshed, warnings.sorted { $0.message < $1.message })
     }
 }

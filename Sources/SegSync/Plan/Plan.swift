@@ -63,7 +63,7 @@ public struct Plan: Sendable, Equatable {
     /// Records apply drops: no file, and no declared partition wants them any more.
     public var forget: [PartitionKey]
     /// Things worth knowing that need no action: files segsync never wrote, leftovers.
-    public var notes: [String]
+    public var notes: [Diagnostic]
     public var now: Date
     public var lineage: String
     public var serial: Int

@@ -20,7 +20,7 @@ public enum PlanRenderer {
             lines.append("  " + paint.kind("\(action.kind.symbol) \(kind)", action.kind) + " \(export) \(label)   \(action.detail)")
         }
         if !plan.actions.isEmpty { lines.append("") }
-        for note in plan.notes { lines.append("Note: \(note)") }
+        for note in plan.notes { lines.append("Note: \(note.message)") }
         lines.append(paint.enabled ? paint(summary(plan), plan.hasChanges || !plan.givenUp.isEmpty ? .bold : .green) : summary(plan))
         return lines.joined(separator: "\n") + "\n"
     }
@@ -100,7 +100,7 @@ public enum PlanRenderer {
                       operationId: $0.operationId, path: $0.outputPath)
             },
             summary: summary,
-            notes: plan.notes,
+            notes: plan.notes.map(\.message),
             targets: plan.options.targets,
             prune: plan.options.forcePrune,
             retryFailed: plan.options.retryFailed,

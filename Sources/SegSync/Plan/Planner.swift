@@ -168,19 +168,20 @@ public enum Planner {
 
     /// What the plan should tell besides its actions: outputs kept, partitions given up
     /// on, and files in the folder segsync did not write.
-    static func notes(_ tally: Tally, observed: ObservedFiles) -> [String] {
+    static func notes(_ tally: Tally, observed: ObservedFiles) -> [Diagnostic] {
         func plural(_ count: Int, _ one: String, _ many: String) -> String { count == 1 ? one : many }
-        var notes: [String] = []
+        func note(_ text: String) -> Diagnostic { Diagnostic(.note, text) }
+        var notes: [Diagnostic] = []
         let kept = tally.keptRolledOut, gone = tally.keptUndeclared, given = tally.givenUp
         if kept > 0 {
-            notes.append("\(kept) recorded output\(plural(kept, " has", "s have")) left \(plural(kept, "its", "their")) export's window and \(plural(kept, "is", "are")) kept; set prune: true on the export or pass --prune to delete \(plural(kept, "it", "them")).")
+            notes.append(note("\(kept) recorded output\(plural(kept, " has", "s have")) left \(plural(kept, "its", "their")) export's window and \(plural(kept, "is", "are")) kept; set prune: true on the export or pass --prune to delete \(plural(kept, "it", "them"))."))
         }
         if gone > 0 {
-            notes.append("\(gone) recorded output\(plural(gone, " belongs", "s belong")) to exports no longer declared and \(plural(gone, "is", "are")) kept; set prune: true or pass --prune to delete \(plural(gone, "it", "them")).")
+            notes.append(note("\(gone) recorded output\(plural(gone, " belongs", "s belong")) to exports no longer declared and \(plural(gone, "is", "are")) kept; set prune: true or pass --prune to delete \(plural(gone, "it", "them"))."))
         }
         if !given.isEmpty {
             let list = given.prefix(5).map { "\($0.key.export) \($0.label) (\($0.lastError))" }.joined(separator: "; ")
-            notes.append("\(given.count) partition\(plural(given.count, "", "s")) failed \(attemptLimit) exports and \(plural(given.count, "is", "are")) skipped: \(list)\(given.count > 5 ? "; …" : ""). Fix the cause, then run apply --retry-failed.")
+            notes.append(note("\(given.count) partition\(plural(given.count, "", "s")) failed \(attemptLimit) exports and \(plural(given.count, "is", "are")) skipped: \(list)\(given.count > 5 ? "; …" : ""). Fix the cause, then run apply --retry-failed."))
         }
         // Unrecorded files where a planned export will write (state and lockfile both
         // lost) are replaced; the rest are someone else's and left alone.
@@ -191,14 +192,14 @@ public enum Planner {
         let replaced = observed.unknownFiles.filter { plannedPaths.contains($0) }
         let strangers = observed.unknownFiles.filter { !plannedPaths.contains($0) }
         if !replaced.isEmpty {
-            notes.append("\(replaced.count) file\(plural(replaced.count, "", "s")) not recorded by segsync will be replaced by the planned export\(plural(replaced.count, "", "s")) of the same name: \(list(replaced)).")
+            notes.append(note("\(replaced.count) file\(plural(replaced.count, "", "s")) not recorded by segsync will be replaced by the planned export\(plural(replaced.count, "", "s")) of the same name: \(list(replaced))."))
         }
         if !strangers.isEmpty {
-            notes.append("\(strangers.count) file\(plural(strangers.count, "", "s")) in the output folder \(plural(strangers.count, "was", "were")) not written by segsync and \(plural(strangers.count, "is", "are")) left alone: \(list(strangers)).")
+            notes.append(note("\(strangers.count) file\(plural(strangers.count, "", "s")) in the output folder \(plural(strangers.count, "was", "were")) not written by segsync and \(plural(strangers.count, "is", "are")) left alone: \(list(strangers))."))
         }
         let partial = observed.partialFiles
         if !partial.isEmpty {
-            notes.append("\(partial.count) unfinished download\(plural(partial.count, "", "s")) (.partial) will be removed by apply: \(list(partial)).")
+            notes.append(note("\(partial.count) unfinished download\(plural(partial.count, "", "s")) (.partial) will be removed by apply: \(list(partial))."))
         }
         return notes
     }

@@ -104,9 +104,9 @@ public struct LockHolder: Sendable, Equatable, Codable {
 }
 
 /// What a run says while it waits for the lock.
-public func lockWaitingNote(_ store: String, holder: LockHolder?, timeout: Duration) -> String {
+public func lockWaitingNote(_ store: String, holder: LockHolder?, timeout: Duration) -> Diagnostic {
     let who = holder.map { "held by \($0.description)" } ?? "holder unknown"
-    return "waiting up to \(Span.describe(timeout)) for the lock on \(store) (\(who))."
+    return Diagnostic(.note, "waiting up to \(Span.describe(timeout)) for the lock on \(store) (\(who)).")
 }
 
 /// The error a run gets when the lock stays taken.

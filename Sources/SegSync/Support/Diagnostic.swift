@@ -15,28 +15,40 @@ public struct SourceLocation: Sendable, Hashable, Comparable, CustomStringConver
     public var description: String { "\(line):\(column)" }
 }
 
-/// One problem found in a user's input, rendered compiler-style:
-/// `segsync.yaml:12:5: error: unknown key 'fromat' (did you mean 'format'?)`.
+/// Something segsync tells a user about their input or their run, as a value: a problem
+/// in the manifest, a warning while planning, a note on what a command did. Rendered
+/// compiler-style, with the file and position when it has them:
+/// `segsync.yaml:12:5: error: unknown key 'fromat' (did you mean 'format'?)`,
+/// `note: waiting up to 10m for the lock on …`.
 public struct Diagnostic: Sendable, Hashable, CustomStringConvertible {
-    /// How bad: an error stops the command; a warning is reported and the command goes on.
+    /// How bad: an error stops the command; a warning is reported and the command goes
+    /// on; a note is information (`--quiet` leaves warnings and notes out).
     public enum Severity: String, Sendable, Hashable {
         case error
         case warning
+        case note
     }
 
     public var severity: Severity
-    public var file: String
+    /// The file it is about (as the user named it), if any.
+    public var file: String?
     public var location: SourceLocation?
     public var message: String
 
-    public init(_ severity: Severity, file: String, at location: SourceLocation?, _ message: String) {
+    public init(_ severity: Severity, file: String?, at location: SourceLocation?, _ message: String) {
         self.severity = severity
         self.file = file
         self.location = location
         self.message = message
     }
 
+    /// A diagnostic about the run rather than a place in a file.
+    public init(_ severity: Severity, _ message: String) {
+        self.init(severity, file: nil, at: nil, message)
+    }
+
     public var description: String {
+        guard let file else { return "\(severity.rawValue): \(message)" }
         if let location {
             return "\(file):\(location.line):\(location.column): \(severity.rawValue): \(message)"
         }
@@ -50,7 +62,7 @@ public struct DiagnosticsError: Error, Sendable, CustomStringConvertible {
 
     public init(_ diagnostics: [Diagnostic]) {
         self.diagnostics = diagnostics.sorted {
-            ($0.file, $0.location ?? SourceLocation(line: 0, column: 0)) < ($1.file, $1.location ?? SourceLocation(line: 0, column: 0))
+            ($0.file ?? "", $0.location ?? SourceLocation(line: 0, column: 0)) < ($1.file ?? "", $1.location ?? SourceLocation(line: 0, column: 0))
         }
     }
 
