@@ -8,10 +8,30 @@ import NIOCore
 struct EmulatorContext: RequestContext {
     var coreContext: CoreRequestContextStorage
     let channel: any Channel
+    /// What the request log says about this request beyond its status, filled in as it
+    /// is answered (a context is copied down the middleware chain; this is shared).
+    let exchange = Exchange()
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         channel = source.channel
+    }
+}
+
+/// One request's notes for the request log: an injected fault, the range asked for.
+final class Exchange: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _fault: String?
+    private var _range: String?
+
+    var fault: String? {
+        get { lock.withLock { _fault } }
+        set { lock.withLock { _fault = newValue } }
+    }
+
+    var range: String? {
+        get { lock.withLock { _range } }
+        set { lock.withLock { _range = newValue } }
     }
 }
 
@@ -36,6 +56,15 @@ final class EmulatorState: Sendable {
         log = try RequestLog(path: configuration.requestLogPath)
         store = try ExportStore(directory: configuration.cacheDirectory, rowsPerHour: configuration.rowsPerHour)
         boundPort = LockedValue(configuration.port)
+    }
+}
+
+extension EmulatorState {
+    /// Appends one request to the request log (its path without the query).
+    func record(_ request: Request, kind: String, status: Int, fault: String?, range: String? = nil) async {
+        await log.record(.init(
+            time: WireTime.format(Date()), method: request.method.rawValue, path: request.uri.path, status: status,
+            kind: kind, fault: fault, range: range, auth: request.headers[.authorization] != nil))
     }
 }
 

@@ -141,11 +141,11 @@ struct EmulatorCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let emulator = try await Emulator.start(makeConfiguration())
+        // SIGINT and SIGTERM shut it down gracefully (swift-service-lifecycle).
+        let emulator = try await Emulator.start(makeConfiguration(), stopOnSignals: true)
         // Unbuffered, so a script reading the port sees the line at once.
         FileHandle.standardOutput.write(Data("listening on \(emulator.baseURL.absoluteString)\n".utf8))
-        await Self.waitForTerminationSignal()
-        await emulator.stop()
+        await emulator.waitUntilStopped()
     }
 
     private func makeConfiguration() -> EmulatorConfiguration {
@@ -183,19 +183,6 @@ struct EmulatorCommand: AsyncParsableCommand {
     }
 
     /// Returns on SIGINT or SIGTERM, so the emulator can stop cleanly and remove its files.
-    private static func waitForTerminationSignal() async {
-        let (signals, continuation) = AsyncStream<Int32>.makeStream()
-        var sources: [any DispatchSourceSignal] = []
-        for number in [SIGINT, SIGTERM] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { continuation.yield(number) }
-            source.resume()
-            sources.append(source)
-        }
-        for await _ in signals { break }
-        sources.forEach { $0.cancel() }
-    }
 
     enum Dialect: String, ExpressibleByArgument, CaseIterable {
         case seed

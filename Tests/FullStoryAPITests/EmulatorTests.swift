@@ -26,6 +26,36 @@ struct EmulatorTests {
         }
     }
 
+    @Test("stop() answers the request in flight before the server goes (graceful shutdown), then refuses connections")
+    func gracefulStop() async throws {
+        let configuration = EmulatorConfiguration(operationSeconds: 0, createLatency: 0.5, logger: quietLogger())
+        let emulator = try await Emulator.start(configuration)
+        let body = #"{"segmentId":"everyone","type":"events","format":"csv","timeRange":{"start":"2026-11-27T00:00:00Z","end":"2026-11-27T01:00:00Z"}}"#
+        async let answer = rawRequest(emulator.baseURL.appendingPathComponent("segments/v1/exports"), method: "POST", body: body)
+        try await Task.sleep(for: .milliseconds(200))  // the create is in, its answer 0.3 s away
+        await emulator.stop()
+        let created = try await answer
+        #expect(created.status == 200, "\(created.json)")
+        await #expect(throws: (any Error).self) { try await rawRequest(emulator.baseURL.appendingPathComponent("segments/v1")) }
+    }
+
+    @Test("routes: unknown paths and methods are the API's JSON 404 without a key; API paths need the key; downloads do not")
+    func routes() async throws {
+        try await withEmulator(EmulatorConfiguration(apiKey: "emulator-key", logger: quietLogger())) { emulator in
+            let base = emulator.baseURL
+            let unknown = try await rawRequest(base.appendingPathComponent("nowhere"), authorization: nil)
+            #expect(unknown.status == 404 && (unknown.json["message"] as? String)?.hasPrefix("There is no such endpoint: GET /nowhere") == true)
+            let wrongMethod = try await rawRequest(base.appendingPathComponent("segments/v1/exports"), authorization: nil)
+            #expect(wrongMethod.status == 404)
+            #expect(try await rawRequest(base.appendingPathComponent("segments/v1"), authorization: nil).status == 401)
+            #expect(try await rawRequest(base.appendingPathComponent("segments/v1"), authorization: "Basic wrong").status == 401)
+            let segment = try await rawRequest(base.appendingPathComponent("segments/v1/everyone"))
+            #expect(segment.status == 200 && segment.json["id"] as? String == "everyone")
+            // A download link is its own credential: no key, and a bad signature is 403.
+            #expect(try await rawRequest(base.appendingPathComponent("downloads/bogus"), authorization: nil).status == 403)
+        }
+    }
+
     @Test("an unreadable page token gives an empty last page")
     func unknownPageToken() async throws {
         try await withHarness { h in

@@ -40,33 +40,44 @@ public enum Refresh {
                     group.cancelAll()
                     continue
                 }
-                guard var record = refreshed.partitions[key] else { continue }
-                switch result {
-                case .success(let operation):
-                    record.operationState = operation.state.rawValue
-                    record.progress = operation.estimatePctComplete
-                    switch operation.state {
-                    case .completed: record.phase = .completed
-                    case .failed:
-                        record.phase = .failed
-                        record.lastError = operation.errorDetails ?? "the export failed"
-                    case .pending, .running, .unknown: record.phase = .running
-                    }
-                case .failure(.operationNotFound):
-                    record.phase = .failed
-                    record.lastError = "the API no longer knows operation \(record.operationId!)"
-                case .failure(let error):
-                    let export = manifest?.exports.first { $0.name == record.export }
-                    warnings.append(Diagnostic(.warning, file: export.flatMap { _ in manifest?.file }, at: export?.location,
-                                               "could not refresh \(record.export) \(record.label): \(error.description)"))
-                }
-                record.updatedAt = now
-                refreshed.partitions[key] = record
+                guard let record = refreshed.partitions[key] else { continue }
+                let (updated, warning) = update(record, with: result, now: now, manifest: manifest)
+                refreshed.partitions[key] = updated
+                if let warning { warnings.append(warning) }
             }
         }
         if let unreachable {
             warnings = [Diagnostic(.warning, "could not reach the API (\(unreachable)); running operations show their last known state")]
         }
         return (refreshed, warnings.sorted { $0.message < $1.message })
+    }
+
+    /// A record as one GET found its operation; a failed GET leaves it as it was, with a
+    /// warning pointing at its export in `manifest`.
+    static func update(_ record: PartitionRecord, with result: Result<ExportOperation, FullStoryAPIError>, now: Date,
+                       manifest: Manifest?) -> (PartitionRecord, Diagnostic?) {
+        var record = record
+        var warning: Diagnostic?
+        switch result {
+        case .success(let operation):
+            record.operationState = operation.state.rawValue
+            record.progress = operation.estimatePctComplete
+            switch operation.state {
+            case .completed: record.phase = .completed
+            case .failed:
+                record.phase = .failed
+                record.lastError = operation.errorDetails ?? "the export failed"
+            case .pending, .running, .unknown: record.phase = .running
+            }
+        case .failure(.operationNotFound):
+            record.phase = .failed
+            record.lastError = "the API no longer knows operation \(record.operationId!)"
+        case .failure(let error):
+            let export = manifest?.exports.first { $0.name == record.export }
+            warning = Diagnostic(.warning, file: export.flatMap { _ in manifest?.file }, at: export?.location,
+                                 "could not refresh \(record.export) \(record.label): \(error.description)")
+        }
+        record.updatedAt = now
+        return (record, warning)
     }
 }

@@ -3,140 +3,25 @@ import Hummingbird
 import Logging
 import NIOCore
 
-/// Routes and answers every request: the API in the configured dialect, and downloads.
-struct EmulatorResponder: HTTPResponder {
-    typealias Context = EmulatorContext
+/// The API's answers, one handler per endpoint, in the configured dialect. Routing,
+/// authentication, fault injection and the request log are the router's and its
+/// middleware's (``EmulatorRouter``); what a handler adds to the log goes in the
+/// request's ``Exchange``.
+struct EmulatorAPI: Sendable {
     let state: EmulatorState
 
     var configuration: EmulatorConfiguration { state.configuration }
     private var dialect: EmulatorConfiguration.Dialect { configuration.dialect }
 
-    enum Route {
-        case listSegments
-        case getSegment(String)
-        case createExport
-        case getOperation(String)
-        case exportResults(String)
-        case download(String)
-        case unknown
-
-        var kind: String {
-            switch self {
-            case .listSegments: return "listSegments"
-            case .getSegment: return "getSegment"
-            case .createExport: return "createExport"
-            case .getOperation: return "getOperation"
-            case .exportResults: return "exportResults"
-            case .download: return "download"
-            case .unknown: return "unknown"
-            }
-        }
-    }
-
-    /// An answer plus what the request log should say about it.
-    struct Outcome {
-        var response: Response
-        var fault: String?
-        var range: String?
-    }
-
-    func respond(to request: Request, context: EmulatorContext) async throws -> Response {
-        let rawPath = request.uri.path
-        let components = rawPath.split(separator: "/", omittingEmptySubsequences: true).map {
-            String($0).removingPercentEncoding ?? String($0)
-        }
-        let route = Self.route(request.method, components)
-        let authorized = isAuthorized(request)
-        var outcome: Outcome
-        do {
-            outcome = try await answer(route, request: request, authorized: authorized)
-        } catch is InjectedDisconnect {
-            await record(request, path: rawPath, route: route, status: 0, fault: "reset")
-            // Closed before any answer: the response below can never be written.
-            try? await context.channel.close()
-            return Response(status: .internalServerError)
-        }
-        await record(
-            request, path: rawPath, route: route, status: Int(outcome.response.status.code), fault: outcome.fault,
-            range: outcome.range
-        )
-        return outcome.response
-    }
-
-    static func route(_ method: HTTPRequest.Method, _ path: [String]) -> Route {
-        switch (method, path.count) {
-        case (.get, 2) where path == ["segments", "v1"]:
-            return .listSegments
-        case (.post, 3) where path == ["segments", "v1", "exports"]:
-            return .createExport
-        case (.get, 3) where path[0] == "segments" && path[1] == "v1":
-            return .getSegment(path[2])
-        case (.get, 3) where path[0] == "operations" && path[1] == "v1":
-            return .getOperation(path[2])
-        case (.get, 5) where path[0] == "search" && path[1] == "v1" && path[2] == "exports" && path[4] == "results":
-            return .exportResults(path[3])
-        case (.get, 2) where path[0] == "downloads":
-            return .download(path[1])
-        default:
-            return .unknown
-        }
-    }
-
-    /// The `Retry-After` value faults send.
-    private var retryAfter: String {
-        configuration.retryAfterValue ?? String(configuration.retryAfterSeconds)
-    }
-
-    private func answer(_ route: Route, request: Request, authorized: Bool) async throws -> Outcome {
-        if case .download(let token) = route {
-            return try await download(token: token, request: request)
-        }
-        if case .unknown = route {
-            return Outcome(response: error(404, "There is no such endpoint: \(request.method) \(request.uri.path)."))
-        }
-        guard authorized else {
-            return Outcome(
-                response: error(
-                    401,
-                    "Missing or invalid API key; send 'Authorization: Basic <API key>' with an Admin or Architect key.")
-            )
-        }
-        if await state.faults.fires(.tooManyRequests) {
-            var response = error(429, "Too many requests; retry after \(retryAfter).")
-            response.headers[.retryAfter] = retryAfter
-            return Outcome(response: response, fault: "429")
-        }
-        if await state.faults.fires(.serverError) {
-            let status = configuration.serverErrorStatus
-            var response = error(status, "The emulator failed this request on purpose (injected \(status)).")
-            if status == 503 { response.headers[.retryAfter] = retryAfter }
-            return Outcome(response: response, fault: "5xx")
-        }
-        var body = ByteBuffer()
-        if case .createExport = route {
-            do {
-                body = try await request.body.collect(upTo: 1 << 20)
-            } catch {
-                return Outcome(response: self.error(400, "The request body is larger than 1 MiB."))
-            }
-        }
-        if await state.faults.fires(.reset) {
-            // The request was read (a create would have been accepted); the answer is lost.
-            throw InjectedDisconnect()
-        }
-        switch route {
-        case .listSegments: return Outcome(response: listSegments(request))
-        case .getSegment(let id): return Outcome(response: getSegment(id))
-        case .createExport: return await createExport(Data(body.readableBytesView), request: request)
-        case .getOperation(let id): return Outcome(response: await getOperation(id, request: request))
-        case .exportResults(let id): return Outcome(response: await exportResults(id, request: request))
-        case .download, .unknown: return Outcome(response: error(404, "There is no such endpoint."))
-        }
+    /// A path parameter, percent-decoded.
+    static func parameter(_ name: String, _ context: EmulatorContext) -> String {
+        let raw = context.parameters.get(name) ?? ""
+        return raw.removingPercentEncoding ?? raw
     }
 
     // MARK: - Segments
 
-    private func listSegments(_ request: Request) -> Response {
+    func listSegments(_ request: Request, _ context: EmulatorContext) -> Response {
         let query = request.uri.queryParameters
         var limit = 20
         if let raw = query["limit"] {
@@ -162,7 +47,8 @@ struct EmulatorResponder: HTTPResponder {
         return json(200, object)
     }
 
-    private func getSegment(_ id: String) -> Response {
+    func getSegment(_ request: Request, _ context: EmulatorContext) -> Response {
+        let id = Self.parameter("id", context)
         guard let entry = state.catalog.segment(id) else {
             return error(404, "Segment '\(id.prefix(80))' was not found.")
         }
@@ -181,17 +67,23 @@ struct EmulatorResponder: HTTPResponder {
 
     // MARK: - Exports and operations
 
-    private func createExport(_ body: Data, request: Request) async -> Outcome {
+    func createExport(_ request: Request, _ context: EmulatorContext) async -> Response {
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: 1 << 20)
+        } catch {
+            return self.error(400, "The request body is larger than 1 MiB.")
+        }
         let spec: ExportSpec
         do {
-            spec = try ExportSpec(body: body, dialect: dialect)
+            spec = try ExportSpec(body: Data(body.readableBytesView), dialect: dialect)
         } catch {
-            return Outcome(response: self.error(error.status, error.message))
+            return self.error(error.status, error.message)
         }
         guard state.catalog.segment(spec.segmentID) != nil else {
             // The contract lists no 404 for this call, so the seed dialect says 400;
             // production answers 404.
-            return Outcome(response: error(dialect == .seed ? 400 : 404, "Segment '\(spec.segmentID.prefix(80))' was not found."))
+            return error(dialect == .seed ? 400 : 404, "Segment '\(spec.segmentID.prefix(80))' was not found.")
         }
         let ticket = OperationTicket(
             spec: spec,
@@ -204,18 +96,19 @@ struct EmulatorResponder: HTTPResponder {
         if configuration.createLatency > 0 {
             // The export exists from here on; only its answer is late. Logged now (status
             // 0, "answer-delayed"), so a test can act while the answer is outstanding.
-            await record(request, path: request.uri.path, route: .createExport, status: 0, fault: "answer-delayed")
+            await state.record(request, kind: "createExport", status: 0, fault: "answer-delayed")
             try? await Task.sleep(for: .milliseconds(Int64((configuration.createLatency * 1000).rounded())))
         }
         // The log says which exports will end FAILED, so tests can count re-exports.
-        let fault = ticket.fails ? "fail" : nil
+        if ticket.fails { context.exchange.fault = "fail" }
         switch dialect {
-        case .seed: return Outcome(response: json(200, await operationJSON(id: id, ticket: ticket, request: request)), fault: fault)
-        case .fullstory: return Outcome(response: json(200, ["operationId": id]), fault: fault)
+        case .seed: return json(200, await operationJSON(id: id, ticket: ticket, request: request))
+        case .fullstory: return json(200, ["operationId": id])
         }
     }
 
-    private func getOperation(_ id: String, request: Request) async -> Response {
+    func getOperation(_ request: Request, _ context: EmulatorContext) async -> Response {
+        let id = Self.parameter("id", context)
         guard let ticket = state.signer.open(id, as: OperationTicket.self) else {
             return error(404, "Operation '\(id.prefix(80))' was not found.")
         }
@@ -269,7 +162,8 @@ struct EmulatorResponder: HTTPResponder {
         return object
     }
 
-    private func exportResults(_ id: String, request: Request) async -> Response {
+    func exportResults(_ request: Request, _ context: EmulatorContext) async -> Response {
+        let id = Self.parameter("id", context)
         guard dialect == .fullstory else {
             return error(404, "There is no such endpoint in the seed dialect.")
         }
@@ -303,33 +197,7 @@ struct EmulatorResponder: HTTPResponder {
 
     // MARK: - Plumbing
 
-    private func isAuthorized(_ request: Request) -> Bool {
-        guard let header = request.headers[.authorization] else { return false }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "basic" else { return false }
-        let credential = String(parts[1]).trimmingCharacters(in: .whitespaces)
-        let key = configuration.apiKey
-        if credential == key { return true }
-        // Also accept classic Basic auth (base64 of "key:" or "key") from generic tools.
-        if let data = Data(base64Encoded: credential), let decoded = String(data: data, encoding: .utf8) {
-            return decoded == key || decoded == key + ":" || decoded == ":" + key
-        }
-        return false
-    }
-
-    private func record(
-        _ request: Request, path: String, route: Route, status: Int, fault: String?, range: String? = nil
-    ) async {
-        await state.log.record(
-            .init(
-                time: WireTime.format(Date()), method: request.method.rawValue, path: path, status: status,
-                kind: route.kind,
-                fault: fault, range: range, auth: request.headers[.authorization] != nil
-            )
-        )
-    }
-
-    private func json(_ status: Int, _ object: [String: Any]) -> Response {
+    func json(_ status: Int, _ object: [String: Any]) -> Response {
         let data =
             (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
             ?? Data("{}".utf8)

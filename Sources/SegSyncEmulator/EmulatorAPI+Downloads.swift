@@ -5,39 +5,42 @@ import NIOCore
 
 // Signed download links: checked, served whole or by range, paced, and cut short when
 // the fault injector says so.
-extension EmulatorResponder {
+extension EmulatorAPI {
 
-    func download(token: String, request: Request) async throws -> Outcome {
+    func download(_ request: Request, _ context: EmulatorContext) async -> Response {
+        let token = Self.parameter("token", context)
         let query = request.uri.queryParameters
         guard let spec = state.signer.open(token, as: ExportSpec.self),
             let expires = query["expires"].flatMap({ Int64($0) }),
             let signature = query["sig"].map(String.init),
             state.signer.isValidLinkSignature(signature, token: token, expires: expires)
         else {
-            return Outcome(response: error(403, "This download link is not valid (bad or missing signature)."))
+            return error(403, "This download link is not valid (bad or missing signature).")
         }
         guard Self.nowMilliseconds() < expires else {
-            return Outcome(response: error(410, "This download link has expired; ask for a new one."))
+            return error(410, "This download link has expired; ask for a new one.")
         }
         let file: ExportStore.File
         do {
             file = try await state.store.file(for: spec)
         } catch {
             state.configuration.logger.error("Could not generate an export file.", metadata: ["error": "\(error)"])
-            return Outcome(response: self.error(500, "The emulator could not generate this export."))
+            return self.error(500, "The emulator could not generate this export.")
         }
         let rangeHeader = request.headers[.range]
+        context.exchange.range = rangeHeader
         var (start, end, partial): (Int64, Int64, Bool) = (0, file.size - 1, false)
         if configuration.supportsRanges, let rangeHeader, let range = Self.byteRange(rangeHeader, size: file.size) {
             guard case .satisfiable(let first, let last) = range else {
                 var response = error(416, "The requested range is outside the file.")
                 response.headers[.contentRange] = "bytes */\(file.size)"
-                return Outcome(response: response, range: rangeHeader)
+                return response
             }
             (start, end, partial) = (first, last, true)
         }
         let length = max(0, end - start + 1)
         let (fault, cut) = await injectedCut(length: length, partial: partial)
+        context.exchange.fault = fault
         var headers: HTTPFields = [
             .contentType: "application/gzip",
             .contentLength: String(length),
@@ -47,12 +50,10 @@ extension EmulatorResponder {
         if partial { headers[.contentRange] = "bytes \(start)-\(end)/\(file.size)" }
         // Opened now, so a cache eviction before the body is written cannot pull the file away.
         guard let handle = FileHandle(forReadingAtPath: file.path) else {
-            return Outcome(response: error(500, "The emulator lost the generated export file."))
+            return error(500, "The emulator lost the generated export file.")
         }
         let body = Self.body(handle, from: start, length: length, cutAt: cut, bytesPerSecond: configuration.downloadBytesPerSecond)
-        return Outcome(
-            response: Response(status: partial ? .partialContent : .ok, headers: headers, body: body), fault: fault,
-            range: rangeHeader)
+        return Response(status: partial ? .partialContent : .ok, headers: headers, body: body)
     }
 
     /// A truncated body or a dropped connection, when the fault injector says so: the
