@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import FullStoryAPI
 import SegSync
 
 /// `segsync init`: a commented starter manifest, written without questions.
@@ -30,8 +31,9 @@ struct InitCommand: ContextCommand {
     var force = false
 
     func validate() throws {
-        if endpoint != APISettings.emulatorEndpoint, !endpoint.hasPrefix("https://"), !endpoint.hasPrefix("http://127.0.0.1"), !endpoint.hasPrefix("http://localhost") {
-            throw ValidationError("--endpoint \(endpoint) is neither emulator nor an https URL; write --endpoint https://api.fullstory.com or --endpoint emulator.")
+        // The manifest's own rule (APIEndpoint), so init never writes an endpoint validate refuses.
+        if endpoint != APISettings.emulatorEndpoint, let problem = APIEndpoint.problem(with: endpoint) {
+            throw ValidationError("--endpoint \(redacted(endpoint)) \(problem); write --endpoint https://api.fullstory.com or --endpoint emulator.")
         }
         if segment.isEmpty || segment.contains(where: { $0.isWhitespace || $0 == "\"" }) {
             throw ValidationError("--segment '\(segment)' is not a segment id; `segsync segments list` shows the ids.")

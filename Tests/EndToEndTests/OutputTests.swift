@@ -215,6 +215,14 @@ extension EndToEnd {
             #expect(nowhere.status == 64 && nowhere.stderr.contains("-C nowhere: there is no such folder"))
             let bad = try await CLI.run(["init", "--endpoint", "ftp://x", "-f", "other.yaml"], in: folder.path)
             #expect(bad.status == 64 && !folder.exists("other.yaml"))
+            // The manifest's endpoint rule: init never writes an endpoint validate would refuse.
+            let plain = try await CLI.run(["init", "--endpoint", "http://example.com", "-f", "other.yaml"], in: folder.path)
+            #expect(plain.status == 64 && plain.stderr.contains("uses plain http:// to a host that is not this machine"), "\(plain.stderr)")
+            let secret = try await CLI.run(["init", "--endpoint", "https://user:hunter2@example.com", "-f", "other.yaml"], in: folder.path)
+            #expect(secret.status == 64 && secret.stderr.contains("carries credentials") && !secret.stderr.contains("hunter2"))
+            let local = try await CLI.run(["init", "--endpoint", "http://localhost:8080", "-f", "local.yaml"], in: folder.path)
+            #expect(local.status == 0)
+            #expect(try await CLI.run(["validate", "-f", "local.yaml"], in: folder.path).status == 0)
         }
     }
 }
