@@ -170,6 +170,7 @@ public final class FullStoryClient: Sendable {
         return try decode(WireSegmentList.self, from: body, what: "the segment list").page
     }
 
+    /// One segment by id; ``FullStoryAPIError/segmentNotFound(segmentID:)`` when there is none.
     public func getSegment(_ id: String) async throws -> Segment {
         let body = try await send(.GET, path: ["segments", "v1", id], notFound: .segmentNotFound(segmentID: id))
         return try decode(WireSegment.self, from: body, what: "segment '\(id)'").segment
@@ -195,6 +196,8 @@ public final class FullStoryClient: Sendable {
         return try readOperation(body, what: "the new export's operation", stateExpected: false)
     }
 
+    /// The operation's state and progress; ``FullStoryAPIError/operationNotFound(operationID:)``
+    /// when the API no longer knows it.
     public func getOperation(_ id: String) async throws -> ExportOperation {
         let body = try await send(.GET, path: ["operations", "v1", id], notFound: .operationNotFound(operationID: id))
         return try readOperation(body, what: "operation '\(FullStoryAPIError.clip(id, to: 60))'", stateExpected: true)

@@ -62,6 +62,8 @@ public struct StatusReport: Sendable, Equatable {
     public var rows: [Row]
     public var running: [Running]
 
+    /// Counts every desired partition of every export by its status in `state` (done
+    /// only when its file came from the endpoint in force), and lists running operations.
     public static func make(manifest: Manifest, state: State, now: Date) throws -> StatusReport {
         var rows: [Row] = []
         var running: [Running] = []

@@ -91,6 +91,8 @@ public struct Workspace: Sendable {
         }
     }
 
+    /// State, the lockfile (read only when its mark cannot vouch for it) and the output
+    /// folder as they are now: what a plan is computed from. `.full` hashes every file.
     public func snapshot(depth: ObservedFiles.Depth = .quick) async throws -> Snapshot {
         // Listed after state loads, on this thread: listing beside the load saved about
         // a tenth of a second on 36,500 files, but a second malloc arena made the plan's
@@ -171,6 +173,7 @@ public struct Workspace: Sendable {
         }
     }
 
+    /// ``Planner/plan(manifest:state:lockfile:observed:now:options:)`` over `snapshot`.
     public func plan(_ snapshot: Snapshot, now: Date, options: Planner.Options) throws -> Plan {
         try Planner.plan(manifest: manifest, state: snapshot.state, lockfile: snapshot.lockfileForPlanning,
                          observed: snapshot.observed, now: now, options: options)

@@ -70,6 +70,7 @@ public struct APIConnection: Sendable {
         }
     }
 
+    /// Shuts the client down and stops the built-in emulator, if one was started.
     public func close() async {
         try? await client.shutdown()
         await emulator?.stop()

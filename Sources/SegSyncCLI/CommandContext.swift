@@ -9,6 +9,7 @@ public struct TextStream: Sendable {
 
     public init(_ sink: @escaping @Sendable (String) -> Void) { self.sink = sink }
 
+    /// Writes `text` as it is (no newline is added).
     public func write(_ text: String) { sink(text) }
 
     /// Standard output or error of this process, unbuffered (a line is out when written).

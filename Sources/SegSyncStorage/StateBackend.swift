@@ -54,6 +54,8 @@ extension Workspace {
 /// the store: imported when the store has no state yet, then renamed aside to
 /// `state.json.imported` so it is never read again.
 public enum LegacyImport {
+    /// Imports `.segsync/state.json` (with its journal) when the store is empty, renames
+    /// it aside either way, and returns the notes to show.
     public static func run(layout: Layout, into store: any StateStore) async throws -> [Diagnostic] {
         let path = layout.legacyStatePath
         guard FileManager.default.fileExists(atPath: path) else { return [] }

@@ -121,6 +121,7 @@ public enum Timestamp {
         return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))"
     }
 
+    /// `value` with leading zeros to `width` digits (`pad(7, 2)` is `07`).
     public static func pad(_ value: some BinaryInteger, _ width: Int) -> String {
         let text = String(value)
         return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text

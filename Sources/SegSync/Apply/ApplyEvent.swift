@@ -163,6 +163,7 @@ public struct ApplyEvent: Sendable, Equatable {
 
 /// Byte counts for people: `812 B`, `12.4 KiB`, `317.0 MiB`.
 public enum ByteCount {
+    /// Below 1 KiB in bytes, above in binary units with one decimal.
     public static func format(_ bytes: Int64) -> String {
         if bytes < 1024 { return "\(bytes) B" }
         let units = ["KiB", "MiB", "GiB", "TiB"]

@@ -220,6 +220,7 @@ public final class LossFlag: @unchecked Sendable {
 
     public var reason: String? { lock.withLock { text } }
 
+    /// Records why the store was lost; the first reason wins.
     public func set(_ reason: String) {
         lock.withLock { if text == nil { text = reason } }
     }

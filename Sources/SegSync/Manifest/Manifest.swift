@@ -128,6 +128,7 @@ public struct Manifest: Sendable, Hashable {
         self.sha256 = sha256
     }
 
+    /// The declared export called `name`, if any.
     public func export(named name: String) -> ExportSpec? {
         exports.first { $0.name == name }
     }

@@ -125,6 +125,7 @@ public struct Lockfile: Sendable, Equatable {
         return component > 0 && !(component == dots && dots <= 2)
     }
 
+    /// Writes the rendered lockfile to `path` atomically (temporary file, `fsync`, rename).
     public func write(to path: String) throws {
         try AtomicFile.write(Data(rendered().utf8), to: path, newFileMode: 0o644)
     }
@@ -190,6 +191,8 @@ public struct LockfileMark: Codable, Sendable, Equatable {
 public enum Checksums {
     public static let fileName = "SHA256SUMS"
 
+    /// `sha256sum`'s format, sorted by path: `<hex>  <path>` per line, so `sha256sum -c`
+    /// run inside the output folder checks every file.
     public static func render(_ entries: [Lockfile.Entry]) -> String {
         entries.sorted { $0.path < $1.path }.map { "\($0.sha256)  \($0.path)\n" }.joined()
     }

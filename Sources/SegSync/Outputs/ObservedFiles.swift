@@ -168,6 +168,7 @@ public struct ObservedFiles: Sendable, Equatable {
 
 /// SHA-256 of a file, read in fixed-size chunks so memory stays flat.
 public enum FileDigest {
+    /// The file's size and lowercase hex SHA-256.
     public static func sha256(ofFileAt path: String) throws -> (bytes: Int64, sha256: String) {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw SegSyncError("cannot read \(path).")

@@ -12,6 +12,9 @@ public struct Verification: Sendable, Equatable {
 
     public var ok: Bool { missing.isEmpty && changed.isEmpty && unknown.isEmpty && checksumsFileProblems.isEmpty }
 
+    /// Hashes every file `segsync.lock` lists and compares; also lists files the lockfile
+    /// does not know and any disagreement of `SHA256SUMS` with it. Throws when there is no
+    /// lockfile.
     public static func run(layout: Layout) throws -> Verification {
         guard FileManager.default.fileExists(atPath: layout.lockfilePath) else {
             throw SegSyncError("there is no \(Lockfile.fileName) at \(layout.lockfilePath), so there is nothing to verify against; run segsync apply first.")
@@ -92,12 +95,14 @@ public struct Verification: Sendable, Equatable {
         }
     }
 
+    /// The `verify --json` document; `against` names what was checked against.
     public func document(against: String) -> Document {
         Document(ok: ok, against: against, checked: checked, missing: missing,
                  changed: changed.keys.sorted().map { .init(path: $0, problem: changed[$0]!) },
                  unknown: unknown, sha256sumsProblems: checksumsFileProblems)
     }
 
+    /// One line per problem, then `OK: …` or the count of problems.
     public func rendered(outputDirectory: String, against: String = Lockfile.fileName, paint: Paint = .none) -> String {
         var lines: [String] = []
         for path in missing { lines.append(paint("missing ", .red) + " \(path)") }

@@ -77,6 +77,7 @@ public struct Plan: Sendable, Equatable {
 
     public var hasChanges: Bool { !actions.isEmpty }
 
+    /// How many actions of `kind` the plan has.
     public func count(_ kind: Kind) -> Int {
         var count = 0
         for index in actions.indices where actions[index].kind == kind { count += 1 }

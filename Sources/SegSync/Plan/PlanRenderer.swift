@@ -85,6 +85,7 @@ public enum PlanRenderer {
         }
     }
 
+    /// The `plan --json` document (format_version 1), also what `plan --out` saves.
     public static func document(_ plan: Plan) -> Document {
         var summary = Dictionary(uniqueKeysWithValues: Plan.Kind.allCases.map { ($0.rawValue, plan.count($0)) })
         summary["up_to_date"] = plan.upToDate
@@ -108,6 +109,7 @@ public enum PlanRenderer {
             refreshed: plan.refreshed)
     }
 
+    /// ``document(_:)``, pretty-printed with sorted keys.
     public static func json(_ plan: Plan) -> String {
         (try? MachineJSON.pretty(document(plan))) ?? "{}\n"
     }

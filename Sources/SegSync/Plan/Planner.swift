@@ -53,6 +53,10 @@ public enum Planner {
         }
     }
 
+    /// The plan: what apply must do to make the folder match the manifest at `now`. A pure
+    /// function of its arguments (``decide(desired:record:lockEntry:observed:options:)``
+    /// per partition, then the notes); throws only for unknown `--target`s and windows
+    /// that cannot be planned.
     public static func plan(
         manifest: Manifest, state: State, lockfile: Lockfile, observed: ObservedFiles, now: Date, options: Options = .init()
     ) throws -> Plan {

@@ -7,10 +7,12 @@ import SegSyncVocabulary
 /// the same manifest, the same state (lineage and serial), and the same actions when
 /// computed again for the same instant. Anything else is refused, never guessed at.
 public enum SavedPlan {
+    /// Writes `plan` as `plan --json` prints it, atomically.
     public static func write(_ plan: Plan, to path: String) throws {
         try AtomicFile.write(Data(PlanRenderer.json(plan).utf8), to: path, newFileMode: 0o644)
     }
 
+    /// Reads a saved plan; refuses files that are not one, or of another format version.
     public static func load(path: String) throws -> PlanRenderer.Document {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw SegSyncError("cannot read the saved plan \(path).")

@@ -16,6 +16,7 @@ public enum LegacyStateFile {
         var journalEpoch: String?
     }
 
+    /// Where the earlier builds kept the journal of `path` (`state.journal` beside `state.json`).
     public static func journalPath(for path: String) -> String {
         (path as NSString).deletingPathExtension + ".journal"
     }

@@ -48,6 +48,7 @@ public protocol StateStore: Sendable {
 }
 
 extension StateStore {
+    /// Takes the run lock, waiting up to `timeout`, without being told who holds it meanwhile.
     public func lock(_ holder: LockHolder, timeout: Duration) async throws {
         try await lock(holder, timeout: timeout, waiting: { _ in })
     }

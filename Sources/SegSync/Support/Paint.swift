@@ -12,6 +12,7 @@ public struct Paint: Sendable, Equatable {
         case red = "31", green = "32", yellow = "33", blue = "34", cyan = "36", dim = "2", bold = "1"
     }
 
+    /// `text` in `color` when painting is enabled; as it is otherwise (and when empty).
     public func callAsFunction(_ text: String, _ color: Color) -> String {
         enabled && !text.isEmpty ? "\u{1B}[\(color.rawValue)m\(text)\u{1B}[0m" : text
     }

@@ -18,6 +18,9 @@ public enum DesiredPartitions {
         return boundary
     }
 
+    /// The closed partitions `export`'s window wants at `now`, oldest first, each with its
+    /// fingerprint (which depends on the dialect and the endpoint). Throws when the window
+    /// has more partitions than a plan may hold.
     public static func partitions(of export: ExportSpec, dialect: APIDialect, endpoint: String = APISettings.defaultEndpoint, now: Date) throws -> [Partition] {
         try partitions(of: export, dialect: dialect, endpoint: endpoint, now: now, arithmetic: true)
     }

@@ -18,6 +18,8 @@ public struct YAMLLoader: Sendable {
         public var diagnostics: [Diagnostic]
     }
 
+    /// Parses `text` with libyaml into a node tree with positions; every problem (syntax,
+    /// duplicate keys, anchors, too deep or too large) is a diagnostic naming `file`.
     public func load(_ text: String, file: String) -> Result {
         var session = Session(file: file, maxDepth: maxDepth, maxNodes: maxNodes)
         return session.run(text)
