@@ -28,12 +28,17 @@ struct EmulatorTests {
 
     @Test("stop() answers the request in flight before the server goes (graceful shutdown), then refuses connections")
     func gracefulStop() async throws {
-        let configuration = EmulatorConfiguration(operationSeconds: 0, createLatency: 0.5, logger: quietLogger())
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("segsync-graceful-\(UUID().uuidString).jsonl").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let configuration = EmulatorConfiguration(operationSeconds: 0, requestLogPath: log, createLatency: 1, logger: quietLogger())
         let emulator = try await Emulator.start(configuration)
         let body = #"{"segmentId":"everyone","type":"events","format":"csv","timeRange":{"start":"2026-11-27T00:00:00Z","end":"2026-11-27T01:00:00Z"}}"#
         async let answer = rawRequest(emulator.baseURL.appendingPathComponent("segments/v1/exports"), method: "POST", body: body)
-        try await Task.sleep(for: .milliseconds(200))  // the create is in, its answer 0.3 s away
-        await emulator.stop()
+        // The emulator logs the create as it takes it in, before its late answer.
+        while !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("answer-delayed") {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        await emulator.stop(grace: .seconds(30))
         let created = try await answer
         #expect(created.status == 200, "\(created.json)")
         await #expect(throws: (any Error).self) { try await rawRequest(emulator.baseURL.appendingPathComponent("segments/v1")) }
