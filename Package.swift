@@ -150,7 +150,7 @@ let package = Package(
             path: "Fuzz/Sources/fuzz-server-text",
             swiftSettings: swiftSettings
         ),
-        // Helpers the test targets share (temporary folders).
+        // Helpers the test targets share (temporary folders, waiting for other processes).
         .target(
             name: "TestSupport",
             path: "Tests/TestSupport",
@@ -163,7 +163,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FullStoryAPITests",
-            dependencies: ["FullStoryAPI", "SegSyncVocabulary", "SegSyncEmulator", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["FullStoryAPI", "SegSyncVocabulary", "SegSyncEmulator", "TestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The state-store suite, run against both engines.

@@ -28,7 +28,6 @@ public struct APIConnection: Sendable {
     public static func open(manifest: Manifest, context: CommandContext,
                             tune: (inout FullStoryClient.Configuration) -> Void) async throws -> APIConnection {
         let environment = context.environment
-        let verbose = context.output.verbosity == .verbose
         // The manifest's endpoint is already the effective one (Manifest.resolvingEndpoint).
         if manifest.api.endpoint == APISettings.emulatorEndpoint {
             let logger = context.logger("segsync.emulator", level: .critical)  // its shutdown chatter is not the user's concern
@@ -41,7 +40,7 @@ public struct APIConnection: Sendable {
             var configuration = FullStoryClient.Configuration(
                 endpoint: emulator.baseURL, dialect: manifest.api.dialect, apiKey: APIKey(emulatorKey),
                 keyEnvironmentVariable: manifest.api.keyEnv, rateLimit: manifest.api.rateLimit)
-            configuration.logger = context.logger("segsync.api", level: verbose ? .debug : .error)
+            configuration.logger = context.apiLogger
             tune(&configuration)
             return APIConnection(client: try FullStoryClient(configuration: configuration), emulator: emulator)
         }
@@ -51,7 +50,7 @@ public struct APIConnection: Sendable {
             apiKey: try APIKey.fromEnvironment(manifest.api.keyEnv, environment: environment),
             keyEnvironmentVariable: manifest.api.keyEnv)
         configuration.rateLimit = manifest.api.rateLimit
-        configuration.logger = context.logger("segsync.api", level: verbose ? .debug : .error)
+        configuration.logger = context.apiLogger
         tune(&configuration)
         return APIConnection(client: try FullStoryClient(configuration: configuration), emulator: nil)
     }

@@ -28,6 +28,9 @@ struct ContextLogHandler: LogHandler {
 }
 
 extension CommandContext {
+    /// The API client's logger: every call with `-v`, errors only otherwise.
+    var apiLogger: Logger { logger("segsync.api", level: output.verbosity == .verbose ? .debug : .error) }
+
     /// A logger writing to this context's standard error at `level`.
     func logger(_ label: String, level: Logger.Level) -> Logger {
         var logger = Logger(label: label) { [standardError, now] label in

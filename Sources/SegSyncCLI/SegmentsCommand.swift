@@ -62,7 +62,7 @@ struct Segments: AsyncParsableCommand {
             var configuration = try FullStoryClient.Configuration.fromEnvironment(
                 endpoint: endpoint, dialect: dialect ?? .seed, keyEnvironmentVariable: keyEnv ?? APIKey.defaultEnvironmentVariable,
                 environment: context.environment)
-            configuration.logger = context.logger("segsync.api", level: context.output.verbosity == .verbose ? .debug : .error)
+            configuration.logger = context.apiLogger
             return try await FullStoryClient.withClient(configuration, body)
         }
     }

@@ -108,14 +108,12 @@ public final class Emulator: Sendable {
             try await Task.sleep(for: grace)
             server.cancel()
         }
-        _ = await server.result
+        await waitUntilStopped()
         deadline.cancel()
-        await state.log.close()
-        await state.store.removeAll()
     }
 
     /// Waits until the emulator has stopped (a shutdown signal, or ``stop()``), then
-    /// removes the generated files.
+    /// closes the request log and removes the generated files.
     public func waitUntilStopped() async {
         _ = await server.result
         await state.log.close()

@@ -29,10 +29,14 @@ enum EmulatorRouter {
 
     static let download = Endpoint(method: .get, path: "/downloads/:token", kind: "download") { await $0.download($1, $2) }
 
+    /// Endpoint kinds by method and the matched path as the router spells it.
+    private static let kinds: [String: String] = Dictionary(uniqueKeysWithValues: (api + [download]).map {
+        ("\($0.method) \(RouterPath($0.path).description)", $0.kind)
+    })
+
     /// The request log's name for the endpoint the router matched; "unknown" for none.
     static func kind(_ method: HTTPRequest.Method, endpointPath: String?) -> String {
-        guard let endpointPath else { return "unknown" }
-        return (api + [download]).first { $0.method == method && RouterPath($0.path).description == endpointPath }?.kind ?? "unknown"
+        endpointPath.flatMap { kinds["\(method) \($0)"] } ?? "unknown"
     }
 
     static func router(_ state: EmulatorState) -> Router<EmulatorContext> {

@@ -2,6 +2,7 @@ import Foundation
 import SegSync
 import SegSyncCLI
 import Testing
+import TestSupport
 
 /// Runs segsync commands as a user would: in-process through ``SegSyncCLI`` with a
 /// context of their own (a folder, an environment, captured output), or as the built
@@ -51,13 +52,7 @@ enum CLI {
     /// a thread of the cooperative pool.
     static func exec(_ arguments: [String], in directory: String, environment: [String: String] = [:],
                      executable: String = "segsync") async throws -> Result {
-        let process = try start(arguments, in: directory, environment: environment, executable: executable)
-        // Both pipes are drained at once: reading one to its end first would deadlock a
-        // child that fills the other.
-        let out = Drain(process.stdout.fileHandleForReading), err = Drain(process.stderr.fileHandleForReading)
-        let status = await process.exit()
-        return Result(status: status, stdout: String(decoding: await out.end(), as: UTF8.self),
-                      stderr: String(decoding: await err.end(), as: UTF8.self))
+        try await start(arguments, in: directory, environment: environment, executable: executable).result()
     }
 
     /// Runs a system tool (`sha256sum`, `chattr`) and returns its exit status, without
@@ -68,10 +63,10 @@ enum CLI {
         process.arguments = arguments
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         if quiet { process.standardError = FileHandle.nullDevice }
-        let exited = Exited()
+        let exited = Completion<Int32>()
         process.terminationHandler = { exited.finish($0.terminationStatus) }
         try process.run()
-        return await exited.status()
+        return await exited.value()
     }
 
     /// The folder's state, as `segsync state pull` prints it.
@@ -92,9 +87,9 @@ enum CLI {
 
     /// Reads a pipe to its end on a thread of its own; ``text`` shows what came so far.
     final class Drain: @unchecked Sendable {
-        private let done = DispatchSemaphore(value: 0)
         private let lock = NSLock()
         private var data = Data()
+        private let done = Completion<Data>()
 
         init(_ handle: FileHandle) {
             Thread.detachNewThread { [self] in
@@ -103,24 +98,15 @@ enum CLI {
                     if chunk.isEmpty { break }
                     lock.withLock { data.append(chunk) }
                 }
-                done.signal()
+                done.finish(lock.withLock { data })
             }
         }
 
         /// What the pipe has carried so far.
         var text: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
 
-        /// Everything the pipe carried, once it is closed (waited for off the cooperative pool).
-        func end() async -> Data {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                Thread.detachNewThread { [done] in
-                    done.wait()
-                    done.signal()  // for a second caller
-                    continuation.resume()
-                }
-            }
-            return lock.withLock { data }
-        }
+        /// Everything the pipe carried, once it is closed.
+        func end() async -> Data { await done.value() }
     }
 
     /// A started child process.
@@ -128,36 +114,18 @@ enum CLI {
         var process: Process
         var stdout: Pipe
         var stderr: Pipe
-        let exited: Exited
+        let exited: Completion<Int32>
 
         /// Its exit status, once it has exited.
-        func exit() async -> Int32 { await exited.status() }
-    }
+        func exit() async -> Int32 { await exited.value() }
 
-    /// A child's exit, awaited by any number of tasks.
-    final class Exited: @unchecked Sendable {
-        private let lock = NSLock()
-        private var code: Int32?
-        private var waiting: [CheckedContinuation<Int32, Never>] = []
-
-        func finish(_ status: Int32) {
-            let resumed = lock.withLock {
-                code = status
-                defer { waiting = [] }
-                return waiting
-            }
-            for continuation in resumed { continuation.resume(returning: status) }
-        }
-
-        func status() async -> Int32 {
-            await withCheckedContinuation { continuation in
-                let known: Int32? = lock.withLock {
-                    if let code { return code }
-                    waiting.append(continuation)
-                    return nil
-                }
-                if let known { continuation.resume(returning: known) }
-            }
+        /// Its exit status and all it wrote, once it has exited (both pipes drained at
+        /// once: reading one to its end first would deadlock a child that fills the other).
+        func result() async -> Result {
+            let out = Drain(stdout.fileHandleForReading), err = Drain(stderr.fileHandleForReading)
+            let status = await exit()
+            return Result(status: status, stdout: String(decoding: await out.end(), as: UTF8.self),
+                          stderr: String(decoding: await err.end(), as: UTF8.self))
         }
     }
 
@@ -197,20 +165,9 @@ enum CLI {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
-        let exited = Exited()
+        let exited = Completion<Int32>()
         process.terminationHandler = { exited.finish($0.terminationStatus) }
         try process.run()
         return Running(process: process, stdout: out, stderr: err, exited: exited)
     }
-}
-
-/// Waits for something another process makes happen, checking every 50 ms. `timeout`
-/// only bounds a test whose event never comes; nothing asserts how long it took.
-func waitUntil(timeout: TimeInterval = 60, _ happened: () async -> Bool) async -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while await !happened() {
-        guard Date() < deadline else { return false }
-        try? await Task.sleep(for: .milliseconds(50))
-    }
-    return true
 }

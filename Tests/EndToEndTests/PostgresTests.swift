@@ -54,13 +54,6 @@ extension EndToEnd {
             }
         }
 
-        static func finish(_ running: CLI.Running) async -> CLI.Result {
-            let err = CLI.Drain(running.stderr.fileHandleForReading), out = CLI.Drain(running.stdout.fileHandleForReading)
-            _ = await running.exit()
-            return CLI.Result(status: running.process.terminationStatus, stdout: String(decoding: await out.end(), as: UTF8.self),
-                              stderr: String(decoding: await err.end(), as: UTF8.self))
-        }
-
         @Test("two runners, one workspace: the second fails at once naming the holder, or waits, then downloads with 0 new creates")
         func twoRunners() async throws {
             guard let url = TestDatabase.urlOrSkip("twoRunners") else { return }
@@ -77,9 +70,9 @@ extension EndToEnd {
             #expect(refused.stderr.contains(", 'segsync apply', started "))
 
             let waiting = try await runners.start(runners.b, ["--lock-timeout", "5m"])
-            let firstResult = await Self.finish(first)
+            let firstResult = await first.result()
             #expect(firstResult.status == 0, "\(firstResult.stdout)\(firstResult.stderr)")
-            let second = await Self.finish(waiting)
+            let second = await waiting.result()
             #expect(second.status == 0, "\(second.stdout)\(second.stderr)")
             // The second folder has no files: they come from the finished operations.
             #expect(second.stdout.contains("Plan: 0 to create, 0 to resume, 0 to download, 7 to repair"), "\(second.stdout)")
@@ -125,7 +118,7 @@ extension EndToEnd {
             #expect(await waitUntil { runners.recordedOperations == 7 })
             _ = runners.sql("SELECT pg_terminate_backend(backend_pid) FROM segsync_lock_holders WHERE workspace = '\(runners.workspace)'")
             let stopped = Date()
-            let result = await Self.finish(first)
+            let result = await first.result()
             #expect(Date().timeIntervalSince(stopped) < 10)
             #expect(result.status == 1)
             #expect(result.stderr.contains("the connection to the PostgreSQL state (workspace '\(runners.workspace)'"), "\(result.stderr)")

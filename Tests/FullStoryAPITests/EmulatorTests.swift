@@ -2,6 +2,7 @@ import Foundation
 import FullStoryAPI
 import SegSyncEmulator
 import Testing
+import TestSupport
 
 @Suite("Emulator")
 struct EmulatorTests {
@@ -35,9 +36,7 @@ struct EmulatorTests {
         let body = #"{"segmentId":"everyone","type":"events","format":"csv","timeRange":{"start":"2026-11-27T00:00:00Z","end":"2026-11-27T01:00:00Z"}}"#
         async let answer = rawRequest(emulator.baseURL.appendingPathComponent("segments/v1/exports"), method: "POST", body: body)
         // The emulator logs the create as it takes it in, before its late answer.
-        while !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("answer-delayed") {
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        #expect(await waitUntil { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("answer-delayed") })
         await emulator.stop(grace: .seconds(30))
         let created = try await answer
         #expect(created.status == 200, "\(created.json)")
