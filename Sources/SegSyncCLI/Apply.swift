@@ -160,7 +160,7 @@ struct Apply: ContextCommand {
         let console = Console(mode: consoleMode(context), plan: plan, context: context)
         let work = start(plan, tidied, in: workspace, console: console, context: context)
         // A PostgreSQL connection lost mid-run took the run lock with it: stop at once.
-        let lost = LossFlag()
+        let lost = FirstReason()
         workspace.store.onLoss { reason in
             lost.set(reason)
             work.cancel()
@@ -204,8 +204,12 @@ struct Apply: ContextCommand {
         }
     }
 
+    /// How long an interrupted run may wind down before it exits anyway: longer than a
+    /// create's request timeout (60 s) plus a commit, so an id the server sends is kept.
+    static let interruptGrace: Duration = .seconds(90)
+
     /// Ctrl-C or a CI cancellation: stop starting work, keep what is recorded, exit 130.
-    /// A second one exits at once.
+    /// A second one exits at once; a run still winding down after ``interruptGrace`` too.
     static func interruptions(cancelling work: Task<ApplyReport, any Error>, _ context: CommandContext) -> [any DispatchSourceSignal] {
         let interrupts = Counter()
         return [SIGINT, SIGTERM].map { (signalNumber: Int32) -> any DispatchSourceSignal in
@@ -218,6 +222,12 @@ struct Apply: ContextCommand {
                 }
                 context.error("\nInterrupting: finishing the calls in flight and recording their results (Ctrl-C again to exit at once).")
                 work.cancel()
+                // Bounded whatever the API or the state store is doing: a create in flight
+                // has its request timeout to answer and its commit the store's wait.
+                DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(Int(interruptGrace.components.seconds))) {
+                    context.error("\nStill winding down after \(interruptGrace.components.seconds) s: exiting now. Recorded operations are resumed by the next run.")
+                    Foundation.exit(ExitCodes.interrupted)
+                }
             }
             source.resume()
             return source
@@ -225,7 +235,7 @@ struct Apply: ContextCommand {
     }
 
     /// The run was cancelled before it had a report to give.
-    func endInterrupted(_ plan: Plan, error: any Error, lost: LossFlag, console: Console, _ context: CommandContext) throws -> Never {
+    func endInterrupted(_ plan: Plan, error: any Error, lost: FirstReason, console: Console, _ context: CommandContext) throws -> Never {
         if context.output.verbosity == .verbose { context.error("debug: the interrupted run ended with: \(error)") }
         if let reason = lost.reason {
             printDocument(plan, nil, console: console, interrupted: true, exitCode: ExitCodes.failure, context)
@@ -237,7 +247,7 @@ struct Apply: ContextCommand {
     }
 
     /// Reports the run and ends with its exit status.
-    func finish(_ plan: Plan, _ report: ApplyReport, lost: LossFlag, cancelled: Bool, console: Console, _ context: CommandContext) throws {
+    func finish(_ plan: Plan, _ report: ApplyReport, lost: FirstReason, cancelled: Bool, console: Console, _ context: CommandContext) throws {
         if let reason = lost.reason {
             printDocument(plan, report, console: console, interrupted: true, exitCode: ExitCodes.failure, context)
             if !machine { context.out("\n" + Self.summary(report)) }
@@ -257,10 +267,17 @@ struct Apply: ContextCommand {
         for failure in report.failures {
             annotations.error(title: "segsync: \(failure.export) \(failure.label)", failure.message)
         }
-        let code = !report.failures.isEmpty || !plan.givenUp.isEmpty ? ExitCodes.failure
+        // A stopped run and unwritable derived files are said once, for the run, at the end.
+        let runProblems = [report.stopped.map { "\($0) The run stopped; every recorded export is kept and resumed by the next run." },
+                           report.derivedFilesProblem].compactMap { $0 }
+        let code = !report.failures.isEmpty || !plan.givenUp.isEmpty || !runProblems.isEmpty ? ExitCodes.failure
             : !report.stillRunning.isEmpty ? ExitCodes.incomplete : ExitCodes.success
         printDocument(plan, report, console: console, exitCode: code, context)
         if !machine { context.out((consoleMode(context) == .silent ? "" : "\n") + Self.summary(report, paint: context.output.paint)) }
+        if !runProblems.isEmpty {
+            for problem in runProblems { annotations.error(title: "segsync apply", problem) }
+            throw SegSyncError(runProblems.joined(separator: "\n"))
+        }
         if code != ExitCodes.success { throw ExitCode(code) }
     }
 
@@ -286,10 +303,15 @@ struct Apply: ContextCommand {
             }
         }
         var parts = ["\(report.done) done", "\(report.failures.count) failed"]
-        if !report.stillRunning.isEmpty { parts.append("\(report.stillRunning.count) still running (resumed by the next run)") }
+        if !report.stillRunning.isEmpty {
+            parts.append(report.stopped == nil ? "\(report.stillRunning.count) still running (resumed by the next run)"
+                : "\(report.stillRunning.count) left for the next run")
+        }
         if report.pruneSkipped > 0 { parts.append("\(report.pruneSkipped) prunes skipped after errors") }
-        let line = "Apply: " + parts.joined(separator: ", ") + ". \(report.createCalls) export\(report.createCalls == 1 ? "" : "s") created."
-        lines.append(paint(line, report.failures.isEmpty ? report.stillRunning.isEmpty ? .green : .yellow : .red))
+        let unknown = report.unknownCreates > 0 ? ", \(report.unknownCreates) with an unknown id" : ""
+        let line = "Apply: " + parts.joined(separator: ", ") + ". \(report.createCalls) export\(report.createCalls == 1 ? "" : "s") created\(unknown)."
+        let failed = !report.failures.isEmpty || report.stopped != nil || report.derivedFilesProblem != nil
+        lines.append(paint(line, failed ? .red : report.stillRunning.isEmpty ? .green : .yellow))
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -205,6 +205,25 @@ extension EndToEnd {
             #expect(emulator.creates == 7)
         }
 
+        @Test("a converged folder whose SHA256SUMS is deleted or edited gets it back from a no-op apply")
+        func checksumsRewritten() async throws {
+            let folder = try TemporaryFolder()
+            try folder.write("segsync.yaml", Self.manifest)
+            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+            await #expect(try apply(folder, emulator).status == 0)
+            let original = try #require(folder.read("exports/SHA256SUMS"))
+            let lockfile = folder.read("segsync.lock")
+            try FileManager.default.removeItem(atPath: folder.path + "/exports/SHA256SUMS")
+            let restored = try await apply(folder, emulator)
+            #expect(restored.status == 0 && restored.stdout.hasPrefix("No changes"), "\(restored.stdout)\(restored.stderr)")
+            #expect(folder.read("exports/SHA256SUMS") == original)
+            try folder.write("exports/SHA256SUMS", original + "0000000000000000000000000000000000000000000000000000000000000000  extra.csv\n")
+            #expect(try await apply(folder, emulator).status == 0)
+            #expect(folder.read("exports/SHA256SUMS") == original)
+            #expect(folder.read("segsync.lock") == lockfile)
+            #expect(emulator.creates == 7)
+        }
+
         @Test("a partition whose exports keep failing is reported after the bound; the others converge")
         func permanentFailure() async throws {
             let folder = try TemporaryFolder()

@@ -5,4 +5,4 @@ import Testing
 /// tests one at a time; the suites run beside each other and beside the in-process
 /// suites. No test holds a thread of the cooperative pool while a child runs: children
 /// are awaited (``CLI/Running/exit()``, ``CLI/Drain/end()``, ``waitUntil(timeout:_:)``).
-enum EndToEnd {}
+@Suite(.timeLimit(.minutes(15))) enum EndToEnd {}

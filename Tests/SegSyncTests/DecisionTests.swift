@@ -6,7 +6,7 @@ import Testing
 /// `Planner.decide` against its specification: a table of rules over every combination
 /// of what state records, what the lockfile says, whether the fingerprint still matches,
 /// what the folder holds, and `--retry-failed`.
-@Suite struct DecisionTests {
+@Suite(.timeLimit(.minutes(2))) struct DecisionTests {
     enum RecordState: CaseIterable, Sendable {
         case none, requested, running, completed, downloaded, downloadedWithoutOutput, failed, failedOut
     }

@@ -4,7 +4,7 @@ import SegSyncVocabulary
 
 /// Diagnostics are values with a severity and, when they have one, a place: rendered
 /// compiler-style.
-@Suite struct DiagnosticTests {
+@Suite(.timeLimit(.minutes(2))) struct DiagnosticTests {
     @Test("rendered as a compiler does: file:line:col, file alone, or the severity alone")
     func rendering() {
         #expect(Diagnostic(.error, file: "segsync.yaml", at: SourceLocation(line: 12, column: 5), "unknown key 'fromat'").description
@@ -29,7 +29,7 @@ import SegSyncVocabulary
 }
 
 /// What one GET of an operation does to its record during `plan`'s refresh.
-@Suite struct RefreshUpdateTests {
+@Suite(.timeLimit(.minutes(2))) struct RefreshUpdateTests {
     static let manifestText = """
         version: 1
         exports:

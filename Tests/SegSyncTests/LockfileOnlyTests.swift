@@ -6,7 +6,7 @@ import TestSupport
 
 /// Outputs the lockfile vouches for while state has no record of them (a lost state):
 /// adopted only when their bytes and their settings are what the manifest wants now.
-@Suite struct LockfileOnlyTests {
+@Suite(.timeLimit(.minutes(2))) struct LockfileOnlyTests {
     static let base = """
         version: 1
         api: { dialect: fullstory }

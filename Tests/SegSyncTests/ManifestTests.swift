@@ -4,7 +4,7 @@ import Testing
 @testable import SegSync
 import FullStoryAPI
 
-@Suite struct ManifestTests {
+@Suite(.timeLimit(.minutes(2))) struct ManifestTests {
     static let valid = """
         version: 1
         api:

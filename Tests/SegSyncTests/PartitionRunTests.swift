@@ -14,6 +14,8 @@ final class ScriptedExports: ExportService, @unchecked Sendable {
         case operation(ExportOperation)
         case file(String)
         case error(FullStoryAPIError)
+        /// Any error at all: a state store's, the file system's, a cancellation's.
+        case failure(any Error)
         case hang
     }
 
@@ -39,6 +41,7 @@ final class ScriptedExports: ExportService, @unchecked Sendable {
         changed.yield()
         switch answer {
         case .error(let error): throw error
+        case .failure(let error): throw error
         case .hang:
             lock.withLock { hanging = true }
             changed.yield()
@@ -82,7 +85,7 @@ final class ScriptedExports: ExportService, @unchecked Sendable {
 
 /// `PartitionRun` in-process: every transition of its state machine, and cancellation in
 /// every state that waits, against a scripted client and a real SQLite state.
-@Suite struct PartitionRunTests {
+@Suite(.timeLimit(.minutes(2))) struct PartitionRunTests {
     static let manifestText = """
         version: 1
         exports:
@@ -101,26 +104,29 @@ final class ScriptedExports: ExportService, @unchecked Sendable {
         let folder: TemporaryFolder
         let manifest: Manifest
         let layout: Layout
-        let store: SQLiteStateStore
+        let store: any StateStore
         let writer: StateWriter
         let run: PartitionRun
         private let lock = NSLock()
         private var seen: [ApplyEvent.Kind] = []
 
+        /// `folder`: an earlier harness's, to run again over its state (and `operationId` is
+        /// then what that state must record). `wrap` puts a fault between the run and the store.
         init(_ client: ScriptedExports, kind: Plan.Kind = .create, operationId: String? = nil, maxAttempts: Int = 3,
-             deadline: ContinuousClock.Instant? = nil, downloadSlots: Int = 1, refused: RefusedExports = RefusedExports()) async throws {
-            folder = try TemporaryFolder()
-            try folder.write("segsync.yaml", PartitionRunTests.manifestText)
+             deadline: ContinuousClock.Instant? = nil, downloadSlots: Int = 1, refused: RefusedExports = RefusedExports(),
+             folder existing: TemporaryFolder? = nil, wrap: (SQLiteStateStore) -> any StateStore = { $0 }) async throws {
+            folder = try existing ?? TemporaryFolder()
+            if existing == nil { try folder.write("segsync.yaml", PartitionRunTests.manifestText) }
             manifest = try ManifestLoader.load(path: folder.path + "/segsync.yaml")
             layout = Layout(manifestPath: folder.path + "/segsync.yaml", output: manifest.output)
             try AtomicFile.makeDirectory(layout.stateDirectory)
-            store = try await SQLiteStateStore.open(path: layout.stateDirectory + "/state.sqlite", lockPath: layout.stateDirectory + "/lock")
+            store = wrap(try await SQLiteStateStore.open(path: layout.stateDirectory + "/state.sqlite", lockPath: layout.stateDirectory + "/lock"))
             let plan = try Planner.plan(manifest: manifest, state: State(), lockfile: Lockfile(), observed: ObservedFiles(), now: PartitionRunTests.now)
             var action = plan.actions[0]
             action.kind = kind
             action.operationId = operationId
-            var state = State()
-            if let operationId {
+            var state = existing == nil ? State() : try await store.load()
+            if let operationId, existing == nil {
                 var record = PartitionRecord(partition: action.partition!, parameters: ExportParameters(manifest.exports[0], in: manifest),
                                              phase: .requested, now: PartitionRunTests.now)
                 record.operationId = operationId
@@ -146,6 +152,14 @@ final class ScriptedExports: ExportService, @unchecked Sendable {
         func record() async throws -> PartitionRecord? {
             try await writer.flush()
             return try await store.load()[run.action.key]
+        }
+
+        /// Runs the partition to its end, then closes the store (for a next harness).
+        func executeAndClose() async -> ApplyReport.Outcome {
+            let outcome = await run.execute()
+            try? await writer.flush()
+            await store.close()
+            return outcome
         }
 
         deinit { let store = store; Task { await store.close() } }

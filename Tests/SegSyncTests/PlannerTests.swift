@@ -86,7 +86,7 @@ struct PlanFixture {
     }
 }
 
-@Suite struct PlannerTests {
+@Suite(.timeLimit(.minutes(2))) struct PlannerTests {
     @Test("golden text: every action, grouped by export, with notes and the summary")
     func goldenText() throws {
         let plan = try PlanFixture().plan()

@@ -3,7 +3,7 @@ import SegSyncVocabulary
 import Testing
 @testable import SegSync
 
-@Suite struct WindowTests {
+@Suite(.timeLimit(.minutes(2))) struct WindowTests {
     static let newYork = TimeZone(identifier: "America/New_York")!
     static let utc = TimeZone(identifier: "UTC")!
 

@@ -1,7 +1,7 @@
 import Testing
 @testable import SegSync
 
-@Suite struct YAMLLoaderTests {
+@Suite(.timeLimit(.minutes(2))) struct YAMLLoaderTests {
     func load(_ text: String) -> YAMLLoader.Result {
         YAMLLoader().load(text, file: "t.yaml")
     }

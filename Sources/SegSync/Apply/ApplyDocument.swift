@@ -34,6 +34,12 @@ public struct ApplyDocument: Encodable, Sendable {
     public var failed: Int
     public var stillRunning: Int
     public var exportsCreated: Int
+    /// Of ``exportsCreated``, those whose answer was lost: they may exist on the server.
+    public var exportsWithUnknownId: Int
+    /// Why the run stopped early (a rejected key); every recorded export is kept.
+    public var stopped: String?
+    /// `segsync.lock` and `SHA256SUMS` could not be written at the end.
+    public var filesProblem: String?
     public var prunesSkipped: Int
     public var interrupted: Bool
     /// Every partition converged: nothing failed, nothing left running, nothing given up.
@@ -46,6 +52,7 @@ public struct ApplyDocument: Encodable, Sendable {
         case event, now, plan, done, failed, interrupted, converged, partitions
         case formatVersion = "format_version", dryRun = "dry_run", stillRunning = "still_running"
         case exportsCreated = "exports_created", prunesSkipped = "prunes_skipped", exitCode = "exit_code"
+        case exportsWithUnknownId = "exports_with_unknown_id", stopped, filesProblem = "files_problem"
     }
 
     /// A downloaded file: where, how big, and its SHA-256.
@@ -60,6 +67,9 @@ public struct ApplyDocument: Encodable, Sendable {
         failed = report.failures.count
         stillRunning = report.stillRunning.count
         exportsCreated = report.createCalls
+        exportsWithUnknownId = report.unknownCreates
+        stopped = report.stopped
+        filesProblem = report.derivedFilesProblem
         prunesSkipped = report.pruneSkipped
         self.interrupted = interrupted
         converged = dryRun ? !plan.hasChanges && plan.givenUp.isEmpty : !interrupted && exitCode == 0

@@ -27,8 +27,16 @@ public struct ApplyReport: Sendable {
     public var stillRunning: [Plan.Action] = []
     public var failures: [Failure] = []
     public var pruneSkipped = 0
-    /// Export creations this run asked for.
+    /// Exports this run created: those the API answered with an id, and those whose
+    /// answer was lost (``unknownCreates``), which may exist on the server.
     public var createCalls = 0
+    /// Creates that may have made an export whose id never arrived.
+    public var unknownCreates = 0
+    /// Why the whole run stopped early (a rejected key), said once; every recorded
+    /// operation is kept for the next run.
+    public var stopped: String?
+    /// `segsync.lock` and `SHA256SUMS` could not be written (``DerivedFilesError``).
+    public var derivedFilesProblem: String?
 
     public init() {}
 
@@ -41,5 +49,5 @@ public struct ApplyReport: Sendable {
         }
     }
 
-    public var converged: Bool { failures.isEmpty && stillRunning.isEmpty && pruneSkipped == 0 }
+    public var converged: Bool { failures.isEmpty && stillRunning.isEmpty && pruneSkipped == 0 && stopped == nil && derivedFilesProblem == nil }
 }

@@ -71,31 +71,42 @@ public struct Executor: Sendable {
         let downloads = Semaphore(options.parallelism)
         let refused = RefusedExports()
         let diskFull = DiskFull()
+        let stop = FirstReason()
 
-        await withTaskGroup(of: (Plan.Action, ApplyReport.Outcome, Int).self) { group in
+        await withTaskGroup(of: (Plan.Action, ApplyReport.Outcome, creates: Int, unknown: Int).self) { group in
             var pending = work[...]
             func startNext() {
-                // Once interrupted, nothing new starts; what runs winds down.
-                guard !Task.isCancelled, let action = pending.popFirst() else { return }
+                // Once interrupted or stopped, nothing new starts; what runs winds down.
+                guard !Task.isCancelled, stop.reason == nil, let action = pending.popFirst() else { return }
                 group.addTask {
                     let run = PartitionRun(executor: self, writer: writer, action: action, deadline: deadline,
-                                           downloads: downloads, refused: refused, diskFull: diskFull)
+                                           downloads: downloads, refused: refused, diskFull: diskFull, stopRun: stop)
                     let outcome = await run.execute()
-                    return (action, outcome, run.creates.value)
+                    return (action, outcome, run.creates.value, run.unknownCreates.value)
                 }
             }
             for _ in 0..<options.maxInFlight { startNext() }
-            for await (action, outcome, creates) in group {
+            for await (action, outcome, creates, unknown) in group {
                 report.record(action, outcome)
-                report.createCalls += creates
+                report.createCalls += creates + unknown
+                report.unknownCreates += unknown
                 finished(outcome)
+                // A rejected key stops the run: the others end at once, their ids kept
+                // (a create already sent still finishes and is recorded).
+                if stop.reason != nil { group.cancelAll() }
                 startNext()
             }
+        }
+        report.stopped = stop.reason
+        // What was never started is left for the next run too.
+        if report.stopped != nil {
+            let started = Set(report.results.map(\.action.key))
+            for action in work where !started.contains(action.key) { report.record(action, .stillRunning) }
         }
 
         let prunes = plan.actions.filter { $0.kind == .prune }
         if !prunes.isEmpty {
-            if report.failures.isEmpty {
+            if report.failures.isEmpty && report.stopped == nil {
                 try await writer.withdraw(paths: prunes.compactMap(\.outputPath))
                 for action in prunes { report.record(action, await prune(action, writer: writer)) }
             } else {
@@ -103,7 +114,11 @@ public struct Executor: Sendable {
                 events(ApplyEvent(key: nil, label: "", kind: .prunesSkipped(count: prunes.count), time: clock()))
             }
         }
-        try await writer.flush()
+        do {
+            try await writer.flush()
+        } catch let problem as DerivedFilesError {
+            report.derivedFilesProblem = problem.description
+        }
         return report
     }
 
@@ -127,13 +142,13 @@ public struct Executor: Sendable {
 }
 
 /// Exports whose creates the API refused for a reason that holds for all their
-/// partitions (an unknown segment, a request the dialect does not take, a rejected key):
-/// their other partitions are not sent, and fail with the same sentence, said once.
-final class RefusedExports: @unchecked Sendable {
-    private let lock = NSLock()
-    private var reasons: [String: String] = [:]
+/// partitions (an unknown segment, a request the dialect does not take): their other
+/// partitions are not sent, and fail with the same sentence, said once. (A rejected key
+/// holds for every export: it stops the run, ``Verdict/stopRun``.)
+final class RefusedExports: Sendable {
+    private let reasons = Locked<[String: String]>([:])
 
-    func reason(for export: String) -> String? { lock.withLock { reasons[export] } }
+    func reason(for export: String) -> String? { reasons.value[export] }
 
     /// Records `failure` for `export` if it is one that every partition would meet;
     /// returns the sentence (with a hint) to report.
@@ -144,13 +159,11 @@ final class RefusedExports: @unchecked Sendable {
             hint = "Check the export's segment id with `segsync segments list`."
         case .badRequest, .invalidRequest:
             hint = "Check that api.dialect (\(dialect.rawValue)) is the one the endpoint speaks, and the segment id with `segsync segments list`."
-        case .unauthorized, .missingAPIKey:
-            hint = ""
         default:
             return nil
         }
-        let sentence = hint.isEmpty ? failure.description : "\(failure.description) \(hint)"
-        return lock.withLock {
+        let sentence = "\(failure.description) \(hint)"
+        return reasons.withLock { reasons in
             if let first = reasons[export] { return first }
             reasons[export] = sentence
             return sentence
@@ -159,10 +172,9 @@ final class RefusedExports: @unchecked Sendable {
 }
 
 /// Set once a download finds the disk full: the run's other downloads are not tried.
-final class DiskFull: @unchecked Sendable {
-    private let lock = NSLock()
-    private var full: String?
+final class DiskFull: Sendable {
+    private let full = FirstReason()
 
-    var folder: String? { lock.withLock { full } }
-    func record(_ folder: String) { lock.withLock { full = full ?? folder } }
+    var folder: String? { full.reason }
+    func record(_ folder: String) { full.set(folder) }
 }

@@ -38,14 +38,18 @@ struct PartitionRun: Sendable {
     let downloads: Semaphore
     let refused: RefusedExports
     let diskFull: DiskFull
-    /// Creates sent in this run, and those the API accepted (with an id).
+    /// Set by the first partition that meets an error about the whole run.
+    let stopRun: FirstReason
+    /// Creates sent in this run; those the API accepted (with an id); those that may have
+    /// made an export whose id never arrived.
     let attempts = Counter()
     let creates = Counter()
+    let unknownCreates = Counter()
     /// Looked up once: the manifest's export list is searched by name.
     let export: ExportSpec
 
     init(executor: Executor, writer: StateWriter, action: Plan.Action, deadline: ContinuousClock.Instant?,
-         downloads: Semaphore, refused: RefusedExports, diskFull: DiskFull) {
+         downloads: Semaphore, refused: RefusedExports, diskFull: DiskFull, stopRun: FirstReason = FirstReason()) {
         self.executor = executor
         self.writer = writer
         self.action = action
@@ -53,6 +57,7 @@ struct PartitionRun: Sendable {
         self.downloads = downloads
         self.refused = refused
         self.diskFull = diskFull
+        self.stopRun = stopRun
         export = executor.manifest.export(named: action.key.export)!
     }
 
@@ -69,8 +74,9 @@ struct PartitionRun: Sendable {
         executor.events(ApplyEvent(key: action.key, label: action.label, kind: kind, time: executor.clock()))
     }
 
-    /// Runs the machine from ``initialState`` to ``State/finished(_:)``. A failure is
-    /// recorded for the partition and reported; it never stops the other partitions.
+    /// Runs the machine from ``initialState`` to ``State/finished(_:)``. What an error
+    /// does is the ``Verdict``'s to say: it stops this partition for the run (keeping a
+    /// recorded operation), or the whole run (a rejected key); never the other partitions.
     func execute() async -> ApplyReport.Outcome {
         var state = initialState
         do {
@@ -79,21 +85,47 @@ struct PartitionRun: Sendable {
                 state = try await next(state)
             }
         } catch where Task.isCancelled {
-            // Interrupted (Ctrl-C): whatever was recorded is resumed by the next run.
+            // Interrupted (Ctrl-C, or another partition stopped the run): whatever was
+            // recorded is resumed by the next run.
             return .stillRunning
-        } catch let failure as FullStoryAPIError {
-            if state.operationId == nil, let sentence = refused.record(failure, export: export.name, dialect: executor.manifest.api.dialect) {
-                return await fail(sentence, keepOperation: false)
-            }
-            // A transient failure leaves a valid operation for the next run to resume.
-            return await fail(failure.description, keepOperation: state.operationId != nil && failure.isTransient)
         } catch {
-            return await fail("\(error)", keepOperation: state.operationId != nil)
+            return await stop(at: state, by: error)
         }
     }
 
-    /// The transition: does what `state` calls for and returns the state it leads to.
+    /// Ends this partition's run after `error`, as its ``Verdict`` says.
+    func stop(at state: State, by error: any Error) async -> ApplyReport.Outcome {
+        let message = (error as? FullStoryAPIError)?.description ?? "\(error)"
+        switch Verdict.on(error, operationId: state.operationId) {
+        case .stopRun:
+            // Said once, for the run; the record (if any) keeps its operation.
+            stopRun.set(message)
+            if state.operationId != nil { _ = await fail(message, keepOperation: true, announce: false) }
+            return .stillRunning
+        case .keep, .exportAgain:
+            // `.exportAgain` was turned into a new export by ``next(_:)``; it reaches here
+            // only when that could not happen, and then too the record stays as it is.
+            return await fail(message, keepOperation: true)
+        case .fail:
+            if let failure = error as? FullStoryAPIError,
+               let sentence = refused.record(failure, export: export.name, dialect: executor.manifest.api.dialect) {
+                return await fail(sentence, keepOperation: false)
+            }
+            return await fail(message, keepOperation: false)
+        }
+    }
+
+    /// The transition: does what `state` calls for and returns the state it leads to. An
+    /// operation the server no longer has (``Verdict/exportAgain``) leads to a new export.
     func next(_ state: State) async throws -> State {
+        do {
+            return try await transition(state)
+        } catch where !Task.isCancelled && Verdict.on(error, operationId: state.operationId) == .exportAgain {
+            return lost(state.operationId!, because: (error as? ResultsExpired)?.description)
+        }
+    }
+
+    private func transition(_ state: State) async throws -> State {
         switch state {
         case .needsExport(let lastFailure):
             if let reason = refused.reason(for: export.name) {
@@ -111,29 +143,26 @@ struct PartitionRun: Sendable {
             try await downloads.wait()
             do {
                 try await download(operation)
-                await downloads.signal()
-            } catch FullStoryAPIError.searchExportNotFound {
-                await downloads.signal()
-                return lost(operation.id)
             } catch {
                 await downloads.signal()
                 throw error
             }
+            await downloads.signal()
             return .finished(.done("downloaded"))
         case .finished:
             return state
         }
     }
 
-    /// The API has forgotten the operation: a new export is needed.
-    func lost(_ id: String) -> State {
+    /// The API has forgotten the operation (or its results expired): a new export is needed.
+    func lost(_ id: String, because reason: String? = nil) -> State {
         emit(.lost(operationId: id))
-        return .needsExport(lastFailure: "the API no longer knows operation \(id)")
+        return .needsExport(lastFailure: reason ?? "the API no longer knows operation \(id)")
     }
 
     /// Records a failure. While an operation is still valid the record keeps it, so the
     /// next run resumes instead of exporting again.
-    func fail(_ message: String, keepOperation: Bool) async -> ApplyReport.Outcome {
+    func fail(_ message: String, keepOperation: Bool, announce: Bool = true) async -> ApplyReport.Outcome {
         let now = executor.clock()
         do {
             try await writer.update(action.key, .committed) { record in
@@ -147,7 +176,7 @@ struct PartitionRun: Sendable {
             emit(.failed(message: both))
             return .failed(both)
         }
-        emit(.failed(message: message))
+        if announce { emit(.failed(message: message)) }
         return .failed(message)
     }
 
@@ -160,6 +189,8 @@ struct PartitionRun: Sendable {
             id = try await executor.client.createExport(request).id
             creates.increment()
         } catch let failure as FullStoryAPIError {
+            // The export may exist on the server: it counts, in the summary too.
+            if case .createOutcomeUnknown = failure { unknownCreates.increment() }
             try await recordCreateFailure(failure)
             throw failure
         }
@@ -197,13 +228,9 @@ struct PartitionRun: Sendable {
     /// One poll: records what the API says, then waits (timed from the operation's own
     /// estimate) unless it finished, failed, or the run's `--max-wait` is up.
     func poll(_ id: String, delay: Duration, since: ContinuousClock.Instant) async throws -> State {
-        let status: ExportOperation
-        do {
-            status = try await executor.client.getOperation(id)
-        } catch FullStoryAPIError.operationNotFound {
-            return lost(id)
-        }
+        let status = try await executor.client.getOperation(id)
         let now = executor.clock()
+        try Verdict.checkResults(of: status, now: now)
         let phase: Phase = status.state == .completed ? .completed : .running
         try await writer.update(action.key, phase == .completed ? .committed : .memory) { record in
             record?.operationId = id
@@ -283,6 +310,7 @@ struct PartitionRun: Sendable {
                 guard refresh < executor.options.maxLinkRefreshes else { throw FullStoryAPIError.expiredDownloadLink(url: url) }
                 emit(.relinking)
                 status = try await executor.client.getOperation(completed.id)
+                try Verdict.checkResults(of: status, now: executor.clock())
             }
         }
         throw SegSyncError("no download happened.")

@@ -12,6 +12,10 @@ import Foundation
 /// are added after a file's rename, and removed (and written) before a file is replaced
 /// or deleted. Once the store is lost (``StateStore/onLoss(_:)``), nothing more is
 /// written: not state, not the lockfile.
+///
+/// The two files are derived from state, so failing to write them (a full disk, a folder
+/// at their path) never fails a change to state: the problem is kept, the write tried
+/// again later, and ``flush()`` reports it once, at the end (``DerivedFilesError``).
 actor StateWriter {
     /// What a change needs to survive.
     enum Durability {
@@ -35,7 +39,9 @@ actor StateWriter {
     private let interval: Duration
     private var lockDirty = false
     private var lockDue = ContinuousClock.now
-    private let loss = LossFlag()
+    private let loss = FirstReason()
+    /// Why the last write of `segsync.lock` and `SHA256SUMS` failed, while it stands.
+    private var derivedFilesProblem: String?
 
     init(state: State, lockfile: Lockfile, store: any StateStore, layout: Layout, interval: Duration = .seconds(1)) {
         self.state = state
@@ -134,7 +140,7 @@ actor StateWriter {
         } else {
             try await commit([StateChange(name, record)])
         }
-        try writeLockfileIfDue()
+        writeLockfileIfDue()
     }
 
     /// Records a file that is now in place. Returns the paths this partition recorded
@@ -165,11 +171,17 @@ actor StateWriter {
         try await commit(changes)
         setEntry(entry)
         lockDirty = true
-        if stale.isEmpty { try writeLockfileIfDue() } else { try writeLockfile() }
-        return stale.sorted()
+        if stale.isEmpty {
+            writeLockfileIfDue()
+            return []
+        }
+        // The old files go only once the lockfile no longer lists them; if it cannot be
+        // written, they stay (recorded nowhere in state, still in the lockfile on disk).
+        return tryWriteLockfile() ? stale.sorted() : []
     }
 
     /// Takes paths out of the lockfile, on disk, before their files are replaced or deleted.
+    /// Throws when the lockfile cannot be written: the files must then stay as they are.
     func withdraw(paths: [String]) throws {
         var removed = false
         for path in paths where removeEntry(path) { removed = true }
@@ -180,22 +192,44 @@ actor StateWriter {
     func forget(_ key: PartitionKey) async throws {
         setRecord(key.description, nil)
         try await commit([StateChange(key.description, nil)])
-        try writeLockfileIfDue()
+        writeLockfileIfDue()
     }
 
     /// Commits what is only in memory and writes the lockfile if it changed; when the
     /// lockfile then says exactly what state does, records that (``LockfileMark``) so
-    /// the next plan need not read it.
+    /// the next plan need not read it. Throws ``DerivedFilesError`` when the lockfile
+    /// cannot be written, after state is committed.
     func flush() async throws {
         let pending = uncommitted.sorted().map { StateChange($0, state.partitions[$0]) }
         try await commit(pending)
-        if lockDirty { try writeLockfile() }
+        if lockDirty || derivedFilesProblem != nil {
+            do {
+                try writeLockfile()
+            } catch where loss.reason == nil {
+                throw DerivedFilesError(lockfile: layout.lockfilePath, checksums: layout.checksumsPath, cause: error)
+            }
+        }
         let lockfile = Lockfile(entries: Array(entries.values))
         try await LockfileMark.record(for: lockfile, state: state, layout: layout, in: store)
     }
 
-    private func writeLockfileIfDue() throws {
-        if lockDirty, ContinuousClock.now >= lockDue { try writeLockfile() }
+    private func writeLockfileIfDue() {
+        if lockDirty, ContinuousClock.now >= lockDue { tryWriteLockfile() }
+    }
+
+    /// Writes the lockfile now; on failure keeps the problem for ``flush()`` and tries
+    /// again at the next due time. True when written.
+    @discardableResult
+    private func tryWriteLockfile() -> Bool {
+        do {
+            try writeLockfile()
+            derivedFilesProblem = nil
+            return true
+        } catch {
+            derivedFilesProblem = "\(error)"
+            lockDue = ContinuousClock.now + interval
+            return false
+        }
     }
 
     /// Rewrites the lockfile and `SHA256SUMS`. Rewrites back off as they grow: the next
@@ -211,17 +245,21 @@ actor StateWriter {
     }
 }
 
-/// Set once, from whatever thread notices, when the store is lost.
-public final class LossFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var text: String?
+/// `segsync.lock` and `SHA256SUMS` could not be written at the end of an apply. State
+/// holds everything the run did; the next run writes both files again.
+public struct DerivedFilesError: Error, Sendable, CustomStringConvertible {
+    public var lockfile: String
+    public var checksums: String
+    public var cause: String
 
-    public init() {}
+    init(lockfile: String, checksums: String, cause: any Error) {
+        self.lockfile = lockfile
+        self.checksums = checksums
+        self.cause = "\(cause)"
+    }
 
-    public var reason: String? { lock.withLock { text } }
-
-    /// Records why the store was lost; the first reason wins.
-    public func set(_ reason: String) {
-        lock.withLock { if text == nil { text = reason } }
+    public var description: String {
+        "Could not write \(lockfile) and \(checksums): \(cause) State records every export and file of this run; "
+            + "fix the problem and run apply again to write both files."
     }
 }

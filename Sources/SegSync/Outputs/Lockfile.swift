@@ -173,8 +173,6 @@ public struct LockfileMark: Codable, Sendable, Equatable {
         try await store.setMark(name, text)
     }
 
-    /// The lockfile `state` vouches for, when the mark in `store` still holds; nil when
-    /// the files must be read.
     /// Whether a recorded mark says both files are as segsync wrote them from `state`,
     /// so the lockfile is ``Lockfile/derived(from:)`` it and neither file need be read.
     public static func vouches(for state: State, layout: Layout, in store: any StateStore) async throws -> Bool {
