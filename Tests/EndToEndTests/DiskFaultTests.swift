@@ -74,5 +74,34 @@ extension EndToEnd {
             #expect(creates == 6)
             #expect(try await CLI.run(["verify", "-f", manifestPath], in: folder.path).status == 0)
         }
+
+        @Test("an output folder out of inodes fails apply, but never costs a second export: every id is kept and resumed")
+        func outOfInodes() async throws {
+            let folder = try TemporaryFolder()
+            let exports = folder.path + "/exports"
+            try FileManager.default.createDirectory(atPath: exports, withIntermediateDirectories: true)
+            guard getuid() == 0, system("/bin/mount", ["-t", "tmpfs", "-o", "nr_inodes=8,size=16m", "tmpfs", exports]) == 0 else {
+                print("DiskFaultTests: skipped: mounting an inode-limited tmpfs needs root (running as uid \(getuid())) and mount(8)")
+                return
+            }
+            defer { system("/bin/umount", ["-l", exports]) }
+            try folder.write("segsync.yaml", Self.manifest.replacingOccurrences(of: "last: 6d", with: "last: 12d"))
+            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2", "--rows-per-hour", "2"])
+            let now = ApplyTests.now
+            let arguments = ["apply", "--now", now, "--poll-interval", "0.1", "--max-in-flight", "4"]
+            let starved = try await CLI.run(arguments, in: folder.path, environment: emulator.environment)
+            #expect(starved.status == 1, "\(starved.stdout)\(starved.stderr)")
+            #expect(!(starved.stdout + starved.stderr).contains("Recording this failure in state failed too"), "\(starved.stdout)\(starved.stderr)")
+            #expect(emulator.creates == 12)
+            // Every partition has its export recorded: none is planned for a new one.
+            let plan = try await CLI.run(["plan", "--offline", "--now", now], in: folder.path, environment: emulator.environment)
+            #expect(!plan.stdout.contains("+ create"), "\(plan.stdout)")
+
+            #expect(system("/bin/mount", ["-o", "remount,nr_inodes=1000", exports]) == 0)
+            let resumed = try await CLI.run(arguments, in: folder.path, environment: emulator.environment)
+            #expect(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
+            #expect(emulator.creates == 12, "12 partitions, \(emulator.creates) exports")
+            #expect(try await CLI.run(["verify"], in: folder.path).status == 0)
+        }
     }
 }
