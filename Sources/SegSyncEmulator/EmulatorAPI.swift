@@ -101,6 +101,7 @@ struct EmulatorAPI: Sendable {
         }
         // The log says which exports will end FAILED, so tests can count re-exports.
         if ticket.fails { context.exchange.fault = "fail" }
+        context.exchange.operation = id
         switch dialect {
         case .seed: return json(200, await operationJSON(id: id, ticket: ticket, request: request))
         case .fullstory: return json(200, ["operationId": id])

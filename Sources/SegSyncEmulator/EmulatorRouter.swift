@@ -78,7 +78,7 @@ struct RequestLogMiddleware: RouterMiddleware {
             return answer
         }
         await state.record(request, kind: kind, status: Int(response.status.code), fault: context.exchange.fault,
-                           range: context.exchange.range)
+                           range: context.exchange.range, operation: context.exchange.operation)
         return response
     }
 }

@@ -33,6 +33,14 @@ final class Exchange: @unchecked Sendable {
         get { lock.withLock { _range } }
         set { lock.withLock { _range = newValue } }
     }
+
+    private var _operation: String?
+
+    /// The operation id a create answered with.
+    var operation: String? {
+        get { lock.withLock { _operation } }
+        set { lock.withLock { _operation = newValue } }
+    }
 }
 
 /// Thrown from a download body to cut the connection part-way.
@@ -61,10 +69,10 @@ final class EmulatorState: Sendable {
 
 extension EmulatorState {
     /// Appends one request to the request log (its path without the query).
-    func record(_ request: Request, kind: String, status: Int, fault: String?, range: String? = nil) async {
+    func record(_ request: Request, kind: String, status: Int, fault: String?, range: String? = nil, operation: String? = nil) async {
         await log.record(.init(
             time: WireTime.format(Date()), method: request.method.rawValue, path: request.uri.path, status: status,
-            kind: kind, fault: fault, range: range, auth: request.headers[.authorization] != nil))
+            kind: kind, fault: fault, range: range, auth: request.headers[.authorization] != nil, operation: operation))
     }
 }
 

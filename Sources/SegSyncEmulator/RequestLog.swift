@@ -13,6 +13,9 @@ actor RequestLog {
         var fault: String?
         var range: String?
         var auth: Bool
+        /// The operation a create answered with (also when nobody was left to read it), so
+        /// tests can tell which exports' ids a client lost.
+        var operation: String?
     }
 
     private let handle: FileHandle?

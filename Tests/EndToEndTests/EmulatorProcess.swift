@@ -64,6 +64,26 @@ final class EmulatorProcess: @unchecked Sendable {
 
     var creates: Int { count("createExport") }
 
+    /// The logged requests of one kind, decoded (`operation`, `fault`, `path`, `status`, …).
+    func entries(_ kind: String) -> [[String: Any]] {
+        all(kind).compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+        }
+    }
+
+    /// Every export the emulator made, by operation id, whether anyone read the answer or
+    /// not; `failing` are those that will end FAILED.
+    var createdOperations: (all: Set<String>, failing: Set<String>) {
+        let made = entries("createExport").filter { ($0["status"] as? Int) == 200 }
+        let ids = { (entries: [[String: Any]]) in Set(entries.compactMap { $0["operation"] as? String }) }
+        return (ids(made), ids(made.filter { ($0["fault"] as? String) == "fail" }))
+    }
+
+    /// The operation ids a client polled.
+    var polledOperations: Set<String> {
+        Set(entries("getOperation").compactMap { ($0["path"] as? String)?.split(separator: "/").last.map(String.init) })
+    }
+
     func stop() {
         guard running.process.isRunning else { return }
         running.process.terminate()
