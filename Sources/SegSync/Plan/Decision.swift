@@ -80,8 +80,7 @@ extension Planner {
     static func decide(desired: Desired, lockEntry: Lockfile.Entry?, observed: ObservedFiles, what: String) -> Decision {
         guard let entry = lockEntry else { return .create(detail: what) }
         if entry.fingerprint != desired.partition.fingerprint {
-            return .replace(reason: lockfileChange(entry, desired.export, endpoint: desired.parameters.endpoint)
-                ?? "settings changed since segsync.lock was written")
+            return .replace(reason: desired.parameters.changes(since: entry) ?? "settings changed since segsync.lock was written")
         }
         guard let problem = observed.problems[entry.path] else { return .upToDate(adopting: entry) }
         return .repair(problem: problem.description, operation: nil, output: entry.path)
@@ -124,14 +123,5 @@ extension Planner {
     static func pruneAction(_ output: RecordedOutput, reason: String) -> Plan.Action {
         Plan.Action(kind: .prune, key: output.key, label: output.label, end: output.end, detail: reason,
                     operationId: output.operationId, outputPath: output.path, partition: nil)
-    }
-
-    static func lockfileChange(_ entry: Lockfile.Entry, _ export: ExportSpec, endpoint: String?) -> String? {
-        var changes: [String] = []
-        if let source = entry.source, let endpoint, source != endpoint { changes.append("data source changed \(source) → \(endpoint)") }
-        if entry.segment != export.segment { changes.append("segment changed \(entry.segment) → \(export.segment)") }
-        if entry.type != export.type { changes.append("type changed \(entry.type.rawValue) → \(export.type.rawValue)") }
-        if entry.format != export.format { changes.append("format changed \(entry.format.rawValue) → \(export.format.rawValue)") }
-        return changes.isEmpty ? nil : changes.joined(separator: "; ")
     }
 }

@@ -63,7 +63,8 @@ public enum Phase: String, Codable, Sendable, CaseIterable {
     case failed
 }
 
-/// The export settings a partition was made with, kept so a plan can say what changed.
+/// The export settings a partition was made with, kept so a plan can say what changed
+/// (``ExportParameters/settings`` lists them, and what each is called).
 public struct ExportParameters: Codable, Sendable, Hashable {
     public var segment: String
     public var type: ExportType
@@ -90,24 +91,6 @@ public struct ExportParameters: Codable, Sendable, Hashable {
     /// The parameters of `export` under `manifest`'s API settings.
     public init(_ export: ExportSpec, in manifest: Manifest) {
         self.init(export, dialect: manifest.api.dialect, endpoint: manifest.api.endpoint)
-    }
-
-    /// "format changed json → csv; segment changed a → b", or nil when nothing differs.
-    public func changes(to new: ExportParameters) -> String? {
-        var changes: [String] = []
-        func compare(_ name: String, _ old: String, _ new: String) {
-            if old != new { changes.append("\(name) changed \(old.isEmpty ? "(none)" : old) → \(new.isEmpty ? "(none)" : new)") }
-        }
-        compare("segment", segment, new.segment)
-        compare("type", type.rawValue, new.type.rawValue)
-        compare("format", format.rawValue, new.format.rawValue)
-        compare("timezone", timezone, new.timezone)
-        compare("fields", fields.joined(separator: ","), new.fields.joined(separator: ","))
-        compare("dialect", dialect.rawValue, new.dialect.rawValue)
-        compare("segmentWindow", segmentWindow ?? "", new.segmentWindow ?? "")
-        compare("decompress", String(decompress), String(new.decompress))
-        compare("data source", endpoint ?? "", new.endpoint ?? "")
-        return changes.isEmpty ? nil : changes.joined(separator: "; ")
     }
 }
 

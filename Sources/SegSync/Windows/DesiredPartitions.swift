@@ -121,25 +121,15 @@ extension Manifest {
     }
 }
 
-/// Everything about an export that changes the exported bytes, hashed per partition.
+/// Everything about an export that changes the exported bytes (``ExportParameters/settings``),
+/// hashed per partition with its time ranges.
 struct FingerprintBase {
     let prefix: String
     let prefixBytes: [UInt8]
     let segmentWindow: Span?
 
     init(export: ExportSpec, dialect: APIDialect, endpoint: String) {
-        prefix = [
-            "v1",
-            // Another endpoint is another source of data (the emulator's is synthetic).
-            "endpoint=\(endpoint)",
-            "dialect=\(dialect.rawValue)",
-            "segment=\(export.segment)",
-            "type=\(export.type.rawValue)",
-            "format=\(export.format.rawValue)",
-            "timezone=\(export.timeZone.identifier)",
-            "fields=\(export.fields.joined(separator: ","))",
-            "decompress=\(export.decompress)",
-        ].joined(separator: "\n")
+        prefix = ExportParameters(export, dialect: dialect, endpoint: endpoint).fingerprintPrefix
         prefixBytes = Array(prefix.utf8)
         segmentWindow = export.segmentWindow
     }
