@@ -191,11 +191,11 @@ struct Apply: ContextCommand {
             try await APIConnection.with(manifest: workspace.manifest, context: context) { connection in
                 // One cheap call first: a wrong key or an unreachable endpoint is one clear
                 // error, not the same error for every partition.
-                if plan.actions.contains(where: { $0.kind != .prune }) {
+                if !plan.work.isEmpty {
                     _ = try await connection.client.listSegmentsPage(limit: 1)
                 }
                 printPlan(plan, context)
-                console.begin(total: plan.actions.filter { $0.kind != .prune }.count)
+                console.begin(total: plan.work.count)
                 let executor = Executor(manifest: workspace.manifest, layout: workspace.layout, client: connection.client,
                                         options: options, events: { console.event($0) }, finished: { console.finished($0) },
                                         clock: context.now)
@@ -255,7 +255,7 @@ struct Apply: ContextCommand {
         }
         if cancelled {
             printDocument(plan, report, console: console, interrupted: true, exitCode: ExitCodes.interrupted, context)
-            let planned = plan.actions.filter { $0.kind != .prune }.count
+            let planned = plan.work.count
             let left = max(0, planned - report.done - report.failures.count)
             if !machine {
                 context.out("\nInterrupted: \(report.done) done, \(report.failures.count) failed, \(left) left for the next run (recorded operations are resumed, not exported again).\n")

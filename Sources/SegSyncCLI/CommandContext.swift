@@ -20,13 +20,12 @@ public struct TextStream: Sendable {
 
 /// Text a command wrote, kept for a test (or anyone running commands in-process) to read.
 public final class TextBuffer: Sendable {
-    private let lock = NSLock()
-    nonisolated(unsafe) private var data = ""
+    private let data = Locked("")
 
     public init() {}
 
-    public var stream: TextStream { TextStream { [self] text in lock.withLock { data += text } } }
-    public var text: String { lock.withLock { data } }
+    public var stream: TextStream { TextStream { [data] text in data.withLock { $0 += text } } }
+    public var text: String { data.value }
 }
 
 /// Everything a command touches outside its arguments: the environment, the working

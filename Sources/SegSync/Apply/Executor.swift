@@ -66,7 +66,7 @@ public struct Executor: Sendable {
         // starts (``PartitionRun/download(_:)`` withdraws each): a replace whose export
         // fails leaves the old file recorded, as it still is on disk.
         let deadline = options.maxWait.map { ContinuousClock.now + $0 }
-        let work = plan.actions.filter { $0.kind != .prune }
+        let work = plan.work
         var report = ApplyReport()
         let downloads = Semaphore(options.parallelism)
         let refused = RefusedExports()
@@ -104,7 +104,7 @@ public struct Executor: Sendable {
             for action in work where !started.contains(action.key) { report.record(action, .stillRunning) }
         }
 
-        let prunes = plan.actions.filter { $0.kind == .prune }
+        let prunes = plan.prunes
         if !prunes.isEmpty {
             if report.failures.isEmpty && report.stopped == nil {
                 try await writer.withdraw(paths: prunes.compactMap(\.outputPath))

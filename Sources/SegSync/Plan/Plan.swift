@@ -55,6 +55,11 @@ public struct Plan: Sendable, Equatable {
     }
 
     public var actions: [Action]
+
+    /// The actions apply works through, partition by partition: all but the prunes.
+    public var work: [Action] { actions.filter { $0.kind != .prune } }
+    /// The prunes, done after the work when it had no errors.
+    public var prunes: [Action] { actions.filter { $0.kind == .prune } }
     public var upToDate: Int
     /// Outputs the lockfile and folder vouch for but state has no record of (a lost
     /// state): apply records them again without downloading anything.
