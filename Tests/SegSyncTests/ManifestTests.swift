@@ -43,7 +43,7 @@ import FullStoryAPI
         let m = try #require(manifest)
         #expect(m.api.dialect == .fullstory)
         #expect(m.api.keyEnv == "FS_KEY")
-        #expect(m.api.rateLimit == RateLimitSettings(perSecond: 2.5, burst: 4))
+        #expect(m.api.rateLimit == RateLimit(perSecond: 2.5, burst: 4))
         #expect(m.output == "out")
         let hourly = try #require(m.export(named: "checkout-events"))
         #expect(hourly.format == .csv)

@@ -152,7 +152,7 @@ final class RefusedExports: Sendable {
 
     /// Records `failure` for `export` if it is one that every partition would meet;
     /// returns the sentence (with a hint) to report.
-    func record(_ failure: FullStoryAPIError, export: String, dialect: APIDialect) -> String? {
+    func record(_ failure: FullStoryAPIError, export: String, dialect: Dialect) -> String? {
         let hint: String
         switch failure {
         case .segmentNotFound:

@@ -2,12 +2,6 @@ import Foundation
 import FullStoryAPI
 import SegSyncVocabulary
 
-/// The dialect an endpoint speaks (the client's ``Dialect``), in the manifest's words.
-public typealias APIDialect = Dialect
-
-/// Client-side request pacing shared by every API call of a run (`api.rateLimit`).
-public typealias RateLimitSettings = RateLimit
-
 /// The manifest's `api` block.
 public struct APISettings: Sendable, Hashable {
     /// The special endpoint that starts the built-in emulator inside the segsync process.
@@ -15,12 +9,12 @@ public struct APISettings: Sendable, Hashable {
     public static let defaultEndpoint = "https://api.fullstory.com"
 
     public var endpoint: String
-    public var dialect: APIDialect
+    public var dialect: Dialect
     public var keyEnv: String
-    public var rateLimit: RateLimitSettings
+    public var rateLimit: RateLimit
 
-    public init(endpoint: String = APISettings.defaultEndpoint, dialect: APIDialect = .seed,
-                keyEnv: String = "FULLSTORY_API_KEY", rateLimit: RateLimitSettings = .init()) {
+    public init(endpoint: String = APISettings.defaultEndpoint, dialect: Dialect = .seed,
+                keyEnv: String = "FULLSTORY_API_KEY", rateLimit: RateLimit = .init()) {
         self.endpoint = endpoint
         self.dialect = dialect
         self.keyEnv = keyEnv

@@ -154,7 +154,7 @@ struct ManifestDecoder {
                 api.endpoint = text
             }
         }
-        if let node = fields["dialect"]?.value, let dialect = choice(node, "dialect", APIDialect.self) {
+        if let node = fields["dialect"]?.value, let dialect = choice(node, "dialect", Dialect.self) {
             api.dialect = dialect
         }
         if let node = fields["keyEnv"]?.value, let text = string(node, "keyEnv") {

@@ -71,12 +71,12 @@ public struct ExportParameters: Codable, Sendable, Hashable {
     public var format: ExportFormat
     public var timezone: String
     public var fields: [String]
-    public var dialect: APIDialect
+    public var dialect: Dialect
     public var segmentWindow: String?
     public var decompress: Bool
     public var endpoint: String?
 
-    public init(_ export: ExportSpec, dialect: APIDialect, endpoint: String? = nil) {
+    public init(_ export: ExportSpec, dialect: Dialect, endpoint: String? = nil) {
         segment = export.segment
         type = export.type
         format = export.format

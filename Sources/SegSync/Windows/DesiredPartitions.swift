@@ -21,13 +21,13 @@ public enum DesiredPartitions {
     /// The closed partitions `export`'s window wants at `now`, oldest first, each with its
     /// fingerprint (which depends on the dialect and the endpoint). Throws when the window
     /// has more partitions than a plan may hold.
-    public static func partitions(of export: ExportSpec, dialect: APIDialect, endpoint: String = APISettings.defaultEndpoint, now: Date) throws -> [Partition] {
+    public static func partitions(of export: ExportSpec, dialect: Dialect, endpoint: String = APISettings.defaultEndpoint, now: Date) throws -> [Partition] {
         try partitions(of: export, dialect: dialect, endpoint: endpoint, now: now, arithmetic: true)
     }
 
     /// With `arithmetic: false` every boundary comes from `Calendar`: the reference the
     /// integer arithmetic is tested against.
-    static func partitions(of export: ExportSpec, dialect: APIDialect, endpoint: String, now: Date, arithmetic: Bool) throws -> [Partition] {
+    static func partitions(of export: ExportSpec, dialect: Dialect, endpoint: String, now: Date, arithmetic: Bool) throws -> [Partition] {
         var (calendar, first, end) = try bounds(of: export, now: now)
         if arithmetic { calendar = calendar.covering(from: first, to: end) }
         let base = FingerprintBase(export: export, dialect: dialect, endpoint: endpoint)
@@ -128,7 +128,7 @@ struct FingerprintBase {
     let prefixBytes: [UInt8]
     let segmentWindow: Span?
 
-    init(export: ExportSpec, dialect: APIDialect, endpoint: String) {
+    init(export: ExportSpec, dialect: Dialect, endpoint: String) {
         prefix = ExportParameters(export, dialect: dialect, endpoint: endpoint).fingerprintPrefix
         prefixBytes = Array(prefix.utf8)
         segmentWindow = export.segmentWindow
