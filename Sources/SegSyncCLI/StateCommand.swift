@@ -24,15 +24,17 @@ struct StateCommand: AsyncParsableCommand {
             """ + Help.environment("SEGSYNC_DATABASE_URL"),
         subcommands: [List.self, Show.self, Remove.self, Pull.self, Push.self])
 
-    /// Rows of `state list`, sorted by export and start.
-    /// The state of `manifest`'s workspace, read without the run lock.
+    /// The state of `manifest`'s workspace, read without the run lock and without writing.
     static func read(_ manifest: ManifestOptions, in context: CommandContext) async throws -> State {
-        try await context.reportingDiagnostics {
+        let reading = try await context.reportingDiagnostics {
             try await StateBackend.read(manifestPath: manifest.path(in: context), in: context.directory,
-                                        environment: context.environment).2
+                                        environment: context.environment)
         }
+        context.report(reading.notes)
+        return reading.state
     }
 
+    /// Rows of `state list`, sorted by export and start.
     static func sorted(_ state: State) -> [PartitionRecord] {
         state.partitions.values.sorted { ($0.export, $0.start) < ($1.export, $1.start) }
     }
@@ -196,7 +198,9 @@ struct StateCommand: AsyncParsableCommand {
         func run(in context: CommandContext) async throws {
             let data = file == "-" ? context.readStandardInput() : FileManager.default.contents(atPath: context.path(file))
             guard let data else { throw ValidationError("cannot read \(file).") }
-            let pushed = try StateJSON.decodeState(data, source: file == "-" ? "standard input" : file)
+            let source = file == "-" ? "standard input" : file
+            let pushed = try StateJSON.decodeState(data, source: source)
+            try pushed.check(source: source)
             let name = try await context.reportingDiagnostics {
                 try await locking.open(manifest, command: "segsync state push", in: context).closing { workspace in
                     let current = try await workspace.store.load()

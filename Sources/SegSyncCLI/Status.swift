@@ -36,12 +36,13 @@ struct Status: ContextCommand {
         let now = try planning.instant(context)
         let report = try await context.reportingDiagnostics {
             // The endpoint in force decides which data counts as done (Manifest.resolvingEndpoint).
-            let (loaded, _, state) = try await StateBackend.read(manifestPath: manifest.path(in: context), in: context.directory,
-                                                                 environment: context.environment)
-            try Planner.validate(targets: planning.targets, in: loaded)
-            var selected = loaded
-            if !planning.targets.isEmpty { selected.exports = loaded.exports.filter { planning.targets.contains($0.name) } }
-            return try StatusReport.make(manifest: selected, state: state, now: now)
+            let reading = try await StateBackend.read(manifestPath: manifest.path(in: context), in: context.directory,
+                                                      environment: context.environment)
+            try Planner.validate(targets: planning.targets, in: reading.manifest)
+            var selected = reading.manifest
+            if !planning.targets.isEmpty { selected.exports = selected.exports.filter { planning.targets.contains($0.name) } }
+            context.report(reading.notes)
+            return try StatusReport.make(manifest: selected, state: reading.state, now: now)
         }
         let output = context.output
         if json {

@@ -1,4 +1,12 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Foundation
+import Logging
+import NIOCore
+import NIOPosix
 import NIOSSL
 import PostgresNIO
 import SegSync
@@ -6,7 +14,13 @@ import SegSync
 /// A PostgreSQL connection string (`postgres://user:password@host:5432/db?sslmode=require`),
 /// read from the environment only, and never printed with its password.
 struct DatabaseURL {
-    var configuration: PostgresConnection.Configuration
+    var host: String
+    var port: Int
+    var username: String
+    var password: String?
+    var database: String
+    var tls: PostgresConnection.Configuration.TLS
+    var options = PostgresConnection.Configuration.Options()
     /// `postgres://user@host:5432/db`: for messages.
     var redacted: String
 
@@ -20,10 +34,12 @@ struct DatabaseURL {
         }
         let host = url.host.flatMap { $0.isEmpty ? nil : $0 } ?? "localhost"
         let port = url.port ?? 5432
-        let user = url.user.flatMap { $0.removingPercentEncoding } ?? "postgres"
-        let password = url.password.flatMap { $0.removingPercentEncoding }
+        // `user`, `password` and `path` come percent-decoded from URLComponents: decoding
+        // them again would turn a password `pa%25ss` (pa%ss) into nothing.
+        let user = url.user.flatMap { $0.isEmpty ? nil : $0 } ?? "postgres"
+        let password = url.password
         let path = url.path.hasPrefix("/") ? String(url.path.dropFirst()) : url.path
-        let database = path.isEmpty ? user : (path.removingPercentEncoding ?? path)
+        let database = path.isEmpty ? user : path
         var query: [String: String] = [:]
         for item in url.queryItems ?? [] { query[item.name] = item.value ?? "" }
         redacted = "postgres://\(user)@\(host):\(port)/\(database)"
@@ -60,11 +76,44 @@ struct DatabaseURL {
         for key in query.keys where !["sslmode", "sslrootcert", "application_name", "connect_timeout"].contains(key) {
             throw SegSyncError("\(variable) has the parameter '\(key)', which segsync does not understand; it reads sslmode, sslrootcert, application_name and connect_timeout.")
         }
-        configuration = PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database, tls: choice)
+        self.host = host
+        self.port = port
+        self.username = user
+        self.password = password
+        self.database = database
+        self.tls = choice
         let timeout = query["connect_timeout"].flatMap { Int64($0) } ?? 10
-        configuration.options.connectTimeout = .seconds(max(1, timeout))
+        options.connectTimeout = .seconds(max(1, timeout))
         // SNI takes names only: an address is checked against the certificate's IP entries.
         let isAddress = host.contains(":") || host.split(separator: ".").allSatisfy { Int($0) != nil }
-        if mode != "disable", !isAddress { configuration.options.tlsServerName = host }
+        if mode != "disable", !isAddress { options.tlsServerName = host }
+    }
+
+    /// Seconds of silence before the kernel probes the connection, between probes, and
+    /// probes unanswered before it gives up: a server or network that vanishes without a
+    /// word (a VM gone, a dropped route) closes the connection in about a minute, where
+    /// TCP alone would wait for hours.
+    static let keepalive = (idle: 30, interval: 10, count: 3)
+
+    /// Connects over TCP with keepalive on. postgres-nio has no setting for it, so the
+    /// socket is made here and handed over as an established channel.
+    func connect(logger: Logger) async throws -> PostgresConnection {
+        let tcp = SocketOptionLevel(IPPROTO_TCP)
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(options.connectTimeout)
+            .channelOption(ChannelOptions.socketOption(.so_keepalive), value: 1)
+            .channelOption(ChannelOptions.socket(tcp, SocketOptionName(TCP_KEEPIDLE)), value: SocketOptionValue(Self.keepalive.idle))
+            .channelOption(ChannelOptions.socket(tcp, SocketOptionName(TCP_KEEPINTVL)), value: SocketOptionValue(Self.keepalive.interval))
+            .channelOption(ChannelOptions.socket(tcp, SocketOptionName(TCP_KEEPCNT)), value: SocketOptionValue(Self.keepalive.count))
+            .connect(host: host, port: port).get()
+        var configuration = PostgresConnection.Configuration(establishedChannel: channel, tls: tls, username: username,
+                                                             password: password, database: database)
+        configuration.options = options
+        do {
+            return try await PostgresConnection.connect(on: channel.eventLoop, configuration: configuration, id: 1, logger: logger)
+        } catch {
+            try? await channel.close()
+            throw error
+        }
     }
 }

@@ -55,17 +55,33 @@ extension PostgresStateStore {
         try await transaction { [self] in
             try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationKey))", logger: logger)
             try await connection.query("CREATE TABLE IF NOT EXISTS segsync_schema (version integer NOT NULL)", logger: logger)
-            var version = 0
-            for try await (value) in try await connection.query("SELECT coalesce(max(version), 0) FROM segsync_schema", logger: logger).decode(Int.self) {
-                version = value
-            }
-            if version > Self.schemaVersion {
-                throw SegSyncError("\(name) has schema version \(version), newer than this segsync (\(Self.schemaVersion)); upgrade segsync.")
-            }
-            if version < 1 {
+            if try await checkedVersion() ?? 0 < 1 {
                 for statement in Self.schema { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
                 try await connection.query("INSERT INTO segsync_schema (version) VALUES (1)", logger: logger)
             }
         }
+    }
+
+    /// The schema's version, nil when there are no segsync tables, read without writing
+    /// anything (a read-only role can); an error when a newer segsync wrote it.
+    func schemaVersion() async throws -> Int? {
+        try await transaction("BEGIN READ ONLY") { [self] in try await checkedVersion() }
+    }
+
+    /// `schemaVersion()` inside a transaction already open.
+    private func checkedVersion() async throws -> Int? {
+        var version: Int?
+        for try await value in try await connection.query(
+            "SELECT CASE WHEN to_regclass('segsync_schema') IS NULL THEN NULL ELSE 0 END", logger: logger).decode(Int?.self) {
+            version = value
+        }
+        guard version != nil else { return nil }
+        for try await value in try await connection.query("SELECT coalesce(max(version), 0) FROM segsync_schema", logger: logger).decode(Int.self) {
+            version = value
+        }
+        if let version, version > Self.schemaVersion {
+            throw SegSyncError("\(name) has schema version \(version), newer than this segsync (\(Self.schemaVersion)); upgrade segsync.")
+        }
+        return version
     }
 }

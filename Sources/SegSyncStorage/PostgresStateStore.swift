@@ -15,8 +15,14 @@ import SegSync
 /// run no longer holds; ``onLoss(_:)`` tells the run to stop.
 public final class PostgresStateStore: StateStore, @unchecked Sendable {
     public static let schemaVersion = 1
+    /// How long one state call (a transaction, a lock attempt) may take by default: far
+    /// more than a healthy server needs, and short enough that a run whose server stopped
+    /// answering stops before another runner may have taken its lock.
+    public static let defaultTimeout: Duration = .seconds(30)
 
     public let workspace: String
+    /// The bound on every state call; past it the connection counts as lost.
+    public let timeout: Duration
     public var name: String { "the PostgreSQL state (workspace '\(workspace)' at \(redactedURL))" }
     private let redactedURL: String
     let connection: PostgresConnection
@@ -31,34 +37,61 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
         var handlers: [@Sendable (String) -> Void] = []
     }
 
-    private init(workspace: String, redactedURL: String, connection: PostgresConnection) {
+    private init(workspace: String, redactedURL: String, connection: PostgresConnection, timeout: Duration) {
         self.workspace = workspace
+        self.timeout = timeout
         self.redactedURL = redactedURL
         self.connection = connection
     }
 
     /// Connects with the connection string in `variable` (its value is `url`) and creates
-    /// or migrates the schema.
-    public static func open(url: String, variable: String, workspace: String) async throws -> PostgresStateStore {
-        let parsed = try DatabaseURL(url, variable: variable)
-        let connection: PostgresConnection
-        do {
-            connection = try await PostgresConnection.connect(
-                configuration: parsed.configuration, id: 1,
-                logger: Logger(label: "segsync.postgres", factory: { _ in SwiftLogNoOpLogHandler() }))
-        } catch {
-            throw SegSyncError("cannot connect to PostgreSQL at \(parsed.redacted) (from \(variable)): \(describe(error)).")
-        }
-        let store = PostgresStateStore(workspace: workspace, redactedURL: parsed.redacted, connection: connection)
-        connection.closeFuture.whenComplete { _ in store.connectionClosed() }
+    /// or migrates the schema. Every call waits at most `timeout` for the server.
+    public static func open(url: String, variable: String, workspace: String,
+                            timeout: Duration = defaultTimeout) async throws -> PostgresStateStore {
+        let store = try await connect(url: url, variable: variable, workspace: workspace, timeout: timeout)
         do {
             try await store.migrate()
         } catch {
-            await store.close()
-            if let error = error as? SegSyncError { throw error }
-            throw SegSyncError("cannot prepare \(store.name): \(describe(error)).")
+            throw await store.failedToOpen(error)
         }
         return store
+    }
+
+    /// Connects for reading only (`status`, `state list|show|pull`): no CREATE or ALTER,
+    /// so a role with only CONNECT and SELECT can watch a workspace. A database without
+    /// segsync's tables is an empty state.
+    public static func openReadOnly(url: String, variable: String, workspace: String,
+                                    timeout: Duration = defaultTimeout) async throws -> any StateStore {
+        let store = try await connect(url: url, variable: variable, workspace: workspace, timeout: timeout)
+        do {
+            if try await store.schemaVersion() == nil {
+                await store.close()
+                return NoState(name: store.name)
+            }
+        } catch {
+            throw await store.failedToOpen(error)
+        }
+        return store
+    }
+
+    private static func connect(url: String, variable: String, workspace: String, timeout: Duration) async throws -> PostgresStateStore {
+        let parsed = try DatabaseURL(url, variable: variable)
+        let connection: PostgresConnection
+        do {
+            connection = try await parsed.connect(logger: Logger(label: "segsync.postgres", factory: { _ in SwiftLogNoOpLogHandler() }))
+        } catch {
+            throw SegSyncError("cannot connect to PostgreSQL at \(parsed.redacted) (from \(variable)): \(describe(error)).")
+        }
+        let store = PostgresStateStore(workspace: workspace, redactedURL: parsed.redacted, connection: connection, timeout: timeout)
+        connection.closeFuture.whenComplete { _ in store.connectionClosed() }
+        return store
+    }
+
+    /// Closes the store and says why it could not be opened.
+    private func failedToOpen(_ error: any Error) async -> any Error {
+        await close()
+        if let error = error as? SegSyncError { return error }
+        return SegSyncError("cannot prepare \(name): \(Self.describe(error)).")
     }
 
     static func describe(_ error: any Error) -> String {
@@ -80,12 +113,26 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
     }
 
     private func connectionClosed() {
+        lose("the connection to \(name) was lost, and the run lock with it; this run stops here and writes nothing more. Operations already recorded are resumed by the next run.")
+    }
+
+    /// A call the server did not answer within ``timeout``: the connection is given up
+    /// as if it had closed, since a server that stopped answering may also have dropped
+    /// the session and the run lock with it.
+    private func timedOut() {
+        lose("\(name) did not answer within \(Span.describe(timeout)) (SEGSYNC_STATE_TIMEOUT), so the connection is given up, and the run lock may be gone with it; this run stops here and writes nothing more. Operations already recorded are resumed by the next run.")
+        let connection = self.connection
+        // Not awaited: closing fails the call still waiting, which frees the gate.
+        Task { try? await connection.close() }
+    }
+
+    /// Marks the store lost (once, unless it is being closed) and tells the handlers.
+    private func lose(_ reason: String) {
         let handlers: [@Sendable (String) -> Void] = status.withLockedValue { status in
             guard !status.closing, status.lost == nil else { return [] }
-            status.lost = "the connection to \(name) was lost, and the run lock with it; this run stops here and writes nothing more. Operations already recorded are resumed by the next run."
+            status.lost = reason
             return status.handlers
         }
-        let reason = status.withLockedValue { $0.lost } ?? ""
         for handler in handlers { handler(reason) }
     }
 
@@ -101,7 +148,7 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
 
     func transaction<T: Sendable>(_ begin: String = "BEGIN", _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         let connection = self.connection, logger = self.logger
-        return try await gate.run {
+        return try await bounded {
             try await connection.query(PostgresQuery(unsafeSQL: begin), logger: logger)
             let result: T
             do {
@@ -112,6 +159,35 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
             }
             try await connection.query("COMMIT", logger: logger)
             return result
+        }
+    }
+
+    /// Runs `body` on the connection, one at a time, waiting at most ``timeout`` for it
+    /// (the queue included). `body` goes on in its task when the wait runs out: the
+    /// connection is closed under it, which ends it.
+    private func bounded<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try ensureOpen()
+        let gate = self.gate, limit = timeout
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let waiting = NIOLockedValueBox<CheckedContinuation<T, any Error>?>(continuation)
+            let take: @Sendable () -> CheckedContinuation<T, any Error>? = {
+                waiting.withLockedValue { waiting in defer { waiting = nil }; return waiting }
+            }
+            let timer = Task { [self] in
+                try await Task.sleep(for: limit)
+                guard let continuation = take() else { return }
+                timedOut()
+                continuation.resume(throwing: SegSyncError(status.withLockedValue { $0.lost } ?? "\(name) did not answer."))
+            }
+            Task {
+                do {
+                    let value = try await gate.run(body)
+                    take()?.resume(returning: value)
+                } catch {
+                    take()?.resume(throwing: error)
+                }
+                timer.cancel()
+            }
         }
     }
 
@@ -130,7 +206,7 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
         do {
             while true {
                 let connection = self.connection, logger = self.logger, workspace = self.workspace
-                let taken = try await gate.run {
+                let taken = try await bounded {
                     var taken = false
                     for try await value in try await connection.query("SELECT pg_try_advisory_lock(\(key))", logger: logger).decode(Bool.self) {
                         taken = value
@@ -197,7 +273,7 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
                         operationId: row.8, operationState: row.9, progress: row.10, attempts: Int(row.11), lastError: row.12,
                         createdAt: Date(timeIntervalSince1970: row.13), updatedAt: Date(timeIntervalSince1970: row.14), outputPath: row.15, outputBytes: row.16, outputSHA256: row.17,
                         outputModified: row.18)
-                    state.partitions[row.0] = record
+                    state.partitions[row.0] = try record.clamped(in: name)
                 }
                 return state
             }

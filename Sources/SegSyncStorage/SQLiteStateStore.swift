@@ -17,7 +17,7 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
 
     public let path: String
     public let workspace: String
-    public var name: String { "the SQLite state \(displayPath)" }
+    public var name: String { Self.name(displayPath) }
     private let displayPath: String
     private let lockPath: String
     private let connection: SQLiteConnection
@@ -40,33 +40,16 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
     /// Opens (creating and migrating) the database at `path`; `lockPath` is the run lock.
     public static func open(path: String, lockPath: String, workspace: String = StateSettings.defaultWorkspace,
                             displayPath: String? = nil) async throws -> SQLiteStateStore {
-        let display = displayPath ?? path
-        let connection: SQLiteConnection
-        let thread = NIOThreadPool(numberOfThreads: 1)
-        thread.start()
-        do {
-            connection = try await SQLiteConnection.open(
-                storage: .file(path: path), threadPool: thread,
-                logger: Logger(label: "segsync.sqlite", factory: { _ in SwiftLogNoOpLogHandler() }),
-                on: MultiThreadedEventLoopGroup.singleton.any())
-        } catch {
-            try? await thread.shutdownGracefully()
-            throw SegSyncError("cannot open the SQLite state \(display): \(describe(error)).")
-        }
-        let store = SQLiteStateStore(path: path, displayPath: display, lockPath: lockPath, workspace: workspace, connection: connection, thread: thread)
+        let store = try await connect(path: path, lockPath: lockPath, workspace: workspace, displayPath: displayPath ?? path)
         do {
             // Switching to WAL and creating the schema need the database to themselves: a
             // process opening it at the same instant is waited for (up to 30 s).
             var attempt = 0
             while true {
                 do {
-                    // Replaces sqlite-nio's busy handler, which retries at once and forever:
-                    // a sleeping wait, bounded, so a deadlock is an error and not a spin.
-                    _ = try await connection.query("PRAGMA busy_timeout=30000")
-                    // Reads map the file instead of copying every page through read(2).
-                    _ = try await connection.query("PRAGMA mmap_size=268435456")
-                    _ = try await connection.query("PRAGMA journal_mode=WAL")
-                    _ = try await connection.query("PRAGMA synchronous=FULL")
+                    try await store.configure()
+                    _ = try await store.connection.query("PRAGMA journal_mode=WAL")
+                    _ = try await store.connection.query("PRAGMA synchronous=FULL")
                     try await store.migrate()
                     break
                 } catch let error as SQLiteError where error.reason == .busy && attempt < 600 {
@@ -75,11 +58,67 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
                 }
             }
         } catch {
-            await store.close()
-            if let error = error as? SegSyncError { throw error }
-            throw SegSyncError("cannot prepare the SQLite state \(display): \(describe(error)).")
+            throw await store.failedToOpen(error)
         }
         return store
+    }
+
+    /// Opens the database at `path` for reading only (`status`, `state list|show|pull`):
+    /// SQLite's `mode=ro`, no migration, and no file created where there is none. A
+    /// database that does not exist, or has no segsync schema, is an empty state.
+    public static func openReadOnly(path: String, lockPath: String, workspace: String = StateSettings.defaultWorkspace,
+                                    displayPath: String? = nil) async throws -> any StateStore {
+        let display = displayPath ?? path
+        guard FileManager.default.fileExists(atPath: path) else { return NoState(name: name(display)) }
+        let escaped = path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "?#%"))) ?? path
+        let store = try await connect(path: path, uri: "file:\(escaped)?mode=ro", lockPath: lockPath, workspace: workspace, displayPath: display)
+        do {
+            try await store.configure()
+            let tables = try await store.connection.query("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'segsync_schema'")
+            if Self.integer(tables.first?.columns.first?.data) ?? 0 == 0 {
+                await store.close()
+                return NoState(name: store.name)
+            }
+            try await store.checkVersion()
+        } catch {
+            throw await store.failedToOpen(error)
+        }
+        return store
+    }
+
+    static func name(_ displayPath: String) -> String { "the SQLite state \(displayPath)" }
+
+    /// A connection to `path` (or to the `file:` URI `uri` naming it) on a thread of its own.
+    private static func connect(path: String, uri: String? = nil, lockPath: String, workspace: String, displayPath: String) async throws -> SQLiteStateStore {
+        let connection: SQLiteConnection
+        let thread = NIOThreadPool(numberOfThreads: 1)
+        thread.start()
+        do {
+            connection = try await SQLiteConnection.open(
+                storage: .file(path: uri ?? path), threadPool: thread,
+                logger: Logger(label: "segsync.sqlite", factory: { _ in SwiftLogNoOpLogHandler() }),
+                on: MultiThreadedEventLoopGroup.singleton.any())
+        } catch {
+            try? await thread.shutdownGracefully()
+            throw SegSyncError("cannot open \(name(displayPath)): \(describe(error)).")
+        }
+        return SQLiteStateStore(path: path, displayPath: displayPath, lockPath: lockPath, workspace: workspace, connection: connection, thread: thread)
+    }
+
+    /// The connection settings every open makes, reading or writing.
+    private func configure() async throws {
+        // Replaces sqlite-nio's busy handler, which retries at once and forever:
+        // a sleeping wait, bounded, so a deadlock is an error and not a spin.
+        _ = try await connection.query("PRAGMA busy_timeout=30000")
+        // Reads map the file instead of copying every page through read(2).
+        _ = try await connection.query("PRAGMA mmap_size=268435456")
+    }
+
+    /// Closes the store and says why it could not be opened.
+    private func failedToOpen(_ error: any Error) async -> any Error {
+        await close()
+        if let error = error as? SegSyncError { return error }
+        return SegSyncError("cannot prepare \(name): \(Self.describe(error)).")
     }
 
     static func describe(_ error: any Error) -> String {
@@ -119,15 +158,21 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
     private func migrate() async throws {
         try await transaction(immediate: true) { [self] in
             _ = try await connection.query("CREATE TABLE IF NOT EXISTS segsync_schema (version INTEGER NOT NULL)")
-            let version = try await connection.query("SELECT max(version) FROM segsync_schema").first?.columns.first?.data.integer ?? 0
-            if version > Self.schemaVersion {
-                throw SegSyncError("\(name) has schema version \(version), newer than this segsync (\(Self.schemaVersion)); upgrade segsync.")
-            }
-            if version < 1 {
+            if try await checkVersion() < 1 {
                 for statement in Self.schema { _ = try await connection.query(statement) }
                 _ = try await connection.query("INSERT INTO segsync_schema (version) VALUES (1)")
             }
         }
+    }
+
+    /// The schema's version; an error when a newer segsync wrote it.
+    @discardableResult
+    private func checkVersion() async throws -> Int {
+        let version = Self.integer(try await connection.query("SELECT max(version) FROM segsync_schema").first?.columns.first?.data) ?? 0
+        if version > Self.schemaVersion {
+            throw SegSyncError("\(name) has schema version \(version), newer than this segsync (\(Self.schemaVersion)); upgrade segsync.")
+        }
+        return version
     }
 
     // MARK: Transactions
@@ -159,19 +204,20 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
         do {
             return try await transaction(immediate: false) { [self] in
                 let head = try await connection.query("SELECT lineage, serial FROM segsync_workspaces WHERE workspace = ?", [.text(workspace)]).first
-                var state = State(lineage: head?.column("lineage")?.string ?? "", serial: head?.column("serial")?.integer ?? 0)
+                var state = State(lineage: head?.column("lineage")?.string ?? "", serial: head.flatMap { Self.integer($0.column("serial")) } ?? 0)
                 let sets = try await connection.query("SELECT id, text FROM segsync_parameters WHERE workspace = ?", [.text(workspace)])
-                let parameters = try PartitionRow.Parameters(sets.map { ($0.column("id")?.integer.map(Int64.init) ?? 0, $0.column("text")?.string ?? "") })
+                let parameters = try PartitionRow.Parameters(sets.map { (Int64(Self.integer($0.column("id")) ?? 0), $0.column("text")?.string ?? "") })
                 let count = try await connection.query("SELECT count(*) FROM segsync_partitions WHERE workspace = ?", [.text(workspace)])
                 // Rows are turned into records as SQLite steps through them, so a large
                 // state is never held twice (rows and records) at once.
                 let loading = NIOLockedValueBox(Loading())
-                loading.withLockedValue { $0.partitions.reserveCapacity(count.first?.columns.first?.data.integer ?? 0) }
+                loading.withLockedValue { $0.partitions.reserveCapacity(max(0, count.first.flatMap { Self.integer($0.columns.first?.data) } ?? 0)) }
+                let name = self.name
                 try await connection.query("SELECT \(PartitionRow.columnList) FROM segsync_partitions WHERE workspace = ?", [.text(workspace)]) { row in
                     loading.withLockedValue { loading in
                         guard loading.error == nil else { return }
                         do {
-                            let (key, record) = try Self.record(row, parameters: parameters)
+                            let (key, record) = try Self.record(row, parameters: parameters, store: name)
                             loading.partitions[key] = record
                         } catch {
                             loading.error = error as? SegSyncError ?? SegSyncError("cannot read a partition row: \(error).")
@@ -200,9 +246,18 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
     }
 
     /// A state row as a record, with the key it is filed under.
-    static func record(_ row: SQLiteRow, parameters: PartitionRow.Parameters) throws -> (key: String, record: PartitionRecord) {
+    static func record(_ row: SQLiteRow, parameters: PartitionRow.Parameters, store: String) throws -> (key: String, record: PartitionRecord) {
         let columns = PartitionRow.columns.map { row.column($0) ?? .null }
-        return (columns[0].string ?? "", try record(columns, parameters: parameters))
+        return (columns[0].string ?? "", try record(columns, parameters: parameters).clamped(in: store))
+    }
+
+    /// An integer column's value. SQLite keeps whatever it was given (a `REAL` 1e300 in
+    /// an `INTEGER` column), and sqlite-nio's `integer` traps converting such a double:
+    /// a double is clamped to the integers instead, and NaN is nil.
+    static func integer(_ data: SQLiteData?) -> Int? {
+        guard case .float(let value) = data else { return data?.integer }
+        if value.isNaN { return nil }
+        return value >= 0x1p63 ? .max : value < -0x1p63 ? .min : Int(value)
     }
 
     static func record(_ c: [SQLiteData], parameters: PartitionRow.Parameters) throws -> PartitionRecord {
@@ -219,10 +274,10 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
         }
         return PartitionRecord(
             row: key, export: try text(1), start: try date(2), end: try date(3), label: try text(4), fingerprint: try text(5),
-            parameters: try parameters.parameters(Int64(c[6].integer ?? 0), key: key), phase: try PartitionRow.phase(try text(7), key: key),
+            parameters: try parameters.parameters(Int64(integer(c[6]) ?? 0), key: key), phase: try PartitionRow.phase(try text(7), key: key),
             operationId: c[8].string, operationState: c[9].string, progress: c[10].isNull ? nil : c[10].double,
-            attempts: c[11].integer ?? 0, lastError: c[12].string, createdAt: try date(13), updatedAt: try date(14),
-            outputPath: c[15].string, outputBytes: c[16].integer.map(Int64.init), outputSHA256: c[17].string,
+            attempts: integer(c[11]) ?? 0, lastError: c[12].string, createdAt: try date(13), updatedAt: try date(14),
+            outputPath: c[15].string, outputBytes: integer(c[16]).map(Int64.init), outputSHA256: c[17].string,
             outputModified: c[18].isNull ? nil : c[18].double)
     }
 
@@ -332,6 +387,16 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
     }
 
     public func onLoss(_ handler: @escaping @Sendable (String) -> Void) {}
+
+    /// Runs `sql` on the store's own connection, outside any transaction, and returns
+    /// each row's first column as text: for tests, which read the pragmas a connection
+    /// really has (`synchronous` is per connection) and install faults.
+    func execute(_ sql: String) async throws -> [String] {
+        let connection = self.connection
+        return try await gate.run {
+            try await connection.query(sql).map { $0.columns.first?.data.string ?? "" }
+        }
+    }
 
     public func close() async {
         try? await connection.close().get()

@@ -5,20 +5,49 @@ import SegSync
 public enum StateBackend {
     /// The store for `manifest` (SQLite at `.segsync/state.sqlite`, or the PostgreSQL
     /// workspace whose connection string is in the environment variable `state.urlEnv`).
-    public static func open(_ manifest: Manifest, layout: Layout, environment: [String: String]) async throws -> any StateStore {
+    /// `readOnly` (for commands that only read) creates and migrates nothing — no
+    /// `.segsync` folder, no tables — and a state never recorded reads as empty.
+    public static func open(_ manifest: Manifest, layout: Layout, environment: [String: String],
+                            readOnly: Bool = false) async throws -> any StateStore {
+        let workspace = manifest.state.workspace
         switch manifest.state.backend {
         case .sqlite:
-            try AtomicFile.makeDirectory(layout.stateDirectory)
-            return try await SQLiteStateStore.open(path: layout.databasePath, lockPath: layout.lockPath,
-                                                   workspace: manifest.state.workspace,
-                                                   displayPath: layout.displayPath(layout.databasePath))
-        case .postgres:
-            let variable = manifest.state.urlEnv
-            guard let url = environment[variable]?.trimmingCharacters(in: .whitespacesAndNewlines), !url.isEmpty else {
-                throw SegSyncError("\(manifest.file) keeps state in PostgreSQL (state.backend: postgres), but \(variable) is not set; set it to the connection string, like postgres://user:password@host:5432/database?sslmode=require.")
+            let (path, lock, display) = (layout.databasePath, layout.lockPath, layout.displayPath(layout.databasePath))
+            if readOnly {
+                return try await SQLiteStateStore.openReadOnly(path: path, lockPath: lock, workspace: workspace, displayPath: display)
             }
-            return try await PostgresStateStore.open(url: url, variable: variable, workspace: manifest.state.workspace)
+            try AtomicFile.makeDirectory(layout.stateDirectory)
+            return try await SQLiteStateStore.open(path: path, lockPath: lock, workspace: workspace, displayPath: display)
+        case .postgres:
+            let (url, variable, timeout) = (try url(manifest, environment), manifest.state.urlEnv, try timeout(environment))
+            if readOnly {
+                return try await PostgresStateStore.openReadOnly(url: url, variable: variable, workspace: workspace, timeout: timeout)
+            }
+            return try await PostgresStateStore.open(url: url, variable: variable, workspace: workspace, timeout: timeout)
         }
+    }
+
+    /// The variable that bounds every call to a PostgreSQL state (``PostgresStateStore/timeout``).
+    public static let timeoutVariable = "SEGSYNC_STATE_TIMEOUT"
+
+    /// `SEGSYNC_STATE_TIMEOUT` (`30s`, `2m`), or ``PostgresStateStore/defaultTimeout``.
+    static func timeout(_ environment: [String: String]) throws -> Duration {
+        guard let text = environment[timeoutVariable]?.trimmingCharacters(in: .whitespaces), !text.isEmpty else {
+            return PostgresStateStore.defaultTimeout
+        }
+        guard let duration = Span.duration(text), duration > .zero else {
+            throw SegSyncError("\(timeoutVariable) is '\(text)'; write how long a state call may wait for the database, like 30s or 2m.")
+        }
+        return duration
+    }
+
+    /// The connection string in the variable `state.urlEnv` names.
+    private static func url(_ manifest: Manifest, _ environment: [String: String]) throws -> String {
+        let variable = manifest.state.urlEnv
+        guard let url = environment[variable]?.trimmingCharacters(in: .whitespacesAndNewlines), !url.isEmpty else {
+            throw SegSyncError("\(manifest.file) keeps state in PostgreSQL (state.backend: postgres), but \(variable) is not set; set it to the connection string, like postgres://user:password@host:5432/database?sslmode=require.")
+        }
+        return url
     }
 }
 
@@ -58,15 +87,18 @@ public enum LegacyImport {
     /// it aside either way, and returns the notes to show.
     public static func run(layout: Layout, into store: any StateStore) async throws -> [Diagnostic] {
         let path = layout.legacyStatePath
-        guard FileManager.default.fileExists(atPath: path) else { return [] }
+        guard LegacyStateFile.exists(path: path) else { return [] }
         let legacy = try LegacyStateFile.loadWithJournal(path: path)
+        // Only the journal, when a build was killed before its first snapshot.
+        let shown = FileManager.default.fileExists(atPath: path) ? path : LegacyStateFile.journalPath(for: path)
+        let kept = (shown as NSString).lastPathComponent + ".imported"
         let current = try await store.load()
         var notes: [Diagnostic] = []
         if current.lineage.isEmpty, current.partitions.isEmpty {
             try await store.replace(with: legacy)
-            notes.append(Diagnostic(.note, "imported \(legacy.partitions.count) partition\(legacy.partitions.count == 1 ? "" : "s") from \(layout.displayPath(path)) into \(store.name); the old file is kept as state.json.imported."))
+            notes.append(Diagnostic(.note, "imported \(legacy.partitions.count) partition\(legacy.partitions.count == 1 ? "" : "s") from \(layout.displayPath(shown)) into \(store.name); the old file is kept as \(kept)."))
         } else {
-            notes.append(Diagnostic(.note, "\(store.name) already has state, so \(layout.displayPath(path)) was not imported; it is kept as state.json.imported."))
+            notes.append(Diagnostic(.note, "\(store.name) already has state, so \(layout.displayPath(shown)) was not imported; it is kept as \(kept)."))
         }
         for file in [path, LegacyStateFile.journalPath(for: path)] where FileManager.default.fileExists(atPath: file) {
             guard rename(file, file + ".imported") == 0 else {
@@ -78,14 +110,24 @@ public enum LegacyImport {
 }
 
 extension StateBackend {
-    /// The state of the manifest at `manifestPath`, read without the run lock (for
-    /// `status` and `state list|show|pull`: they can watch a run). An earlier build's
-    /// `state.json` not yet imported is read in its place.
+    /// What a read-only command sees: the manifest, where things are, the state, and the
+    /// notes to show (no state yet).
+    public struct Reading {
+        public var manifest: Manifest
+        public var layout: Layout
+        public var state: State
+        public var notes: [Diagnostic]
+    }
+
+    /// The state of the manifest at `manifestPath`, read without the run lock and without
+    /// writing (for `status` and `state list|show|pull`: they can watch a run, and a role or
+    /// a folder they may only read is enough). An earlier build's `state.json` not yet
+    /// imported is read in its place; a state never recorded reads as empty, with a note.
     public static func read(manifestPath: String, in directory: String? = nil,
-                            environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> (Manifest, Layout, State) {
+                            environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> Reading {
         let manifest = try ManifestLoader.load(path: manifestPath, in: directory).resolvingEndpoint(environment: environment)
         let layout = Layout(manifestPath: manifestPath, output: manifest.output, workingDirectory: directory)
-        let store = try await open(manifest, layout: layout, environment: environment)
+        let store = try await open(manifest, layout: layout, environment: environment, readOnly: true)
         let state: State
         do {
             state = try await store.load()
@@ -94,9 +136,13 @@ extension StateBackend {
             await store.close()
             throw error
         }
-        if state.lineage.isEmpty, state.partitions.isEmpty, FileManager.default.fileExists(atPath: layout.legacyStatePath) {
-            return (manifest, layout, try LegacyStateFile.loadWithJournal(path: layout.legacyStatePath))
+        guard state.lineage.isEmpty, state.partitions.isEmpty else {
+            return Reading(manifest: manifest, layout: layout, state: state, notes: [])
         }
-        return (manifest, layout, state)
+        if LegacyStateFile.exists(path: layout.legacyStatePath) {
+            return Reading(manifest: manifest, layout: layout, state: try LegacyStateFile.loadWithJournal(path: layout.legacyStatePath), notes: [])
+        }
+        let note = Diagnostic(.note, "no state yet in \(store.name); segsync apply records it.")
+        return Reading(manifest: manifest, layout: layout, state: state, notes: [note])
     }
 }

@@ -6,7 +6,7 @@ import TestSupport
 extension EndToEnd {
     /// Runners sharing one PostgreSQL workspace: the built `segsync` in two folders with
     /// the same manifest, against one emulator and the test server (`TestDatabase`).
-    @Suite(.serialized) struct PostgresTests {
+    @Suite(.serialized, .timeLimit(.minutes(5))) struct PostgresTests {
         static let now = ApplyTests.now
 
         /// ApplyTests' manifest with its state in `workspace`.
@@ -157,6 +157,45 @@ extension EndToEnd {
             let refused = try await CLI.run(["state", "push", "other.json"], in: folder.path, environment: environment)
             #expect(refused.status == 1)
             #expect(refused.stderr.contains("belongs to another state (lineage another)"))
+        }
+    
+        @Test("a role that may only connect and read runs status and state list on a shared workspace; a database without state is no state yet")
+        func readOnlyRole() async throws {
+            guard let url = TestDatabase.urlOrSkip("readOnlyRole") else { return }
+            let folder = try TemporaryFolder()
+            let workspace = TestDatabase.uniqueWorkspace("ro")
+            try folder.write("segsync.yaml", Self.manifest(workspace: workspace))
+            // The state, pushed by a role that may write.
+            let state = State(lineage: "l-ro", serial: 3, partitions: [:])
+            try folder.write("state.json", String(decoding: try StateJSON.encoder.encode(state), as: UTF8.self))
+            let pushed = try await CLI.run(["state", "push", "state.json"], in: folder.path, environment: ["SEGSYNC_DATABASE_URL": url])
+            #expect(pushed.status == 0, "\(pushed.stderr)")
+
+            let role = "ro_\(UUID().uuidString.lowercased().prefix(8))"
+            try TestDatabase.psql("""
+                CREATE ROLE \(role) LOGIN; GRANT CONNECT ON DATABASE postgres TO \(role);
+                GRANT USAGE ON SCHEMA public TO \(role); GRANT SELECT ON ALL TABLES IN SCHEMA public TO \(role);
+                """, url: url)
+            var components = try #require(URLComponents(string: url))
+            components.percentEncodedUser = role
+            let reader = ["SEGSYNC_DATABASE_URL": try #require(components.string)]
+            let status = try await CLI.run(["status", "--now", Self.now], in: folder.path, environment: reader)
+            #expect(status.status == 0, "\(status.stderr)")
+            #expect(!status.stderr.contains("permission denied"))
+            let list = try await CLI.run(["state", "list"], in: folder.path, environment: reader)
+            #expect(list.status == 0, "\(list.stderr)")
+            let pull = try await CLI.run(["state", "pull"], in: folder.path, environment: reader)
+            #expect(pull.stdout.contains("\"lineage\" : \"l-ro\""), "\(pull.stdout)\(pull.stderr)")
+
+            // A database segsync never used: no tables are created, and there is no state yet.
+            let database = "segsync_e2e_ro_\(UUID().uuidString.lowercased().prefix(8))"
+            try TestDatabase.psql("CREATE DATABASE \(database)", url: url)
+            let fresh = ["SEGSYNC_DATABASE_URL": TestDatabase.url(url, database: database)]
+            let empty = try await CLI.run(["status", "--now", Self.now], in: folder.path, environment: fresh)
+            #expect(empty.status == 0, "\(empty.stderr)")
+            #expect(empty.stderr.contains("note: no state yet in the PostgreSQL state (workspace '\(workspace)'"), "\(empty.stderr)")
+            #expect(try TestDatabase.psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'segsync%'", url: fresh["SEGSYNC_DATABASE_URL"]!) == "0")
+            try TestDatabase.psql("DROP DATABASE \(database)", url: url)
         }
     }
 }

@@ -5,7 +5,7 @@ import TestSupport
 
 extension EndToEnd {
     /// `segsync state …`, the import of an earlier build's state, and the lockfile mark.
-    @Suite(.serialized) struct StateCLITests {
+    @Suite(.serialized, .timeLimit(.minutes(5))) struct StateCLITests {
         static let now = ApplyTests.now
 
         func converged() async throws -> (TemporaryFolder, EmulatorProcess) {
@@ -95,6 +95,74 @@ extension EndToEnd {
             let touched = try await CLI.run(["plan", "--now", Self.now, "--offline"], in: folder.path, environment: emulator.environment)
             #expect(touched.status == 1)
             #expect(touched.stderr.contains("the lockfile \(path) is damaged"), "\(touched.stderr)")
+        }
+    
+        @Test("status and state list|show|pull read a folder without state and leave it without .segsync: no state yet")
+        func readOnlyCommands() async throws {
+            let folder = try TemporaryFolder()
+            try folder.write("segsync.yaml", ApplyTests.manifest)
+            let status = try await CLI.run(["status", "--now", Self.now, "--no-strip"], in: folder.path)
+            #expect(status.status == 0, "\(status.stderr)")
+            #expect(status.stderr.contains("note: no state yet in the SQLite state .segsync/state.sqlite; segsync apply records it."), "\(status.stderr)")
+            let list = try await CLI.run(["state", "list"], in: folder.path)
+            #expect(list.status == 0, "\(list.stderr)")
+            #expect(list.stdout == "State has no partitions.\n")
+            let pull = try await CLI.run(["state", "pull"], in: folder.path)
+            #expect(pull.status == 0, "\(pull.stderr)")
+            let show = try await CLI.run(["state", "show", "everyone-daily@2026-11-26"], in: folder.path)
+            #expect(show.status == 1)
+            #expect(show.stderr.contains("state has no partitions"), "\(show.stderr)")
+            #expect(!folder.exists(".segsync"))
+        }
+
+        @Test("state push refuses a document with a number out of range, naming the partition; nothing is replaced")
+        func pushOutOfRange() async throws {
+            let (folder, _) = try await converged()
+            let pulled = try await CLI.run(["state", "pull"], in: folder.path).stdout
+            var state = try StateJSON.decodeState(Data(pulled.utf8), source: "pull")
+            let key = try #require(state.partitions.keys.sorted().first)
+            state.partitions[key]?.progress = 1e300
+            try folder.write("bad.json", String(decoding: try StateJSON.encoder.encode(state), as: UTF8.self))
+            let pushed = try await CLI.run(["state", "push", "bad.json"], in: folder.path)
+            #expect(pushed.status == 1)
+            #expect(pushed.stderr.contains("bad.json has partition \(key) with progress 1e+300 is not between 0 and 100"), "\(pushed.stderr)")
+            #expect(try await CLI.run(["state", "pull"], in: folder.path).stdout == pulled)
+        }
+
+        @Test("a progress of 1e300 and an infinite update time in a state row: plan, status and state show work, clamped")
+        func storedOutOfRange() async throws {
+            let (folder, emulator) = try await converged()
+            let database = folder.path + "/.segsync/state.sqlite"
+            #expect(try await CLI.system("/usr/bin/sqlite3", [database, "UPDATE segsync_partitions SET phase = 'running', operation_state = 'RUNNING', progress = 1e300, updated_at = 9e999 WHERE key LIKE 'everyone-daily@2026-11-26%'"]) == 0)
+            let plan = try await CLI.run(["plan", "--now", Self.now, "--offline"], in: folder.path, environment: emulator.environment)
+            #expect(plan.status == 0, "\(plan.stderr)")
+            #expect(plan.stdout.contains("(RUNNING, 100%)"), "\(plan.stdout)")
+            let status = try await CLI.run(["status", "--now", Self.now], in: folder.path)
+            #expect(status.status == 0, "\(status.stderr)")
+            let show = try await CLI.run(["state", "show", "everyone-daily@2026-11-26"], in: folder.path)
+            #expect(show.stdout.contains("progress         100%"), "\(show.stdout)")
+        }
+
+        @Test("an earlier build's journal without its state.json is imported by the next run")
+        func legacyJournalAlone() async throws {
+            let (folder, emulator) = try await converged()
+            let pulled = try await CLI.state(folder.path)
+            for name in ["state.sqlite", "state.sqlite-wal", "state.sqlite-shm"] {
+                try? FileManager.default.removeItem(atPath: folder.path + "/.segsync/" + name)
+            }
+            // As a build killed in its first run left it: journal lines, no snapshot.
+            var journal = ""
+            for (key, record) in pulled.partitions.sorted(by: { $0.key < $1.key }) {
+                let line = try JSONSerialization.jsonObject(with: StateJSON.lineEncoder.encode(record))
+                journal += String(decoding: try JSONSerialization.data(withJSONObject: ["key": key, "record": line], options: [.sortedKeys]), as: UTF8.self) + "\n"
+            }
+            try folder.write(".segsync/state.journal", journal)
+            let plan = try await CLI.run(["plan", "--now", Self.now], in: folder.path, environment: emulator.environment)
+            #expect(plan.status == 0, "\(plan.stderr)")
+            #expect(plan.stderr.contains("note: imported 7 partitions from .segsync/state.journal"), "\(plan.stderr)")
+            #expect(plan.stdout == "No changes: 7 partitions up to date.\n", "\(plan.stdout)")
+            #expect(try await CLI.state(folder.path).partitions == pulled.partitions)
+            #expect(folder.exists(".segsync/state.journal.imported"))
         }
     }
 }

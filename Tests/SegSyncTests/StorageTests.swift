@@ -1,5 +1,6 @@
 import Foundation
 import Crypto
+import SegSyncStorage
 import SegSyncVocabulary
 import Testing
 import TestSupport
@@ -11,7 +12,7 @@ func mode(of path: String) -> mode_t {
     return info.st_mode & 0o7777
 }
 
-@Suite struct StorageTests {
+@Suite(.timeLimit(.minutes(2))) struct StorageTests {
     @Test("atomic writes replace content, leave no temporary files, and keep the mode")
     func atomicWrite() throws {
         let folder = try TemporaryFolder()
@@ -70,6 +71,57 @@ func mode(of path: String) -> mode_t {
         // Damage before the end is an error naming the line.
         try folder.write("state.journal", "garbage\n" + journal)
         #expect { try LegacyStateFile.loadWithJournal(path: path) } throws: { ($0 as? SegSyncError)?.message.contains("damaged at line 1") == true }
+    }
+
+    @Test("the journal an earlier build left without its snapshot (killed in its first run) is imported, not ignored")
+    func legacyJournalAlone() async throws {
+        let folder = try TemporaryFolder()
+        try folder.write("segsync.yaml", "version: 1\nexports: []\n")
+        let layout = Layout(manifestPath: folder.path + "/segsync.yaml", output: "exports")
+        try FileManager.default.createDirectory(atPath: layout.stateDirectory, withIntermediateDirectories: true)
+        var record = Self.sampleRecord()
+        var journal = try Self.journalLine(record.key.description, record, epoch: nil)
+        record.phase = .running
+        record.operationId = "op-2"
+        journal += try Self.journalLine(record.key.description, record, epoch: "E1")
+        try journal.write(toFile: LegacyStateFile.journalPath(for: layout.legacyStatePath), atomically: false, encoding: .utf8)
+        #expect(LegacyStateFile.exists(path: layout.legacyStatePath))
+
+        let store = try await SQLiteStateStore.open(path: layout.databasePath, lockPath: layout.lockPath)
+        let notes = try await LegacyImport.run(layout: layout, into: store)
+        let state = try await store.load()
+        await store.close()
+        #expect(state.partitions == [record.key.description: record])
+        #expect(!state.lineage.isEmpty)
+        #expect(notes.map(\.message) == ["imported 1 partition from \(layout.displayPath(LegacyStateFile.journalPath(for: layout.legacyStatePath))) into \(store.name); the old file is kept as state.journal.imported."])
+        #expect(!folder.exists(".segsync/state.journal"))
+        #expect(folder.exists(".segsync/state.journal.imported"))
+    }
+
+    @Test("a state document with numbers out of range is refused, naming the partition and the field")
+    func outOfRangeDocument() throws {
+        var record = Self.sampleRecord()
+        #expect(record.problems.isEmpty)
+        record.progress = 1e300
+        let key = record.key.description
+        #expect { try State(lineage: "l", serial: 1, partitions: [key: record]).check(source: "pushed.json") } throws: {
+            ($0 as? SegSyncError)?.message == "pushed.json has partition \(key) with progress 1e+300 is not between 0 and 100; fix or remove it and push again."
+        }
+        record.progress = 50
+        record.attempts = -1
+        record.output = OutputRecord(path: "e/x.csv", bytes: -5, sha256: "00", modified: .infinity)
+        #expect(record.problems == ["attempts -1 is not between 0 and 2147483647", "output.bytes -5 is negative", "output.modified inf is not a number"])
+        #expect { try State(lineage: "l", serial: -1).check(source: "x") } throws: { ($0 as? SegSyncError)?.message.contains("serial -1") == true }
+        // What a store reads is clamped instead, except the partition's own instants.
+        record.progress = -.infinity
+        record.createdAt = Date(timeIntervalSince1970: 1e300)
+        let clamped = try record.clamped(in: "the state")
+        #expect(clamped.progress == 0 && clamped.attempts == 0 && clamped.output?.modified == nil)
+        #expect(clamped.createdAt.timeIntervalSince1970 == PartitionRecord.instantRange.upperBound)
+        record.start = Date(timeIntervalSince1970: .infinity)
+        #expect { try record.clamped(in: "the state") } throws: {
+            ($0 as? SegSyncError)?.message.hasPrefix("partition e@2026-11-27 has start_at inf in the state, which is not an instant") == true
+        }
     }
 
     @Test("a state document that cannot be read is reported with what is wrong")
@@ -222,7 +274,7 @@ enum SHA256Hex {
     }
 }
 
-@Suite struct LockfileConfinementTests {
+@Suite(.timeLimit(.minutes(2))) struct LockfileConfinementTests {
     @Test("a lockfile path that would leave the output folder is refused before any file is touched",
           arguments: ["../outside.csv", "/etc/passwd", "a/../../b", "./a", "a//b", ""])
     func lockfileConfinement(path: String) throws {
@@ -239,7 +291,7 @@ enum SHA256Hex {
     }
 }
 
-@Suite struct SemaphoreTests {
+@Suite(.timeLimit(.minutes(2))) struct SemaphoreTests {
     @Test("a cancelled waiter stops waiting and takes no permit")
     func cancelledWaiter() async throws {
         let semaphore = Semaphore(1)
@@ -254,7 +306,7 @@ enum SHA256Hex {
     }
 }
 
-@Suite struct StatusTests {
+@Suite(.timeLimit(.minutes(2))) struct StatusTests {
     @Test("finished operations waiting for their download are READY, not running")
     func readyIsNotRunning() throws {
         let manifest = try #require(ManifestLoader.decode(

@@ -1,6 +1,6 @@
 import Foundation
 import SegSync
-import SegSyncStorage
+@testable import SegSyncStorage
 import Testing
 import TestSupport
 
@@ -77,7 +77,7 @@ func changes(_ records: [PartitionRecord]) -> [StateChange] {
     records.map { StateChange($0.key.description, $0) }
 }
 
-@Suite(.serialized) struct StateStoreTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct StateStoreTests {
     @Test("a new store is empty, with no lineage until the first commit", arguments: Engine.allCases)
     func empty(engine: Engine) async throws {
         guard let place = try engine.place("empty") else { return }
@@ -287,4 +287,288 @@ func changes(_ records: [PartitionRecord]) -> [StateChange] {
             }
         }
     }
+}
+
+extension Place {
+    /// Runs SQL on the state behind the store's back, as a hand edit or another program
+    /// would: through `store`'s own connection for SQLite, with psql for PostgreSQL.
+    func sql(_ text: String, via store: any StateStore) async throws {
+        switch engine {
+        case .sqlite: _ = try await (store as! SQLiteStateStore).execute(text)
+        case .postgres: try TestDatabase.psql(text, url: url!)
+        }
+    }
+
+    /// `WHERE` for this place's rows.
+    var workspaceFilter: String { "workspace = '\(workspace)'" }
+}
+
+/// What state holds and how it is reached: values out of range, read-only access, a
+/// transaction that fails half-way, the pragmas durability rests on, a server that
+/// stops answering (issue 18).
+@Suite(.serialized, .timeLimit(.minutes(5))) struct StateStoreHardeningTests {
+    @Test("numbers out of range in a stored row are clamped (progress, attempts, times), and a start that is no instant is an error naming the partition",
+          arguments: Engine.allCases)
+    func outOfRange(engine: Engine) async throws {
+        guard let place = try engine.place("outOfRange") else { return }
+        let store = try await place.open()
+        let running = record("e", day: 1, phase: .running)
+        let downloaded = record("e", day: 2, phase: .downloaded)
+        try await store.commit(changes([running, downloaded]))
+        let huge = engine == .sqlite ? "1e300" : "'1e300'::float8"
+        let infinity = engine == .sqlite ? "9e999" : "'Infinity'::float8"
+        try await place.sql("UPDATE segsync_partitions SET progress = \(huge), updated_at = \(infinity) WHERE \(place.workspaceFilter) AND key = '\(running.key)'", via: store)
+        try await place.sql("UPDATE segsync_partitions SET output_modified = \(infinity) WHERE \(place.workspaceFilter) AND key = '\(downloaded.key)'", via: store)
+        if engine == .sqlite {
+            // SQLite keeps a REAL in an INTEGER column as it is.
+            try await place.sql("UPDATE segsync_partitions SET attempts = 1e300 WHERE key = '\(running.key)'", via: store)
+        }
+        let loaded = try await store.load()
+        let progress = loaded.partitions[running.key.description]?.progress
+        #expect(progress == 100)
+        let attempts = loaded.partitions[running.key.description]?.attempts ?? -1
+        #expect(attempts == (engine == .sqlite ? Int(Int32.max) : 1))
+        let updated = loaded.partitions[running.key.description]?.updatedAt.timeIntervalSince1970 ?? .nan
+        #expect(PartitionRecord.instantRange.contains(updated))
+        let modified = loaded.partitions[downloaded.key.description]?.output.map { $0.modified == nil }
+        #expect(modified == true)
+        // Every record now renders: a plan line, a listing.
+        let renderable = loaded.partitions.values.allSatisfy { $0.problems.isEmpty }
+        #expect(renderable)
+
+        try await place.sql("UPDATE segsync_partitions SET start_at = \(huge) WHERE \(place.workspaceFilter) AND key = '\(downloaded.key)'", via: store)
+        var message = ""
+        do { _ = try await store.load() } catch { message = "\(error)" }
+        #expect(message.hasPrefix("partition e@day-2 has start_at 1e+300 in \(store.name), which is not an instant"), "\(message)")
+        await store.close()
+    }
+
+    @Test("a password with % in it is decoded once: pa%25ss is pa%ss, and so are user and database names")
+    func urlDecoding() throws {
+        let parsed = try DatabaseURL("postgres://u%40x:pa%25ss@db.example:5433/d%2541?sslmode=disable", variable: "DB")
+        #expect(parsed.username == "u@x")
+        #expect(parsed.password == "pa%ss")
+        #expect(parsed.database == "d%41")
+        #expect(!parsed.redacted.contains("pa%"))
+        #expect(try DatabaseURL("postgres://u:%25@h/db?sslmode=disable", variable: "DB").password == "%")
+        #expect(try DatabaseURL("postgres://u@h/db?sslmode=disable", variable: "DB").password == nil)
+    }
+
+    @Test("a role whose password has % in it connects")
+    func percentPassword() async throws {
+        guard let url = TestDatabase.urlOrSkip("percentPassword") else { return }
+        let role = "pct_\(UUID().uuidString.lowercased().prefix(8))"
+        try TestDatabase.psql("CREATE ROLE \(role) LOGIN SUPERUSER PASSWORD 'pa%ss'", url: url)
+        guard try requirePassword(role: role, url: url) else { return }
+        let store = try await PostgresStateStore.open(url: try Self.url(url, user: role, password: "pa%25ss"), variable: "DB",
+                                                      workspace: TestDatabase.uniqueWorkspace("pct"))
+        try await store.commit(changes([record("e", day: 1)]))
+        #expect(try await store.load().partitions.count == 1)
+        await store.close()
+        await #expect { try await PostgresStateStore.open(url: try Self.url(url, user: role, password: "pa%25sX"), variable: "DB", workspace: "x") } throws: {
+            "\($0)".contains("cannot connect to PostgreSQL at postgres://\(role)@") && !"\($0)".contains("pa%")
+        }
+    }
+
+    /// `url` with another user and (percent-encoded) password.
+    static func url(_ url: String, user: String, password: String? = nil) throws -> String {
+        var components = try #require(URLComponents(string: url))
+        components.percentEncodedUser = user
+        components.percentEncodedPassword = password
+        return try #require(components.string)
+    }
+
+    /// Makes the server ask `role` for its password (the test cluster trusts everyone):
+    /// a line at the top of pg_hba.conf, then a reload, waited for until a wrong password
+    /// is refused. False (after saying why) when this process cannot edit the file.
+    func requirePassword(role: String, url: String) throws -> Bool {
+        let hba = try TestDatabase.psql("SHOW hba_file", url: url)
+        guard FileManager.default.isWritableFile(atPath: hba) else {
+            print("skipped (PostgreSQL): percentPassword: \(hba) is not writable here, so the server cannot be made to ask for a password")
+            return false
+        }
+        let content = try String(contentsOfFile: hba, encoding: .utf8)
+        try ("host all \(role) 127.0.0.1/32 scram-sha-256\nhost all \(role) ::1/128 scram-sha-256\n" + content)
+            .write(toFile: hba, atomically: false, encoding: .utf8)
+        try TestDatabase.psql("SELECT pg_reload_conf()", url: url)
+        let wrong = try Self.url(url, user: role, password: "wrong")
+        for _ in 0..<100 {
+            if (try? TestDatabase.psql("SELECT 1", url: wrong)) == nil { return true }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        Issue.record("the server still accepts \(role) without its password after reloading \(hba)")
+        return false
+    }
+
+    @Test("read-only opening creates nothing: no SQLite file where there was none, no tables in a database without them")
+    func readOnlyCreatesNothing() async throws {
+        let folder = try TemporaryFolder()
+        let path = folder.path + "/state/state.sqlite"
+        let none = try await SQLiteStateStore.openReadOnly(path: path, lockPath: folder.path + "/lock")
+        #expect(try await none.load() == State(lineage: "", serial: 0))
+        await none.close()
+        #expect(!FileManager.default.fileExists(atPath: folder.path + "/state"))
+        // A state that exists is read, on a connection that cannot write.
+        try FileManager.default.createDirectory(atPath: folder.path + "/state", withIntermediateDirectories: true)
+        let writer = try await SQLiteStateStore.open(path: path, lockPath: folder.path + "/lock")
+        try await writer.commit(changes([record("e", day: 1)]))
+        await writer.close()
+        let reader = try await SQLiteStateStore.openReadOnly(path: path, lockPath: folder.path + "/lock")
+        #expect(try await reader.load().partitions.count == 1)
+        await #expect(throws: (any Error).self) { try await reader.commit(changes([record("e", day: 2)])) }
+        await reader.close()
+
+        guard let url = TestDatabase.urlOrSkip("readOnlyCreatesNothing") else { return }
+        let database = "segsync_ro_\(UUID().uuidString.lowercased().prefix(8))"
+        try TestDatabase.psql("CREATE DATABASE \(database)", url: url)
+        let fresh = TestDatabase.url(url, database: database)
+        let empty = try await PostgresStateStore.openReadOnly(url: fresh, variable: "DB", workspace: "w")
+        #expect(try await empty.load() == State(lineage: "", serial: 0))
+        #expect(empty.name.contains("workspace 'w'"))
+        await empty.close()
+        #expect(try TestDatabase.psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'segsync%'", url: fresh) == "0")
+        try TestDatabase.psql("DROP DATABASE \(database)", url: url)
+    }
+
+    @Test("a role with only CONNECT and SELECT reads a workspace")
+    func readOnlyRole() async throws {
+        guard let url = TestDatabase.urlOrSkip("readOnlyRole") else { return }
+        let workspace = TestDatabase.uniqueWorkspace("ro")
+        let writer = try await PostgresStateStore.open(url: url, variable: "DB", workspace: workspace)
+        try await writer.commit(changes([record("e", day: 1), record("e", day: 2, phase: .downloaded)]))
+        let expected = try await writer.load()
+        await writer.close()
+        let role = try Self.readOnlyRole(url: url)
+        let reader = try await PostgresStateStore.openReadOnly(url: try Self.url(url, user: role), variable: "DB", workspace: workspace)
+        let loaded = try await reader.load()
+        #expect(try StateJSON.encoder.encode(loaded) == StateJSON.encoder.encode(expected))
+        await reader.close()
+    }
+
+    /// A new role that may connect and read segsync's tables, nothing more.
+    static func readOnlyRole(url: String) throws -> String {
+        let role = "ro_\(UUID().uuidString.lowercased().prefix(8))"
+        try TestDatabase.psql("""
+            CREATE ROLE \(role) LOGIN; GRANT CONNECT ON DATABASE postgres TO \(role); GRANT USAGE ON SCHEMA public TO \(role);
+            GRANT SELECT ON ALL TABLES IN SCHEMA public TO \(role);
+            """, url: url)
+        return role
+    }
+
+    @Test("a commit that fails half-way leaves nothing of itself, serial included", arguments: Engine.allCases)
+    func wholeTransaction(engine: Engine) async throws {
+        guard let place = try engine.place("wholeTransaction") else { return }
+        let store = try await place.open()
+        try await store.commit(changes([record("base", day: 0)]))
+        let before = try StateJSON.encoder.encode(try await store.load())
+        // More rows than one INSERT takes (400 in SQLite, 1,000 in PostgreSQL), and one
+        // the database refuses in the second INSERT, after the first has run.
+        let batch = engine == .sqlite ? 400 : 1000
+        let records = (0..<(batch + 200)).map { record("big", day: $0) }
+        let poison = records[batch + 100].key.description
+        let trigger = "segsync_test_poison_\(UUID().uuidString.lowercased().prefix(8))"
+        switch engine {
+        case .sqlite:
+            try await place.sql("""
+                CREATE TRIGGER \(trigger) BEFORE INSERT ON segsync_partitions WHEN NEW.key = '\(poison)'
+                BEGIN SELECT RAISE(ABORT, 'poisoned row'); END
+                """, via: store)
+        case .postgres:
+            try await place.sql("""
+                CREATE FUNCTION \(trigger)() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN IF NEW.key = '\(poison)' AND NEW.workspace = '\(place.workspace)' THEN RAISE EXCEPTION 'poisoned row'; END IF; RETURN NEW; END $$;
+                CREATE TRIGGER \(trigger) BEFORE INSERT ON segsync_partitions FOR EACH ROW EXECUTE FUNCTION \(trigger)();
+                """, via: store)
+        }
+        var message = ""
+        do { try await store.commit(changes(records)) } catch { message = "\(error)" }
+        #expect(message.contains("poisoned row"), "\(message)")
+        #expect(try StateJSON.encoder.encode(try await store.load()) == before)
+        await store.close()
+        // Another connection sees the same: nothing was committed behind the error.
+        let again = try await place.open()
+        #expect(try StateJSON.encoder.encode(try await again.load()) == before)
+        await again.close()
+        if engine == .postgres, let url = place.url {
+            try TestDatabase.psql("DROP TRIGGER \(trigger) ON segsync_partitions; DROP FUNCTION \(trigger)();", url: url)
+        }
+    }
+
+    @Test("the SQLite connection runs in WAL mode with synchronous=FULL, so a commit is on disk when it returns")
+    func durablePragmas() async throws {
+        let folder = try TemporaryFolder()
+        let store = try await SQLiteStateStore.open(path: folder.path + "/state.sqlite", lockPath: folder.path + "/lock")
+        #expect(try await store.execute("PRAGMA journal_mode") == ["wal"])
+        #expect(try await store.execute("PRAGMA synchronous") == ["2"])  // FULL
+        #expect(try await store.execute("PRAGMA busy_timeout") == ["30000"])
+        await store.close()
+    }
+
+    @Test("connections to PostgreSQL have TCP keepalive on")
+    func keepalive() async throws {
+        guard let url = TestDatabase.urlOrSkip("keepalive") else { return }
+        let workspace = TestDatabase.uniqueWorkspace("ka")
+        let store = try await PostgresStateStore.open(url: url, variable: "DB", workspace: workspace)
+        try await store.lock(.current(command: "test"), timeout: .zero)
+        let port = try TestDatabase.psql("""
+            SELECT client_port FROM pg_stat_activity WHERE pid = (SELECT backend_pid FROM segsync_lock_holders WHERE workspace = '\(workspace)')
+            """, url: url)
+        let sockets = try Self.run("/usr/bin/env", ["ss", "-tnoH", "state", "established", "( sport = :\(port) )"])
+        #expect(sockets.contains("timer:(keepalive"), "\(sockets)")
+        await store.close()
+    }
+
+    static func run(_ tool: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    @Test("a server that stops answering (its backend SIGSTOPped) fails the call within the bound and reports the loss")
+    func silentServer() async throws {
+        guard let url = TestDatabase.urlOrSkip("silentServer") else { return }
+        let workspace = TestDatabase.uniqueWorkspace("stop")
+        let store = try await PostgresStateStore.open(url: url, variable: "DB", workspace: workspace, timeout: .seconds(2))
+        try await store.lock(.current(command: "segsync apply"), timeout: .zero)
+        let lost = Completion<String>()
+        store.onLoss { lost.finish($0) }
+        let backend = try #require(Int32(try TestDatabase.psql("SELECT backend_pid FROM segsync_lock_holders WHERE workspace = '\(workspace)'", url: url)))
+        #expect(kill(backend, SIGSTOP) == 0)
+        defer { kill(backend, SIGCONT) }
+        let started = ContinuousClock.now
+        let message = await within(15) {
+            do { _ = try await store.load(); return "answered" } catch { return "\(error)" }
+        } ?? "still waiting after 15 s"
+        let waited = ContinuousClock.now - started
+        #expect(message.contains("did not answer within 2s (SEGSYNC_STATE_TIMEOUT)"), "\(message)")
+        #expect(message.contains(store.name) && message.contains("this run stops here"))
+        #expect(waited < .seconds(8), "\(waited)")
+        let reason = await within(5) { await lost.value() }
+        #expect(reason == message)
+        // Nothing more goes to a store given up, and it says why at once.
+        let refused = await within(5) {
+            do { try await store.commit(changes([record("e", day: 1)])); return "committed" } catch { return "\(error)" }
+        }
+        #expect(refused?.contains("did not answer within 2s") == true, "\(refused ?? "still waiting")")
+        kill(backend, SIGCONT)
+        await store.close()
+    }
+}
+
+/// What `value` gives, or nil when it takes more than `seconds`: a store that hangs
+/// fails the test instead of hanging it (the call goes on in its own task).
+func within<T: Sendable>(_ seconds: Double, _ value: @escaping @Sendable () async -> T) async -> T? {
+    let result = Completion<T?>()
+    Task { result.finish(await value()) }
+    Task {
+        try? await Task.sleep(for: .seconds(seconds))
+        result.finish(nil)
+    }
+    return await result.value()
 }
