@@ -22,7 +22,7 @@ struct Apply: ContextCommand {
             3 --max-wait ran out while operations were still running (they stay in state and the \
             next run resumes them); 130 interrupted (Ctrl-C again exits at once).
             """,
-            Help.environment("FULLSTORY_API_KEY", "FULLSTORY_API_URL", "SEGSYNC_DATABASE_URL", "SEGSYNC_DEBUG", "NO_COLOR",
+            Help.environment("FULLSTORY_API_KEY", "FULLSTORY_API_URL", "SEGSYNC_DATABASE_URL", "SEGSYNC_STATE_TIMEOUT", "SEGSYNC_DEBUG", "NO_COLOR",
                              "GITHUB_STEP_SUMMARY", "GITHUB_ACTIONS"),
             Help.examples(
                 "segsync apply",

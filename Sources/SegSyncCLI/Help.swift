@@ -5,6 +5,7 @@ enum Help {
         ("FULLSTORY_API_KEY", "the API key (or the variable api.keyEnv names); never written anywhere"),
         ("FULLSTORY_API_URL", "overrides the manifest's endpoint; `emulator` runs the built-in one"),
         ("SEGSYNC_DATABASE_URL", "PostgreSQL connection string for state.backend: postgres (or the variable state.urlEnv names)"),
+        ("SEGSYNC_STATE_TIMEOUT", "how long a PostgreSQL state call may take (default 30s) before the run stops"),
         ("SEGSYNC_DEBUG", "set: as -v, log every API call, retry, 429 wait and relink on standard error"),
         ("NO_COLOR", "set: no colour (as --no-color; output that is not a terminal has none either)"),
         ("CLICOLOR_FORCE", "set to 1: colour even when output is not a terminal"),

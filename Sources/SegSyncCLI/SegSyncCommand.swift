@@ -21,7 +21,7 @@ struct SegSyncCommand: AsyncParsableCommand {
             account). Every command takes -f PATH (a manifest, or a folder holding segsync.yaml), \
             -C DIR, -q, -v and --no-color. Shell completions: --generate-completion-script bash|zsh|fish.
             """,
-            Help.environment("FULLSTORY_API_KEY", "FULLSTORY_API_URL", "SEGSYNC_DATABASE_URL", "SEGSYNC_DEBUG", "NO_COLOR",
+            Help.environment("FULLSTORY_API_KEY", "FULLSTORY_API_URL", "SEGSYNC_DATABASE_URL", "SEGSYNC_STATE_TIMEOUT", "SEGSYNC_DEBUG", "NO_COLOR",
                              "CLICOLOR_FORCE", "COLUMNS", "GITHUB_STEP_SUMMARY", "GITHUB_ACTIONS"),
             Help.examples(
                 "segsync init --endpoint emulator && segsync apply",
