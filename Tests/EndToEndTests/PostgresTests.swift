@@ -133,6 +133,31 @@ extension EndToEnd {
             #expect(try await CLI.run(["verify"], in: runners.a.path, environment: runners.environment).status == 0)
         }
 
+        @Test("a state server that stops answering ends an interrupted apply within SEGSYNC_STATE_TIMEOUT; the next run resumes every id")
+        func silentServerInterrupted() async throws {
+            guard let url = TestDatabase.urlOrSkip("silentServerInterrupted") else { return }
+            let runners = try Runners(url: url, operationSeconds: 30)
+            let environment = runners.environment.merging(["SEGSYNC_STATE_TIMEOUT": "3s"]) { $1 }
+            let first = try CLI.start(runners.arguments(), in: runners.a.path, environment: environment)
+            #expect(await waitUntil { runners.recordedOperations == 7 })
+            let backend = try #require(Int32(runners.sql("SELECT backend_pid FROM segsync_lock_holders WHERE workspace = '\(runners.workspace)'")))
+            #expect(kill(backend, SIGSTOP) == 0)
+            defer { kill(backend, SIGCONT) }
+            // Ctrl-C: the run winds down, and its last commit meets a server that never answers.
+            kill(first.process.processIdentifier, SIGINT)
+            let interrupted = Date()
+            let result = await first.result()
+            let took = Date().timeIntervalSince(interrupted)
+            kill(backend, SIGCONT)
+            #expect(took < 15, "apply took \(took) s to end after Ctrl-C with its state server silent")
+            #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
+            #expect(result.stderr.contains("did not answer within 3s (SEGSYNC_STATE_TIMEOUT)"), "\(result.stderr)")
+
+            let next = try await CLI.run(runners.arguments(["--max-wait", "0"]), in: runners.a.path, environment: runners.environment)
+            #expect(next.stdout.contains("7 to resume"), "\(next.stdout)\(next.stderr)")
+            #expect(runners.emulator.creates == 7)
+        }
+
         @Test("state pull from SQLite and push into PostgreSQL moves a folder's state, and the plan agrees")
         func migrate() async throws {
             guard let url = TestDatabase.urlOrSkip("migrate") else { return }
