@@ -193,7 +193,13 @@ public final class FullStoryClient: Sendable {
             notFound: .segmentNotFound(segmentID: request.segmentID)
         )
         // Production answers only {"operationId"}: no state means PENDING here.
-        return try readOperation(body, what: "the new export's operation", stateExpected: false)
+        do {
+            return try readOperation(body, what: "the new export's operation", stateExpected: false)
+        } catch FullStoryAPIError.unexpectedResponse(let status, let detail) {
+            // A success whose body cannot be read: the export exists, its id is unknown.
+            throw FullStoryAPIError.createOutcomeUnknown(
+                cause: "the server answered HTTP \(status), but with a body segsync cannot read: \(detail)")
+        }
     }
 
     /// The operation's state and progress; ``FullStoryAPIError/operationNotFound(operationID:)``

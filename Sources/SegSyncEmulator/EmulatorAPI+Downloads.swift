@@ -38,8 +38,13 @@ extension EmulatorAPI {
             }
             (start, end, partial) = (first, last, true)
         }
-        let length = max(0, end - start + 1)
-        let (fault, cut) = await injectedCut(length: length, partial: partial)
+        var length = max(0, end - start + 1)
+        var (fault, cut) = await injectedCut(length: length, partial: partial)
+        if cut == nil, partial, length > 1, await state.faults.fires(.shortRange) {
+            // Well framed (Content-Length says what is sent) and ended cleanly, but short
+            // of the range Content-Range promises.
+            (fault, length) = ("short", length / 2)
+        }
         context.exchange.fault = fault
         var headers: HTTPFields = [
             .contentType: "application/gzip",

@@ -102,6 +102,12 @@ struct EmulatorAPI: Sendable {
         // The log says which exports will end FAILED, so tests can count re-exports.
         if ticket.fails { context.exchange.fault = "fail" }
         context.exchange.operation = id
+        if await state.faults.fires(.unreadableCreate) {
+            // Made, but the answer stops half-way through its JSON: the id is lost.
+            context.exchange.fault = "unreadable"
+            return Response(status: .ok, headers: [.contentType: "application/json"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: "{\"operationId\": \"\(id.prefix(8))")))
+        }
         switch dialect {
         case .seed: return json(200, await operationJSON(id: id, ticket: ticket, request: request))
         case .fullstory: return json(200, ["operationId": id])
@@ -109,6 +115,11 @@ struct EmulatorAPI: Sendable {
     }
 
     func getOperation(_ request: Request, _ context: EmulatorContext) async -> Response {
+        if await state.faults.answersPollWithHTML() {
+            context.exchange.fault = "html"
+            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: Self.proxyPage)))
+        }
         let id = Self.parameter("id", context)
         guard let ticket = state.signer.open(id, as: OperationTicket.self) else {
             return error(404, "Operation '\(id.prefix(80))' was not found.")
@@ -212,6 +223,13 @@ struct EmulatorAPI: Sendable {
     func error(_ status: Int, _ message: String) -> Response {
         json(status, ["code": status, "message": message])
     }
+
+    /// What a proxy or captive portal in front of the API answers instead of JSON.
+    static let proxyPage = """
+        <!DOCTYPE html>
+        <html><head><title>Sign in to continue</title></head>
+        <body><h1>Network login required</h1><p>Your session has expired. Sign in to continue.</p></body></html>
+        """
 
     static func nowMilliseconds() -> Int64 {
         Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))

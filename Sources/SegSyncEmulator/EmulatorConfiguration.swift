@@ -64,9 +64,22 @@ public struct EmulatorConfiguration: Sendable {
     public var rateFail: Double
     /// Download links handed out already expired.
     public var rateExpiredLink: Double
+    /// Creates that make the export but answer `200` with a body no client can read (a
+    /// truncated JSON document): the export exists, its id is lost.
+    public var rateUnreadableCreate: Double
+    /// Resumed downloads (`Range` requests) whose `206` ends cleanly short of what its
+    /// `Content-Range` promises: a well-framed response that holds fewer bytes.
+    public var rateShortRange: Double
     /// At most this many faults in total, then none; `nil` for no limit. With a rate of 1
     /// this gives "the first N calls fail, then all succeed".
     public var maxFaults: Int?
+    /// The first this many polls (`GET /operations/v1/{id}`) are answered `200` with an
+    /// HTML page, as a proxy or captive portal in front of the API would.
+    public var htmlPolls: Int
+    /// API calls (counted from 1, downloads aside) from which the key is rejected with
+    /// 401, for ``rejectKeyCount`` calls: a key rotated mid-run, then fixed.
+    public var rejectKeyFrom: Int?
+    public var rejectKeyCount: Int
 
     /// Where generated export files are cached; a fresh temporary folder when `nil`.
     public var cacheDirectory: String?
@@ -98,7 +111,12 @@ public struct EmulatorConfiguration: Sendable {
         rateTruncate: Double = 0,
         rateFail: Double = 0,
         rateExpiredLink: Double = 0,
+        rateUnreadableCreate: Double = 0,
+        rateShortRange: Double = 0,
         maxFaults: Int? = nil,
+        htmlPolls: Int = 0,
+        rejectKeyFrom: Int? = nil,
+        rejectKeyCount: Int = 0,
         cacheDirectory: String? = nil,
         downloadBytesPerSecond: Int? = nil,
         logger: Logger = Logger(label: "segsync.emulator")
@@ -126,7 +144,12 @@ public struct EmulatorConfiguration: Sendable {
         self.rateTruncate = rateTruncate
         self.rateFail = rateFail
         self.rateExpiredLink = rateExpiredLink
+        self.rateUnreadableCreate = rateUnreadableCreate
+        self.rateShortRange = rateShortRange
         self.maxFaults = maxFaults
+        self.htmlPolls = htmlPolls
+        self.rejectKeyFrom = rejectKeyFrom
+        self.rejectKeyCount = rejectKeyCount
         self.cacheDirectory = cacheDirectory
         self.downloadBytesPerSecond = downloadBytesPerSecond
         self.logger = logger
@@ -137,6 +160,7 @@ public struct EmulatorConfiguration: Sendable {
         let rates: [(String, Double)] = [
             ("rate-429", rate429), ("rate-5xx", rate5xx), ("rate-reset", rateReset), ("rate-drop", rateDrop),
             ("rate-truncate", rateTruncate), ("rate-fail", rateFail), ("rate-expired-link", rateExpiredLink),
+            ("rate-unreadable-create", rateUnreadableCreate), ("rate-short-range", rateShortRange),
         ]
         for (name, rate) in rates where !(0...1).contains(rate) || rate.isNaN {
             return "--\(name) must be between 0 and 1, not \(rate)."
@@ -153,6 +177,9 @@ public struct EmulatorConfiguration: Sendable {
             return "--server-error-status must be a 5xx status, not \(serverErrorStatus)."
         }
         if let maxFaults, maxFaults < 0 { return "--max-faults must be 0 or more." }
+        if htmlPolls < 0 { return "--html-polls must be 0 or more." }
+        if let rejectKeyFrom, rejectKeyFrom < 1 { return "--reject-key-from counts API calls from 1, not \(rejectKeyFrom)." }
+        if rejectKeyCount < 0 { return "--reject-key-count must be 0 or more." }
         if let downloadBytesPerSecond, downloadBytesPerSecond < 1024 { return "--download-rate must be at least 1024 bytes per second." }
         if generatedSegments < 0 { return "--segments must be 0 or more." }
         return nil

@@ -90,7 +90,10 @@ struct AuthMiddleware: RouterMiddleware {
     let state: EmulatorState
 
     func handle(_ request: Request, context: EmulatorContext, next: (Request, EmulatorContext) async throws -> Response) async throws -> Response {
-        guard Self.isAuthorized(request, key: state.configuration.apiKey) else {
+        // A rotated key: the right key is refused for a stretch of calls.
+        let rotated = await state.faults.rejectsKeyOfNextCall()
+        if rotated { context.exchange.fault = "rejected-key" }
+        guard !rotated, Self.isAuthorized(request, key: state.configuration.apiKey) else {
             return EmulatorAPI(state: state).error(
                 401, "Missing or invalid API key; send 'Authorization: Basic <API key>' with an Admin or Architect key.")
         }

@@ -9,6 +9,8 @@ actor FaultInjector {
         case truncate
         case fail
         case expiredLink = "expired-link"
+        case unreadableCreate = "unreadable"
+        case shortRange = "short"
     }
 
     private var generators: [Kind: SplitMix64]
@@ -23,6 +25,7 @@ actor FaultInjector {
             .reset: configuration.rateReset,
             .drop: configuration.rateDrop, .truncate: configuration.rateTruncate, .fail: configuration.rateFail,
             .expiredLink: configuration.rateExpiredLink,
+            .unreadableCreate: configuration.rateUnreadableCreate, .shortRange: configuration.rateShortRange,
         ]
         generators = Dictionary(
             uniqueKeysWithValues: Kind.allCases.map {
@@ -31,6 +34,25 @@ actor FaultInjector {
         )
         cuts = SplitMix64(seed: configuration.seed ^ UInt64(digestOf: "cuts"))
         remaining = configuration.maxFaults
+        htmlPollsLeft = configuration.htmlPolls
+        if let from = configuration.rejectKeyFrom { rejectedCalls = from..<(from + configuration.rejectKeyCount) }
+    }
+
+    private var htmlPollsLeft: Int
+    private var rejectedCalls: Range<Int>?
+    private var apiCalls = 0
+
+    /// Whether this poll is answered with an HTML page (the first `htmlPolls` are).
+    func answersPollWithHTML() -> Bool {
+        guard htmlPollsLeft > 0 else { return false }
+        htmlPollsLeft -= 1
+        return true
+    }
+
+    /// Counts one API call; whether its key is rejected (it falls in the rejected range).
+    func rejectsKeyOfNextCall() -> Bool {
+        apiCalls += 1
+        return rejectedCalls?.contains(apiCalls) ?? false
     }
 
     /// Whether this fault happens now. A rate of 0 draws nothing, so enabling no faults

@@ -105,8 +105,33 @@ struct EmulatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("rate-expired-link"), help: "Share of download links handed out already expired.")
     var rateExpiredLink: Double = 0
 
+    @Option(
+        name: .customLong("rate-unreadable-create"),
+        help: "Share of creates that make the export but answer 200 with a body no client can read (its id is lost).")
+    var rateUnreadableCreate: Double = 0
+
+    @Option(
+        name: .customLong("rate-short-range"),
+        help: "Share of resumed downloads whose 206 ends cleanly short of its Content-Range.")
+    var rateShortRange: Double = 0
+
     @Option(name: .customLong("max-faults"), help: "Stop injecting faults after this many (default: no limit).")
     var maxFaults: Int?
+
+    @Option(
+        name: .customLong("html-polls"),
+        help: ArgumentHelp("Answer the first N polls of an operation with 200 and an HTML page, as a proxy in front of the API would.", valueName: "n"))
+    var htmlPolls = 0
+
+    @Option(
+        name: .customLong("reject-key-from"),
+        help: ArgumentHelp("Answer 401 from this API call on (counted from 1, downloads aside), as if the key had been rotated.", valueName: "call"))
+    var rejectKeyFrom: Int?
+
+    @Option(
+        name: .customLong("reject-key-count"),
+        help: ArgumentHelp("How many API calls --reject-key-from rejects before the key works again.", valueName: "calls"))
+    var rejectKeyCount = 1
 
     @Option(
         name: .customLong("cache-dir"),
@@ -175,7 +200,12 @@ struct EmulatorCommand: AsyncParsableCommand {
             rateTruncate: rateTruncate,
             rateFail: rateFail,
             rateExpiredLink: rateExpiredLink,
+            rateUnreadableCreate: rateUnreadableCreate,
+            rateShortRange: rateShortRange,
             maxFaults: maxFaults,
+            htmlPolls: htmlPolls,
+            rejectKeyFrom: rejectKeyFrom,
+            rejectKeyCount: rejectKeyCount,
             cacheDirectory: cacheDirectory,
             downloadBytesPerSecond: downloadRate,
             logger: logger

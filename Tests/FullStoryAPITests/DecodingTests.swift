@@ -5,7 +5,7 @@ import Testing
 
 @testable import FullStoryAPI
 
-@Suite("Lenient decoding and per-dialect encoding")
+@Suite("Lenient decoding and per-dialect encoding", .timeLimit(.minutes(3)))
 struct DecodingTests {
     private func operation(_ json: String) throws -> WireOperation {
         try JSONDecoder().decode(WireOperation.self, from: Data(json.utf8))

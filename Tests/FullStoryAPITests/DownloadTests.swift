@@ -4,7 +4,7 @@ import SegSyncEmulator
 import SegSyncVocabulary
 import Testing
 
-@Suite("Downloads")
+@Suite("Downloads", .timeLimit(.minutes(3)))
 struct DownloadTests {
     /// Downloads the export of `request` from a fault-free emulator: the reference bytes.
     private func reference(
@@ -104,6 +104,30 @@ struct DownloadTests {
             #expect(downloads.last?.status == 206)
             let range = try #require(downloads.last?.range)
             #expect(range.hasPrefix("bytes=") && range.hasSuffix("-") && range != "bytes=0-")
+        }
+    }
+
+    @Test("a 206 that ends cleanly short of its Content-Range is resumed from the right byte, never kept short")
+    func shortRangeResumed() async throws {
+        let request = sampleRequest(format: .json, hours: 6)
+        // Raw bytes: no gzip trailer to notice a short file.
+        let expected = try await reference(.seed, request, rowsPerHour: 2000, decompress: false)
+        try await withHarness(
+            .seed,
+            emulator: {
+                $0.rateDrop = 1
+                $0.rateShortRange = 1
+                $0.maxFaults = 2
+                $0.rowsPerHour = 2000
+            }
+        ) { h in
+            let link = try await h.client.downloadLink(for: runToCompletion(h.client, request))
+            let result = try await h.client.download(link.url, to: h.path("export.gz"), decompress: false)
+            #expect(result == expected)
+            #expect(result.sha256 == (try sha256OfFile(h.path("export.gz"))))
+            let downloads = try h.requests("download")
+            #expect(downloads.map(\.fault) == ["drop", "short", nil], "\(downloads)")
+            #expect(downloads.last?.status == 206)
         }
     }
 

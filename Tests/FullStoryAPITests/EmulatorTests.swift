@@ -4,7 +4,7 @@ import SegSyncEmulator
 import Testing
 import TestSupport
 
-@Suite("Emulator")
+@Suite("Emulator", .timeLimit(.minutes(3)))
 struct EmulatorTests {
     @Test("settings that cannot work are refused with a sentence")
     func invalidConfiguration() async {

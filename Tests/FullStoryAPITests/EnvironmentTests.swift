@@ -2,7 +2,7 @@ import Foundation
 import FullStoryAPI
 import Testing
 
-@Suite("Key, endpoint, redaction and error sentences")
+@Suite("Key, endpoint, redaction and error sentences", .timeLimit(.minutes(3)))
 struct EnvironmentTests {
     @Test("the key is read from the named variable, trimmed, and never printed")
     func apiKey() throws {

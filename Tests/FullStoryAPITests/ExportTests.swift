@@ -4,7 +4,7 @@ import SegSyncEmulator
 import SegSyncVocabulary
 import Testing
 
-@Suite("Exports and operations")
+@Suite("Exports and operations", .timeLimit(.minutes(3)))
 struct ExportTests {
     @Test("an export moves from PENDING to COMPLETED with rising progress", arguments: Dialect.allCases)
     func lifecycle(dialect: Dialect) async throws {
@@ -86,6 +86,48 @@ struct ExportTests {
                 #expect(error == .segmentNotFound(segmentID: "ghost"))
             }
             #expect(error?.isTransient == false)
+        }
+    }
+
+    @Test("a create answered 200 with a body that cannot be read: the export exists, so its outcome is unknown", arguments: Dialect.allCases)
+    func unreadableCreate(dialect: Dialect) async throws {
+        try await withHarness(dialect, emulator: { $0.rateUnreadableCreate = 1 }) { h in
+            let error = await #expect(throws: FullStoryAPIError.self) { try await h.client.createExport(sampleRequest()) }
+            guard case .createOutcomeUnknown(let cause)? = error else {
+                Issue.record("expected createOutcomeUnknown, got \(String(describing: error))")
+                return
+            }
+            #expect(cause.contains("HTTP 200"), "\(cause)")
+            // Sent once: a second try could make a second export.
+            let creates = try h.requests("createExport")
+            #expect(creates.count == 1 && creates.first?.fault == "unreadable")
+        }
+    }
+
+    @Test("a poll answered 200 with a proxy's HTML page is an unreadable answer, not a state")
+    func htmlPoll() async throws {
+        try await withHarness(.seed, emulator: { $0.htmlPolls = 1 }) { h in
+            let operation = try await h.client.createExport(sampleRequest())
+            let error = await #expect(throws: FullStoryAPIError.self) { try await h.client.getOperation(operation.id) }
+            guard case .unexpectedResponse(200, _)? = error else {
+                Issue.record("expected unexpectedResponse, got \(String(describing: error))")
+                return
+            }
+            // The next poll reads the operation again.
+            #expect(try await h.client.getOperation(operation.id).id == operation.id)
+        }
+    }
+
+    @Test("a key rejected mid-run is unauthorized, naming the variable; once fixed, calls succeed again")
+    func rotatedKey() async throws {
+        try await withHarness(.seed, emulator: { $0.rejectKeyFrom = 2; $0.rejectKeyCount = 1 }) { h in
+            let operation = try await h.client.createExport(sampleRequest())
+            let error = await #expect(throws: FullStoryAPIError.self) { try await h.client.getOperation(operation.id) }
+            guard case .unauthorized? = error else {
+                Issue.record("expected unauthorized, got \(String(describing: error))")
+                return
+            }
+            #expect(try await h.client.getOperation(operation.id).id == operation.id)
         }
     }
 

@@ -29,7 +29,7 @@ final class ManualClock: @unchecked Sendable {
     }
 }
 
-@Suite("Rate limiter")
+@Suite("Rate limiter", .timeLimit(.minutes(3)))
 struct RateLimiterTests {
     @Test("a waiter cancelled while it waits gives its token back")
     func cancelledWaitKeepsToken() async throws {

@@ -2,7 +2,7 @@ import Foundation
 import FullStoryAPI
 import Testing
 
-@Suite("Retry policy")
+@Suite("Retry policy", .timeLimit(.minutes(3)))
 struct RetryPolicyTests {
     let policy = RetryPolicy(
         maxAttempts: 5, maxTotalTime: .seconds(60), baseDelay: .seconds(1), maxDelay: .seconds(8), random: { 0.5 })

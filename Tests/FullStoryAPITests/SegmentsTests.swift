@@ -3,7 +3,7 @@ import FullStoryAPI
 import SegSyncVocabulary
 import Testing
 
-@Suite("Segments")
+@Suite("Segments", .timeLimit(.minutes(3)))
 struct SegmentsTests {
     @Test("lists every segment by turning all pages", arguments: Dialect.allCases)
     func listsEveryPage(dialect: Dialect) async throws {
