@@ -35,6 +35,9 @@ public enum APIEndpoint {
     /// The variable that overrides any configured endpoint, e.g. to point a run at the emulator.
     public static let environmentVariable = "FULLSTORY_API_URL"
 
+    /// The word that names the built-in emulator wherever an endpoint is given.
+    public static let emulator = "emulator"
+
     /// What a URL is used for, which decides what it may carry.
     public enum Use: Sendable {
         /// The API itself: no credentials and no query string in the URL.
@@ -43,19 +46,36 @@ public enum APIEndpoint {
         case downloadLink
     }
 
-    /// The endpoint to use: `FULLSTORY_API_URL` if set, else `configured`, else production.
-    /// Refuses anything but `https://`, except plain `http://` to a loopback host.
+    /// The endpoint a run talks to — the one rule every command follows: `flag`
+    /// (`--endpoint`) when given, else `FULLSTORY_API_URL` when set, else `configured` (the
+    /// manifest's `api.endpoint`), else production. ``emulator`` from any of them means the
+    /// built-in emulator and is returned as it is; anything else is checked
+    /// (``validate(_:source:use:)``) and returned as its ``origin(_:)``, the data source
+    /// outputs record.
+    public static func effective(flag: String? = nil, environment: [String: String], configured: String? = nil)
+        throws(FullStoryAPIError) -> String
+    {
+        let candidates = [(flag, "--endpoint"), (environment[environmentVariable], environmentVariable), (configured, "the configured endpoint")]
+        for (given, source) in candidates {
+            guard let text = given?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { continue }
+            if text == emulator { return emulator }
+            _ = try validate(text, source: source)
+            return origin(text)
+        }
+        return origin(production.absoluteString)
+    }
+
+    /// ``effective(flag:environment:configured:)`` as a URL a client can call; the built-in
+    /// emulator has none until segsync starts it, so it is refused here.
     public static func resolve(
         configured: String? = nil,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws(FullStoryAPIError) -> URL {
-        let fromEnvironment = environment[environmentVariable]?.trimmingCharacters(in: .whitespaces)
-        let text = [fromEnvironment, configured?.trimmingCharacters(in: .whitespaces)]
-            .compactMap { $0 }
-            .first { !$0.isEmpty }
-        guard let text else { return production }
-        let source = (fromEnvironment?.isEmpty == false) ? environmentVariable : "the configured endpoint"
-        return try validate(text, source: source)
+        let endpoint = try effective(environment: environment, configured: configured)
+        guard endpoint != emulator else {
+            throw .invalidEndpoint("The built-in emulator ('\(emulator)') is started by segsync's commands; a client needs a URL.")
+        }
+        return URL(string: endpoint)!
     }
 
     /// Why `text` cannot be used as `use`, as a phrase that follows the URL in a sentence

@@ -188,7 +188,7 @@ struct Apply: ContextCommand {
             options.pollInterval = .milliseconds(500)
         }
         return Task { [options] in
-            try await APIConnection.with(manifest: workspace.manifest, context: context) { connection in
+            try await APIConnection.with(api: workspace.manifest.api, context: context) { connection in
                 // One cheap call first: a wrong key or an unreachable endpoint is one clear
                 // error, not the same error for every partition.
                 if !plan.work.isEmpty {

@@ -88,7 +88,7 @@ struct PlanCommand: ContextCommand {
                 configuration.retryPolicy = RetryPolicy(maxAttempts: 2, maxTotalTime: .seconds(5))
                 configuration.connectTimeout = .seconds(5)
             }
-            let (fresh, warnings) = try await APIConnection.with(manifest: workspace.manifest, context: context, tune: quick) { connection in
+            let (fresh, warnings) = try await APIConnection.with(api: workspace.manifest.api, context: context, tune: quick) { connection in
                 await Refresh.operations(in: state, client: connection.client, exports: targets, now: context.now(),
                                          manifest: workspace.manifest)
             }

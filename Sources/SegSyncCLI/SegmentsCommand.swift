@@ -50,20 +50,17 @@ struct Segments: AsyncParsableCommand {
         /// Runs `body` with a client for the manifest's API (the built-in emulator included)
         /// or for the flags, and shuts it down afterwards.
         func withClient<T: Sendable>(in context: CommandContext, _ body: (FullStoryClient) async throws -> T) async throws -> T {
+            // The manifest's api block when there is one (and no --endpoint replaces it),
+            // else the defaults; the endpoint by the one rule, `emulator` included.
             let path = ManifestOptions.resolve(file ?? ManifestOptions.defaultName, in: context)
-            if endpoint == nil, file != nil || FileManager.default.fileExists(atPath: context.path(path)) {
-                var manifest = try await context.reportingDiagnostics {
-                    try ManifestLoader.load(path: path, in: context.directory).resolvingEndpoint(environment: context.environment)
-                }
-                if let dialect { manifest.api.dialect = dialect }
-                if let keyEnv { manifest.api.keyEnv = keyEnv }
-                return try await APIConnection.with(manifest: manifest, context: context) { try await body($0.client) }
+            var api = APISettings()
+            if file != nil || (endpoint == nil && FileManager.default.fileExists(atPath: context.path(path))) {
+                api = try await context.reportingDiagnostics { try ManifestLoader.load(path: path, in: context.directory).api }
             }
-            var configuration = try FullStoryClient.Configuration.fromEnvironment(
-                endpoint: endpoint, dialect: dialect ?? .seed, keyEnvironmentVariable: keyEnv ?? APIKey.defaultEnvironmentVariable,
-                environment: context.environment)
-            configuration.logger = context.apiLogger
-            return try await FullStoryClient.withClient(configuration, body)
+            api.endpoint = try APIEndpoint.effective(flag: endpoint, environment: context.environment, configured: api.endpoint)
+            if let dialect { api.dialect = dialect }
+            if let keyEnv { api.keyEnv = keyEnv }
+            return try await APIConnection.with(api: api, context: context) { try await body($0.client) }
         }
     }
 

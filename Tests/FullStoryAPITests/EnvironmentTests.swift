@@ -36,6 +36,45 @@ struct EnvironmentTests {
     }
 
     @Test(
+        "one rule for the endpoint: --endpoint, else FULLSTORY_API_URL, else the manifest, else production; `emulator` from any",
+        arguments: [
+            // (flag, environment, manifest) → effective
+            (nil, nil, nil, "https://api.fullstory.com"),
+            (nil, nil, "https://API.eu1.fullstory.com:443/", "https://api.eu1.fullstory.com"),
+            (nil, "http://127.0.0.1:8080", "https://api.eu1.fullstory.com", "http://127.0.0.1:8080"),
+            ("http://localhost:9", "http://127.0.0.1:8080", "https://api.eu1.fullstory.com", "http://localhost:9"),
+            (nil, "  ", "https://api.eu1.fullstory.com", "https://api.eu1.fullstory.com"),
+            ("emulator", "http://127.0.0.1:8080", nil, "emulator"),
+            (nil, "emulator", "https://api.fullstory.com", "emulator"),
+            (nil, nil, "emulator", "emulator"),
+            (nil, "https://api.fullstory.com", "emulator", "https://api.fullstory.com"),
+        ] as [(String?, String?, String?, String)])
+    func oneEndpointRule(flag: String?, environment: String?, manifest: String?, effective: String) throws {
+        let variables = environment.map { ["FULLSTORY_API_URL": $0] } ?? [:]
+        #expect(try APIEndpoint.effective(flag: flag, environment: variables, configured: manifest) == effective)
+    }
+
+    @Test("an unusable endpoint is refused naming where it came from, redacted")
+    func endpointSources() {
+        for (flag, environment, source) in [("http://user:pw@10.0.0.1", nil, "--endpoint"), (nil, "http://10.0.0.1?token=abc", "FULLSTORY_API_URL")] {
+            let variables = environment.map { ["FULLSTORY_API_URL": $0] } ?? [:]
+            #expect {
+                try APIEndpoint.effective(flag: flag, environment: variables, configured: "https://api.fullstory.com")
+            } throws: { error in
+                let text = "\(error)"
+                return text.contains(source) && !text.contains("pw@") && !text.contains("abc")
+            }
+        }
+        // A signed link that cannot be used: its signature stays out of the sentence.
+        #expect {
+            try APIEndpoint.validate("http://10.0.0.1/downloads/t?sig=s3cr3t&expires=9", source: "the download link", use: .downloadLink)
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("The download link") && !text.contains("s3cr3t") && !text.contains("expires=")
+        }
+    }
+
+    @Test(
         "plain http is allowed to this machine only",
         arguments: [
             ("http://localhost:9000", true), ("http://127.0.0.1:1", true), ("http://127.8.9.10", true),

@@ -5,7 +5,7 @@ import SegSyncVocabulary
 /// The manifest's `api` block.
 public struct APISettings: Sendable, Hashable {
     /// The special endpoint that starts the built-in emulator inside the segsync process.
-    public static let emulatorEndpoint = "emulator"
+    public static let emulatorEndpoint = APIEndpoint.emulator
     public static let defaultEndpoint = "https://api.fullstory.com"
 
     public var endpoint: String
@@ -129,26 +129,16 @@ public struct Manifest: Sendable, Hashable {
 }
 
 extension Manifest {
-    /// This manifest with `api.endpoint` set to the endpoint a run really talks to:
-    /// `FULLSTORY_API_URL` when it is set, else the manifest's own, as an origin
-    /// (``APIEndpoint/origin(_:)``). Outputs record it as their data source, so files
-    /// fetched from an emulator are never taken for production data.
-    public func resolvingEndpoint(environment: [String: String]) throws -> Manifest {
+    /// This manifest with `api.endpoint` set to the endpoint a run really talks to, by the
+    /// one rule (``APIEndpoint/effective(flag:environment:configured:)``): `flag`, else
+    /// `FULLSTORY_API_URL`, else the manifest's own. Outputs record it as their data source,
+    /// so files fetched from an emulator are never taken for production data.
+    public func resolvingEndpoint(environment: [String: String], flag: String? = nil) throws -> Manifest {
         var resolved = self
-        let override = environment[APIEndpoint.environmentVariable]?.trimmingCharacters(in: .whitespaces) ?? ""
-        if override == APISettings.emulatorEndpoint {
-            // The built-in emulator, as `endpoint: emulator` in a manifest: a rehearsal of
-            // a production manifest (CI on pull requests) with no account and no network.
-            resolved.api.endpoint = APISettings.emulatorEndpoint
-        } else if !override.isEmpty {
-            do {
-                _ = try APIEndpoint.validate(override, source: APIEndpoint.environmentVariable)
-            } catch {
-                throw SegSyncError(error.description)
-            }
-            resolved.api.endpoint = APIEndpoint.origin(override)
-        } else if api.endpoint != APISettings.emulatorEndpoint {
-            resolved.api.endpoint = APIEndpoint.origin(api.endpoint)
+        do {
+            resolved.api.endpoint = try APIEndpoint.effective(flag: flag, environment: environment, configured: api.endpoint)
+        } catch {
+            throw SegSyncError(error.description)
         }
         return resolved
     }
