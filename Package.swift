@@ -163,7 +163,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FullStoryAPITests",
-            dependencies: ["FullStoryAPI", "SegSyncVocabulary", "SegSyncEmulator", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["FileIO", "FullStoryAPI", "SegSyncVocabulary", "SegSyncEmulator", "TestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The state-store suite, run against both engines.

@@ -67,6 +67,35 @@ public enum FileIO {
 }
 
 extension FileIO {
+    /// The three calls that put a written file durably in place — fsync the file, rename
+    /// it over its final name, fsync the folder — as values: the system's, or in tests a
+    /// set that records their order or fails one of them.
+    public struct Placement: Sendable {
+        public var sync: @Sendable (_ descriptor: Int32, _ path: String) throws -> Void
+        public var rename: @Sendable (_ from: String, _ to: String) throws -> Void
+        public var syncDirectory: @Sendable (_ directory: String) throws -> Void
+
+        public init(sync: @escaping @Sendable (Int32, String) throws -> Void,
+                    rename: @escaping @Sendable (String, String) throws -> Void,
+                    syncDirectory: @escaping @Sendable (String) throws -> Void) {
+            self.sync = sync
+            self.rename = rename
+            self.syncDirectory = syncDirectory
+        }
+
+        /// The system calls; errors are ``Failure``s with their `errno`.
+        public static let system = Placement(
+            sync: { descriptor, _ in try FileIO.sync(descriptor) },
+            rename: { from, to in
+                #if canImport(Glibc)
+                guard Glibc.rename(from, to) == 0 else { throw Failure() }
+                #else
+                guard Darwin.rename(from, to) == 0 else { throw Failure() }
+                #endif
+            },
+            syncDirectory: { try FileIO.syncDirectory($0) })
+    }
+
     /// Device, inode, size and modification time to the nanosecond: changes whenever the
     /// file is rewritten or replaced. Nil when there is no such file.
     public static func identity(ofFileAt path: String) -> String? {

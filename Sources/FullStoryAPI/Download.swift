@@ -37,13 +37,13 @@ extension FullStoryClient {
         let shown = redacted(url)
         _ = try APIEndpoint.validate(url.absoluteString, source: "the download link", use: .downloadLink)
         let partialPath = finalPath + ".partial"
-        let sink = try DownloadSink(path: partialPath, decompress: decompress, shownURL: shown)
+        let sink = try DownloadSink(path: partialPath, decompress: decompress, shownURL: shown, placement: configuration.placement)
         do {
             let expected = try await stream(url, shown: shown, into: sink, progress: progress)
             // fsync and rename block: they run on NIO's thread pool for blocking work, not on
             // the cooperative threads that poll, pace and download everything else.
             let result = try await NIOThreadPool.singleton.runIfActive { try sink.finish() }
-            try await NIOThreadPool.singleton.runIfActive { try DownloadSink.commit(partialPath, to: finalPath) }
+            try await NIOThreadPool.singleton.runIfActive { try sink.commit(to: finalPath) }
             logger.debug(
                 "Download finished.",
                 metadata: [

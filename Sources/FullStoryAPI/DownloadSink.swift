@@ -61,10 +61,13 @@ final class DownloadSink: @unchecked Sendable {
     private var written: Int64 = 0
     private var inflater: GzipInflater?
 
-    init(path: String, decompress: Bool, shownURL: String) throws {
+    private let placement: FileIO.Placement
+
+    init(path: String, decompress: Bool, shownURL: String, placement: FileIO.Placement = .system) throws {
         self.path = path
         self.decompress = decompress
         self.shownURL = shownURL
+        self.placement = placement
         // The inflater first: if it cannot start, no descriptor or .partial is left behind.
         inflater = decompress ? try GzipInflater(shownURL: shownURL) : nil
         descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
@@ -109,7 +112,7 @@ final class DownloadSink: @unchecked Sendable {
     func finish() throws -> DownloadResult {
         try inflater?.finish()
         do {
-            try FileIO.sync(descriptor)
+            try placement.sync(descriptor, path)
         } catch let failure as FileIO.Failure where failure.code == ENOSPC || failure.code == EDQUOT {
             throw FullStoryAPIError.diskFull(folder: (path as NSString).deletingLastPathComponent)
         } catch {
@@ -132,12 +135,14 @@ final class DownloadSink: @unchecked Sendable {
 
     /// Renames the finished `.partial` into place and fsyncs the folder, so the new name
     /// survives a crash as well as the bytes do.
-    static func commit(_ partialPath: String, to finalPath: String) throws {
-        guard rename(partialPath, finalPath) == 0 else {
-            throw FullStoryAPIError.fileSystem(path: finalPath, reason: errnoText())
+    func commit(to finalPath: String) throws {
+        do {
+            try placement.rename(path, finalPath)
+        } catch {
+            throw FullStoryAPIError.fileSystem(path: finalPath, reason: "\(error)")
         }
         // Best effort: the bytes are already durable, and some file systems cannot fsync a folder.
-        try? FileIO.syncDirectory((finalPath as NSString).deletingLastPathComponent)
+        try? placement.syncDirectory((finalPath as NSString).deletingLastPathComponent)
     }
 
     private func writeToDisk(_ buffer: ByteBuffer) throws {

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import FileIO
 import Foundation
 import Logging
 import NIOCore
@@ -35,6 +36,9 @@ public final class FullStoryClient: Sendable {
         /// it is reported as ``FullStoryAPIError/truncatedDownload(url:expectedBytes:receivedBytes:)``.
         public var maxDownloadResumes: Int
         public var logger: Logger
+        /// How a finished download is made durable and put in place (fsync, rename, fsync
+        /// of the folder): the system's calls; tests record their order or fail one.
+        public var placement: FileIO.Placement = .system
 
         public init(
             endpoint: URL = APIEndpoint.production,

@@ -1,3 +1,4 @@
+import FileIO
 import Foundation
 import FullStoryAPI
 import SegSyncEmulator
@@ -128,6 +129,61 @@ struct DownloadTests {
             let downloads = try h.requests("download")
             #expect(downloads.map(\.fault) == ["drop", "short", nil], "\(downloads)")
             #expect(downloads.last?.status == 206)
+        }
+    }
+
+    /// The placement calls a download made, in order, with their file names.
+    final class PlacementLog: @unchecked Sendable {
+        private let lock = NSLock()
+        private var entries: [String] = []
+        var calls: [String] { lock.withLock { entries } }
+        func append(_ entry: String) { lock.withLock { entries.append(entry) } }
+
+        /// The system's calls, recorded; `failSync` makes the file's fsync fail with that errno.
+        func placement(failSync: Int32? = nil) -> FileIO.Placement {
+            FileIO.Placement(
+                sync: { descriptor, path in
+                    self.append("fsync \((path as NSString).lastPathComponent)")
+                    if let failSync { throw FileIO.Failure(failSync) }
+                    try FileIO.Placement.system.sync(descriptor, path)
+                },
+                rename: { from, to in
+                    self.append("rename \((from as NSString).lastPathComponent) → \((to as NSString).lastPathComponent)")
+                    try FileIO.Placement.system.rename(from, to)
+                },
+                syncDirectory: { directory in
+                    self.append("fsync folder")
+                    try FileIO.Placement.system.syncDirectory(directory)
+                })
+        }
+    }
+
+    @Test("a download is fsynced, then renamed into place, then its folder fsynced")
+    func durableOrder() async throws {
+        let log = PlacementLog()
+        try await withHarness(.seed, client: { $0.placement = log.placement() }) { h in
+            let link = try await h.client.downloadLink(for: runToCompletion(h.client, sampleRequest()))
+            _ = try await h.client.download(link.url, to: h.path("export.json.gz"), decompress: false)
+            #expect(log.calls == ["fsync export.json.gz.partial", "rename export.json.gz.partial → export.json.gz", "fsync folder"])
+        }
+    }
+
+    @Test("a failing fsync leaves neither the file nor its .partial", arguments: [EIO, ENOSPC])
+    func failingSync(code: Int32) async throws {
+        let log = PlacementLog()
+        try await withHarness(.seed, client: { $0.placement = log.placement(failSync: code) }) { h in
+            let link = try await h.client.downloadLink(for: runToCompletion(h.client, sampleRequest()))
+            let path = h.path("export.json.gz")
+            let error = await #expect(throws: FullStoryAPIError.self) {
+                try await h.client.download(link.url, to: path, decompress: false)
+            }
+            switch (code, error) {
+            case (ENOSPC, .diskFull?), (EIO, .fileSystem?): break
+            default: Issue.record("errno \(code) gave \(String(describing: error))")
+            }
+            #expect(!FileManager.default.fileExists(atPath: path))
+            #expect(!FileManager.default.fileExists(atPath: path + ".partial"))
+            #expect(log.calls == ["fsync export.json.gz.partial"], "nothing is renamed after a failed fsync: \(log.calls)")
         }
     }
 
