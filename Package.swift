@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "segsync-emulator", targets: ["segsync-emulator"]),
         .library(name: "SegSync", targets: ["SegSync"]),
         .library(name: "FullStoryAPI", targets: ["FullStoryAPI"]),
+        .library(name: "FullStoryContract", targets: ["FullStoryContract"]),
         .library(name: "SegSyncEmulator", targets: ["SegSyncEmulator"]),
     ],
     dependencies: [
@@ -40,16 +41,19 @@ let package = Package(
         // The words segsync and the API share: dialect, export type and format, rate
         // limit, timestamps. Foundation only, no NIO.
         .target(name: "SegSyncVocabulary", swiftSettings: swiftSettings),
-        // The core: manifest, windows, state, lockfile, planner, executor.
+        // The contract between the core and the API client: the `ExportService` port, its
+        // models and errors, endpoint rules and redaction. Foundation only: no HTTP, no NIO.
+        .target(name: "FullStoryContract", dependencies: ["SegSyncVocabulary"], swiftSettings: swiftSettings),
+        // The core: manifest, windows, state, lockfile, planner, executor. It sees the API
+        // through `FullStoryContract` only and links no HTTP, NIO or database package.
         .target(
             name: "SegSync",
             dependencies: [
                 "CYAML",
                 "FileIO",
-                "FullStoryAPI",
+                "FullStoryContract",
                 "SegSyncVocabulary",
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -77,6 +81,7 @@ let package = Package(
             name: "FullStoryAPI",
             dependencies: [
                 "FileIO",
+                "FullStoryContract",
                 "SegSyncVocabulary",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -110,6 +115,7 @@ let package = Package(
                 "SegSync",
                 "SegSyncStorage",
                 "FullStoryAPI",
+                "FullStoryContract",
                 "SegSyncVocabulary",
                 "SegSyncEmulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -158,12 +164,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SegSyncTests",
-            dependencies: ["SegSync", "SegSyncStorage", "FullStoryAPI", "SegSyncVocabulary", "TestSupport", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["SegSync", "SegSyncStorage", "FullStoryContract", "SegSyncVocabulary", "TestSupport", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "FullStoryAPITests",
-            dependencies: ["FileIO", "FullStoryAPI", "SegSyncVocabulary", "SegSyncEmulator", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["FileIO", "FullStoryAPI", "FullStoryContract", "SegSyncVocabulary", "SegSyncEmulator", "TestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The state-store suite, run against both engines.

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Crypto
 import FileIO
+import FullStoryContract
 import Foundation
 import Logging
 import NIOCore

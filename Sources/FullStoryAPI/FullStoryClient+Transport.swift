@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import SegSyncVocabulary
+import FullStoryContract
 
 // How a call reaches the API: URLs, the rate limiter and retry policy, one exchange,
 // and what its answer means.

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import SegSyncVocabulary
+import FullStoryContract
 
 /// A client for the FullStory Segments Export API, in either ``Dialect``.
 ///

@@ -1,5 +1,6 @@
 import Foundation
 import SegSyncVocabulary
+import FullStoryContract
 
 /// Every decoder of text a server sends, reachable by the fuzz targets in `Fuzz/` (and
 /// nothing else: import with `@_spi(Fuzzing)`). Each returns normally or throws; a trap

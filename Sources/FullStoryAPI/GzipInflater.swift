@@ -1,5 +1,6 @@
 import CompressNIO
 import NIOCore
+import FullStoryContract
 
 /// Streaming gunzip: feed compressed chunks, get decompressed windows back, with a
 /// fixed-size output window so memory stays flat.

@@ -1,5 +1,6 @@
 import Foundation
 import SegSyncVocabulary
+import FullStoryContract
 
 /// HTTP-dates (RFC 9110 §5.6.7), as `Retry-After` may carry them: the preferred
 /// IMF-fixdate `Sun, 06 Nov 1994 08:49:37 GMT` and the obsolete RFC 850

@@ -1,4 +1,5 @@
 import SegSyncVocabulary
+import FullStoryContract
 /// A token bucket shared by every API call of one client.
 ///
 /// Each call takes a token; tokens refill at `perSecond` up to `burst`. A caller that finds

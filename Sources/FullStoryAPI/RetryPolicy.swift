@@ -1,4 +1,5 @@
 import Foundation
+import FullStoryContract
 
 /// The one retry policy every API call and download goes through.
 ///

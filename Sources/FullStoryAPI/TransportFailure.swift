@@ -7,6 +7,7 @@ import NIOPosix
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
+import FullStoryContract
 #endif
 
 /// Turns an HTTP-client or NIO error into a retry outcome and a short readable cause.

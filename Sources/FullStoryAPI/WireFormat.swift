@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SegSyncVocabulary
+import FullStoryContract
 
 // The JSON on the wire, per dialect. Requests are encoded exactly as each dialect expects;
 // responses are decoded leniently in both, because the two differ and production adds

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import FullStoryAPI
+import FullStoryContract
 import SegSync
 import SegSyncStorage
 import SegSyncVocabulary
@@ -82,30 +83,25 @@ struct Apply: ContextCommand {
     var common: OutputOptions { manifest.output }
 
     func run(in context: CommandContext) async throws {
-        let (workspace, snapshot, plan) = try await context.reportingDiagnostics {
-            let saved = try planFile.map { try SavedPlan.load(path: context.path($0)) }
-            let (now, options) = try saved.map(SavedPlan.inputs)
-                ?? (planning.instant(context), .init(targets: planning.targets, forcePrune: prune, retryFailed: retryFailed, checksum: checksum))
-            // Exporting a partition that has not ended yet would record incomplete data as done.
-            if !dryRun, now > context.now().addingTimeInterval(300) {
-                throw SegSyncError("--now \(Timestamp.format(now)) is in the future; apply only exports what has already happened. Use it with plan, or with apply --dry-run.")
-            }
-            let workspace = try await locking.open(manifest, command: "segsync apply", in: context)
-            do {
+        let saved = try planFile.map { try SavedPlan.load(path: context.path($0)) }
+        let (now, options) = try saved.map(SavedPlan.inputs)
+            ?? (planning.instant(context), .init(targets: planning.targets, forcePrune: prune, retryFailed: retryFailed, checksum: checksum))
+        // Exporting a partition that has not ended yet would record incomplete data as done.
+        if !dryRun, now > context.now().addingTimeInterval(300) {
+            throw SegSyncError("--now \(Timestamp.format(now)) is in the future; apply only exports what has already happened. Use it with plan, or with apply --dry-run.")
+        }
+        // Manifest errors (opening the workspace, planning) are diagnostics; the run's own
+        // end (exit statuses, a lost store) passes through as it is.
+        try await context.reportingDiagnostics {
+            try await context.withWorkspace(manifest, locking: locking, command: "segsync apply") { workspace in
                 context.printWarnings(workspace.manifest, now: now)
                 var snapshot = try await workspace.snapshot(depth: options.checksum ? .full : .quick)
                 // A saved plan was made from refreshed operations: compare it with the same.
                 if let saved { RefreshedOperation.overlay(saved.refreshed ?? [], on: &snapshot.state) }
                 let plan = try workspace.plan(snapshot, now: now, options: options)
                 if let saved, let planFile { try SavedPlan.check(saved, against: plan, path: planFile) }
-                return (workspace, snapshot, plan)
-            } catch {
-                await workspace.close()
-                throw error
+                try await execute(plan, snapshot: snapshot, in: workspace, context: context)
             }
-        }
-        try await workspace.closing { workspace in
-            try await execute(plan, snapshot: snapshot, in: workspace, context: context)
         }
     }
 

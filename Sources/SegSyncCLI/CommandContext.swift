@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import FullStoryAPI
+import FullStoryContract
 import SegSync
+import SegSyncStorage
 
 /// Where a stream of text goes: a file descriptor of the process, or a buffer in tests.
 public struct TextStream: Sendable {
@@ -51,13 +53,16 @@ public struct CommandContext: Sendable {
     public var handlesSignals: Bool
     /// Opens the API connection a run uses.
     public var connect: APIConnection.Factory
+    /// Opens the state store a manifest names (the real engines by default).
+    public var openStore: StoreOpener
     /// Decided from the common flags by ``configured(by:)``.
     var output = Output()
 
     public init(environment: [String: String], directory: String, standardOutput: TextStream, standardError: TextStream,
                 readStandardInput: @escaping @Sendable () -> Data = { Data() }, now: @escaping @Sendable () -> Date = { Date() },
                 isTerminal: Bool = false, windowColumns: Int? = nil, handlesSignals: Bool = false,
-                connect: @escaping APIConnection.Factory = APIConnection.open) {
+                connect: @escaping APIConnection.Factory = APIConnection.open,
+                openStore: @escaping StoreOpener = StateBackend.opener) {
         self.environment = environment
         self.directory = directory
         self.standardOutput = standardOutput
@@ -68,6 +73,7 @@ public struct CommandContext: Sendable {
         self.windowColumns = windowColumns
         self.handlesSignals = handlesSignals
         self.connect = connect
+        self.openStore = openStore
     }
 
     /// This process: its environment, working directory, streams, terminal and signals.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import FullStoryAPI
+import FullStoryContract
 import SegSync
 import SegSyncStorage
 
@@ -54,7 +55,7 @@ struct PlanCommand: ContextCommand {
     func run(in context: CommandContext) async throws {
         let now = try planning.instant(context)
         let plan = try await context.reportingDiagnostics {
-            try await locking.open(manifest, command: "segsync plan", in: context).closing { workspace in
+            try await context.withWorkspace(manifest, locking: locking, command: "segsync plan") { workspace in
                 context.printWarnings(workspace.manifest, now: now)
                 var snapshot = try await workspace.snapshot(depth: checksum ? .full : .quick)
                 let recorded = snapshot.state

@@ -83,14 +83,29 @@ struct LockOptions: ParsableArguments {
     }
 
     var timeout: Duration { Span.duration(lockTimeout) ?? .zero }
+}
 
-    /// Opens the workspace of `manifest` for `command`, printing the notes of opening it.
-    func open(_ manifest: ManifestOptions, command: String, in context: CommandContext) async throws -> Workspace {
-        let workspace = try await Workspace.open(manifestPath: manifest.path(in: context), in: context.directory,
-                                                 command: command, lockTimeout: timeout, now: context.now(),
-                                                 environment: context.environment, waiting: { context.report($0) })
-        context.report(workspace.notes)
-        return workspace
+// What a command opens, the context opens for it, hands over, and closes on every path
+// (as SwiftPM's `SwiftCommandState` does): no command opens or closes a store itself.
+extension CommandContext {
+    /// Runs `body` with `manifest`'s workspace under the run lock, taken for `command`
+    /// (waiting as `locking` says), and closes it however `body` ends.
+    func withWorkspace<T>(_ manifest: ManifestOptions, locking: LockOptions, command: String,
+                          _ body: (Workspace) async throws -> T) async throws -> T {
+        let workspace = try await Workspace.open(manifestPath: manifest.path(in: self), in: directory, command: command,
+                                                 lockTimeout: locking.timeout, now: now(), environment: environment,
+                                                 openStore: openStore, waiting: { report($0) })
+        report(workspace.notes)
+        return try await workspace.closing(body)
+    }
+
+    /// `manifest`'s state, read without the run lock and without writing (the store is
+    /// opened read-only and closed before this returns), its notes reported.
+    func readState(_ manifest: ManifestOptions) async throws -> Workspace.Reading {
+        let reading = try await Workspace.read(manifestPath: manifest.path(in: self), in: directory,
+                                               environment: environment, openStore: openStore)
+        report(reading.notes)
+        return reading
     }
 }
 

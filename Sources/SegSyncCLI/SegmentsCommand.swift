@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import FullStoryAPI
+import FullStoryContract
 import SegSync
 import SegSyncVocabulary
 

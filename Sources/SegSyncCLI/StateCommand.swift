@@ -26,12 +26,7 @@ struct StateCommand: AsyncParsableCommand {
 
     /// The state of `manifest`'s workspace, read without the run lock and without writing.
     static func read(_ manifest: ManifestOptions, in context: CommandContext) async throws -> State {
-        let reading = try await context.reportingDiagnostics {
-            try await StateBackend.read(manifestPath: manifest.path(in: context), in: context.directory,
-                                        environment: context.environment)
-        }
-        context.report(reading.notes)
-        return reading.state
+        try await context.reportingDiagnostics { try await context.readState(manifest) }.state
     }
 
     /// Rows of `state list`, sorted by export and start.
@@ -133,7 +128,7 @@ struct StateCommand: AsyncParsableCommand {
 
         func run(in context: CommandContext) async throws {
             let removed = try await context.reportingDiagnostics {
-                try await locking.open(manifest, command: "segsync state rm", in: context).closing { workspace in
+                try await context.withWorkspace(manifest, locking: locking, command: "segsync state rm") { workspace in
                     let snapshot = try await workspace.snapshot()
                     let records = try StateCommand.resolve(addresses, in: snapshot.state)
                     let keys = Set(records.map(\.key))
@@ -202,7 +197,7 @@ struct StateCommand: AsyncParsableCommand {
             let pushed = try StateJSON.decodeState(data, source: source)
             try pushed.check(source: source)
             let name = try await context.reportingDiagnostics {
-                try await locking.open(manifest, command: "segsync state push", in: context).closing { workspace in
+                try await context.withWorkspace(manifest, locking: locking, command: "segsync state push") { workspace in
                     let current = try await workspace.store.load()
                     if !force, !current.lineage.isEmpty {
                         if pushed.lineage != current.lineage {

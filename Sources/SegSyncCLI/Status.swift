@@ -36,12 +36,10 @@ struct Status: ContextCommand {
         let now = try planning.instant(context)
         let report = try await context.reportingDiagnostics {
             // The endpoint in force decides which data counts as done (Manifest.resolvingEndpoint).
-            let reading = try await StateBackend.read(manifestPath: manifest.path(in: context), in: context.directory,
-                                                      environment: context.environment)
+            let reading = try await context.readState(manifest)
             try Planner.validate(targets: planning.targets, in: reading.manifest)
             var selected = reading.manifest
             if !planning.targets.isEmpty { selected.exports = selected.exports.filter { planning.targets.contains($0.name) } }
-            context.report(reading.notes)
             return try StatusReport.make(manifest: selected, state: reading.state, now: now)
         }
         let output = context.output

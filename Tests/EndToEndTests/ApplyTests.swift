@@ -1,5 +1,6 @@
 import Foundation
 import SegSync
+import SegSyncCLI
 import SegSyncVocabulary
 import Testing
 import TestSupport
@@ -202,6 +203,23 @@ extension EndToEnd {
             #expect(rebuilt.status == 0)
             #expect(folder.read("segsync.lock") == original)
             #expect(try await CLI.run(["verify"], in: folder.path).status == 0)
+            #expect(emulator.creates == 7)
+        }
+
+        @Test("commands open state through their context: apply and plan converge on an in-memory store, and no database file appears")
+        func inMemoryState() async throws {
+            let folder = try TemporaryFolder()
+            try folder.write("segsync.yaml", Self.manifest)
+            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+            let store = MemoryStateStore()
+            let inMemory: (inout CommandContext) -> Void = { $0.openStore = { _, _, _, _ in store } }
+            let applied = await CLI.run(["apply", "--now", Self.now, "--poll-interval", "0.1"], in: folder.path,
+                                        environment: emulator.environment, adjust: inMemory)
+            #expect(applied.status == 0, "\(applied.stdout)\(applied.stderr)")
+            #expect(try await store.load().partitions.count == 7)
+            let planned = await CLI.run(["plan", "--now", Self.now], in: folder.path, environment: emulator.environment, adjust: inMemory)
+            #expect(planned.stdout.hasPrefix("No changes"), "\(planned.stdout)")
+            #expect(!folder.exists(".segsync/state.sqlite"))
             #expect(emulator.creates == 7)
         }
 

@@ -41,9 +41,17 @@ enum CLI {
         guard executable == "segsync", !alwaysExecutable else {
             return try await exec(arguments, in: directory, environment: environment, executable: executable)
         }
+        return await run(arguments, in: directory, environment: environment) { _ in }
+    }
+
+    /// Runs `segsync args…` in-process, always, in a context `adjust` may change (another
+    /// state store, another API connection).
+    static func run(_ arguments: [String], in directory: String, environment: [String: String] = [:],
+                    adjust: (inout CommandContext) -> Void) async -> Result {
         let out = TextBuffer(), err = TextBuffer()
-        let context = CommandContext(environment: childEnvironment(environment), directory: directory,
+        var context = CommandContext(environment: childEnvironment(environment), directory: directory,
                                      standardOutput: out.stream, standardError: err.stream)
+        adjust(&context)
         let status = await SegSyncCLI.run(arguments, in: context)
         return Result(status: status, stdout: out.text, stderr: err.text)
     }

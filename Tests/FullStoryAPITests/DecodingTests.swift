@@ -3,6 +3,7 @@ import Logging
 import SegSyncVocabulary
 import Testing
 
+import FullStoryContract
 @testable import FullStoryAPI
 
 @Suite("Lenient decoding and per-dialect encoding", .timeLimit(.minutes(3)))

@@ -1,6 +1,7 @@
 import FileIO
 import Foundation
 import FullStoryAPI
+import FullStoryContract
 import SegSyncEmulator
 import SegSyncVocabulary
 import Testing

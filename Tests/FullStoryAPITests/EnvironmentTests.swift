@@ -1,5 +1,6 @@
 import Foundation
 import FullStoryAPI
+import FullStoryContract
 import Testing
 
 @Suite("Key, endpoint, redaction and error sentences", .timeLimit(.minutes(3)))

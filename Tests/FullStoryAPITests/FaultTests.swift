@@ -1,5 +1,6 @@
 import Foundation
 import FullStoryAPI
+import FullStoryContract
 import SegSyncEmulator
 import SegSyncVocabulary
 import Testing

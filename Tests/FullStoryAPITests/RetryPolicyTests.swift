@@ -1,5 +1,6 @@
 import Foundation
 import FullStoryAPI
+import FullStoryContract
 import Testing
 
 @Suite("Retry policy", .timeLimit(.minutes(3)))

@@ -1,5 +1,6 @@
 import Foundation
 import FullStoryAPI
+import FullStoryContract
 import Logging
 import SegSyncEmulator
 import SegSyncVocabulary

@@ -1,5 +1,5 @@
 import Foundation
-import FullStoryAPI
+import FullStoryContract
 import SegSyncStorage
 import SegSyncVocabulary
 import Testing

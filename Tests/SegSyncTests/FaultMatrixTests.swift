@@ -1,6 +1,6 @@
 import Crypto
 import Foundation
-import FullStoryAPI
+import FullStoryContract
 import SegSyncStorage
 import SegSyncVocabulary
 import Testing

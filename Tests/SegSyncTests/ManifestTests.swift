@@ -2,7 +2,7 @@ import Foundation
 import SegSyncVocabulary
 import Testing
 @testable import SegSync
-import FullStoryAPI
+import FullStoryContract
 
 @Suite(.timeLimit(.minutes(2))) struct ManifestTests {
     static let valid = """

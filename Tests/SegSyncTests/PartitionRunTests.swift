@@ -1,5 +1,5 @@
 import Crypto
-import FullStoryAPI
+import FullStoryContract
 import Foundation
 import SegSyncStorage
 import SegSyncVocabulary

@@ -1,5 +1,5 @@
 import Foundation
-import FullStoryAPI
+import FullStoryContract
 import SegSyncVocabulary
 
 /// Applies a ``Plan``: a reconciler over a work queue where each partition is a small

@@ -1,5 +1,5 @@
 import Foundation
-import FullStoryAPI
+import FullStoryContract
 
 extension ExportRequest {
     /// The request that exports one partition of an export.

@@ -1,5 +1,5 @@
 import Foundation
-import FullStoryAPI
+import FullStoryContract
 
 /// One partition's trip through apply, as a state machine: ``State`` is where it is,
 /// ``next(_:)`` the one transition, and the effects it has go through the executor's

@@ -1,5 +1,5 @@
 import Foundation
-import FullStoryAPI
+import FullStoryContract
 
 /// Brings in-flight records up to date with read-only GETs, so a plan shows what the
 /// operations are doing now. Never creates anything and never writes state.

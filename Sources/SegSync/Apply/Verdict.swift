@@ -1,5 +1,5 @@
 import Foundation
-import FullStoryAPI
+import FullStoryContract
 import SegSyncVocabulary
 
 /// What an error means for the partition it stopped, and for the run: the one place that

@@ -1,5 +1,5 @@
 import Foundation
-import FullStoryAPI
+import FullStoryContract
 import SegSyncVocabulary
 
 /// The manifest's `api` block.

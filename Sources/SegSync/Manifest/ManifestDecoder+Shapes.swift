@@ -1,6 +1,6 @@
 import Crypto
 import Foundation
-import FullStoryAPI
+import FullStoryContract
 import SegSyncVocabulary
 
 // The generic shapes a manifest is made of (strings, numbers, booleans, choices, lists,

@@ -1,6 +1,6 @@
 import Crypto
 import Foundation
-import FullStoryAPI
+import FullStoryContract
 import SegSyncVocabulary
 
 /// Reads `segsync.yaml`: YAML through libyaml, then the schema, reporting every problem

@@ -19,4 +19,3 @@ public protocol ExportService: Sendable {
                   progress: @escaping @Sendable (_ received: Int64, _ total: Int64?) -> Void) async throws -> DownloadResult
 }
 
-extension FullStoryClient: ExportService {}

@@ -112,18 +112,18 @@ public enum FullStoryAPIError: Error, Sendable, Hashable, CustomStringConvertibl
     }
 
     /// `text` clipped, ending with a full stop.
-    static func sentence(_ text: String) -> String {
+    package static func sentence(_ text: String) -> String {
         let clipped = clip(text)
         return clipped.hasSuffix(".") || clipped.hasSuffix("…") ? clipped : clipped + "."
     }
 
-    static func clip(_ text: String, to limit: Int = 300) -> String {
+    package static func clip(_ text: String, to limit: Int = 300) -> String {
         let oneLine = text.replacingOccurrences(of: "\n", with: " ")
         guard oneLine.count > limit else { return oneLine }
         return String(oneLine.prefix(limit)) + "…"
     }
 
-    static func format(_ duration: Duration) -> String {
+    package static func format(_ duration: Duration) -> String {
         let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
         if seconds < 1 { return "\(Int((seconds * 1000).rounded())) ms" }
         if seconds == seconds.rounded() { return "\(Int(seconds)) s" }

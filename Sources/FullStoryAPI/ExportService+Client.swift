@@ -1,0 +1,4 @@
+import FullStoryContract
+
+/// The real ``ExportService``: FullStory's API over HTTP.
+extension FullStoryClient: ExportService {}
