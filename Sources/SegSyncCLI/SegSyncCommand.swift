@@ -30,7 +30,7 @@ struct SegSyncCommand: AsyncParsableCommand {
                 "segsync -C pipelines/fullstory status",
                 "segsync --generate-completion-script zsh > ~/.zfunc/_segsync")),
         version: "0.1.0",
-        subcommands: [InitCommand.self, Validate.self, PlanCommand.self, Apply.self, Status.self, Verify.self, Segments.self, StateCommand.self])
+        subcommands: [InitCommand.self, ValidateCommand.self, PlanCommand.self, ApplyCommand.self, StatusCommand.self, VerifyCommand.self, SegmentsCommand.self, StateCommand.self])
 }
 
 /// Every exit status segsync uses. The README's table lists them; tests assert each.

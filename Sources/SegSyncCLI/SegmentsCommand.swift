@@ -6,7 +6,7 @@ import SegSync
 import SegSyncVocabulary
 
 /// `segsync segments`: the segments an API key can see, to find the ids a manifest needs.
-struct Segments: AsyncParsableCommand {
+struct SegmentsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "segments",
         abstract: "List or show FullStory segments.",
@@ -84,7 +84,7 @@ struct Segments: AsyncParsableCommand {
             if json {
                 context.out(try MachineJSON.pretty(Document(segments: segments)))
             } else {
-                context.out(Segments.table(segments))
+                context.out(SegmentsCommand.table(segments))
             }
         }
     }

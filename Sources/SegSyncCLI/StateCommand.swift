@@ -218,7 +218,6 @@ struct StateCommand: AsyncParsableCommand {
 
 /// `segsync state list` and `show` output.
 struct StateListing {
-    static let formatVersion = 1
     let records: [PartitionRecord]
 
     init(_ records: [PartitionRecord]) {
@@ -261,7 +260,7 @@ struct StateListing {
                  attempts: record.attempts, file: record.output?.path, sha256: record.output?.sha256, bytes: record.output?.bytes,
                  lastError: record.lastError)
         }
-        return String(decoding: try StateJSON.encoder.encode(Document(formatVersion: Self.formatVersion, partitions: items)), as: UTF8.self) + "\n"
+        return try MachineJSON.pretty(Document(formatVersion: MachineJSON.formatVersion, partitions: items))
     }
 
     func table() -> String {

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import SegSync
 
-struct Validate: ContextCommand {
+struct ValidateCommand: ContextCommand {
     static let configuration = CommandConfiguration(
         commandName: "validate",
         abstract: "Check the manifest and report every problem with its line and column.",

@@ -6,7 +6,7 @@ import SegSync
 import SegSyncStorage
 import SegSyncVocabulary
 
-struct Apply: ContextCommand {
+struct ApplyCommand: ContextCommand {
     static let configuration = CommandConfiguration(
         commandName: "apply",
         abstract: "Create the missing exports, resume running ones, download finished ones.",

@@ -3,7 +3,7 @@ import Foundation
 import SegSync
 import SegSyncStorage
 
-struct Status: ContextCommand {
+struct StatusCommand: ContextCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
         abstract: "Show, per export, how many partitions are done, running, failed and missing, and a strip of them.",

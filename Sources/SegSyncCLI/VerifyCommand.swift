@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import SegSync
 
-struct Verify: ContextCommand {
+struct VerifyCommand: ContextCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Check the output folder against segsync.lock, offline.",
