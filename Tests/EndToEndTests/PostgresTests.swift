@@ -58,8 +58,9 @@ extension EndToEnd {
         func twoRunners() async throws {
             guard let url = TestDatabase.urlOrSkip("twoRunners") else { return }
             // Operations long enough that the first runner still holds the lock when the
-            // second starts, however loaded the machine is.
-            let runners = try Runners(url: url, operationSeconds: 8)
+            // second starts, however loaded the machine is (8 s was not always enough with
+            // the whole suite running on 2 cores).
+            let runners = try Runners(url: url, operationSeconds: 20)
             let first = try await runners.start(runners.a)
             #expect(await waitUntil { runners.recordedOperations == 7 })
 
