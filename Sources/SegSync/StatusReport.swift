@@ -180,7 +180,7 @@ public struct StatusReport: Sendable, Equatable {
     }
 
     /// `segsync status --json`.
-    public struct Document: Encodable, Sendable {
+    public struct Document: MachineDocument, Sendable {
         /// One export: its counts and one cell per desired partition.
         public struct Export: Encodable, Sendable {
             /// One desired partition and its status.
@@ -210,14 +210,12 @@ public struct StatusReport: Sendable, Equatable {
             }
         }
 
-        public var formatVersion = MachineJSON.formatVersion
         public var now: String
         public var exports: [Export]
         public var running: [Operation]
 
         enum CodingKeys: String, CodingKey {
             case now, exports, running
-            case formatVersion = "format_version"
         }
     }
 

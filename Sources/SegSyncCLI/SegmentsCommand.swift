@@ -81,11 +81,7 @@ struct SegmentsCommand: AsyncParsableCommand {
 
         func run(in context: CommandContext) async throws {
             let segments = try await api.withClient(in: context) { try await $0.listSegments() }
-            if json {
-                context.out(try MachineJSON.pretty(Document(segments: segments)))
-            } else {
-                context.out(SegmentsCommand.table(segments))
-            }
+            try context.print(Listing(segments: segments), json: json)
         }
     }
 
@@ -108,18 +104,7 @@ struct SegmentsCommand: AsyncParsableCommand {
 
         func run(in context: CommandContext) async throws {
             let segment = try await api.withClient(in: context) { try await $0.getSegment(id) }
-            if json {
-                context.out(try MachineJSON.pretty(Document(segment: segment)))
-            } else {
-                let rows: [(String, String)] =
-                    [
-                        ("id", segment.id), ("name", segment.name), ("creator", segment.creator ?? "-"),
-                        ("created", segment.created.map(Timestamp.format) ?? "- (built-in)"),
-                    ] + (segment.url.map { [("url", $0)] } ?? [])
-                for (label, value) in rows {
-                    context.out("\((label + ":").padded(to: 9))\(value)\n")
-                }
-            }
+            try context.print(Details(segment: segment), json: json)
         }
     }
 
@@ -141,14 +126,28 @@ struct SegmentsCommand: AsyncParsableCommand {
     }
 
     /// `segments list --json` (`segments`) and `segments show --json` (`segment`).
-    struct Document: Encodable {
-        var formatVersion = MachineJSON.formatVersion
+    struct Document: MachineDocument {
         var segments: [Segment]?
         var segment: Segment?
+    }
 
-        enum CodingKeys: String, CodingKey {
-            case segments, segment
-            case formatVersion = "format_version"
+    /// `segments list`: a table, or the document.
+    struct Listing: CommandOutput {
+        var segments: [Segment]
+        var document: Document { Document(segments: segments) }
+        func text(_ output: Output) -> String { SegmentsCommand.table(segments) }
+    }
+
+    /// `segments show`: one labelled line per field, or the document.
+    struct Details: CommandOutput {
+        var segment: Segment
+        var document: Document { Document(segment: segment) }
+        func text(_ output: Output) -> String {
+            let rows: [(String, String)] = [
+                ("id", segment.id), ("name", segment.name), ("creator", segment.creator ?? "-"),
+                ("created", segment.created.map(Timestamp.format) ?? "- (built-in)"),
+            ] + (segment.url.map { [("url", $0)] } ?? [])
+            return rows.map { label, value in "\((label + ":").padded(to: 9))\(value)\n" }.joined()
         }
     }
 

@@ -77,11 +77,7 @@ struct StateCommand: AsyncParsableCommand {
         func run(in context: CommandContext) async throws {
             let state = try await StateCommand.read(manifest, in: context)
             let records = StateCommand.sorted(state).filter { targets.isEmpty || targets.contains($0.export) }
-            if json {
-                context.out(try StateListing(records).json())
-            } else {
-                context.out(StateListing(records).table())
-            }
+            try context.print(StateListing(records), json: json)
         }
     }
 
@@ -217,7 +213,7 @@ struct StateCommand: AsyncParsableCommand {
 }
 
 /// `segsync state list` and `show` output.
-struct StateListing {
+struct StateListing: CommandOutput {
     let records: [PartitionRecord]
 
     init(_ records: [PartitionRecord]) {
@@ -245,23 +241,22 @@ struct StateListing {
         }
     }
 
-    struct Document: Encodable {
-        var formatVersion: Int
+    struct Document: MachineDocument {
         var partitions: [Item]
-        enum CodingKeys: String, CodingKey { case formatVersion = "format_version", partitions }
     }
 
     static func address(_ record: PartitionRecord) -> String { "\(record.export)@\(record.label)" }
 
-    func json() throws -> String {
-        let items = records.map { record in
+    var document: Document {
+        Document(partitions: records.map { record in
             Item(address: Self.address(record), export: record.export, label: record.label, start: record.start, end: record.end,
                  phase: record.phase.rawValue, operationId: record.operationId, operationState: record.operationState,
                  attempts: record.attempts, file: record.output?.path, sha256: record.output?.sha256, bytes: record.output?.bytes,
                  lastError: record.lastError)
-        }
-        return try MachineJSON.pretty(Document(formatVersion: MachineJSON.formatVersion, partitions: items))
+        })
     }
+
+    func text(_ output: Output) -> String { table() }
 
     func table() -> String {
         guard !records.isEmpty else { return "State has no partitions.\n" }

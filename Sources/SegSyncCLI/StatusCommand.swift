@@ -42,13 +42,16 @@ struct StatusCommand: ContextCommand {
             if !planning.targets.isEmpty { selected.exports = selected.exports.filter { planning.targets.contains($0.name) } }
             return try StatusReport.make(manifest: selected, state: reading.state, now: now)
         }
-        let output = context.output
-        if json {
-            context.out(try MachineJSON.pretty(report.document))
-        } else if output.verbosity == .quiet {
-            context.out(report.summary + "\n")
-        } else {
-            context.out(report.rendered(width: output.width, paint: output.paint, strips: !noStrip))
-        }
+        try context.print(Shown(report: report, strips: !noStrip), json: json)
+    }
+
+    /// The report: its document, its text (with or without the coverage strips), and with
+    /// `-q` its summary line.
+    struct Shown: CommandOutput {
+        var report: StatusReport
+        var strips: Bool
+        var document: StatusReport.Document { report.document }
+        func text(_ output: Output) -> String { report.rendered(width: output.width, paint: output.paint, strips: strips) }
+        func quiet(_ output: Output) -> String { report.summary + "\n" }
     }
 }

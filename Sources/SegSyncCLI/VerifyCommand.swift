@@ -41,12 +41,17 @@ struct VerifyCommand: ContextCommand {
             let layout = Layout(manifestPath: path, output: loaded.output, workingDirectory: context.directory)
             return (try sha256sums ? Verification.sha256sums(layout: layout) : Verification.run(layout: layout), layout)
         }
-        if json {
-            context.out(try MachineJSON.pretty(result.document(against: against)))
-        } else {
-            // Every line is a problem or the final line, so -q prints the same.
-            context.out(result.rendered(outputDirectory: layout.outputDirectory, against: against, paint: context.output.paint))
-        }
+        try context.print(Shown(result: result, outputDirectory: layout.outputDirectory, against: against), json: json)
         if !result.ok { throw ExitCode(ExitCodes.failure) }
+    }
+
+    /// The verification: its document, or its lines (every line is a problem or the final
+    /// line, so `-q` prints the same).
+    struct Shown: CommandOutput {
+        var result: Verification
+        var outputDirectory: String
+        var against: String
+        var document: Verification.Document { result.document(against: against) }
+        func text(_ output: Output) -> String { result.rendered(outputDirectory: outputDirectory, against: against, paint: output.paint) }
     }
 }

@@ -3,7 +3,7 @@ import SegSyncVocabulary
 
 /// `segsync apply --json`: what the run did, for machines. One document at the end (with
 /// `--json-events`, the last line, with `"event": "report"`).
-public struct ApplyDocument: Encodable, Sendable {
+public struct ApplyDocument: MachineDocument, Sendable {
     /// One partition worked on, with its outcome and, once downloaded, its file.
     public struct Partition: Encodable, Sendable {
         public var export: String
@@ -24,7 +24,6 @@ public struct ApplyDocument: Encodable, Sendable {
         }
     }
 
-    public var formatVersion = MachineJSON.formatVersion
     public var event: String?
     public var now: String
     public var dryRun: Bool
@@ -50,7 +49,7 @@ public struct ApplyDocument: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case event, now, plan, done, failed, interrupted, converged, partitions
-        case formatVersion = "format_version", dryRun = "dry_run", stillRunning = "still_running"
+        case dryRun = "dry_run", stillRunning = "still_running"
         case exportsCreated = "exports_created", prunesSkipped = "prunes_skipped", exitCode = "exit_code"
         case exportsWithUnknownId = "exports_with_unknown_id", stopped, filesProblem = "files_problem"
     }

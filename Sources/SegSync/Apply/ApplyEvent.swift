@@ -99,8 +99,7 @@ public struct ApplyEvent: Sendable, Equatable {
     }
 
     /// One line of `apply --json-events`.
-    public struct Document: Encodable {
-        public var formatVersion = MachineJSON.formatVersion
+    public struct Document: MachineDocument {
         public var event: String
         public var time: String
         public var export: String?
@@ -120,7 +119,7 @@ public struct ApplyEvent: Sendable, Equatable {
 
         enum CodingKeys: String, CodingKey {
             case event, time, export, partition, start, type, format, state, percent, bytes, path, sha256, message, count
-            case formatVersion = "format_version", operationId = "operation_id", totalBytes = "total_bytes"
+            case operationId = "operation_id", totalBytes = "total_bytes"
         }
     }
 

@@ -72,14 +72,13 @@ public struct Verification: Sendable, Equatable {
     }
 
     /// `segsync verify --json`.
-    public struct Document: Encodable, Sendable {
+    public struct Document: MachineDocument, Sendable {
         /// A file whose bytes differ from what the lockfile says, and how.
         public struct Changed: Encodable, Sendable {
             public var path: String
             public var problem: String
         }
 
-        public var formatVersion = MachineJSON.formatVersion
         public var ok: Bool
         /// `segsync.lock` (the default) or `SHA256SUMS` (`--sha256sums`).
         public var against: String
@@ -91,7 +90,7 @@ public struct Verification: Sendable, Equatable {
 
         enum CodingKeys: String, CodingKey {
             case ok, against, checked, missing, changed, unknown
-            case formatVersion = "format_version", sha256sumsProblems = "sha256sums_problems"
+            case sha256sumsProblems = "sha256sums_problems"
         }
     }
 

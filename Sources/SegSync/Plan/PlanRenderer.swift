@@ -111,6 +111,6 @@ public enum PlanRenderer {
 
     /// ``document(_:)``, pretty-printed with sorted keys.
     public static func json(_ plan: Plan) -> String {
-        (try? MachineJSON.pretty(document(plan))) ?? "{}\n"
+        (try? MachineJSON.file(document(plan))) ?? "{}\n"
     }
 }
