@@ -6,7 +6,7 @@ import Testing
 import TestSupport
 
 extension EndToEnd {
-    /// `segsync apply` end to end: the built executable against the emulator process.
+    /// `segsync apply` end to end: commands in-process (or the built executable) against the emulator process.
     @Suite(.serialized) struct ApplyTests {
         static let now = "2026-11-28T00:00:00Z"
         static let manifest = """

@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 
 extension EndToEnd {
-    /// What the built executable prints for machines (`--json` everywhere) and for people
+    /// What segsync prints for machines (`--json` everywhere) and for people
     /// (`-q`, `-v`, colour, coverage strips), and `init`, `-f DIR` and `-C DIR`.
     @Suite(.serialized) struct OutputTests {
         static let now = ApplyTests.now

@@ -1,6 +1,4 @@
-import Crypto
 import Foundation
-import FullStoryContract
 import SegSyncVocabulary
 
 // The generic shapes a manifest is made of (strings, numbers, booleans, choices, lists,

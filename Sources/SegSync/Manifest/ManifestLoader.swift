@@ -1,6 +1,5 @@
 import Crypto
 import Foundation
-import FullStoryContract
 import SegSyncVocabulary
 
 /// Reads `segsync.yaml`: YAML through libyaml, then the schema, reporting every problem
