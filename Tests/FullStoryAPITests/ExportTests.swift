@@ -90,21 +90,6 @@ struct ExportTests {
         }
     }
 
-    @Test("a create answered 200 with a body that cannot be read: the export exists, so its outcome is unknown", arguments: Dialect.allCases)
-    func unreadableCreate(dialect: Dialect) async throws {
-        try await withHarness(dialect, emulator: { $0.rateUnreadableCreate = 1 }) { h in
-            let error = await #expect(throws: FullStoryAPIError.self) { try await h.client.createExport(sampleRequest()) }
-            guard case .createOutcomeUnknown(let cause)? = error else {
-                Issue.record("expected createOutcomeUnknown, got \(String(describing: error))")
-                return
-            }
-            #expect(cause.contains("HTTP 200"), "\(cause)")
-            // Sent once: a second try could make a second export.
-            let creates = try h.requests("createExport")
-            #expect(creates.count == 1 && creates.first?.fault == "unreadable")
-        }
-    }
-
     @Test("a poll answered 200 with a proxy's HTML page is an unreadable answer, not a state")
     func htmlPoll() async throws {
         try await withHarness(.seed, emulator: { $0.htmlPolls = 1 }) { h in
