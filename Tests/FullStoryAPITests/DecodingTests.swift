@@ -6,7 +6,7 @@ import Testing
 import FullStoryContract
 @testable import FullStoryAPI
 
-@Suite("Lenient decoding and per-dialect encoding", .timeLimit(.minutes(3)))
+@Suite("Lenient decoding and per-dialect encoding", .timeLimit(.minutes(5)))
 struct DecodingTests {
     private func operation(_ json: String) throws -> WireOperation {
         try JSONDecoder().decode(WireOperation.self, from: Data(json.utf8))

@@ -6,7 +6,7 @@ import SegSyncEmulator
 import SegSyncVocabulary
 import Testing
 
-@Suite("Downloads", .timeLimit(.minutes(3)))
+@Suite("Downloads", .timeLimit(.minutes(10)))
 struct DownloadTests {
     /// Downloads the export of `request` from a fault-free emulator: the reference bytes.
     private func reference(

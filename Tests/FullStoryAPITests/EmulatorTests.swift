@@ -5,7 +5,7 @@ import SegSyncEmulator
 import Testing
 import TestSupport
 
-@Suite("Emulator", .timeLimit(.minutes(3)))
+@Suite("Emulator", .timeLimit(.minutes(5)))
 struct EmulatorTests {
     @Test("settings that cannot work are refused with a sentence")
     func invalidConfiguration() async {

@@ -3,7 +3,7 @@ import FullStoryAPI
 import FullStoryContract
 import Testing
 
-@Suite("Key, endpoint, redaction and error sentences", .timeLimit(.minutes(3)))
+@Suite("Key, endpoint, redaction and error sentences", .timeLimit(.minutes(5)))
 struct EnvironmentTests {
     @Test("the key is read from the named variable, trimmed, and never printed")
     func apiKey() throws {

@@ -5,7 +5,7 @@ import SegSyncEmulator
 import SegSyncVocabulary
 import Testing
 
-@Suite("Exports and operations", .timeLimit(.minutes(3)))
+@Suite("Exports and operations", .timeLimit(.minutes(5)))
 struct ExportTests {
     @Test("an export moves from PENDING to COMPLETED with rising progress", arguments: Dialect.allCases)
     func lifecycle(dialect: Dialect) async throws {

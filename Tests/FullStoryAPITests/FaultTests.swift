@@ -5,7 +5,7 @@ import SegSyncEmulator
 import SegSyncVocabulary
 import Testing
 
-@Suite("Faults and retries against the emulator", .timeLimit(.minutes(3)))
+@Suite("Faults and retries against the emulator", .timeLimit(.minutes(5)))
 struct FaultTests {
     @Test("429 waits exactly Retry-After, then succeeds, and slows the rate limiter", arguments: Dialect.allCases)
     func tooManyRequests(dialect: Dialect) async throws {

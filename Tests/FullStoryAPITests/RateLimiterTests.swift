@@ -30,7 +30,7 @@ final class ManualClock: @unchecked Sendable {
     }
 }
 
-@Suite("Rate limiter", .timeLimit(.minutes(3)))
+@Suite("Rate limiter", .timeLimit(.minutes(5)))
 struct RateLimiterTests {
     @Test("a waiter cancelled while it waits gives its token back")
     func cancelledWaitKeepsToken() async throws {

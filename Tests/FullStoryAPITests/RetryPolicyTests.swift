@@ -3,7 +3,7 @@ import FullStoryAPI
 import FullStoryContract
 import Testing
 
-@Suite("Retry policy", .timeLimit(.minutes(3)))
+@Suite("Retry policy", .timeLimit(.minutes(5)))
 struct RetryPolicyTests {
     let policy = RetryPolicy(
         maxAttempts: 5, maxTotalTime: .seconds(60), baseDelay: .seconds(1), maxDelay: .seconds(8), random: { 0.5 })

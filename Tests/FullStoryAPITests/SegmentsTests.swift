@@ -4,7 +4,7 @@ import FullStoryContract
 import SegSyncVocabulary
 import Testing
 
-@Suite("Segments", .timeLimit(.minutes(3)))
+@Suite("Segments", .timeLimit(.minutes(5)))
 struct SegmentsTests {
     @Test("lists every segment by turning all pages", arguments: Dialect.allCases)
     func listsEveryPage(dialect: Dialect) async throws {
