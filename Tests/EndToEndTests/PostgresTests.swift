@@ -107,7 +107,15 @@ extension EndToEnd {
             let stdout = String(decoding: await out.end(), as: UTF8.self)
             let errors = String(decoding: await err.end(), as: UTF8.self)
             #expect(waiting.process.terminationStatus == 0, "\(stdout)\(errors)")
-            #expect(stdout.contains("7 to resume"), "\(stdout)")
+            // Every operation is taken over: resumed, or downloaded when it finished while
+            // the lock changed hands (a loaded machine); none is exported again.
+            #expect(!stdout.contains("+ create"), "\(stdout)")
+            let counts = ["to resume", "to download"].map { phrase in
+                stdout.components(separatedBy: "\n").first { $0.hasPrefix("Plan:") }
+                    .flatMap { line in line.prefix { $0 != ";" && $0 != "." }.components(separatedBy: ", ").first { $0.contains(phrase) } }
+                    .flatMap { Int($0.filter(\.isNumber)) } ?? 0
+            }
+            #expect(counts.reduce(0, +) == 7, "\(stdout)")
             #expect(runners.emulator.creates == 7)
         }
 
