@@ -68,6 +68,9 @@ struct EmulatorAPI: Sendable {
     // MARK: - Exports and operations
 
     func createExport(_ request: Request, _ context: EmulatorContext) async -> Response {
+        // Logged as it arrives (its answer is logged as `createExport`), so a test can wait
+        // until every create the server received has been answered, read or not.
+        await state.record(request, kind: "createReceived", status: 0, fault: nil)
         let body: ByteBuffer
         do {
             body = try await request.body.collect(upTo: 1 << 20)

@@ -98,10 +98,10 @@ extension EndToEnd {
             _ = await victim.exit()
             _ = (await drain.end(), await drainErrors.end())
             let exitStatus = victim.process.terminationStatus
-            // What the killed run made durable, against what the server made and was asked. A
-            // create the server was still answering when the signal struck is logged within
-            // moments (the crash suite's emulator answers creates at once).
-            try await Task.sleep(for: .milliseconds(500))
+            // What the killed run made durable, against what the server made and was asked,
+            // once every create the server received is answered (one may still be in hand
+            // when the signal strikes).
+            #expect(await waitUntil { emulator.createsSettled }, "round \(round): a create the emulator received was never answered")
             let state = try? await CLI.state(folder.path, environment: environment)  // none yet, when killed that early
             let kept = Set(state?.partitions.values.compactMap(\.operationId) ?? [])
             let made = emulator.createdOperations

@@ -79,6 +79,17 @@ final class EmulatorProcess: @unchecked Sendable {
         return (ids(made), ids(made.filter { ($0["fault"] as? String) == "fail" }))
     }
 
+    /// Every create the emulator received has been answered (whether anyone read it): the
+    /// handler's answers match its arrivals. Faults injected before the handler (429, 5xx,
+    /// reset, a rejected key) never reach it.
+    var createsSettled: Bool {
+        let beforeHandler: Set<String> = ["429", "5xx", "reset", "rejected-key"]
+        let answered = entries("createExport").filter { entry in
+            (entry["status"] as? Int ?? 0) != 0 && !beforeHandler.contains(entry["fault"] as? String ?? "")
+        }
+        return answered.count == all("createReceived").count
+    }
+
     /// The operation ids a client polled.
     var polledOperations: Set<String> {
         Set(entries("getOperation").compactMap { ($0["path"] as? String)?.split(separator: "/").last.map(String.init) })

@@ -5,7 +5,7 @@ import TestSupport
 extension EndToEnd {
     /// The one endpoint rule, as commands follow it: `--endpoint`, else `FULLSTORY_API_URL`,
     /// else the manifest's `api.endpoint`; `emulator` from any of them.
-    @Suite(.serialized) struct EndpointTests {
+    @Suite(.serialized, .timeLimit(.minutes(10))) struct EndpointTests {
         @Test("FULLSTORY_API_URL=emulator runs segments list on the built-in emulator, with no manifest and no key")
         func emulatorWithoutManifest() async throws {
             let folder = try TemporaryFolder()

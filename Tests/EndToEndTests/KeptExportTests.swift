@@ -7,7 +7,7 @@ extension EndToEnd {
     /// Issue 18 as a user meets it: the emulator misbehaves the way a proxy, a rotated key
     /// or a lost answer does, and the request log counts creates per partition. A
     /// recorded export is never exported again; the next run resumes it.
-    @Suite(.serialized) struct KeptExportTests {
+    @Suite(.serialized, .timeLimit(.minutes(10))) struct KeptExportTests {
         static let now = ApplyTests.now
         /// Seven partitions: four of `checkout-events`, three of `everyone-daily`.
         static let manifest = ApplyTests.manifest

@@ -44,11 +44,13 @@ struct Harness {
         var auth: Bool
     }
 
+    /// The answered requests, of one kind or all; a create's arrival mark
+    /// (`createReceived`) is not one.
     func requests(_ kind: String? = nil) throws -> [LoggedRequest] {
         let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
         let all = try text.split(separator: "\n").map {
             try JSONDecoder().decode(LoggedRequest.self, from: Data($0.utf8))
-        }
+        }.filter { $0.kind != "createReceived" }
         return kind.map { kind in all.filter { $0.kind == kind } } ?? all
     }
 

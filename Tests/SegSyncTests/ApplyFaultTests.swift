@@ -137,21 +137,20 @@ import TestSupport
         let partition = try workspace.plan().actions[0].partition!
         let parameters = ExportParameters(workspace.manifest.exports[0], in: workspace.manifest)
         workspace.store.close(gate: ())
-        let returned = Locked(false)
+        let store = workspace.store
         let update = Task {
             try await writer.update(key, .committed) { record in
                 record = PartitionRecord(partition: partition, parameters: parameters, phase: .requested, now: PartitionRunTests.now)
                 record?.operationId = "op-1"
             }
-            returned.withLock { $0 = true }
+            store.events.withLock { $0.append("returned") }
         }
-        #expect(await waitUntil { workspace.store.commitsStarted.value == 1 })
-        // The commit is held at the gate: the update must still be waiting.
-        try await Task.sleep(for: .milliseconds(200))
-        #expect(!returned.value, "update(.committed) returned before the store committed")
-        workspace.store.open()
+        // The commit is held at the gate; once it is let through, it must land before the
+        // update returns. (Order, not time: an update that returned early marks first.)
+        #expect(await waitUntil { store.commitsStarted.value == 1 })
+        store.open()
         try await update.value
-        #expect(returned.value)
+        #expect(store.events.value == ["committed", "returned"], "update(.committed) returned before the store committed")
         #expect(try await workspace.store.load()[key]?.operationId == "op-1")
 
         workspace.store.failing.withLock { $0 = { _ in true } }

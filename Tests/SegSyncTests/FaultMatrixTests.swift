@@ -14,6 +14,9 @@ final class FaultyStore: StateStore, @unchecked Sendable {
     let failing = Locked<(@Sendable ([StateChange]) -> Bool)?>(nil)
     let gate = Locked<[CheckedContinuation<Void, Never>]?>(nil)
     let commitsStarted = Counter()
+    /// What happened, in order: `committed` once a commit has landed in the real store;
+    /// tests add their own marks.
+    let events = Locked<[String]>([])
 
     init(_ base: any StateStore) { self.base = base }
 
@@ -42,6 +45,7 @@ final class FaultyStore: StateStore, @unchecked Sendable {
         }
         if let failing = failing.value, failing(changes) { throw SegSyncError("cannot commit to \(name): disk I/O error.") }
         try await base.commit(changes)
+        events.withLock { $0.append("committed") }
     }
 
     func lock(_ holder: LockHolder, timeout: Duration, waiting: @escaping @Sendable (LockHolder?) -> Void) async throws {

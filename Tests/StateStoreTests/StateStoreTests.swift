@@ -359,7 +359,7 @@ extension Place {
         guard let url = TestDatabase.urlOrSkip("percentPassword") else { return }
         let role = "pct_\(UUID().uuidString.lowercased().prefix(8))"
         try TestDatabase.psql("CREATE ROLE \(role) LOGIN SUPERUSER PASSWORD 'pa%ss'", url: url)
-        guard try requirePassword(role: role, url: url) else { return }
+        guard try await requirePassword(role: role, url: url) else { return }
         let store = try await PostgresStateStore.open(url: try Self.url(url, user: role, password: "pa%25ss"), variable: "DB",
                                                       workspace: TestDatabase.uniqueWorkspace("pct"))
         try await store.commit(changes([record("e", day: 1)]))
@@ -381,7 +381,7 @@ extension Place {
     /// Makes the server ask `role` for its password (the test cluster trusts everyone):
     /// a line at the top of pg_hba.conf, then a reload, waited for until a wrong password
     /// is refused. False (after saying why) when this process cannot edit the file.
-    func requirePassword(role: String, url: String) throws -> Bool {
+    func requirePassword(role: String, url: String) async throws -> Bool {
         let hba = try TestDatabase.psql("SHOW hba_file", url: url)
         guard FileManager.default.isWritableFile(atPath: hba) else {
             print("skipped (PostgreSQL): percentPassword: \(hba) is not writable here, so the server cannot be made to ask for a password")
@@ -392,10 +392,8 @@ extension Place {
             .write(toFile: hba, atomically: false, encoding: .utf8)
         try TestDatabase.psql("SELECT pg_reload_conf()", url: url)
         let wrong = try Self.url(url, user: role, password: "wrong")
-        for _ in 0..<100 {
-            if (try? TestDatabase.psql("SELECT 1", url: wrong)) == nil { return true }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
+        // The reload is the event; nothing announces it, so wait for its effect.
+        if await waitUntil(timeout: 30, { (try? TestDatabase.psql("SELECT 1", url: wrong)) == nil }) { return true }
         Issue.record("the server still accepts \(role) without its password after reloading \(hba)")
         return false
     }
