@@ -65,6 +65,9 @@ let package = Package(
                 "SegSync",
                 "SegSyncVocabulary",
                 "FileIO",
+                "FullStoryContract",
+                "ObjectStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -156,15 +159,29 @@ let package = Package(
             path: "Fuzz/Sources/fuzz-server-text",
             swiftSettings: swiftSettings
         ),
-        // The object-store client (S3 protocol): SigV4, checked against botocore.
+        // A small S3 client of its own (no AWS SDK): SigV4 signer checked against botocore,
+        // credential chain, the operations a bucket output needs, streamed multipart uploads.
         .target(
             name: "ObjectStore",
-            dependencies: ["SegSyncVocabulary", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "SegSyncVocabulary",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
-        // Helpers the test targets share (temporary folders, waiting for other processes).
+        // Helpers the test targets share (temporary folders, waiting for other processes, a
+        // moto S3 server that checks signatures).
         .target(
             name: "TestSupport",
+            dependencies: [
+                "ObjectStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),
@@ -186,14 +203,24 @@ let package = Package(
         ),
         .testTarget(
             name: "ObjectStoreTests",
-            dependencies: ["ObjectStore", "TestSupport"],
-            // The botocore oracle, run by SigV4Tests from the source tree.
+            dependencies: [
+                "ObjectStore",
+                "TestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            // The botocore oracle, run by SigV4OracleTests from the source tree.
             exclude: ["sign_oracle.py"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["SegSync", "SegSyncCLI", "SegSyncVocabulary", "TestSupport"],
+            dependencies: [
+                "SegSync", "SegSyncCLI", "SegSyncVocabulary", "TestSupport", "ObjectStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             // Read by HelpTests from the source tree, not bundled.
             exclude: ["Snapshots"],
             swiftSettings: swiftSettings

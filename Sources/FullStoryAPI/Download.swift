@@ -43,7 +43,7 @@ extension FullStoryClient {
             let expected = try await stream(url, shown: shown, into: sink, progress: progress)
             // fsync and rename block: they run on NIO's thread pool for blocking work, not on
             // the cooperative threads that poll, pace and download everything else.
-            let result = try await NIOThreadPool.singleton.runIfActive { try sink.finish() }
+            let result = try await sink.finish()
             try await NIOThreadPool.singleton.runIfActive { try sink.commit(to: finalPath) }
             logger.debug(
                 "Download finished.",
@@ -57,6 +57,19 @@ extension FullStoryClient {
             sink.discard()
             throw error
         }
+    }
+
+    /// Streams `url` into `stream` as ``download(_:to:decompress:progress:)`` streams into a
+    /// file: hashed, gunzipped when asked, resumed with `Range` after a drop (or restarted,
+    /// the stream told to throw its bytes away), a short body never taken for a whole one.
+    /// Completing what the stream received is the caller's.
+    public func download(_ url: URL, into destination: any DownloadStream, decompress: Bool,
+                         progress: @escaping @Sendable (_ received: Int64, _ total: Int64?) -> Void = { _, _ in }) async throws -> DownloadResult {
+        let shown = redacted(url)
+        _ = try APIEndpoint.validate(url.absoluteString, source: "the download link", use: .downloadLink)
+        let sink = try DownloadSink(stream: destination, decompress: decompress, shownURL: shown)
+        _ = try await stream(url, shown: shown, into: sink, progress: progress)
+        return try await sink.finish()
     }
 
     /// Whether `url` is on the API's own host (same scheme, host and port).
@@ -85,7 +98,7 @@ extension FullStoryClient {
                 guard let range = ContentRange(response.headers.first(name: "Content-Range") ?? ""), range.start == received else {
                     // A range we did not ask for: start over without ranges.
                     logger.info("The server answered a different range than asked; restarting the download.", metadata: ["url": .string(shown)])
-                    try sink.restart()
+                    try await sink.restart()
                     received = 0
                     rangesRefused = true
                     _ = try? await response.body.collect(upTo: 0)
@@ -95,7 +108,7 @@ extension FullStoryClient {
             } else {
                 if received > 0 {
                     // 200 to a Range request: the server sends everything again.
-                    try sink.restart()
+                    try await sink.restart()
                     received = 0
                 }
                 expectedTotal = contentLength
@@ -204,7 +217,7 @@ extension FullStoryClient {
                 metadata: ["url": .string(shown), "offset": .stringConvertible(received), "cause": .string(cause)])
         } else {
             logger.info("Download broke off; restarting from the beginning.", metadata: ["url": .string(shown), "cause": .string(cause)])
-            try sink.restart()
+            try await sink.restart()
         }
         try await configuration.retryPolicy.sleep(configuration.retryPolicy.backoff(attempt: drops))
     }

@@ -46,18 +46,23 @@ struct ContentRange: Equatable {
     }
 }
 
-/// The `.partial` file a download streams into: writes, hashes and (optionally) gunzips
-/// each chunk as it comes, so nothing accumulates in memory.
+/// Where a download streams: the `.partial` file, or a ``DownloadStream`` (an upload).
+/// Writes, hashes and (optionally) gunzips each chunk as it comes, so nothing
+/// accumulates in memory.
 ///
 /// Used from one task only.
 final class DownloadSink: @unchecked Sendable {
     /// How much a download gathers before one trip to the thread pool writes it.
     static let batchBytes = 1 << 20
 
+    /// The `.partial`'s path, or a name for the stream in messages.
     let path: String
     let shownURL: String
     private let decompress: Bool
-    private var descriptor: Int32
+    private var descriptor: Int32 = -1
+    private let stream: (any DownloadStream)?
+    /// A batch's bytes for the stream, once hashed (and gunzipped).
+    private var outgoing: [UInt8] = []
     private var hasher = SHA256()
     private var written: Int64 = 0
     private var inflater: GzipInflater?
@@ -69,6 +74,7 @@ final class DownloadSink: @unchecked Sendable {
         self.decompress = decompress
         self.shownURL = shownURL
         self.placement = placement
+        stream = nil
         // The inflater first: if it cannot start, no descriptor or .partial is left behind.
         inflater = decompress ? try GzipInflater(shownURL: shownURL) : nil
         descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
@@ -77,14 +83,32 @@ final class DownloadSink: @unchecked Sendable {
         }
     }
 
+    /// A sink that hands each batch to `stream` instead of a file.
+    init(stream: any DownloadStream, decompress: Bool, shownURL: String) throws {
+        path = shownURL
+        self.decompress = decompress
+        self.shownURL = shownURL
+        self.stream = stream
+        placement = .system
+        inflater = decompress ? try GzipInflater(shownURL: shownURL) : nil
+    }
+
     deinit {
         // Every path out of a download finishes or discards; this only guards a leak.
         if descriptor >= 0 { close(descriptor) }
     }
 
-    /// Writes `chunks` on NIO's thread pool for blocking work. One caller at a time: the
-    /// download that owns the sink awaits each write before the next.
+    /// Writes `chunks`: to the file on NIO's thread pool for blocking work, or to the
+    /// stream. One caller at a time: the download that owns the sink awaits each write
+    /// before the next.
     func write(_ chunks: [ByteBuffer]) async throws {
+        if let stream {
+            for chunk in chunks { try write(chunk) }
+            let bytes = outgoing
+            outgoing.removeAll(keepingCapacity: true)
+            if !bytes.isEmpty { try await stream.write(bytes) }
+            return
+        }
         try await NIOThreadPool.singleton.runIfActive {
             for chunk in chunks { try self.write(chunk) }
         }
@@ -92,16 +116,21 @@ final class DownloadSink: @unchecked Sendable {
 
     func write(_ chunk: ByteBuffer) throws {
         if let inflater {
-            try inflater.feed(chunk) { try self.writeToDisk($0) }
+            try inflater.feed(chunk) { try self.emit($0) }
         } else {
-            try writeToDisk(chunk)
+            try emit(chunk)
         }
     }
 
-    /// Throws everything away and starts the file again from byte zero.
-    func restart() throws {
-        guard ftruncate(descriptor, 0) == 0, lseek(descriptor, 0, SEEK_SET) == 0 else {
-            throw FullStoryAPIError.fileSystem(path: path, reason: Self.errnoText())
+    /// Throws everything away and starts again from byte zero.
+    func restart() async throws {
+        if let stream {
+            outgoing.removeAll()
+            try await stream.restart()
+        } else {
+            guard ftruncate(descriptor, 0) == 0, lseek(descriptor, 0, SEEK_SET) == 0 else {
+                throw FullStoryAPIError.fileSystem(path: path, reason: Self.errnoText())
+            }
         }
         hasher = SHA256()
         written = 0
@@ -109,8 +138,19 @@ final class DownloadSink: @unchecked Sendable {
         inflater = decompress ? try GzipInflater(shownURL: shownURL) : nil
     }
 
-    /// Checks the gzip stream is complete, fsyncs and closes. The file stays `.partial`.
-    func finish() throws -> DownloadResult {
+    /// Checks the gzip stream is complete and, for a file, fsyncs and closes it (it stays
+    /// `.partial`). What a stream received is the caller's to complete.
+    func finish() async throws -> DownloadResult {
+        if let stream {
+            try inflater?.finish()
+            if !outgoing.isEmpty { try await stream.write(outgoing) }
+            outgoing = []
+            return DownloadResult(bytes: written, sha256: Self.hex(hasher.finalize()))
+        }
+        return try await NIOThreadPool.singleton.runIfActive { try self.finishFile() }
+    }
+
+    private func finishFile() throws -> DownloadResult {
         try inflater?.finish()
         do {
             try placement.sync(descriptor, path)
@@ -121,8 +161,7 @@ final class DownloadSink: @unchecked Sendable {
         }
         close(descriptor)
         descriptor = -1
-        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
-        return DownloadResult(bytes: written, sha256: digest)
+        return DownloadResult(bytes: written, sha256: Self.hex(hasher.finalize()))
     }
 
     /// Closes (if open) and removes the `.partial`.
@@ -146,10 +185,16 @@ final class DownloadSink: @unchecked Sendable {
         try? placement.syncDirectory((finalPath as NSString).deletingLastPathComponent)
     }
 
-    private func writeToDisk(_ buffer: ByteBuffer) throws {
+    /// Hashes bytes and writes them to the file, or keeps them for the stream.
+    private func emit(_ buffer: ByteBuffer) throws {
         try buffer.withUnsafeReadableBytes { bytes in
             hasher.update(bufferPointer: bytes)
-            try writeRaw(bytes)
+            if stream != nil {
+                outgoing.append(contentsOf: bytes)
+                written += Int64(bytes.count)
+            } else {
+                try writeRaw(bytes)
+            }
         }
     }
 
@@ -182,6 +227,10 @@ final class DownloadSink: @unchecked Sendable {
         _ = posix_fadvise(descriptor, off_t(from), off_t(written - from), POSIX_FADV_DONTNEED)
         #endif
         writebackFrom = written
+    }
+
+    private static func hex(_ digest: SHA256.Digest) -> String {
+        digest.map { String(format: "%02x", $0) }.joined()
     }
 
     private static func errnoText() -> String {

@@ -17,5 +17,19 @@ public protocol ExportService: Sendable {
     /// telling `progress` the bytes received and the announced total as it goes.
     func download(_ url: URL, to finalPath: String, decompress: Bool,
                   progress: @escaping @Sendable (_ received: Int64, _ total: Int64?) -> Void) async throws -> DownloadResult
+    /// Fetches `url` into `stream` as it arrives (an upload, with no file in between):
+    /// hashed, gunzipped when asked, resumed after drops as a file download is. The result
+    /// is that of the bytes the stream received.
+    func download(_ url: URL, into stream: any DownloadStream, decompress: Bool,
+                  progress: @escaping @Sendable (_ received: Int64, _ total: Int64?) -> Void) async throws -> DownloadResult
+}
+
+/// Where a download's bytes go when not to a file: an object-store upload, say. Bytes
+/// arrive in order, one call at a time.
+public protocol DownloadStream: Sendable {
+    func write(_ bytes: [UInt8]) async throws
+    /// Throws away every byte written so far: the server is sending the body again
+    /// from its first byte.
+    func restart() async throws
 }
 

@@ -8,13 +8,17 @@ public struct Workspace: Sendable {
     public let manifest: Manifest
     public let layout: Layout
     public let store: any StateStore
+    /// Where its outputs live: the folder, or a bucket.
+    public let output: any OutputStore
     /// Things worth telling the user about opening it (an import of earlier state).
     public var notes: [Diagnostic] = []
 
-    public init(manifest: Manifest, layout: Layout, store: any StateStore) {
+    /// `output` defaults to the layout's folder.
+    public init(manifest: Manifest, layout: Layout, store: any StateStore, output: (any OutputStore)? = nil) {
         self.manifest = manifest
         self.layout = layout
         self.store = store
+        self.output = output ?? FolderOutput(layout: layout)
     }
 
     /// Releases the run lock and the store's connection.
@@ -91,23 +95,19 @@ public struct Workspace: Sendable {
         }
     }
 
-    /// State, the lockfile (read only when its mark cannot vouch for it) and the output
-    /// folder as they are now: what a plan is computed from. `.full` hashes every file.
+    /// State, the lockfile (read only when its mark cannot vouch for it) and the outputs
+    /// as they are now: what a plan is computed from. `.full` hashes every output.
     public func snapshot(depth: ObservedFiles.Depth = .quick) async throws -> Snapshot {
         // Listed after state loads, on this thread: listing beside the load saved about
         // a tenth of a second on 36,500 files, but a second malloc arena made the plan's
         // peak memory vary by 30 MB from run to run.
-        let directory = layout.outputDirectory
         let state = try await store.load()
-        let listing = ObservedFiles.list(directory, capacity: state.partitions.count)
         // --checksum trusts nothing it has not read.
-        let vouched = depth == .quick ? try await LockfileMark.vouches(for: state, layout: layout, in: store) : false
+        let vouched = depth == .quick ? try await LockfileMark.vouches(for: state, layout: layout, output: output, in: store) : false
         let source: Snapshot.LockfileSource = vouched ? .derived(state) : .read(try Lockfile.load(path: layout.lockfilePath))
         var snapshot = Snapshot(state: state, source: source, observed: ObservedFiles())
-        snapshot.observed = ObservedFiles.scan(
-            directory: directory, listing: listing,
-            expected: Planner.expectedFiles(state: state, lockfile: snapshot.lockfileForPlanning),
-            depth: depth)
+        snapshot.observed = try await output.observe(
+            expected: Planner.expectedFiles(state: state, lockfile: snapshot.lockfileForPlanning), depth: depth)
         return snapshot
     }
 
@@ -126,16 +126,16 @@ public struct Workspace: Sendable {
         // The files still say what state does (a change to state that no output shows,
         // such as a forgotten record): only the mark moves on to the new serial.
         if snapshot.lockfileFromState, lockfile == snapshot.lockfile {
-            try await LockfileMark.record(for: lockfile, state: snapshot.state, layout: layout, in: store)
+            try await LockfileMark.record(for: lockfile, state: snapshot.state, layout: layout, output: output, in: store)
             snapshot.lockfile = lockfile
             return
         }
         let sums = Checksums.render(lockfile.entries)
-        let sumsOnDisk = try? String(contentsOfFile: layout.checksumsPath, encoding: .utf8)
-        if lockfile != snapshot.lockfile || (!lockfile.entries.isEmpty && sumsOnDisk != sums) {
-            try lockfile.write(to: layout)
+        let sumsNow = try? await output.readChecksums()
+        if lockfile != snapshot.lockfile || (!lockfile.entries.isEmpty && sumsNow != sums) {
+            try await lockfile.write(to: layout, output: output)
         }
-        try await LockfileMark.record(for: lockfile, state: snapshot.state, layout: layout, in: store)
+        try await LockfileMark.record(for: lockfile, state: snapshot.state, layout: layout, output: output, in: store)
         snapshot.lockfile = lockfile
     }
 
@@ -143,9 +143,7 @@ public struct Workspace: Sendable {
     /// drops records nothing wants, removes leftovers of interrupted writes, and brings
     /// the lockfile up to date with state. Updates `snapshot` to match.
     public func tidy(_ plan: Plan, _ snapshot: inout Snapshot, now: Date) async throws {
-        for partial in snapshot.observed.partialFiles {
-            if let path = try? layout.absolutePath(ofOutput: partial) { unlink(path) }
-        }
+        await output.removeLeftovers(snapshot.observed)
         if !plan.adoptions.isEmpty || !plan.forget.isEmpty { try await adopt(plan, &snapshot, now: now) }
         try await reconcileLockfile(&snapshot)
     }
@@ -160,8 +158,9 @@ public struct Workspace: Sendable {
                                       label: DesiredPartitions.label(start: entry.start, calendar: calendar),
                                       fingerprint: entry.fingerprint)
             var record = PartitionRecord(partition: partition, parameters: ExportParameters(export, in: manifest), phase: .downloaded, now: now)
+            let stamp = await output.stamp(entry.path)
             record.output = OutputRecord(path: entry.path, bytes: entry.bytes, sha256: entry.sha256,
-                                         modified: ObservedFiles.modificationTime(ofFileAt: layout.outputDirectory + "/" + entry.path))
+                                         modified: stamp.modified, identity: stamp.identity)
             state[partition.key] = record
         }
         for key in plan.forget { state[key] = nil }

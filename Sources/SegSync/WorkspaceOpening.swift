@@ -6,7 +6,17 @@ import Foundation
 public typealias StoreOpener = @Sendable (_ manifest: Manifest, _ layout: Layout, _ environment: [String: String],
                                           _ readOnly: Bool) async throws -> any StateStore
 
+/// Opens the output store a manifest's `output` names: the folder by default; a bucket
+/// needs the real opener (`SegSyncStorage.OutputBackend`), outside the core.
+public typealias OutputOpener = @Sendable (_ manifest: Manifest, _ layout: Layout, _ environment: [String: String]) async throws -> any OutputStore
+
 extension Workspace {
+    /// The folder, or a clear error for a bucket: the core alone cannot reach one.
+    public static let folderOnly: OutputOpener = { manifest, layout, _ in
+        if let bucket = manifest.bucket { throw SegSyncError("this build cannot write to \(bucket.url): no object-store output was given.") }
+        return FolderOutput(layout: layout)
+    }
+
     /// Loads the manifest at `manifestPath`, opens its state store and takes the run lock
     /// for `command`, waiting up to `lockTimeout` for another run. The manifest's
     /// endpoint is the one `environment` makes effective
@@ -15,16 +25,18 @@ extension Workspace {
     /// A relative `manifestPath` is below `directory` (the process's working directory when nil).
     public static func open(manifestPath: String, in directory: String? = nil, command: String, lockTimeout: Duration = .zero,
                             now: Date = Date(), environment: [String: String], openStore: StoreOpener,
+                            openOutput: OutputOpener = folderOnly,
                             waiting: @escaping @Sendable (Diagnostic) -> Void = { _ in }) async throws -> Workspace {
         let manifest = try ManifestLoader.load(path: manifestPath, in: directory).resolvingEndpoint(environment: environment)
         let layout = Layout(manifestPath: manifestPath, output: manifest.output, workingDirectory: directory)
+        let output = try await openOutput(manifest, layout, environment)
         let store = try await openStore(manifest, layout, environment, false)
         do {
             let name = store.name
             try await store.lock(.current(command: command, now: now), timeout: lockTimeout) { holder in
                 waiting(lockWaitingNote(name, holder: holder, timeout: lockTimeout))
             }
-            var workspace = Workspace(manifest: manifest, layout: layout, store: store)
+            var workspace = Workspace(manifest: manifest, layout: layout, store: store, output: output)
             workspace.notes = try await LegacyImport.run(layout: layout, into: store)
             return workspace
         } catch {

@@ -192,7 +192,7 @@ struct ApplyCommand: ContextCommand {
                 }
                 printPlan(plan, context)
                 console.begin(total: plan.work.count)
-                let executor = Executor(manifest: workspace.manifest, layout: workspace.layout, client: connection.client,
+                let executor = Executor(manifest: workspace.manifest, layout: workspace.layout, client: connection.client, output: workspace.output,
                                         options: options, events: { console.event($0) }, finished: { console.finished($0) },
                                         clock: context.now)
                 return try await executor.apply(plan, snapshot: snapshot, store: workspace.store)

@@ -55,6 +55,8 @@ public struct CommandContext: Sendable {
     public var connect: APIConnection.Factory
     /// Opens the state store a manifest names (the real engines by default).
     public var openStore: StoreOpener
+    /// Opens the output a manifest names: its folder, or a bucket.
+    public var openOutput: OutputOpener
     /// Decided from the common flags by ``configured(by:)``.
     var output = Output()
 
@@ -62,7 +64,8 @@ public struct CommandContext: Sendable {
                 readStandardInput: @escaping @Sendable () -> Data = { Data() }, now: @escaping @Sendable () -> Date = { Date() },
                 isTerminal: Bool = false, windowColumns: Int? = nil, handlesSignals: Bool = false,
                 connect: @escaping APIConnection.Factory = APIConnection.open,
-                openStore: @escaping StoreOpener = StateBackend.opener) {
+                openStore: @escaping StoreOpener = StateBackend.opener,
+                openOutput: @escaping OutputOpener = OutputBackend.opener) {
         self.environment = environment
         self.directory = directory
         self.standardOutput = standardOutput
@@ -74,6 +77,7 @@ public struct CommandContext: Sendable {
         self.handlesSignals = handlesSignals
         self.connect = connect
         self.openStore = openStore
+        self.openOutput = openOutput
     }
 
     /// This process: its environment, working directory, streams, terminal and signals.

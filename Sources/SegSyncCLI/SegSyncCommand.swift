@@ -94,7 +94,7 @@ extension CommandContext {
                           _ body: (Workspace) async throws -> T) async throws -> T {
         let workspace = try await Workspace.open(manifestPath: manifest.path(in: self), in: directory, command: command,
                                                  lockTimeout: locking.timeout, now: now(), environment: environment,
-                                                 openStore: openStore, waiting: { report($0) })
+                                                 openStore: openStore, openOutput: openOutput, waiting: { report($0) })
         report(workspace.notes)
         return try await workspace.closing(body)
     }

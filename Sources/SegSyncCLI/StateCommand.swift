@@ -130,7 +130,7 @@ struct StateCommand: AsyncParsableCommand {
                     let keys = Set(records.map(\.key))
                     try await workspace.store.commit(records.map { StateChange($0.key.description, nil) }.sorted { $0.key < $1.key })
                     let lockfile = Lockfile(entries: snapshot.lockfile.entries.filter { !keys.contains($0.key) })
-                    if lockfile != snapshot.lockfile { try lockfile.write(to: workspace.layout) }
+                    if lockfile != snapshot.lockfile { try await lockfile.write(to: workspace.layout, output: workspace.output) }
                     return records
                 }
             }

@@ -36,12 +36,14 @@ struct VerifyCommand: ContextCommand {
     func run(in context: CommandContext) async throws {
         let against = sha256sums ? Checksums.fileName : Lockfile.fileName
         let path = manifest.path(in: context)
-        let (result, layout) = try await context.reportingDiagnostics {
+        let (result, location) = try await context.reportingDiagnostics {
             let loaded = try ManifestLoader.load(path: path, in: context.directory)
             let layout = Layout(manifestPath: path, output: loaded.output, workingDirectory: context.directory)
-            return (try sha256sums ? Verification.sha256sums(layout: layout) : Verification.run(layout: layout), layout)
+            let output = try await context.openOutput(loaded, layout, context.environment)
+            let result = try await sha256sums ? Verification.sha256sums(layout: layout, output: output) : Verification.run(layout: layout, output: output)
+            return (result, output is FolderOutput ? layout.outputDirectory : output.location)
         }
-        try context.print(Shown(result: result, outputDirectory: layout.outputDirectory, against: against), json: json)
+        try context.print(Shown(result: result, outputDirectory: location, against: against), json: json)
         if !result.ok { throw ExitCode(ExitCodes.failure) }
     }
 

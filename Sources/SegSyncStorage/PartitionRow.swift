@@ -12,10 +12,22 @@ struct PartitionRow {
     static let columns = [
         "key", "export", "start_at", "end_at", "label", "fingerprint", "parameters_id", "phase",
         "operation_id", "operation_state", "progress", "attempts", "last_error", "created_at", "updated_at",
-        "output_path", "output_bytes", "output_sha256", "output_modified",
+        "output_path", "output_bytes", "output_sha256", "output_modified", "output_identity",
     ]
 
     static var columnList: String { columns.joined(separator: ", ") }
+
+    /// What a load selects from a database at schema version `schema`: one still at
+    /// version 1 (read without migrating it) has no `output_identity`, read as `null`
+    /// (`nullText`, the engine's way of writing a null text).
+    static func selectList(schema: Int, nullText: String) -> String {
+        columns.map { $0 == "output_identity" && schema < 2 ? "\(nullText) AS output_identity" : $0 }.joined(separator: ", ")
+    }
+
+    /// Each schema version's changes after the first.
+    static func upgrades(textType: String) -> [Int: [String]] {
+        [2: ["ALTER TABLE segsync_partitions ADD COLUMN output_identity \(textType)"]]
+    }
 
     /// The stored export parameters of a workspace, by id.
     struct Parameters {
@@ -76,7 +88,7 @@ extension PartitionRecord {
     init(row key: String, export: String, start: Date, end: Date, label: String, fingerprint: String,
          parameters: ExportParameters, phase: Phase, operationId: String?, operationState: String?,
          progress: Double?, attempts: Int, lastError: String?, createdAt: Date, updatedAt: Date,
-         outputPath: String?, outputBytes: Int64?, outputSHA256: String?, outputModified: Double?) {
+         outputPath: String?, outputBytes: Int64?, outputSHA256: String?, outputModified: Double?, outputIdentity: String?) {
         let partition = Partition(export: export, start: start, end: end, label: label, fingerprint: fingerprint)
         self.init(partition: partition, parameters: parameters, phase: phase, now: createdAt)
         self.operationId = operationId
@@ -86,7 +98,7 @@ extension PartitionRecord {
         self.lastError = lastError
         self.updatedAt = updatedAt
         if let outputPath, let outputBytes, let outputSHA256 {
-            output = OutputRecord(path: outputPath, bytes: outputBytes, sha256: outputSHA256, modified: outputModified)
+            output = OutputRecord(path: outputPath, bytes: outputBytes, sha256: outputSHA256, modified: outputModified, identity: outputIdentity)
         }
     }
 }

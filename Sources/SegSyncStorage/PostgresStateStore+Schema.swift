@@ -55,9 +55,17 @@ extension PostgresStateStore {
         try await transaction { [self] in
             try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationKey))", logger: logger)
             try await connection.query("CREATE TABLE IF NOT EXISTS segsync_schema (version integer NOT NULL)", logger: logger)
-            if try await checkedVersion() ?? 0 < 1 {
+            var version = try await checkedVersion() ?? 0
+            if version < 1 {
                 for statement in Self.schema { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
                 try await connection.query("INSERT INTO segsync_schema (version) VALUES (1)", logger: logger)
+                version = 1
+            }
+            let upgrades = PartitionRow.upgrades(textType: "text")
+            while version < Self.schemaVersion {
+                version += 1
+                for statement in upgrades[version] ?? [] { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+                try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO segsync_schema (version) VALUES (\(version))"), logger: logger)
             }
         }
     }

@@ -14,7 +14,10 @@ import SegSync
 /// the same connection, so once it is gone nothing more can be written under a lock this
 /// run no longer holds; ``onLoss(_:)`` tells the run to stop.
 public final class PostgresStateStore: StateStore, @unchecked Sendable {
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
+    /// The schema version of the database as opened (below ``schemaVersion`` only when
+    /// opened read-only, unmigrated).
+    var schema = PostgresStateStore.schemaVersion
     /// How long one state call (a transaction, a lock attempt) may take by default: far
     /// more than a healthy server needs, and short enough that a run whose server stopped
     /// answering stops before another runner may have taken its lock.
@@ -64,10 +67,11 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
                                     timeout: Duration = defaultTimeout) async throws -> any StateStore {
         let store = try await connect(url: url, variable: variable, workspace: workspace, timeout: timeout)
         do {
-            if try await store.schemaVersion() == nil {
+            guard let version = try await store.schemaVersion() else {
                 await store.close()
                 return NoState(name: store.name)
             }
+            store.schema = version
         } catch {
             throw await store.failedToOpen(error)
         }
@@ -263,7 +267,7 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
                 }
                 let parameters = try PartitionRow.Parameters(sets)
                 let rows = try await connection.query(
-                    PostgresQuery(unsafeSQL: "SELECT \(PartitionRow.columnList) FROM segsync_partitions WHERE workspace = $1",
+                    PostgresQuery(unsafeSQL: "SELECT \(PartitionRow.selectList(schema: schema, nullText: "NULL::text")) FROM segsync_partitions WHERE workspace = $1",
                                   binds: try Self.bindings([workspace])), logger: logger)
                 for try await row in rows.decode(Row.self) {
                     let record = PartitionRecord(
@@ -272,7 +276,7 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
                         parameters: try parameters.parameters(row.6, key: row.0), phase: try PartitionRow.phase(row.7, key: row.0),
                         operationId: row.8, operationState: row.9, progress: row.10, attempts: Int(row.11), lastError: row.12,
                         createdAt: Date(timeIntervalSince1970: row.13), updatedAt: Date(timeIntervalSince1970: row.14), outputPath: row.15, outputBytes: row.16, outputSHA256: row.17,
-                        outputModified: row.18)
+                        outputModified: row.18, outputIdentity: row.19)
                     state.partitions[row.0] = try record.clamped(in: name)
                 }
                 return state
@@ -283,7 +287,7 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
     }
 
     typealias Row = (String, String, Double, Double, String, String, Int64, String, String?, String?, Double?,
-                     Int32, String?, Double, Double, String?, Int64?, String?, Double?)
+                     Int32, String?, Double, Double, String?, Int64?, String?, Double?, String?)
 
     static func bindings(_ values: [String]) throws -> PostgresBindings {
         var bindings = PostgresBindings(capacity: values.count)
@@ -330,6 +334,7 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
                 bindings.append(record.output?.bytes)
                 bindings.append(record.output?.sha256)
                 bindings.append(record.output?.modified)
+                bindings.append(record.output?.identity)
                 rows.append("(" + (1...width).map { "$\(index * width + $0)" }.joined(separator: ", ") + ")")
             }
             let sql = """

@@ -13,8 +13,11 @@ import SQLiteNIO
 /// reader (`segsync status`) never waits for a writer. The run lock is a `flock` on
 /// `.segsync/lock`, as in every build before.
 public final class SQLiteStateStore: StateStore, @unchecked Sendable {
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
 
+    /// The schema version of the database as opened (below ``schemaVersion`` only when
+    /// opened read-only, unmigrated).
+    private var schema = SQLiteStateStore.schemaVersion
     public let path: String
     public let workspace: String
     public var name: String { Self.name(displayPath) }
@@ -79,7 +82,7 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
                 await store.close()
                 return NoState(name: store.name)
             }
-            try await store.checkVersion()
+            store.schema = try await store.checkVersion()
         } catch {
             throw await store.failedToOpen(error)
         }
@@ -158,9 +161,17 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
     private func migrate() async throws {
         try await transaction(immediate: true) { [self] in
             _ = try await connection.query("CREATE TABLE IF NOT EXISTS segsync_schema (version INTEGER NOT NULL)")
-            if try await checkVersion() < 1 {
+            var version = try await checkVersion()
+            if version < 1 {
                 for statement in Self.schema { _ = try await connection.query(statement) }
                 _ = try await connection.query("INSERT INTO segsync_schema (version) VALUES (1)")
+                version = 1
+            }
+            let upgrades = PartitionRow.upgrades(textType: "TEXT")
+            while version < Self.schemaVersion {
+                version += 1
+                for statement in upgrades[version] ?? [] { _ = try await connection.query(statement) }
+                _ = try await connection.query("INSERT INTO segsync_schema (version) VALUES (\(version))")
             }
         }
     }
@@ -213,7 +224,7 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
                 let loading = NIOLockedValueBox(Loading())
                 loading.withLockedValue { $0.partitions.reserveCapacity(max(0, count.first.flatMap { Self.integer($0.columns.first?.data) } ?? 0)) }
                 let name = self.name
-                try await connection.query("SELECT \(PartitionRow.columnList) FROM segsync_partitions WHERE workspace = ?", [.text(workspace)]) { row in
+                try await connection.query("SELECT \(PartitionRow.selectList(schema: schema, nullText: "NULL")) FROM segsync_partitions WHERE workspace = ?", [.text(workspace)]) { row in
                     loading.withLockedValue { loading in
                         guard loading.error == nil else { return }
                         do {
@@ -278,7 +289,7 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
             operationId: c[8].string, operationState: c[9].string, progress: c[10].isNull ? nil : c[10].double,
             attempts: integer(c[11]) ?? 0, lastError: c[12].string, createdAt: try date(13), updatedAt: try date(14),
             outputPath: c[15].string, outputBytes: integer(c[16]).map(Int64.init), outputSHA256: c[17].string,
-            outputModified: c[18].isNull ? nil : c[18].double)
+            outputModified: c[18].isNull ? nil : c[18].double, outputIdentity: c[19].string)
     }
 
     static func binds(_ record: PartitionRecord, key: String, parametersID: Int64) -> [SQLiteData] {
@@ -291,6 +302,7 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
             .integer(record.attempts), text(record.lastError), .float(record.createdAt.timeIntervalSince1970),
             .float(record.updatedAt.timeIntervalSince1970), text(record.output?.path),
             record.output.map { .integer(Int($0.bytes)) } ?? .null, text(record.output?.sha256), real(record.output?.modified),
+            text(record.output?.identity),
         ]
     }
 

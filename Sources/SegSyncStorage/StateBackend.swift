@@ -56,3 +56,10 @@ public enum StateBackend {
         return url
     }
 }
+
+/// Where a manifest's outputs live: its folder, or the bucket `output: s3://…` names.
+public enum OutputBackend {
+    public static let opener: OutputOpener = { manifest, layout, environment in
+        manifest.bucket == nil ? FolderOutput(layout: layout) : try BucketOutput.open(manifest, environment: environment)
+    }
+}

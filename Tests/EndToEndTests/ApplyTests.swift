@@ -9,8 +9,9 @@ extension EndToEnd {
     /// `segsync apply` end to end: commands in-process (or the built executable) against the emulator process.
     @Suite(.serialized) struct ApplyTests {
         static let now = "2026-11-28T00:00:00Z"
-        static let manifest = """
-            version: 1
+        static let manifest = "version: 1\n" + exports
+        /// The manifest's exports: four partitions of `checkout-events`, three of `everyone-daily`.
+        static let exports = """
             exports:
               - name: checkout-events
                 segment: checkout_abandoners

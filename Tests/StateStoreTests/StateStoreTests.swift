@@ -209,9 +209,63 @@ func changes(_ records: [PartitionRecord]) -> [StateChange] {
         #expect(state.partitions.count == 8)
         await store.close()
         if let database, let url = place.url {
-            #expect(try TestDatabase.psql("SELECT count(*) FROM segsync_schema", url: TestDatabase.url(url, database: database)) == "1")
+            // Each version once: 1, then each upgrade.
+            #expect(try TestDatabase.psql("SELECT count(*) || ',' || count(DISTINCT version) || ',' || max(version) FROM segsync_schema",
+                                          url: TestDatabase.url(url, database: database)) == "\(PostgresStateStore.schemaVersion),\(PostgresStateStore.schemaVersion),\(PostgresStateStore.schemaVersion)")
             try TestDatabase.psql("DROP DATABASE \(database)", url: url)
         }
+    }
+
+    @Test("a state at schema 1 reads read-only without its output identities, and opening it upgrades it to 2, keeping every row",
+          arguments: Engine.allCases)
+    func upgradeFromVersion1(engine: Engine) async throws {
+        guard var place = try engine.place("upgradeFromVersion1") else { return }
+        var database: String?
+        if engine == .postgres, let url = place.url {
+            // A database of its own: its schema goes back to version 1.
+            let name = "segsync_upgrade_\(UUID().uuidString.lowercased().prefix(8))"
+            try TestDatabase.psql("CREATE DATABASE \(name)", url: url)
+            place.url = TestDatabase.url(url, database: name)
+            database = name
+        }
+        defer { if let database, let url = try? engine.place("drop")?.url { try? TestDatabase.psql("DROP DATABASE \(database)", url: url) } }
+        var stored = record("e", day: 1, phase: .downloaded)
+        stored.output?.identity = "\"etag-1\""
+        let store = try await place.open()
+        try await store.commit(changes([stored, record("e", day: 2)]))
+        await store.close()
+        // Back to version 1, as an earlier segsync left it.
+        let downgrade = [
+            "ALTER TABLE segsync_partitions DROP COLUMN output_identity",
+            "DELETE FROM segsync_schema WHERE version > 1",
+        ]
+        func readOnly() async throws -> any StateStore {
+            switch engine {
+            case .sqlite:
+                for statement in downgrade {
+                    let sqlite = Process()
+                    sqlite.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+                    sqlite.arguments = [place.folder.path + "/state.sqlite", statement]
+                    try sqlite.run()
+                    sqlite.waitUntilExit()
+                    #expect(sqlite.terminationStatus == 0, "sqlite3 \(statement)")
+                }
+                return try await SQLiteStateStore.openReadOnly(path: place.folder.path + "/state.sqlite", lockPath: place.folder.path + "/lock", workspace: place.workspace)
+            case .postgres:
+                for statement in downgrade { try TestDatabase.psql(statement, url: place.url!) }
+                return try await PostgresStateStore.openReadOnly(url: place.url!, variable: TestDatabase.variable, workspace: place.workspace)
+            }
+        }
+        let old = try await readOnly()
+        var expected = stored
+        expected.output?.identity = nil
+        #expect(try document(try await old.load().partitions) == document([expected, record("e", day: 2)]))
+        await old.close()
+        let upgraded = try await place.open()
+        stored.output?.identity = "\"etag-2\""
+        try await upgraded.commit(changes([stored]))
+        #expect(try document(try await upgraded.load().partitions) == document([stored, record("e", day: 2)]))
+        await upgraded.close()
     }
 
     @Test("pull from SQLite, push into PostgreSQL, pull again: the same bytes")

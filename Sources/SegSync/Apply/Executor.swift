@@ -38,6 +38,8 @@ public struct Executor: Sendable {
     public let manifest: Manifest
     public let layout: Layout
     public let client: any ExportService
+    /// Where downloads go: the folder, or a bucket.
+    public let output: any OutputStore
     public let options: Options
     /// What happens to each partition, as it happens (``ApplyEvent``).
     public let events: @Sendable (ApplyEvent) -> Void
@@ -45,13 +47,14 @@ public struct Executor: Sendable {
     public let finished: @Sendable (ApplyReport.Outcome) -> Void
     public let clock: @Sendable () -> Date
 
-    public init(manifest: Manifest, layout: Layout, client: any ExportService, options: Options = .init(),
+    public init(manifest: Manifest, layout: Layout, client: any ExportService, output: (any OutputStore)? = nil, options: Options = .init(),
                 events: @escaping @Sendable (ApplyEvent) -> Void = { _ in },
                 finished: @escaping @Sendable (ApplyReport.Outcome) -> Void = { _ in },
                 clock: @escaping @Sendable () -> Date = { Date() }) {
         self.manifest = manifest
         self.layout = layout
         self.client = client
+        self.output = output ?? FolderOutput(layout: layout)
         self.options = options
         self.events = events
         self.finished = finished
@@ -61,7 +64,7 @@ public struct Executor: Sendable {
     /// Runs every action of `plan` and returns what happened. Run ``Workspace/tidy(_:_:now:)``
     /// first: it does the housekeeping that needs no API.
     public func apply(_ plan: Plan, snapshot: Workspace.Snapshot, store: any StateStore) async throws -> ApplyReport {
-        let writer = StateWriter(state: snapshot.state, lockfile: snapshot.lockfile, store: store, layout: layout)
+        let writer = StateWriter(state: snapshot.state, lockfile: snapshot.lockfile, store: store, layout: layout, output: output)
         // Files to be repaired or replaced stay in the lockfile until their download
         // starts (``PartitionRun/download(_:)`` withdraws each): a replace whose export
         // fails leaves the old file recorded, as it still is on disk.
@@ -125,13 +128,7 @@ public struct Executor: Sendable {
     func prune(_ action: Plan.Action, writer: StateWriter) async -> ApplyReport.Outcome {
         do {
             guard let relative = action.outputPath else { return .failed("nothing recorded to prune") }
-            let path = try layout.absolutePath(ofOutput: relative)
-            var info = stat()
-            if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG {
-                guard unlink(path) == 0 else { return .failed("cannot delete \(path): \(errnoText()).") }
-            }
-            // The export's folder goes too once it is empty (rmdir refuses otherwise).
-            rmdir((path as NSString).deletingLastPathComponent)
+            try await output.delete(relative)
             try await writer.forget(action.key)
             events(ApplyEvent(key: action.key, label: action.label, kind: .pruned(path: relative), time: clock()))
             return .done("pruned")

@@ -275,33 +275,36 @@ struct PartitionRun: Sendable {
         // same way. Their operations stay recorded, for the next run to download.
         if let folder = diskFull.folder { throw FullStoryAPIError.diskFull(folder: folder) }
         let relative = Layout.relativePath(for: partition, export: export)
-        let path = try executor.layout.absolutePath(ofOutput: relative)
-        try AtomicFile.makeDirectory((path as NSString).deletingLastPathComponent)
         try await writer.withdraw(paths: [relative])
-        let file = try await fetch(completed, to: path)
+        let previous = await writer.output(of: action.key)
+        let output = try await executor.output.put(relative, replacing: previous, operationId: completed.id) { target in
+            try await fetch(completed, to: target)
+        }
         let entry = Lockfile.Entry(
-            path: relative, sha256: file.sha256, bytes: file.bytes, export: export.name, segment: export.segment,
+            path: relative, sha256: output.sha256, bytes: output.bytes, export: export.name, segment: export.segment,
             type: export.type, format: export.format, start: partition.start, end: partition.end,
             fingerprint: partition.fingerprint, source: executor.manifest.api.endpoint)
-        let output = OutputRecord(path: relative, bytes: file.bytes, sha256: file.sha256,
-                                  modified: ObservedFiles.modificationTime(ofFileAt: path))
         // A replaced partition's old file (another format, say) goes once the new one is in place.
         for stale in try await writer.recordOutput(action.key, entry: entry, output: output, now: executor.clock()) {
-            if let old = try? executor.layout.absolutePath(ofOutput: stale) { unlink(old) }
+            try? await executor.output.delete(stale)
         }
-        emit(.downloaded(path: relative, bytes: file.bytes, sha256: file.sha256))
+        emit(.downloaded(path: relative, bytes: output.bytes, sha256: output.sha256))
     }
 
-    /// The file of a completed operation, at `path`; an expired link is fetched again
+    /// The file of a completed operation, into `target`; an expired link is fetched again
     /// (from a fresh look at the operation) up to ``Executor/Options/maxLinkRefreshes`` times.
-    func fetch(_ completed: ExportOperation, to path: String) async throws -> DownloadResult {
+    func fetch(_ completed: ExportOperation, to target: DownloadTarget) async throws -> DownloadResult {
         var status = completed
         for refresh in 0...executor.options.maxLinkRefreshes {
             let link = try await executor.client.downloadLink(for: status)
             emit(.downloading(bytes: 0, total: nil))
+            let progress: @Sendable (Int64, Int64?) -> Void = { bytes, total in emit(.downloading(bytes: bytes, total: total)) }
             do {
-                return try await executor.client.download(link.url, to: path, decompress: export.decompress) { bytes, total in
-                    emit(.downloading(bytes: bytes, total: total))
+                switch target {
+                case .file(let path):
+                    return try await executor.client.download(link.url, to: path, decompress: export.decompress, progress: progress)
+                case .stream(let stream):
+                    return try await executor.client.download(link.url, into: stream, decompress: export.decompress, progress: progress)
                 }
             } catch FullStoryAPIError.diskFull {
                 diskFull.record(executor.layout.outputDirectory)

@@ -36,6 +36,7 @@ actor StateWriter {
     private var uncommitted: Set<String> = []
     private let store: any StateStore
     private let layout: Layout
+    private let output: any OutputStore
     private let interval: Duration
     private var lockDirty = false
     private var lockDue = ContinuousClock.now
@@ -43,11 +44,13 @@ actor StateWriter {
     /// Why the last write of `segsync.lock` and `SHA256SUMS` failed, while it stands.
     private var derivedFilesProblem: String?
 
-    init(state: State, lockfile: Lockfile, store: any StateStore, layout: Layout, interval: Duration = .seconds(1)) {
+    init(state: State, lockfile: Lockfile, store: any StateStore, layout: Layout, output: (any OutputStore)? = nil,
+         interval: Duration = .seconds(1)) {
         self.state = state
         self.entries = [:]
         self.store = store
         self.layout = layout
+        self.output = output ?? FolderOutput(layout: layout)
         self.interval = interval
         lockDue = ContinuousClock.now + interval
         for entry in lockfile.entries {
@@ -140,7 +143,12 @@ actor StateWriter {
         } else {
             try await commit([StateChange(name, record)])
         }
-        writeLockfileIfDue()
+        await writeLockfileIfDue()
+    }
+
+    /// What state records as the partition's output now.
+    func output(of key: PartitionKey) -> OutputRecord? {
+        state[key]?.output
     }
 
     /// Records a file that is now in place. Returns the paths this partition recorded
@@ -172,27 +180,27 @@ actor StateWriter {
         setEntry(entry)
         lockDirty = true
         if stale.isEmpty {
-            writeLockfileIfDue()
+            await writeLockfileIfDue()
             return []
         }
         // The old files go only once the lockfile no longer lists them; if it cannot be
         // written, they stay (recorded nowhere in state, still in the lockfile on disk).
-        return tryWriteLockfile() ? stale.sorted() : []
+        return await tryWriteLockfile() ? stale.sorted() : []
     }
 
     /// Takes paths out of the lockfile, on disk, before their files are replaced or deleted.
     /// Throws when the lockfile cannot be written: the files must then stay as they are.
-    func withdraw(paths: [String]) throws {
+    func withdraw(paths: [String]) async throws {
         var removed = false
         for path in paths where removeEntry(path) { removed = true }
-        if removed { try writeLockfile() }
+        if removed { try await writeLockfile() }
     }
 
     /// Removes a partition's record (after a prune).
     func forget(_ key: PartitionKey) async throws {
         setRecord(key.description, nil)
         try await commit([StateChange(key.description, nil)])
-        writeLockfileIfDue()
+        await writeLockfileIfDue()
     }
 
     /// Commits what is only in memory and writes the lockfile if it changed; when the
@@ -204,25 +212,25 @@ actor StateWriter {
         try await commit(pending)
         if lockDirty || derivedFilesProblem != nil {
             do {
-                try writeLockfile()
+                try await writeLockfile()
             } catch where loss.reason == nil {
-                throw DerivedFilesError(lockfile: layout.lockfilePath, checksums: layout.checksumsPath, cause: error)
+                throw DerivedFilesError(lockfile: layout.lockfilePath, checksums: output.checksumsLocation, cause: error)
             }
         }
         let lockfile = Lockfile(entries: Array(entries.values))
-        try await LockfileMark.record(for: lockfile, state: state, layout: layout, in: store)
+        try await LockfileMark.record(for: lockfile, state: state, layout: layout, output: output, in: store)
     }
 
-    private func writeLockfileIfDue() {
-        if lockDirty, ContinuousClock.now >= lockDue { tryWriteLockfile() }
+    private func writeLockfileIfDue() async {
+        if lockDirty, ContinuousClock.now >= lockDue { await tryWriteLockfile() }
     }
 
     /// Writes the lockfile now; on failure keeps the problem for ``flush()`` and tries
     /// again at the next due time. True when written.
     @discardableResult
-    private func tryWriteLockfile() -> Bool {
+    private func tryWriteLockfile() async -> Bool {
         do {
-            try writeLockfile()
+            try await writeLockfile()
             derivedFilesProblem = nil
             return true
         } catch {
@@ -232,13 +240,27 @@ actor StateWriter {
         }
     }
 
+    /// Set while a rewrite is under way; later ones wait their turn in order.
+    private var rewriting = false
+    private var rewriteWaiters: [CheckedContinuation<Void, Never>] = []
+
     /// Rewrites the lockfile and `SHA256SUMS`. Rewrites back off as they grow: the next
     /// one waits at least ten times as long as this one took.
-    private func writeLockfile() throws {
+    ///
+    /// One at a time, each from the entries as they are when its turn comes: the actor
+    /// is free while `SHA256SUMS` is written (a bucket's takes a request), and an older
+    /// list written after a newer one would list a withdrawn file again.
+    private func writeLockfile() async throws {
+        while rewriting { await withCheckedContinuation { rewriteWaiters.append($0) } }
+        rewriting = true
+        defer {
+            rewriting = false
+            if !rewriteWaiters.isEmpty { rewriteWaiters.removeFirst().resume() }
+        }
         if let reason = loss.reason { throw SegSyncError(reason) }
         let started = ContinuousClock.now
         let lockfile = Lockfile(entries: Array(entries.values))
-        try lockfile.write(to: layout)
+        try await lockfile.write(to: layout, output: output)
         lockDirty = false
         let took = ContinuousClock.now - started
         lockDue = ContinuousClock.now + max(interval, took * 10)

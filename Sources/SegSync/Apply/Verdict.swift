@@ -34,6 +34,7 @@ enum Verdict: Sendable, Equatable {
                 break
             }
         }
+        if error is OutputUnusable { return .stopRun }
         if error is ResultsExpired { return operationId == nil ? .fail : .exportAgain }
         return operationId == nil ? .fail : .keep
     }

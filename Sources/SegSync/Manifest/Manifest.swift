@@ -100,8 +100,10 @@ public struct Manifest: Sendable, Hashable {
     public var version: Int
     public var api: APISettings
     public var state: StateSettings = .init()
-    /// The output folder, relative to the manifest's folder.
+    /// The output folder, relative to the manifest's folder, or `s3://bucket/prefix`.
     public var output: String
+    /// Where outputs go when `output` names a bucket (with the `s3:` block's settings).
+    public var bucket: BucketSettings?
     /// Delete recorded outputs of exports that are no longer declared.
     public var prune: Bool
     public var exports: [ExportSpec]
@@ -153,5 +155,55 @@ extension Manifest {
             return Diagnostic(.warning, file: file, at: export.location,
                               "export '\(export.name)' starts at \(Timestamp.format(start)), after now; it has no partitions until then")
         }
+    }
+}
+
+/// `output: s3://bucket/prefix` with the manifest's `s3:` block: which bucket, where in
+/// it, and how to reach the store. Credentials never come from the manifest.
+public struct BucketSettings: Sendable, Hashable {
+    public var bucket: String
+    /// Below which outputs live: empty, or ending in `/` (`fullstory/`).
+    public var prefix: String
+    /// Else `AWS_REGION`, `AWS_DEFAULT_REGION`, or the profile's.
+    public var region: String?
+    /// Another S3-compatible store (`https://…`); nil for AWS.
+    public var endpoint: String?
+    /// `endpoint/bucket/key` instead of `bucket.endpoint/key` (MinIO, Ceph).
+    public var pathStyle: Bool
+
+    public init(bucket: String, prefix: String, region: String? = nil, endpoint: String? = nil, pathStyle: Bool = false) {
+        self.bucket = bucket
+        self.prefix = prefix
+        self.region = region
+        self.endpoint = endpoint
+        self.pathStyle = pathStyle
+    }
+
+    /// `s3://bucket/prefix/`, as messages show it.
+    public var url: String { "s3://\(bucket)/\(prefix)" }
+
+    /// The bucket and prefix of `s3://bucket[/prefix]`, or why it is not one. The prefix
+    /// is a plain path: no empty, `.` or `..` segment.
+    public static func parse(_ text: String) -> Result<(bucket: String, prefix: String), SegSyncError> {
+        guard text.hasPrefix("s3://") else { return .failure(SegSyncError("'\(text)' is not an s3:// URL")) }
+        let rest = text.dropFirst(5)
+        let bucket = String(rest.prefix { $0 != "/" })
+        var prefix = String(rest.dropFirst(bucket.count).drop { $0 == "/" })
+        while prefix.hasSuffix("/") { prefix.removeLast() }
+        let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789.-")
+        guard (3...63).contains(bucket.count), bucket.allSatisfy(allowed.contains),
+              bucket.first.map({ $0.isLetter || $0.isNumber }) == true, bucket.last.map({ $0.isLetter || $0.isNumber }) == true,
+              !bucket.contains("..")
+        else {
+            return .failure(SegSyncError("'\(bucket)' is not a bucket name: 3 to 63 lower-case letters, digits, '.' and '-', starting and ending with a letter or digit"))
+        }
+        if !prefix.isEmpty {
+            let segments = prefix.split(separator: "/", omittingEmptySubsequences: false)
+            guard !segments.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
+                return .failure(SegSyncError("the prefix '\(prefix)' must be a plain path: no empty, '.' or '..' parts"))
+            }
+            prefix += "/"
+        }
+        return .success((bucket, prefix))
     }
 }

@@ -46,7 +46,8 @@ struct ManifestDecoder {
     let file: String
     var diagnostics: [Diagnostic] = []
 
-    static let topKeys = ["version", "api", "state", "output", "defaults", "exports", "prune"]
+    static let topKeys = ["version", "api", "state", "output", "s3", "defaults", "exports", "prune"]
+    static let s3Keys = ["region", "endpoint", "pathStyle"]
     static let stateKeys = ["backend", "urlEnv", "workspace"]
     static let apiKeys = ["endpoint", "dialect", "keyEnv", "rateLimit"]
     static let rateLimitKeys = ["perSecond", "burst"]
@@ -99,8 +100,19 @@ struct ManifestDecoder {
         }
         let api = top["api"].map { apiSettings($0.value) } ?? APISettings()
         var output = "exports"
+        var bucket: BucketSettings?
         if let node = top["output"]?.value, let text = string(node, "output") {
-            if text.isEmpty || text.split(separator: "/").contains("..") {
+            if text.lowercased().hasPrefix("s3://") {
+                switch BucketSettings.parse(text) {
+                case .success(let parsed):
+                    output = text
+                    bucket = BucketSettings(bucket: parsed.bucket, prefix: parsed.prefix)
+                case .failure(let failure):
+                    error(node.location, "output: \(failure.message)")
+                }
+            } else if text.contains("://") {
+                error(node.location, "output must be a folder or an s3:// URL, found '\(text)'")
+            } else if text.isEmpty || text.split(separator: "/").contains("..") {
                 error(node.location, "output must name a folder without '..' components, found '\(text)'")
             } else {
                 output = text
@@ -137,9 +149,17 @@ struct ManifestDecoder {
             error(root.location, "the manifest has no 'exports'; declare at least one export")
         }
         let state = top["state"].map { stateSettings($0.value) } ?? StateSettings()
+        if let node = top["s3"] {
+            if bucket != nil {
+                bucketSettings(node.value, into: &bucket!)
+            } else {
+                warning(node.key.location, "the s3 block is only read when output is an s3:// URL; this manifest's output is a folder")
+            }
+        }
         guard let version else { return nil }
         var manifest = Manifest(version: version, api: api, output: output, prune: prune, exports: exports, sha256: sha256)
         manifest.state = state
+        manifest.bucket = bucket
         return manifest
     }
 
@@ -172,6 +192,38 @@ struct ManifestDecoder {
             }
         }
         return api
+    }
+
+    /// The `s3:` block: region, endpoint, pathStyle. Keys and secrets are refused here:
+    /// they come from the standard AWS places only.
+    mutating func bucketSettings(_ node: YAMLNode, into settings: inout BucketSettings) {
+        let secrets: Set<String> = ["accessKeyId", "secretAccessKey", "sessionToken", "credentials", "profile"]
+        var clean = node
+        if case .mapping(let pairs) = node.kind {
+            for pair in pairs where secrets.contains(pair.key.scalar ?? "") {
+                error(pair.key.location, "s3 has no '\(pair.key.scalar ?? "")': credentials come from the environment (AWS_ACCESS_KEY_ID, AWS_PROFILE, a web identity), never the manifest")
+            }
+            clean = YAMLNode(kind: .mapping(pairs.filter { !secrets.contains($0.key.scalar ?? "") }), location: node.location)
+        }
+        guard let fields = entries(clean, allowed: Self.s3Keys, what: "'s3'") else { return }
+        if let node = fields["region"]?.value, let text = string(node, "region") {
+            if !text.isEmpty, text.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }) {
+                settings.region = text
+            } else {
+                error(node.location, "region must be a region name like eu-west-1, found '\(text)'")
+            }
+        }
+        if let node = fields["endpoint"]?.value, let text = string(node, "endpoint") {
+            if let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty,
+               scheme == "https" || (scheme == "http" && APIEndpoint.isLoopback(host)), url.query == nil, url.user == nil {
+                settings.endpoint = text
+            } else {
+                error(node.location, "endpoint must be an https:// URL of an S3-compatible store (http:// only on this machine, 127.0.0.1 or localhost), found '\(text)'")
+            }
+        }
+        if let node = fields["pathStyle"]?.value, let value = bool(node, "pathStyle") {
+            settings.pathStyle = value
+        }
     }
 
     mutating func stateSettings(_ node: YAMLNode) -> StateSettings {

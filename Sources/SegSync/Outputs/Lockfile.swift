@@ -131,9 +131,8 @@ public struct Lockfile: Sendable, Equatable {
     }
 
     /// Writes `SHA256SUMS`, then `segsync.lock`, for `layout`.
-    public func write(to layout: Layout) throws {
-        try AtomicFile.makeDirectory(layout.outputDirectory)
-        try AtomicFile.write(Data(Checksums.render(entries).utf8), to: layout.checksumsPath, newFileMode: 0o644)
+    public func write(to layout: Layout, output: any OutputStore) async throws {
+        try await output.writeChecksums(Checksums.render(entries))
         try write(to: layout.lockfilePath)
     }
 
@@ -162,11 +161,11 @@ public struct LockfileMark: Codable, Sendable, Equatable {
 
     /// Records a mark when `lockfile`, as now on disk, says exactly what `state` does;
     /// clears it otherwise.
-    public static func record(for lockfile: Lockfile, state: State, layout: Layout, in store: any StateStore) async throws {
+    public static func record(for lockfile: Lockfile, state: State, layout: Layout, output: any OutputStore, in store: any StateStore) async throws {
         var mark: LockfileMark?
         if lockfile == .derived(from: state),
            let lockIdentity = FileIO.identity(ofFileAt: layout.lockfilePath),
-           let sumsIdentity = FileIO.identity(ofFileAt: layout.checksumsPath) {
+           let sumsIdentity = await output.checksumsIdentity() {
             mark = LockfileMark(serial: state.serial, lockfile: lockIdentity, checksums: sumsIdentity)
         }
         let text = try mark.map { String(decoding: try StateJSON.lineEncoder.encode($0), as: UTF8.self) }
@@ -175,13 +174,12 @@ public struct LockfileMark: Codable, Sendable, Equatable {
 
     /// Whether a recorded mark says both files are as segsync wrote them from `state`,
     /// so the lockfile is ``Lockfile/derived(from:)`` it and neither file need be read.
-    public static func vouches(for state: State, layout: Layout, in store: any StateStore) async throws -> Bool {
+    public static func vouches(for state: State, layout: Layout, output: any OutputStore, in store: any StateStore) async throws -> Bool {
         guard let text = try await store.mark(name),
               let mark = try? StateJSON.decoder.decode(LockfileMark.self, from: Data(text.utf8)),
               mark.serial == state.serial,
-              mark.lockfile == FileIO.identity(ofFileAt: layout.lockfilePath),
-              mark.checksums == FileIO.identity(ofFileAt: layout.checksumsPath) else { return false }
-        return true
+              mark.lockfile == FileIO.identity(ofFileAt: layout.lockfilePath) else { return false }
+        return await mark.checksums == output.checksumsIdentity()
     }
 }
 

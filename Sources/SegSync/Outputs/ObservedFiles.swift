@@ -9,11 +9,15 @@ public struct ExpectedFile: Sendable, Equatable {
     /// The modification time recorded when it was written; when the file still has it
     /// (and its size), a quick scan trusts it without hashing.
     public var modified: Double?
+    /// The store's identity of the content when it was written (an object's ETag); while
+    /// the object still has it, a quick scan trusts it, and another one means it was replaced.
+    public var identity: String?
 
-    public init(bytes: Int64, sha256: String, modified: Double? = nil) {
+    public init(bytes: Int64, sha256: String, modified: Double? = nil, identity: String? = nil) {
         self.bytes = bytes
         self.sha256 = sha256
         self.modified = modified
+        self.identity = identity
     }
 }
 
@@ -25,9 +29,12 @@ public struct ObservedFiles: Sendable, Equatable {
         case notARegularFile
         case sizeMismatch(expected: Int64, found: Int64)
         case checksumMismatch
+        /// The store holds another object under the key (its identity changed).
+        case replaced
 
         public var description: String {
             switch self {
+            case .replaced: return "replaced (the object is not the one segsync wrote)"
             case .missing: return "file missing"
             case .notARegularFile: return "not a regular file"
             case .sizeMismatch(let expected, let found): return "size changed (\(expected) → \(found) bytes)"
@@ -62,10 +69,14 @@ public struct ObservedFiles: Sendable, Equatable {
         scan(directory: directory, listing: list(directory, capacity: expected.count), expected: expected, depth: depth)
     }
 
-    /// What is in a folder: every file below it with what a scan needs of its `lstat`.
-    /// Listing needs no state, so it can run while state loads.
+    /// What is in a folder (every file below it with what a scan needs of its `lstat`),
+    /// or under a bucket prefix.
     public struct Listing: Sendable {
         var entries: [String: Entry] = [:]
+
+        public init(entries: [String: Entry] = [:]) {
+            self.entries = entries
+        }
     }
 
     /// Lists `directory` (``walk(_:_:into:)``).
@@ -78,12 +89,38 @@ public struct ObservedFiles: Sendable, Equatable {
 
     /// Checks a listing of `directory` against `expected`.
     public static func scan(directory: String, listing: Listing, expected: [String: ExpectedFile], depth: Depth) -> ObservedFiles {
+        compare(listing, expected: expected, depth: depth,
+                // Not found by the walk (below a symbolic link, say): asked for by name.
+                lookup: { Entry(lstatOf: directory + "/" + $0) },
+                digest: { try? FileDigest.sha256(ofFileAt: directory + "/" + $0).sha256 })
+    }
+
+    /// What a scan makes of an expected output found with the size it should have.
+    public enum Verdict: Sendable, Equatable {
+        case intact
+        case replaced
+        /// Only its bytes can tell.
+        case readBytes
+    }
+
+    /// At `.quick` depth an output whose modification time (a file) or identity (an
+    /// object) is as recorded is intact, and an object with another identity was replaced;
+    /// anything else, and everything at `.full` depth, is read and hashed.
+    public static func verdict(_ file: ExpectedFile, _ entry: Entry, depth: Depth) -> Verdict {
+        guard depth == .quick else { return .readBytes }
+        if let recorded = file.identity, let found = entry.identity { return recorded == found ? .intact : .replaced }
+        if let recorded = file.modified, recorded == entry.modified { return .intact }
+        return .readBytes
+    }
+
+    /// Checks `listing` against `expected`: `lookup` finds an entry the listing missed,
+    /// `digest` hashes an output's bytes (nil when unreadable).
+    public static func compare(_ listing: Listing, expected: [String: ExpectedFile], depth: Depth,
+                               lookup: (String) -> Entry?, digest: (String) -> String?) -> ObservedFiles {
         var observed = ObservedFiles()
         let found = listing.entries
         for (path, file) in expected {
-            let absolute = directory + "/" + path
-            // Not found by the walk (below a symbolic link, say): asked for by name.
-            guard let entry = found[path] ?? Entry(lstatOf: absolute) else {
+            guard let entry = found[path] ?? lookup(path) else {
                 observed.problems[path] = .missing
                 continue
             }
@@ -95,9 +132,10 @@ public struct ObservedFiles: Sendable, Equatable {
                 observed.problems[path] = .sizeMismatch(expected: file.bytes, found: entry.bytes)
                 continue
             }
-            if depth == .quick, let recorded = file.modified, recorded == entry.modified { continue }
-            if (try? FileDigest.sha256(ofFileAt: absolute).sha256) != file.sha256 {
-                observed.problems[path] = .checksumMismatch
+            switch verdict(file, entry, depth: depth) {
+            case .intact: continue
+            case .replaced: observed.problems[path] = .replaced
+            case .readBytes: if digest(path) != file.sha256 { observed.problems[path] = .checksumMismatch }
             }
         }
         for path in found.keys {
@@ -113,11 +151,20 @@ public struct ObservedFiles: Sendable, Equatable {
         return observed
     }
 
-    /// What a scan needs of a file's `lstat`.
-    struct Entry: Sendable {
-        var isRegularFile: Bool
-        var bytes: Int64
-        var modified: Double
+    /// What a scan needs of a file's `lstat`, or of an object in a listing.
+    public struct Entry: Sendable {
+        public var isRegularFile: Bool
+        public var bytes: Int64
+        public var modified: Double?
+        /// An object's ETag; nil for a file.
+        public var identity: String?
+
+        /// An object as a bucket listing shows it.
+        public init(objectBytes bytes: Int64, identity: String) {
+            isRegularFile = true
+            self.bytes = bytes
+            self.identity = identity
+        }
 
         init(_ info: stat) {
             isRegularFile = (info.st_mode & S_IFMT) == S_IFREG

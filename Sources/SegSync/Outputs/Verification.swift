@@ -15,7 +15,8 @@ public struct Verification: Sendable, Equatable {
     /// Hashes every file `segsync.lock` lists and compares; also lists files the lockfile
     /// does not know and any disagreement of `SHA256SUMS` with it. Throws when there is no
     /// lockfile.
-    public static func run(layout: Layout) throws -> Verification {
+    public static func run(layout: Layout, output: (any OutputStore)? = nil) async throws -> Verification {
+        let output = output ?? FolderOutput(layout: layout)
         guard FileManager.default.fileExists(atPath: layout.lockfilePath) else {
             throw SegSyncError("there is no \(Lockfile.fileName) at \(layout.lockfilePath), so there is nothing to verify against; run segsync apply first.")
         }
@@ -25,13 +26,13 @@ public struct Verification: Sendable, Equatable {
             _ = try layout.absolutePath(ofOutput: entry.path)
             expected[entry.path] = ExpectedFile(bytes: entry.bytes, sha256: entry.sha256)
         }
-        let observed = ObservedFiles.scan(directory: layout.outputDirectory, expected: expected, depth: .full)
+        let observed = try await output.observe(expected: expected, depth: .full)
         var result = Verification(checked: expected.count, missing: [], changed: [:], unknown: observed.unknownFiles + observed.partialFiles, checksumsFileProblems: [])
         for (path, problem) in observed.problems {
             if problem == .missing { result.missing.append(path) } else { result.changed[path] = problem.description }
         }
         result.missing.sort()
-        if let text = try? String(contentsOfFile: layout.checksumsPath, encoding: .utf8) {
+        if let text = try await output.readChecksums() {
             let sums = try Checksums.parse(text)
             for entry in lockfile.entries where sums[entry.path] != entry.sha256 {
                 result.checksumsFileProblems.append(sums[entry.path] == nil ? "\(entry.path) is not listed" : "\(entry.path) has another checksum")
@@ -49,20 +50,19 @@ public struct Verification: Sendable, Equatable {
     /// `segsync verify --sha256sums`: what `cd <output> && sha256sum -c SHA256SUMS` checks
     /// (every listed file against its listed checksum, nothing else), from wherever the
     /// user stands.
-    public static func sha256sums(layout: Layout) throws -> Verification {
-        guard let text = try? String(contentsOfFile: layout.checksumsPath, encoding: .utf8) else {
-            throw SegSyncError("there is no \(Checksums.fileName) at \(layout.checksumsPath), so there is nothing to check; run segsync apply first.")
+    public static func sha256sums(layout: Layout, output: (any OutputStore)? = nil) async throws -> Verification {
+        let output = output ?? FolderOutput(layout: layout)
+        guard let text = try await output.readChecksums() else {
+            throw SegSyncError("there is no \(Checksums.fileName) at \(output.checksumsLocation), so there is nothing to check; run segsync apply first.")
         }
         let sums = try Checksums.parse(text)
         var result = Verification(checked: sums.count, missing: [], changed: [:], unknown: [], checksumsFileProblems: [])
         for (path, expected) in sums.sorted(by: { $0.key < $1.key }) {
             do {
-                let absolute = try layout.absolutePath(ofOutput: path)
-                guard FileManager.default.fileExists(atPath: absolute) else {
+                guard let actual = try await output.digest(path) else {
                     result.missing.append(path)
                     continue
                 }
-                let actual = try FileDigest.sha256(ofFileAt: absolute).sha256
                 if actual != expected { result.changed[path] = "sha256 \(actual.prefix(12))…, listed \(expected.prefix(12))…" }
             } catch {
                 result.changed[path] = "\(error)"

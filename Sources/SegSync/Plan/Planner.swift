@@ -39,7 +39,7 @@ public enum Planner {
         }
         for record in state.partitions.values where record.phase == .downloaded {
             if let output = record.output {
-                expected[output.path] = ExpectedFile(bytes: output.bytes, sha256: output.sha256, modified: output.modified)
+                expected[output.path] = ExpectedFile(bytes: output.bytes, sha256: output.sha256, modified: output.modified, identity: output.identity)
             }
         }
         return expected

@@ -103,12 +103,16 @@ public struct OutputRecord: Codable, Sendable, Equatable {
     /// Modification time when written (seconds since 1970), so a plan can skip hashing
     /// files nobody touched. Not in the lockfile: it differs between machines.
     public var modified: Double?
+    /// The object store's identity of the object (its ETag) when the output is in a
+    /// bucket: a replaced object is seen by its identity, without reading it.
+    public var identity: String?
 
-    public init(path: String, bytes: Int64, sha256: String, modified: Double? = nil) {
+    public init(path: String, bytes: Int64, sha256: String, modified: Double? = nil, identity: String? = nil) {
         self.path = path
         self.bytes = bytes
         self.sha256 = sha256
         self.modified = modified
+        self.identity = identity
     }
 }
 

@@ -103,5 +103,5 @@ for export in manifest.exports {
 let store = try await StateBackend.open(manifest, layout: layout, environment: environment)
 try await store.replace(with: state)
 await store.close()
-try Lockfile(entries: entries).write(to: layout)
+try await Lockfile(entries: entries).write(to: layout, output: FolderOutput(layout: layout))
 print("wrote \(entries.count) partitions of \(manifest.exports.count) exports to \(root)")

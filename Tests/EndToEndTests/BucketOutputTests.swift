@@ -1,0 +1,204 @@
+import Crypto
+import Foundation
+import NIOCore
+import ObjectStore
+import SegSync
+import Testing
+import TestSupport
+
+extension EndToEnd {
+    /// `output: s3://bucket/prefix` end to end: the emulator's exports streamed into a real
+    /// S3 server (moto, checking every signature), no output folder on this machine.
+    @Suite(.serialized, .timeLimit(.minutes(10))) struct BucketOutputTests {
+        /// A folder whose manifest writes to a new bucket of `moto`, under `fullstory/`.
+        struct Setup {
+            let folder: TemporaryFolder
+            let emulator: EmulatorProcess
+            let moto: MotoServer
+            let client: S3Client
+            let bucket: String
+            var environment: [String: String]
+
+            init?(_ test: String, prune: Bool = false, emulatorArguments: [String] = ["--operation-seconds", "0.2"]) async throws {
+                guard let moto = try await MotoServer.shared(test) else { return nil }
+                self.moto = moto
+                client = try moto.client()
+                bucket = try await moto.bucket(client)
+                folder = try TemporaryFolder()
+                try folder.write("segsync.yaml", Self.manifest(bucket: bucket, endpoint: moto.endpoint, prune: prune))
+                emulator = try EmulatorProcess(folder: folder, emulatorArguments)
+                environment = emulator.environment.merging([
+                    "AWS_ACCESS_KEY_ID": moto.admin.accessKeyId, "AWS_SECRET_ACCESS_KEY": moto.admin.secretAccessKey,
+                ]) { _, new in new }
+            }
+
+            static func manifest(bucket: String, endpoint: String, prune: Bool = false, exports: String = ApplyTests.exports) -> String {
+                """
+                version: 1
+                output: s3://\(bucket)/fullstory
+                s3: { region: us-east-1, endpoint: "\(endpoint)", pathStyle: true }
+                prune: \(prune)
+                \(exports)
+                """
+            }
+
+            func apply(_ extra: [String] = [], now: String = "2026-11-27T00:00:00Z", environment: [String: String]? = nil) async throws -> CLI.Result {
+                try await CLI.run(["apply", "--now", now, "--poll-interval", "0.1"] + extra, in: folder.path, environment: environment ?? self.environment)
+            }
+
+            /// Every object below the prefix, by key relative to it.
+            func objects() async throws -> [String: ObjectInfo] {
+                var found: [String: ObjectInfo] = [:]
+                for try await page in client.listObjects(bucket: bucket, prefix: "fullstory/") {
+                    for object in page.objects { found[String(object.key.dropFirst("fullstory/".count))] = object }
+                }
+                return found
+            }
+
+            func read(_ relative: String) async throws -> [UInt8] {
+                var bytes: [UInt8] = []
+                try await client.getObject(bucket: bucket, key: "fullstory/" + relative) { bytes.append(contentsOf: $0.readableBytesView) }
+                return bytes
+            }
+
+            /// What `aws s3 cp --recursive s3://…/ . && sha256sum -c SHA256SUMS` checks: every
+            /// listed object's bytes against its line. Returns the paths checked.
+            func checkSums() async throws -> [String] {
+                let sums = try Checksums.parse(String(decoding: try await read(Checksums.fileName), as: UTF8.self))
+                for (path, sha256) in sums {
+                    let digest = SHA256.hash(data: try await read(path)).map { String(format: "%02x", $0) }.joined()
+                    #expect(digest == sha256, "\(path): the object's bytes do not match SHA256SUMS")
+                }
+                return sums.keys.sorted()
+            }
+        }
+
+        @Test("a bucket output converges: 7 objects and SHA256SUMS in the bucket, nothing on disk, verify agrees; the next run sends nothing")
+        func converges() async throws {
+            guard let setup = try await Setup("converges") else { return }
+            let first = try await setup.apply()
+            #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+            #expect(first.stdout.contains("Apply: 7 done, 0 failed."), "\(first.stdout)")
+            #expect(setup.emulator.creates == 7)
+            let objects = try await setup.objects()
+            #expect(objects.count == 8, "\(objects.keys.sorted())")
+            #expect(try await setup.checkSums().count == 7)
+            #expect(!setup.folder.exists("exports"), "no output folder when the output is a bucket")
+            let lock = try Lockfile.load(path: setup.folder.path + "/segsync.lock")
+            #expect(lock.entries.count == 7)
+            #expect(Set(lock.entries.map(\.path)) == Set(objects.keys).subtracting([Checksums.fileName]))
+            // The decompressed export is stored as written: its bytes are JSON, not gzip.
+            let json = try #require(lock.entries.first { $0.export == "everyone-daily" })
+            #expect(try await setup.read(json.path).first == UInt8(ascii: "["))
+            #expect(objects[json.path]?.size == json.bytes)
+
+            for arguments in [["verify"], ["verify", "--sha256sums"]] {
+                let verify = try await CLI.run(arguments, in: setup.folder.path, environment: setup.environment)
+                #expect(verify.status == 0, "\(arguments): \(verify.stdout)\(verify.stderr)")
+                #expect(verify.stdout.contains("s3://\(setup.bucket)/fullstory/"), "\(verify.stdout)")
+            }
+
+            let second = try await setup.apply()
+            #expect(second.status == 0, "\(second.stdout)\(second.stderr)")
+            #expect(second.stdout == "No changes: 7 partitions up to date.\n")
+            #expect(setup.emulator.creates == 7)
+            #expect(setup.emulator.count("download") == 7, "no second download")
+            let again = try await setup.objects()
+            #expect(again.mapValues(\.etag) == objects.mapValues(\.etag), "no object was written again")
+        }
+
+        @Test("plan sees a deleted and a replaced object by the listing alone; apply writes the deleted one back and leaves the replaced one as someone wrote it")
+        func deletedAndReplaced() async throws {
+            guard let setup = try await Setup("deletedAndReplaced") else { return }
+            let first = try await setup.apply()
+            #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+            let paths = try await setup.objects().keys.filter { $0 != Checksums.fileName }.sorted()
+            let (deleted, replaced) = (paths[0], paths[1])
+            try await setup.client.deleteObject(bucket: setup.bucket, key: "fullstory/" + deleted)
+            try await setup.client.putObject(bucket: setup.bucket, key: "fullstory/" + replaced, body: ByteBuffer(string: "someone else's\n"))
+            // Same size as recorded, other bytes: only the identity can tell.
+            let plan = try await CLI.run(["plan", "--now", "2026-11-27T00:00:00Z", "--json"], in: setup.folder.path, environment: setup.environment)
+            #expect(plan.status == 0, "\(plan.stdout)\(plan.stderr)")
+            #expect(plan.stdout.contains(deleted) && plan.stdout.contains(replaced), "\(plan.stdout)")
+
+            let repair = try await setup.apply()
+            #expect(repair.status == 1, "the replaced object is refused: \(repair.stdout)\(repair.stderr)")
+            #expect((repair.stdout + repair.stderr).contains("holds an object segsync did not write"), "\(repair.stdout)\(repair.stderr)")
+            #expect(String(decoding: try await setup.read(replaced), as: UTF8.self) == "someone else's\n", "never overwritten")
+            let objects = try await setup.objects()
+            #expect(objects[deleted] != nil, "the deleted object is written back")
+            #expect(setup.emulator.creates == 7, "written back from the recorded export, not a new one")
+            #expect(try await setup.checkSums().contains(deleted))
+        }
+
+        @Test("an object segsync did not write, in the way of a new partition, is left alone and named; the other partitions land")
+        func objectInTheWay() async throws {
+            guard let setup = try await Setup("objectInTheWay") else { return }
+            let key = "fullstory/checkout-events/2026-11-26T12-00Z.csv.gz"
+            try await setup.client.putObject(bucket: setup.bucket, key: key, body: ByteBuffer(string: "mine\n"))
+            let result = try await setup.apply()
+            #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
+            #expect(result.stdout.contains("6 done, 1 failed"), "\(result.stdout)")
+            #expect((result.stdout + result.stderr).contains("s3://\(setup.bucket)/\(key) holds an object segsync did not write"), "\(result.stdout)\(result.stderr)")
+            #expect(String(decoding: try await setup.read("checkout-events/2026-11-26T12-00Z.csv.gz"), as: UTF8.self) == "mine\n")
+        }
+
+        @Test("refused credentials and a missing bucket stop apply before any export, in one sentence without the secret")
+        func unusableStore() async throws {
+            guard let setup = try await Setup("unusableStore") else { return }
+            var wrong = setup.environment
+            wrong["AWS_SECRET_ACCESS_KEY"] = "not-the-secret-at-all"
+            let refused = try await setup.apply(environment: wrong)
+            #expect(refused.status == 1, "\(refused.stdout)\(refused.stderr)")
+            #expect(refused.stderr.contains("SignatureDoesNotMatch"), "\(refused.stderr)")
+            #expect(!refused.stderr.contains("not-the-secret-at-all"))
+            #expect(setup.emulator.creates == 0, "nothing is exported for an output that cannot be written")
+
+            try setup.folder.write("segsync.yaml", Setup.manifest(bucket: "segsync-no-such-bucket", endpoint: setup.moto.endpoint))
+            let missing = try await setup.apply()
+            #expect(missing.status == 1)
+            #expect(missing.stderr.contains("The bucket 'segsync-no-such-bucket' does not exist"), "\(missing.stderr)")
+
+            var none = setup.environment
+            none["AWS_ACCESS_KEY_ID"] = nil
+            none["AWS_SECRET_ACCESS_KEY"] = nil
+            none["AWS_SHARED_CREDENTIALS_FILE"] = setup.folder.path + "/no-credentials"
+            none["AWS_CONFIG_FILE"] = setup.folder.path + "/no-config"
+            let noCredentials = try await setup.apply(environment: none)
+            #expect(noCredentials.status == 1)
+            #expect(noCredentials.stderr.contains("No AWS credentials found"), "\(noCredentials.stderr)")
+            #expect(setup.emulator.creates == 0)
+        }
+
+        @Test("prune deletes the objects of an export no longer declared, and only those")
+        func prune() async throws {
+            guard let setup = try await Setup("prune", prune: true) else { return }
+            #expect(try await setup.apply().status == 0)
+            try setup.folder.write("segsync.yaml", Setup.manifest(bucket: setup.bucket, endpoint: setup.moto.endpoint, prune: true, exports: """
+                exports:
+                  - name: everyone-daily
+                    segment: everyone
+                    type: individuals
+                    decompress: true
+                    window: { every: 1d, last: 3d, settle: 24h }
+                """))
+            let pruned = try await setup.apply()
+            #expect(pruned.status == 0, "\(pruned.stdout)\(pruned.stderr)")
+            let objects = try await setup.objects()
+            #expect(objects.keys.filter { $0.hasPrefix("checkout-events/") }.isEmpty, "\(objects.keys.sorted())")
+            #expect(objects.keys.filter { $0.hasPrefix("everyone-daily/") }.count == 3)
+            #expect(try await setup.checkSums().count == 3)
+        }
+
+        @Test("a multipart upload a killed run left below an export's folder is aborted by the next run; others are not touched")
+        func leftoverUploads() async throws {
+            guard let setup = try await Setup("leftoverUploads") else { return }
+            let ours = try await setup.client.createMultipartUpload(bucket: setup.bucket, key: "fullstory/checkout-events/2026-11-26T12-00Z.csv.gz")
+            let theirs = try await setup.client.createMultipartUpload(bucket: setup.bucket, key: "fullstory/elsewhere/data.bin")
+            #expect(try await setup.apply().status == 0)
+            let left = try await setup.client.listMultipartUploads(bucket: setup.bucket, prefix: "fullstory/").map(\.uploadId)
+            #expect(!left.contains(ours))
+            #expect(left == [theirs])
+        }
+    }
+}
