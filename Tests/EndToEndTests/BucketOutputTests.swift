@@ -190,6 +190,76 @@ extension EndToEnd {
             #expect(try await setup.checkSums().count == 3)
         }
 
+        @Test("killed (SIGKILL) at seeded instants while exports stream into the bucket, apply converges: every object as SHA256SUMS says, no upload left, no export twice but for an id lost in the answer-to-commit window")
+        func killedWhileUploading() async throws {
+            var random = SplitMix(seed: CrashTests.seed ^ 0xB0C4E7)
+            var duplicates = 0
+            for round in 0..<CrashTests.rounds {
+                let instant = Int(random.next() % 2_000)
+                guard let setup = try await Setup("killedWhileUploading", emulatorArguments: CrashTests.faults) else { return }
+                let victim = try CLI.start(["apply", "--now", ApplyTests.now, "--poll-interval", "0.1"], in: setup.folder.path, environment: setup.environment)
+                let drain = CLI.Drain(victim.stdout.fileHandleForReading), drainErrors = CLI.Drain(victim.stderr.fileHandleForReading)
+                try await Task.sleep(for: .milliseconds(instant))
+                kill(victim.process.processIdentifier, SIGKILL)
+                _ = await victim.exit()
+                _ = (await drain.end(), await drainErrors.end())
+                #expect(await waitUntil { setup.emulator.createsSettled })
+                let state = try? await CLI.state(setup.folder.path, environment: setup.environment)
+                let kept = Set(state?.partitions.values.compactMap(\.operationId) ?? [])
+                let made = setup.emulator.createdOperations
+                let lost = made.all.subtracting(kept).subtracting(setup.emulator.polledOperations.intersection(made.failing))
+
+                var runs = 0
+                var last = CLI.Result(status: -1, stdout: "", stderr: "")
+                while runs < 8, last.status != 0 {
+                    runs += 1
+                    last = try await setup.apply(["--retry-failed"], now: ApplyTests.now)
+                }
+                #expect(last.status == 0, "round \(round) (SIGKILL at \(instant) ms) did not converge: \(last.stdout)\(last.stderr)")
+                let objects = try await setup.objects()
+                #expect(try await setup.checkSums().count == 7, "round \(round)")
+                #expect(objects.count == 8, "round \(round): \(objects.keys.sorted())")
+                #expect(try await setup.client.listMultipartUploads(bucket: setup.bucket, prefix: "fullstory/").isEmpty, "round \(round): an upload was left")
+                let verify = try await CLI.run(["verify"], in: setup.folder.path, environment: setup.environment)
+                #expect(verify.status == 0, "round \(round): \(verify.stdout)")
+                let failed = setup.emulator.createdOperations.failing.subtracting(lost).count
+                let extra = setup.emulator.creates - 7 - failed
+                print("bucket crash round \(round): SIGKILL at \(instant) ms, \(setup.emulator.creates) creates, \(failed) FAILED, \(lost.count) ids lost, \(extra) duplicates, converged after \(runs) run(s)")
+                #expect(extra == lost.count, "round \(round): only an id lost between a create's answer and its commit may cost an export")
+                duplicates += extra
+            }
+            print("bucket crash suite: \(CrashTests.rounds) rounds, \(duplicates) duplicate export(s)")
+        }
+
+        @Test("the ephemeral-runner loop: three runs, each in a fresh folder holding only segsync.yaml and segsync.lock, state in PostgreSQL; the second and third export, download and upload nothing")
+        func ephemeralRunners() async throws {
+            guard let database = TestDatabase.urlOrSkip("ephemeral-runner loop") else { return }
+            guard var setup = try await Setup("ephemeralRunners") else { return }
+            let workspace = TestDatabase.uniqueWorkspace("loop")
+            let manifest = Setup.manifest(bucket: setup.bucket, endpoint: setup.moto.endpoint)
+                .replacingOccurrences(of: "version: 1\n", with: "version: 1\nstate: { backend: postgres, workspace: \(workspace) }\n")
+            setup.environment["SEGSYNC_DATABASE_URL"] = database
+            var lockfile: String?
+            var etags: [String: String]?
+            for run in 1...3 {
+                let clone = try TemporaryFolder()
+                try clone.write("segsync.yaml", manifest)
+                if let lockfile { try clone.write("segsync.lock", lockfile) }
+                let result = try await CLI.run(["apply", "--now", "2026-11-27T00:00:00Z", "--poll-interval", "0.1"], in: clone.path,
+                                               environment: setup.environment)
+                #expect(result.status == 0, "run \(run): \(result.stdout)\(result.stderr)")
+                #expect(setup.emulator.creates == 7, "run \(run)")
+                #expect(setup.emulator.count("download") == 7, "run \(run): only the first run downloads")
+                if run > 1 { #expect(result.stdout == "No changes: 7 partitions up to date.\n", "run \(run): \(result.stdout)") }
+                let now = try await setup.objects().mapValues(\.etag)
+                if let etags { #expect(now == etags, "run \(run): nothing uploaded") }
+                etags = now
+                #expect(!clone.exists(".segsync"), "state lives in PostgreSQL")
+                lockfile = clone.read("segsync.lock")
+                #expect(lockfile != nil)
+            }
+        }
+
         @Test("a multipart upload a killed run left below an export's folder is aborted by the next run; others are not touched")
         func leftoverUploads() async throws {
             guard let setup = try await Setup("leftoverUploads") else { return }
