@@ -1,4 +1,5 @@
 import Foundation
+import SegSyncVocabulary
 import FullStoryContract
 
 /// The one retry policy every API call and download goes through.
@@ -111,10 +112,7 @@ public struct RetryPolicy: Sendable {
 
     /// Full-jitter exponential backoff for the wait after attempt `attempt` (1-based).
     public func backoff(attempt: Int) -> Duration {
-        let exponent = min(max(attempt - 1, 0), 30)
-        let ceiling = min(maxDelay, baseDelay * (1 << exponent))
-        let factor = min(max(random(), 0), 1)
-        return ceiling * factor
+        Backoff.fullJitter(attempt: attempt, baseDelay: baseDelay, maxDelay: maxDelay, random: random())
     }
 
     /// The longest wait a `Retry-After` can ask for; longer values (or dates further off)

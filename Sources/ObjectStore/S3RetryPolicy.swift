@@ -1,11 +1,12 @@
 import Foundation
+import SegSyncVocabulary
 
 /// When a request to the object store is tried again, and how long to wait first.
 ///
 /// Retried: 500, 502, 503, 504 (and `SlowDown`, `InternalError`, `RequestTimeout`,
 /// `ConditionalRequestConflict` whatever their status), and connections that failed or
-/// broke. The n-th wait is uniform in `[0, min(maxDelay, baseDelay · 2^(n-1)))` (full
-/// jitter), so many runners throttled together do not retry in lock step.
+/// broke, after waits of the one ``Backoff`` the API's retries use too (full jitter, so
+/// many runners throttled together do not retry in lock step).
 ///
 /// A conditional write retried after a lost answer may be refused (412) because of its
 /// own first attempt; the caller compares the object's checksum to tell.
@@ -41,7 +42,6 @@ public struct S3RetryPolicy: Sendable {
 
     /// The wait after attempt `attempt` (1-based).
     public func backoff(attempt: Int) -> Duration {
-        let ceiling = min(maxDelay, baseDelay * (1 << min(max(attempt - 1, 0), 30)))
-        return ceiling * min(max(random(), 0), 1)
+        Backoff.fullJitter(attempt: attempt, baseDelay: baseDelay, maxDelay: maxDelay, random: random())
     }
 }
