@@ -189,6 +189,7 @@ struct ApplyCommand: ContextCommand {
                 // error, not the same error for every partition.
                 if !plan.work.isEmpty {
                     _ = try await connection.client.listSegmentsPage(limit: 1)
+                    for warning in try await workspace.output.preflight() { context.report(Diagnostic(.warning, warning)) }
                 }
                 printPlan(plan, context)
                 console.begin(total: plan.work.count)

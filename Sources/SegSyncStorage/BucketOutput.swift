@@ -13,7 +13,7 @@ import SegSync
 /// - A new key is written with `If-None-Match: *`, a replacement with `If-Match` on the
 ///   ETag segsync recorded, so an object someone else wrote is reported, never overwritten.
 ///   Every object carries `x-amz-meta-segsync-operation`: an object a killed run completed
-///   but never recorded is recognised as its own by the next run and replaced.
+///   but never recorded (or whose record was lost) is recognised as segsync's and replaced.
 /// - An object appears only when its upload completes; an upload that fails or is
 ///   interrupted is aborted, and one a SIGKILL left is aborted by the next run.
 public struct BucketOutput: OutputStore {
@@ -132,12 +132,41 @@ public struct BucketOutput: OutputStore {
         if let replacing, replacing.path == relative, let identity = replacing.identity, identity == found.etag {
             return .ifMatch(etag: found.etag)
         }
-        if found.metadata[Self.operationMetadata] == operationId {
-            // This very export's bytes, uploaded by a run killed before it recorded them.
+        if found.metadata[Self.operationMetadata] != nil {
+            // segsync wrote it, at this partition's key: this very export's bytes uploaded
+            // by a run killed before it recorded them, or an earlier export of the
+            // partition whose record was lost (state and lockfile gone). A file in the
+            // output folder would be replaced the same way.
             return .ifMatch(etag: found.etag)
         }
         throw SegSyncError("s3://\(settings.bucket)/\(key) holds an object segsync did not write; it was left as it is. "
             + "Move it away (or delete it) and run apply again to write this partition there.")
+    }
+
+    /// Writes a probe object twice with `If-None-Match: *` (then deletes it): a store that
+    /// takes the second write ignores conditional writes, and is named in a warning. The
+    /// look before each write (``condition(for:key:replacing:operationId:)``) still keeps
+    /// segsync off objects it did not write; only a race with another writer is unguarded.
+    public func preflight() async throws -> [String] {
+        let probe = settings.prefix + ".segsync-probe-" + UUID().uuidString.lowercased()
+        let body = ByteBuffer(string: "segsync checks that this store refuses a conditional write; it deletes this at once.\n")
+        try await unusable { _ = try await client.putObject(bucket: settings.bucket, key: probe, body: body, condition: .ifAbsent) }
+        var ignored = false
+        do {
+            _ = try await unusable { try await client.putObject(bucket: settings.bucket, key: probe, body: body, condition: .ifAbsent) }
+            ignored = true
+        } catch ObjectStoreError.preconditionFailed {
+            // As it should: the key was taken.
+        } catch {
+            try? await client.deleteObject(bucket: settings.bucket, key: probe)
+            throw error
+        }
+        try? await client.deleteObject(bucket: settings.bucket, key: probe)
+        guard ignored else { return [] }
+        return ["\(settings.url): the store ignores conditional writes (a second write with If-None-Match: * was accepted), "
+            + "so an object someone else writes while segsync uploads the same key can be overwritten. segsync still looks "
+            + "before each write and never replaces an object it did not write; use a store that supports conditional writes "
+            + "(AWS S3, MinIO, Cloudflare R2) to close that race."]
     }
 
     public func delete(_ relative: String) async throws {

@@ -19,13 +19,16 @@ extension EndToEnd {
             let bucket: String
             var environment: [String: String]
 
-            init?(_ test: String, prune: Bool = false, emulatorArguments: [String] = ["--operation-seconds", "0.2"]) async throws {
-                guard let moto = try await MotoServer.shared(test) else { return nil }
+            /// `endpoint` stands between segsync and moto (a proxy), when given; it needs the
+            /// moto that checks no signatures.
+            init?(_ test: String, prune: Bool = false, emulatorArguments: [String] = ["--operation-seconds", "0.2"],
+                  checkingSignatures: Bool = true, endpoint: ((MotoServer) throws -> String)? = nil) async throws {
+                guard let moto = try await MotoServer.shared(test, checkingSignatures: checkingSignatures) else { return nil }
                 self.moto = moto
                 client = try moto.client()
                 bucket = try await moto.bucket(client)
                 folder = try TemporaryFolder()
-                try folder.write("segsync.yaml", Self.manifest(bucket: bucket, endpoint: moto.endpoint, prune: prune))
+                try folder.write("segsync.yaml", Self.manifest(bucket: bucket, endpoint: try endpoint?(moto) ?? moto.endpoint, prune: prune))
                 emulator = try EmulatorProcess(folder: folder, emulatorArguments)
                 environment = emulator.environment.merging([
                     "AWS_ACCESS_KEY_ID": moto.admin.accessKeyId, "AWS_SECRET_ACCESS_KEY": moto.admin.secretAccessKey,
@@ -141,6 +144,52 @@ extension EndToEnd {
             #expect(result.stdout.contains("6 done, 1 failed"), "\(result.stdout)")
             #expect((result.stdout + result.stderr).contains("s3://\(setup.bucket)/\(key) holds an object segsync did not write"), "\(result.stdout)\(result.stderr)")
             #expect(String(decoding: try await setup.read("checkout-events/2026-11-26T12-00Z.csv.gz"), as: UTF8.self) == "mine\n")
+        }
+
+        @Test("state and lockfile lost: the objects segsync wrote are its own (their metadata says so), replaced by the new exports, never refused")
+        func lostState() async throws {
+            guard let setup = try await Setup("lostState") else { return }
+            #expect(try await setup.apply().status == 0)
+            try FileManager.default.removeItem(atPath: setup.folder.path + "/.segsync")
+            try FileManager.default.removeItem(atPath: setup.folder.path + "/segsync.lock")
+            let again = try await setup.apply()
+            #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
+            #expect(setup.emulator.creates == 14, "nothing recorded: every partition is exported again")
+            #expect(try await setup.checkSums().count == 7)
+        }
+
+        @Test("a store that ignores conditional writes is named in a warning; segsync still leaves an object it did not write alone")
+        func ignoredConditions() async throws {
+            let proxy = Process()
+            let port = try freePort()
+            var proxyOutput: Pipe?
+            guard let setup = try await Setup("ignoredConditions", checkingSignatures: false, endpoint: { moto in
+                let output = Pipe()
+                proxyOutput = output
+                proxy.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                proxy.arguments = ["python3", URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("strip_conditions.py").path,
+                                   String(port), moto.endpoint]
+                proxy.standardOutput = output
+                try proxy.run()
+                return "http://127.0.0.1:\(port)"
+            }) else { return }
+            defer { proxy.terminate() }
+            #expect(await waitUntilListening(port: port, while: proxy), "the proxy did not start: \(String(describing: proxyOutput))")
+            let key = "fullstory/checkout-events/2026-11-26T12-00Z.csv.gz"
+            try await setup.client.putObject(bucket: setup.bucket, key: key, body: ByteBuffer(string: "mine\n"))
+            let result = try await setup.apply()
+            #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
+            #expect(result.stderr.contains("the store ignores conditional writes"), "\(result.stderr)")
+            #expect(result.stdout.contains("6 done, 1 failed"), "\(result.stdout)")
+            #expect(String(decoding: try await setup.read("checkout-events/2026-11-26T12-00Z.csv.gz"), as: UTF8.self) == "mine\n")
+            #expect(try await setup.objects().keys.filter { $0.contains(".segsync-probe") }.isEmpty, "the probe is deleted")
+
+            // moto itself honours them: no warning.
+            try setup.folder.write("segsync.yaml", Setup.manifest(bucket: setup.bucket, endpoint: setup.moto.endpoint))
+            try await setup.client.deleteObject(bucket: setup.bucket, key: key)
+            let direct = try await setup.apply()
+            #expect(direct.status == 0, "\(direct.stdout)\(direct.stderr)")
+            #expect(!direct.stderr.contains("conditional writes"), "\(direct.stderr)")
         }
 
         @Test("refused credentials and a missing bucket stop apply before any export, in one sentence without the secret")

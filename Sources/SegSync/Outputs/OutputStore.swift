@@ -36,6 +36,10 @@ public protocol OutputStore: Sendable {
     /// Removes what interrupted writes left: `.partial` files, unfinished uploads.
     func removeLeftovers(_ observed: ObservedFiles) async
 
+    /// Checks, before a run writes anything, that the store does what segsync relies on;
+    /// returns warnings to show (a bucket that ignores conditional writes, say).
+    func preflight() async throws -> [String]
+
     /// Where `SHA256SUMS` is, for messages.
     var checksumsLocation: String { get }
     /// `SHA256SUMS` at the output's root, nil when there is none.
@@ -122,6 +126,8 @@ public struct FolderOutput: OutputStore {
         // The export's folder goes too once it is empty (rmdir refuses otherwise).
         rmdir((path as NSString).deletingLastPathComponent)
     }
+
+    public func preflight() async throws -> [String] { [] }
 
     public func removeLeftovers(_ observed: ObservedFiles) async {
         for partial in observed.partialFiles {
