@@ -54,7 +54,7 @@ extension FullStoryClient {
             )
             return result
         } catch {
-            sink.discard()
+            await sink.discard()
             throw error
         }
     }

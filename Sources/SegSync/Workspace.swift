@@ -144,7 +144,9 @@ public struct Workspace: Sendable {
     /// the lockfile up to date with state. Updates `snapshot` to match.
     public func tidy(_ plan: Plan, _ snapshot: inout Snapshot, now: Date) async throws {
         await output.removeLeftovers(snapshot.observed)
-        if !plan.adoptions.isEmpty || !plan.forget.isEmpty { try await adopt(plan, &snapshot, now: now) }
+        if !plan.adoptions.isEmpty || !plan.forget.isEmpty || !snapshot.observed.restamped.isEmpty {
+            try await adopt(plan, &snapshot, now: now)
+        }
         try await reconcileLockfile(&snapshot)
     }
 
@@ -164,6 +166,17 @@ public struct Workspace: Sendable {
             state[partition.key] = record
         }
         for key in plan.forget { state[key] = nil }
+        // Outputs read and found intact under another stamp (a touched file; an object
+        // recorded before its ETag was): their records take the stamp they have now.
+        if !snapshot.observed.restamped.isEmpty {
+            for (key, record) in state.partitions {
+                guard let output = record.output, let stamp = snapshot.observed.restamped[output.path] else { continue }
+                var restamped = record
+                restamped.output?.modified = stamp.modified
+                restamped.output?.identity = stamp.identity
+                state.partitions[key] = restamped
+            }
+        }
         let changes = StateChange.between(snapshot.state, state)
         if !changes.isEmpty {
             try await store.commit(changes)

@@ -70,6 +70,23 @@ extension EndToEnd {
             await #expect(try state(folder).partitions.count == 12)
         }
 
+        @Test("a touched file is read once, found intact, and its new modification time recorded: the next scan trusts it again")
+        func touchedFileRestamped() async throws {
+            let folder = try TemporaryFolder()
+            try folder.write("segsync.yaml", Self.manifest)
+            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+            #expect(try await apply(folder, emulator).status == 0)
+            let record = try #require(try await state(folder).partitions.values.first { $0.output != nil })
+            let path = folder.path + "/exports/" + record.output!.path
+            var times = [timespec(tv_sec: 1_700_000_000, tv_nsec: 0), timespec(tv_sec: 1_700_000_000, tv_nsec: 0)]
+            #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+            let again = try await apply(folder, emulator)
+            #expect(again.stdout == "No changes: 7 partitions up to date.\n", "\(again.stdout)\(again.stderr)")
+            let restamped = try await state(folder).partitions[record.key.description]
+            #expect(restamped?.output?.modified == 1_700_000_000, "\(String(describing: restamped?.output))")
+            #expect(restamped?.output?.sha256 == record.output?.sha256)
+        }
+
         @Test("plan shows running operations refreshed from the API; --offline does not ask")
         func planRefresh() async throws {
             let folder = try TemporaryFolder()

@@ -49,6 +49,10 @@ public struct ObservedFiles: Sendable, Equatable {
     public var unknownFiles: [String] = []
     /// Leftovers of interrupted downloads.
     public var partialFiles: [String] = []
+    /// Outputs read and found intact whose stamp (modification time, identity) is not the
+    /// recorded one: recording it (``Workspace/tidy(_:_:now:)``) spares the next scan
+    /// reading them again.
+    public var restamped: [String: OutputStamp] = [:]
 
     public init(problems: [String: Problem] = [:], unknownFiles: [String] = [], partialFiles: [String] = []) {
         self.problems = problems
@@ -135,7 +139,12 @@ public struct ObservedFiles: Sendable, Equatable {
             switch verdict(file, entry, depth: depth) {
             case .intact: continue
             case .replaced: observed.problems[path] = .replaced
-            case .readBytes: if digest(path) != file.sha256 { observed.problems[path] = .checksumMismatch }
+            case .readBytes:
+                if digest(path) != file.sha256 {
+                    observed.problems[path] = .checksumMismatch
+                } else if entry.modified != file.modified || entry.identity != file.identity {
+                    observed.restamped[path] = OutputStamp(modified: entry.modified, identity: entry.identity)
+                }
             }
         }
         for path in found.keys {
