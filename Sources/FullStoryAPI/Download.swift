@@ -54,7 +54,7 @@ extension FullStoryClient {
             )
             return result
         } catch {
-            await sink.discard()
+            sink.discard()
             throw error
         }
     }

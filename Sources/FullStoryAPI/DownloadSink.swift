@@ -109,24 +109,9 @@ final class DownloadSink: @unchecked Sendable {
             if !bytes.isEmpty { try await stream.write(bytes) }
             return
         }
-        // One batch is hashed and written on the pool while the next one arrives: the
-        // receive, hash and write stages overlap instead of taking turns.
-        try await settle()
-        inFlight = Task {
-            try await NIOThreadPool.singleton.runIfActive {
-                for chunk in chunks { try self.write(chunk) }
-            }
+        try await NIOThreadPool.singleton.runIfActive {
+            for chunk in chunks { try self.write(chunk) }
         }
-    }
-
-    /// The batch on its way to the file, if any.
-    private var inFlight: Task<Void, any Error>?
-
-    /// Waits for the batch on its way to the file; its error (a full disk) is thrown here.
-    private func settle() async throws {
-        guard let batch = inFlight else { return }
-        inFlight = nil
-        try await batch.value
     }
 
     func write(_ chunk: ByteBuffer) throws {
@@ -139,7 +124,6 @@ final class DownloadSink: @unchecked Sendable {
 
     /// Throws everything away and starts again from byte zero.
     func restart() async throws {
-        try await settle()
         if let stream {
             outgoing.removeAll()
             try await stream.restart()
@@ -163,7 +147,6 @@ final class DownloadSink: @unchecked Sendable {
             outgoing = []
             return DownloadResult(bytes: written, sha256: Self.hex(hasher.finalize()))
         }
-        try await settle()
         return try await NIOThreadPool.singleton.runIfActive { try self.finishFile() }
     }
 
@@ -181,9 +164,8 @@ final class DownloadSink: @unchecked Sendable {
         return DownloadResult(bytes: written, sha256: Self.hex(hasher.finalize()))
     }
 
-    /// Closes (if open) and removes the `.partial`, once no batch is on its way to it.
-    func discard() async {
-        try? await settle()
+    /// Closes (if open) and removes the `.partial`.
+    func discard() {
         if descriptor >= 0 {
             close(descriptor)
             descriptor = -1
