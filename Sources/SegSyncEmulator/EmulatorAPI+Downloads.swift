@@ -17,7 +17,7 @@ extension EmulatorAPI {
         else {
             return error(403, "This download link is not valid (bad or missing signature).")
         }
-        guard Self.nowMilliseconds() < expires else {
+        guard nowMilliseconds() < expires else {
             return error(410, "This download link has expired; ask for a new one.")
         }
         let file: ExportStore.File

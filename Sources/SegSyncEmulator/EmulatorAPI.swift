@@ -90,7 +90,7 @@ struct EmulatorAPI: Sendable {
         }
         let ticket = OperationTicket(
             spec: spec,
-            created: Self.nowMilliseconds(),
+            created: nowMilliseconds(),
             durationMilliseconds: Int64((configuration.operationSeconds * 1000).rounded()),
             fails: await state.faults.fires(.fail),
             nonce: UInt64.random(in: 0...UInt64.max)
@@ -133,7 +133,7 @@ struct EmulatorAPI: Sendable {
     /// The operation as of now: PENDING, then RUNNING (seed only) from a fifth of the way,
     /// then COMPLETED or FAILED once its duration has passed.
     private func operationJSON(id: String, ticket: OperationTicket, request: Request) async -> [String: Any] {
-        let now = Self.nowMilliseconds()
+        let now = nowMilliseconds()
         let elapsed = max(0, now - ticket.created)
         let duration = ticket.durationMilliseconds
         var object: [String: Any] = [
@@ -196,7 +196,7 @@ struct EmulatorAPI: Sendable {
         let expired = await state.faults.fires(.expiredLink)
         let expires =
             expired
-            ? Self.nowMilliseconds() - 1000 : Self.nowMilliseconds() + Int64((configuration.linkTTL * 1000).rounded())
+            ? nowMilliseconds() - 1000 : nowMilliseconds() + Int64((configuration.linkTTL * 1000).rounded())
         let signature = state.signer.linkSignature(token: token, expires: expires)
         return ("\(linkBase(request))/downloads/\(token)?expires=\(expires)&sig=\(signature)", expires)
     }
@@ -234,7 +234,8 @@ struct EmulatorAPI: Sendable {
         <body><h1>Network login required</h1><p>Your session has expired. Sign in to continue.</p></body></html>
         """
 
-    static func nowMilliseconds() -> Int64 {
-        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+    /// The emulator's clock (``EmulatorConfiguration/now``) in Unix milliseconds.
+    func nowMilliseconds() -> Int64 {
+        Int64((configuration.now().timeIntervalSince1970 * 1000).rounded(.down))
     }
 }

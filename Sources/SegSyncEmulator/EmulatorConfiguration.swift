@@ -85,6 +85,10 @@ public struct EmulatorConfiguration: Sendable {
     public var cacheDirectory: String?
     /// Bytes per second each download is served at (a slow link); `nil` for as fast as it goes.
     public var downloadBytesPerSecond: Int?
+    /// The emulator's clock: when exports are created and finish, and when links expire.
+    /// The system clock by default; a test may hold it and move it by hand, so an
+    /// export's progress depends on the steps it takes, not on how busy the machine is.
+    public var now: @Sendable () -> Date
     public var logger: Logger
 
     public init(
@@ -119,6 +123,7 @@ public struct EmulatorConfiguration: Sendable {
         rejectKeyCount: Int = 0,
         cacheDirectory: String? = nil,
         downloadBytesPerSecond: Int? = nil,
+        now: @escaping @Sendable () -> Date = { Date() },
         logger: Logger = Logger(label: "segsync.emulator")
     ) {
         self.host = host
@@ -152,6 +157,7 @@ public struct EmulatorConfiguration: Sendable {
         self.rejectKeyCount = rejectKeyCount
         self.cacheDirectory = cacheDirectory
         self.downloadBytesPerSecond = downloadBytesPerSecond
+        self.now = now
         self.logger = logger
     }
 

@@ -37,7 +37,7 @@ extension EndToEnd {
         func converges() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.3"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.3"])
             let first = try await apply(folder, emulator, now: "2026-11-27T00:00:00Z")
             #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
             #expect(emulator.creates == 7)
@@ -74,7 +74,7 @@ extension EndToEnd {
         func touchedFileRestamped() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
             #expect(try await apply(folder, emulator).status == 0)
             let record = try #require(try await state(folder).partitions.values.first { $0.output != nil })
             let path = folder.path + "/exports/" + record.output!.path
@@ -91,7 +91,7 @@ extension EndToEnd {
         func planRefresh() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "600"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "600"])
             let started = try await apply(folder, emulator, ["--max-wait", "0", "--target", "everyone-daily"])
             #expect(started.status == 3, "\(started.stdout)\(started.stderr)")
             #expect(started.stdout.contains("3 still running"))
@@ -113,7 +113,7 @@ extension EndToEnd {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
             // Operations take 4 s (their length is part of their id); the kill comes sooner.
-            var emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "4"])
+            var emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "4"])
             let run = try CLI.start(["apply", "--now", Self.now, "--poll-interval", "0.2"], in: folder.path, environment: emulator.environment)
             // Wait until every partition's operation id is on disk, then kill without warning.
             var recorded: [String] = []
@@ -127,8 +127,8 @@ extension EndToEnd {
             #expect(emulator.creates == 7)
 
             // A new emulator process (same key, seed and endpoint) still knows the operations.
-            emulator.stop()
-            emulator = try EmulatorProcess(folder: folder, [], logName: "requests-2.jsonl", port: emulator.port)
+            await emulator.stop()
+            emulator = try await EmulatorProcess(folder: folder, [], logName: "requests-2.jsonl", port: emulator.port)
             let resumed = try await apply(folder, emulator)
             #expect(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
             #expect(resumed.stdout.contains("7 to resume"))
@@ -142,7 +142,7 @@ extension EndToEnd {
         func expiredLinks() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2", "--rate-expired-link", "1", "--max-faults", "3"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2", "--rate-expired-link", "1", "--max-faults", "3"])
             // Relinks are routine, shown with -v only.
             let result = try await apply(folder, emulator, ["--max-in-flight", "1", "-v"])
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
@@ -155,7 +155,7 @@ extension EndToEnd {
         func failedOperations() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let recovering = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2", "--rate-fail", "1", "--max-faults", "2"])
+            let recovering = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2", "--rate-fail", "1", "--max-faults", "2"])
             let result = try await apply(folder, recovering, ["--max-in-flight", "1"])
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
             #expect(recovering.creates == 9)
@@ -163,7 +163,7 @@ extension EndToEnd {
 
             let other = try TemporaryFolder()
             try other.write("segsync.yaml", Self.manifest)
-            let failing = try EmulatorProcess(folder: other, ["--operation-seconds", "0.2", "--rate-fail", "1", "--max-faults", "3"])
+            let failing = try await EmulatorProcess(folder: other, ["--operation-seconds", "0.2", "--rate-fail", "1", "--max-faults", "3"])
             let gaveUp = try await apply(other, failing, ["--max-in-flight", "1"])
             #expect(gaveUp.status == 1)
             #expect(gaveUp.stdout.contains("gave up after 3 exports in this run"))
@@ -191,7 +191,7 @@ extension EndToEnd {
         func timeZoneChange() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
             await #expect(try apply(folder, emulator).status == 0)
             try folder.write("segsync.yaml", Self.manifest.replacingOccurrences(of: "decompress: true", with: "decompress: true\n    timezone: America/New_York"))
             let changed = try await apply(folder, emulator, ["--prune"])
@@ -211,7 +211,7 @@ extension EndToEnd {
         func lockfileRebuilt() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
             await #expect(try apply(folder, emulator).status == 0)
             let original = try #require(folder.read("segsync.lock"))
             try FileManager.default.removeItem(atPath: folder.path + "/segsync.lock")
@@ -228,7 +228,7 @@ extension EndToEnd {
         func inMemoryState() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
             let store = MemoryStateStore()
             let inMemory: (inout CommandContext) -> Void = { $0.openStore = { _, _, _, _ in store } }
             let applied = await CLI.run(["apply", "--now", Self.now, "--poll-interval", "0.1"], in: folder.path,
@@ -245,7 +245,7 @@ extension EndToEnd {
         func checksumsRewritten() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
             await #expect(try apply(folder, emulator).status == 0)
             let original = try #require(folder.read("exports/SHA256SUMS"))
             let lockfile = folder.read("segsync.lock")
@@ -270,7 +270,7 @@ extension EndToEnd {
                     type: events
                     window: { every: 1d, last: 1d }
                 """)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
             let result = try await apply(folder, emulator, ["--prune"])
             #expect(result.status == 1)
             #expect(result.stdout.contains("Failed:\n  missing-segment 2026-11-26: "))
@@ -284,15 +284,15 @@ extension EndToEnd {
         func unknownOperation() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "600"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "600"])
             _ = try await apply(folder, emulator, ["--max-wait", "0", "--target", "everyone-daily"])
             #expect(emulator.creates == 3)
             // Forge the recorded ids: the API has never heard of these.
             var state = try await state(folder)
             for key in state.partitions.keys { state.partitions[key]?.operationId = "forgotten-\(key.count)" }
             try await CLI.push(state, to: folder.path)
-            emulator.stop()
-            let quick = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"], logName: "requests-2.jsonl", port: emulator.port)
+            await emulator.stop()
+            let quick = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"], logName: "requests-2.jsonl", port: emulator.port)
             let result = try await apply(folder, quick, ["--target", "everyone-daily"])
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
             #expect(result.stdout.contains("is unknown to the API; exporting again"))
@@ -303,7 +303,7 @@ extension EndToEnd {
         func repairAndReplace() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
             await #expect(try apply(folder, emulator).status == 0)
             let original = try #require(folder.read("exports/everyone-daily/2026-11-26.json"))
             try FileManager.default.removeItem(atPath: folder.path + "/exports/everyone-daily/2026-11-25.json")
@@ -335,7 +335,7 @@ extension EndToEnd {
         func prune() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
             await #expect(try apply(folder, emulator).status == 0)
             try folder.write("exports/checkout-events/mine.txt", "not segsync's")
             let onlyDaily = """
@@ -367,7 +367,7 @@ extension EndToEnd {
         func concurrentApplies() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "2"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "2"])
             let first = try CLI.start(["apply", "--now", Self.now, "--poll-interval", "0.2"], in: folder.path, environment: emulator.environment)
             #expect(await waitUntil { (folder.read(".segsync/lock") ?? "").contains("segsync apply") })
             let second = try await apply(folder, emulator)
@@ -384,7 +384,7 @@ extension EndToEnd {
         @Test("two identical applies in two folders write byte-identical lockfiles")
         func identicalLockfiles() async throws {
             let a = try TemporaryFolder(), b = try TemporaryFolder()
-            let emulator = try EmulatorProcess(folder: a, ["--operation-seconds", "0.2"])
+            let emulator = try await EmulatorProcess(folder: a, ["--operation-seconds", "0.2"])
             for folder in [a, b] {
                 try folder.write("segsync.yaml", Self.manifest)
                 await #expect(try apply(folder, emulator, ["--parallelism", folder === a ? "1" : "8"]).status == 0)
@@ -398,7 +398,7 @@ extension EndToEnd {
         func savedPlan() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
             let saved = try await CLI.run(["plan", "--now", Self.now, "--target", "everyone-daily", "--out", "plan.json"], in: folder.path, environment: emulator.environment)
             #expect(saved.status == 0)
             #expect(saved.stdout.contains("Saved the plan to plan.json"))
@@ -415,7 +415,7 @@ extension EndToEnd {
         func wrongKeyAndFutureNow() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
             var environment = emulator.environment
             environment["FULLSTORY_API_KEY"] = "not-the-key"
             let rejected = try await CLI.run(["apply", "--now", Self.now], in: folder.path, environment: environment)
@@ -435,7 +435,7 @@ extension EndToEnd {
         func interrupted() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "6"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "6"])
             let run = try CLI.start(["apply", "--now", Self.now, "--poll-interval", "0.2"], in: folder.path, environment: emulator.environment)
             #expect(await waitUntil { ((try? await state(folder))?.partitions.values.compactMap(\.operationId).count ?? 0) == 7 })
             kill(run.process.processIdentifier, SIGINT)

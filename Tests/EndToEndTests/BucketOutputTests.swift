@@ -29,7 +29,7 @@ extension EndToEnd {
                 bucket = try await moto.bucket(client)
                 folder = try TemporaryFolder()
                 try folder.write("segsync.yaml", Self.manifest(bucket: bucket, endpoint: try endpoint?(moto) ?? moto.endpoint, prune: prune))
-                emulator = try EmulatorProcess(folder: folder, emulatorArguments)
+                emulator = try await EmulatorProcess(folder: folder, emulatorArguments)
                 environment = emulator.environment.merging([
                     "AWS_ACCESS_KEY_ID": moto.admin.accessKeyId, "AWS_SECRET_ACCESS_KEY": moto.admin.secretAccessKey,
                 ]) { _, new in new }
@@ -160,21 +160,16 @@ extension EndToEnd {
 
         @Test("a store that ignores conditional writes is named in a warning; segsync still leaves an object it did not write alone")
         func ignoredConditions() async throws {
-            let proxy = Process()
             let port = try freePort()
-            var proxyOutput: Pipe?
+            var proxy: HelperServer?
             guard let setup = try await Setup("ignoredConditions", checkingSignatures: false, endpoint: { moto in
-                let output = Pipe()
-                proxyOutput = output
-                proxy.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                proxy.arguments = ["python3", URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("strip_conditions.py").path,
-                                   String(port), moto.endpoint]
-                proxy.standardOutput = output
-                try proxy.run()
+                let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("strip_conditions.py").path
+                proxy = try HelperServer(["python3", script, String(port), moto.endpoint])
                 return "http://127.0.0.1:\(port)"
             }) else { return }
-            defer { proxy.terminate() }
-            #expect(await waitUntilListening(port: port, while: proxy), "the proxy did not start: \(String(describing: proxyOutput))")
+            let running = try #require(proxy)
+            defer { running.stop() }
+            #expect(await waitUntilListening(port: port, while: running), "the proxy (strip_conditions.py) did not start listening")
             let key = "fullstory/checkout-events/2026-11-26T12-00Z.csv.gz"
             try await setup.client.putObject(bucket: setup.bucket, key: key, body: ByteBuffer(string: "mine\n"))
             let result = try await setup.apply()

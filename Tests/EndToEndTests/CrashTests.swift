@@ -88,7 +88,7 @@ extension EndToEnd {
             let workspace = TestDatabase.uniqueWorkspace("crash")
             try folder.write("segsync.yaml", database == nil ? Self.manifest : Self.manifest.replacingOccurrences(
                 of: "version: 1\n", with: "version: 1\nstate: { backend: postgres, workspace: \(workspace) }\n"))
-            let emulator = try EmulatorProcess(folder: folder, Self.faults, seed: emulatorSeed)
+            let emulator = try await EmulatorProcess(folder: folder, Self.faults, seed: emulatorSeed)
             let environment = emulator.environment.merging(database.map { ["SEGSYNC_DATABASE_URL": $0] } ?? [:]) { $1 }
             let now = ApplyTests.now
             let victim = try CLI.start(["apply", "--now", now, "--poll-interval", "0.1"], in: folder.path, environment: environment)

@@ -42,7 +42,7 @@ extension EndToEnd {
             let manifestPath = root + "/segsync.yaml"
             try Self.manifest.write(toFile: manifestPath, atomically: false, encoding: .utf8)
             // About 290 KB a file: two fit, the third does not.
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2", "--rows-per-hour", "30"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2", "--rows-per-hour", "30"])
             let now = ApplyTests.now
 
             let full = try await CLI.run(["apply", "-f", manifestPath, "--now", now, "--poll-interval", "0.1", "--max-in-flight", "1"],
@@ -86,7 +86,7 @@ extension EndToEnd {
             }
             defer { system("/bin/umount", ["-l", exports]) }
             try folder.write("segsync.yaml", Self.manifest.replacingOccurrences(of: "last: 6d", with: "last: 12d"))
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2", "--rows-per-hour", "2"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2", "--rows-per-hour", "2"])
             let now = ApplyTests.now
             let arguments = ["apply", "--now", now, "--poll-interval", "0.1", "--max-in-flight", "4"]
             let starved = try await CLI.run(arguments, in: folder.path, environment: emulator.environment)

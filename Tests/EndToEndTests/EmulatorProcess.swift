@@ -15,21 +15,32 @@ final class EmulatorProcess: @unchecked Sendable {
     /// Starts the emulator and waits for its `listening on …` line.
     /// `port` 0 picks a free one; pass ``port`` of a stopped emulator to restart it at the
     /// same endpoint (the data source segsync records with every file).
-    init(folder: TemporaryFolder, _ extra: [String] = [], logName: String = "requests.jsonl", port: Int = 0, seed: UInt64 = 7) throws {
+    init(folder: TemporaryFolder, _ extra: [String] = [], logName: String = "requests.jsonl", port: Int = 0, seed: UInt64 = 7) async throws {
         requestLog = folder.path + "/" + logName
         arguments = ["--port", String(port), "--api-key", Self.key, "--seed", String(seed), "--request-log", requestLog] + extra
         running = try CLI.start(arguments, in: folder.path, executable: "segsync-emulator")
-        var line = Data()
+        // The first line is read on a thread of its own: a test waiting for it holds no
+        // thread of the cooperative pool (two cores: two threads, shared by every test).
+        let firstLine = Completion<Data>()
         let handle = running.stdout.fileHandleForReading
-        let deadline = Date().addingTimeInterval(30)
-        while !line.contains(UInt8(ascii: "\n")), Date() < deadline {
-            let chunk = handle.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
+        Thread.detachNewThread {
+            var line = Data()
+            while !line.contains(UInt8(ascii: "\n")) {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                line.append(chunk)
+            }
+            firstLine.finish(line)
         }
-        let text = String(decoding: line, as: UTF8.self)
+        let process = running.process
+        let timeout = Task {
+            try await Task.sleep(for: .seconds(60))
+            if process.isRunning { process.terminate() }  // its pipe closes: the reader returns
+        }
+        let text = String(decoding: await firstLine.value(), as: UTF8.self)
+        timeout.cancel()
         guard let range = text.range(of: "http://") else {
-            running.process.terminate()
+            if running.process.isRunning { running.process.terminate() }
             throw EmulatorFailure(message: "the emulator did not start: \(text)")
         }
         url = String(text[range.lowerBound...].prefix { !$0.isWhitespace })
@@ -95,11 +106,15 @@ final class EmulatorProcess: @unchecked Sendable {
         Set(entries("getOperation").compactMap { ($0["path"] as? String)?.split(separator: "/").last.map(String.init) })
     }
 
-    func stop() {
+    /// Stops the emulator and waits until it has exited (its port is free again).
+    func stop() async {
         guard running.process.isRunning else { return }
         running.process.terminate()
-        running.process.waitUntilExit()
+        _ = await running.exit()
     }
 
-    deinit { stop() }
+    /// Released without ``stop()``: asked to stop, not waited for.
+    deinit {
+        if running.process.isRunning { running.process.terminate() }
+    }
 }

@@ -12,7 +12,7 @@ extension EndToEnd {
         func summaries() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", ApplyTests.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
             let summary = folder.path + "/summary.md"
             let environment = emulator.environment.merging(["GITHUB_STEP_SUMMARY": summary]) { $1 }
             let plan = try await CLI.run(["plan", "--now", Self.now], in: folder.path, environment: environment)
@@ -54,7 +54,7 @@ extension EndToEnd {
                     type: events
                     window: { every: 1d, start: 2030-01-01 }
                 """)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
             let annotated = try await CLI.run(["apply", "--now", Self.now, "--poll-interval", "0.1"], in: folder.path,
                                         environment: emulator.environment.merging(["GITHUB_ACTIONS": "true"]) { $1 })
             #expect(annotated.status == 1)

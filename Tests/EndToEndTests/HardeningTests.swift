@@ -28,7 +28,7 @@ extension EndToEnd {
         func hostileRetryAfter() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try EmulatorProcess(folder: folder, [
+            let emulator = try await EmulatorProcess(folder: folder, [
                 "--operation-seconds", "0.2", "--rate-429", "1", "--max-faults", "1", "--retry-after", "99999999999999999999",
             ])
             let refused = try await apply(folder, emulator)
@@ -53,7 +53,7 @@ extension EndToEnd {
                     window: { every: 1d, last: 12d }
                 """)
             // Every create takes 1.5 s to answer, with the export already made on the server.
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "30", "--create-latency", "1.5"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "30", "--create-latency", "1.5"])
             let run = try CLI.start(["apply", "--now", Self.now, "--max-in-flight", "4", "--poll-interval", "0.2"],
                                     in: folder.path, environment: emulator.environment)
             // The emulator logs each create as it arrives; interrupt once all four are in and
@@ -76,7 +76,7 @@ extension EndToEnd {
         func idDurableBeforePolling() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "30"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "30"])
             let run = try CLI.start(["apply", "--now", Self.now, "--poll-interval", "0.05", "--max-in-flight", "1"],
                                     in: folder.path, environment: emulator.environment)
             // The first poll is the first thing after a create; kill without warning then.
@@ -92,7 +92,7 @@ extension EndToEnd {
         func applyChecksum() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
             await #expect(try apply(folder, emulator).status == 0)
             // One byte changed, size and modification time kept: only hashing can tell.
             let path = folder.path + "/exports/everyone-daily/2026-11-26.json"
@@ -129,7 +129,7 @@ extension EndToEnd {
         func savedPlanAfterOperationsFinish() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "1"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "1"])
             let started = try await apply(folder, emulator, ["--max-wait", "0", "--target", "everyone-daily"])
             #expect(started.status == 3, "\(started.stdout)\(started.stderr)")
             // Plan (refreshing from the API) until the operations are done.
@@ -152,7 +152,7 @@ extension EndToEnd {
         func failedReplaceKeepsFiles() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
             await #expect(try apply(folder, emulator).status == 0)
             let lockfile = try #require(folder.read("segsync.lock"))
             // The seed emulator refuses the production dialect's requests.
@@ -173,7 +173,7 @@ extension EndToEnd {
         func dataSourceRecorded() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)  // names production (the default endpoint)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
             await #expect(try apply(folder, emulator).status == 0)
             let lockfile = try Lockfile.load(path: folder.path + "/segsync.lock")
             #expect(lockfile.entries.allSatisfy { $0.source == emulator.url })
@@ -189,10 +189,10 @@ extension EndToEnd {
         func planUnreachable() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "600"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "600"])
             await #expect(try apply(folder, emulator, ["--max-wait", "0"]).status == 3)
             let environment = emulator.environment
-            emulator.stop()
+            await emulator.stop()
             let plan = try await CLI.run(["plan", "--now", Self.now], in: folder.path, environment: environment)
             #expect(plan.status == 0, "\(plan.stderr)")
             #expect(plan.stderr.components(separatedBy: "warning:").count == 2, "\(plan.stderr)")

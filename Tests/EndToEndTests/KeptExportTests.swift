@@ -27,7 +27,7 @@ extension EndToEnd {
         func htmlPolls() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.3", "--html-polls", "40"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.3", "--html-polls", "40"])
             let first = try await apply(folder, emulator)
             #expect(first.status == 1, "\(first.stdout)\(first.stderr)")
             #expect(first.stdout.contains("response segsync cannot read"), "\(first.stdout)")
@@ -52,7 +52,7 @@ extension EndToEnd {
             try folder.write("segsync.yaml", Self.manifest)
             // Call 1 is apply's first check, 2–8 the creates; the key is refused from the
             // tenth call (polls) for a while, then works again.
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "2", "--reject-key-from", "10", "--reject-key-count", "8"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "2", "--reject-key-from", "10", "--reject-key-count", "8"])
             let stopped = try await apply(folder, emulator, ["--max-in-flight", "7"])
             #expect(stopped.status == 1, "\(stopped.stdout)\(stopped.stderr)")
             let sentences = stopped.stderr.components(separatedBy: "rejected the API key from FULLSTORY_API_KEY").count - 1
@@ -79,7 +79,7 @@ extension EndToEnd {
         func unreadableCreate() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2", "--rate-unreadable-create", "1", "--max-faults", "1"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2", "--rate-unreadable-create", "1", "--max-faults", "1"])
             let first = try await apply(folder, emulator)
             #expect(first.status == 1, "\(first.stdout)\(first.stderr)")
             #expect(first.stdout.contains("7 exports created, 1 with an unknown id."), "\(first.stdout)")

@@ -20,7 +20,7 @@ extension EndToEnd {
         func machineOutput() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", ApplyTests.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.3"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.3"])
             let env = emulator.environment
 
             let events = try await CLI.run(["apply", "--now", Self.now, "--poll-interval", "0.1", "--target", "everyone-daily", "--json-events"],
@@ -77,7 +77,7 @@ extension EndToEnd {
         func sha256sums() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", ApplyTests.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
             #expect(try await CLI.run(["apply", "--now", Self.now, "--poll-interval", "0.1"], in: folder.path, environment: emulator.environment).status == 0)
             let ok = try await CLI.run(["verify", "--sha256sums"], in: folder.path)
             #expect(ok.status == 0)
@@ -96,7 +96,7 @@ extension EndToEnd {
         func verbosity() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", ApplyTests.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.3"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.3"])
             let quiet = try await CLI.run(["apply", "-q", "--now", Self.now, "--poll-interval", "0.1", "--target", "checkout-events"],
                                     in: folder.path, environment: emulator.environment)
             #expect(quiet.status == 0)
@@ -162,7 +162,7 @@ extension EndToEnd {
                     type: individuals
                     window: { every: 1d, last: 90d, settle: 24h }
                 """)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0"])
             #expect(try await CLI.run(["apply", "-q", "--now", Self.now, "--target", "hourly", "--poll-interval", "0.1"], in: folder.path,
                                 environment: emulator.environment).status == 0)
             #expect(try await CLI.run(["state", "rm", "hourly@2026-11-26T13:00Z"], in: folder.path).status == 0)

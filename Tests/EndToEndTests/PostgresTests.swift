@@ -22,12 +22,12 @@ extension EndToEnd {
             let b: TemporaryFolder
             let emulator: EmulatorProcess
 
-            init(url: String, operationSeconds: Double) throws {
+            init(url: String, operationSeconds: Double) async throws {
                 self.url = url
                 a = try TemporaryFolder()
                 b = try TemporaryFolder()
                 for folder in [a, b] { try folder.write("segsync.yaml", PostgresTests.manifest(workspace: workspace)) }
-                emulator = try EmulatorProcess(folder: a, ["--operation-seconds", String(operationSeconds)])
+                emulator = try await EmulatorProcess(folder: a, ["--operation-seconds", String(operationSeconds)])
             }
 
             var environment: [String: String] { emulator.environment.merging(["SEGSYNC_DATABASE_URL": url]) { $1 } }
@@ -60,7 +60,7 @@ extension EndToEnd {
             // Operations long enough that the first runner still holds the lock when the
             // second starts, however loaded the machine is (8 s was not always enough with
             // the whole suite running on 2 cores).
-            let runners = try Runners(url: url, operationSeconds: 20)
+            let runners = try await Runners(url: url, operationSeconds: 20)
             let first = try await runners.start(runners.a)
             #expect(await waitUntil { runners.recordedOperations == 7 })
 
@@ -85,7 +85,7 @@ extension EndToEnd {
         @Test("SIGKILL of the runner holding the lock lets the waiting one go on within seconds, resuming its operations")
         func killedHolder() async throws {
             guard let url = TestDatabase.urlOrSkip("killedHolder") else { return }
-            let runners = try Runners(url: url, operationSeconds: 3)
+            let runners = try await Runners(url: url, operationSeconds: 3)
             let first = try await runners.start(runners.a)
             #expect(await waitUntil { runners.recordedOperations == 7 })
             let waiting = try await runners.start(runners.b, ["--lock-timeout", "5m"])
@@ -122,7 +122,7 @@ extension EndToEnd {
         @Test("a terminated connection stops the apply at once with a clear error; the next run resumes every operation by id")
         func terminatedConnection() async throws {
             guard let url = TestDatabase.urlOrSkip("terminatedConnection") else { return }
-            let runners = try Runners(url: url, operationSeconds: 4)
+            let runners = try await Runners(url: url, operationSeconds: 4)
             let first = try await runners.start(runners.a)
             #expect(await waitUntil { runners.recordedOperations == 7 })
             _ = runners.sql("SELECT pg_terminate_backend(backend_pid) FROM segsync_lock_holders WHERE workspace = '\(runners.workspace)'")
@@ -145,7 +145,7 @@ extension EndToEnd {
         @Test("a state server that stops answering ends an interrupted apply within SEGSYNC_STATE_TIMEOUT; the next run resumes every id")
         func silentServerInterrupted() async throws {
             guard let url = TestDatabase.urlOrSkip("silentServerInterrupted") else { return }
-            let runners = try Runners(url: url, operationSeconds: 30)
+            let runners = try await Runners(url: url, operationSeconds: 30)
             let environment = runners.environment.merging(["SEGSYNC_STATE_TIMEOUT": "3s"]) { $1 }
             let first = try CLI.start(runners.arguments(), in: runners.a.path, environment: environment)
             #expect(await waitUntil { runners.recordedOperations == 7 })
@@ -172,7 +172,7 @@ extension EndToEnd {
             guard let url = TestDatabase.urlOrSkip("migrate") else { return }
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", ApplyTests.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
             #expect(try await CLI.run(["apply", "--now", Self.now, "--poll-interval", "0.1"], in: folder.path, environment: emulator.environment).status == 0)
             let pulled = try await CLI.run(["state", "pull"], in: folder.path)
             try folder.write("pulled.json", pulled.stdout)

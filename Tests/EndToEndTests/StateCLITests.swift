@@ -11,7 +11,7 @@ extension EndToEnd {
         func converged() async throws -> (TemporaryFolder, EmulatorProcess) {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", ApplyTests.manifest)
-            let emulator = try EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2"])
             let result = try await CLI.run(["apply", "--now", Self.now, "--poll-interval", "0.1"], in: folder.path, environment: emulator.environment)
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
             return (folder, emulator)

@@ -4,6 +4,7 @@ import FullStoryContract
 import Logging
 import SegSyncEmulator
 import SegSyncVocabulary
+import Synchronization
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -215,4 +216,16 @@ func residentBytes() throws -> Int64 {
     let fields = statm.split(separator: " ")
     let pages = Int64(fields[1]) ?? 0
     return pages * Int64(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+/// A wall clock for the emulator (``EmulatorConfiguration/now``) that stands still until
+/// the test moves it.
+final class HandClock: Sendable {
+    private let instant: Mutex<Date>
+
+    init(_ start: Date = Date()) { instant = Mutex(start) }
+
+    var now: @Sendable () -> Date { { self.instant.withLock { $0 } } }
+
+    func advance(by seconds: TimeInterval) { instant.withLock { $0 += seconds } }
 }

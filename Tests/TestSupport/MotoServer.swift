@@ -21,10 +21,13 @@ public final class MotoServer: Sendable {
     public let endpoint: String
     /// The admin user's key: allowed everything.
     public let admin: Credentials
+    /// The moto process: kept here, as it stops when this is released.
+    private let server: HelperServer
 
-    private init(endpoint: String, admin: Credentials) {
+    private init(endpoint: String, admin: Credentials, server: HelperServer) {
         self.endpoint = endpoint
         self.admin = admin
+        self.server = server
     }
 
     private static let started = Task<MotoServer?, any Error> { try await start(checkingSignatures: true) }
@@ -64,29 +67,18 @@ public final class MotoServer: Sendable {
         guard let command = command() else { return nil }
         for _ in 1...3 {
             let port = try freePort()
-            let process = Process()
-            // A watchdog shell: moto dies with the test process, however that ends. SIGKILL,
-            // as moto_server ignores SIGTERM.
-            process.executableURL = URL(fileURLWithPath: "/bin/sh")
-            process.arguments = [
-                "-c",
-                "\"$0\" -H 127.0.0.1 -p \"$1\" & child=$!; trap 'kill -9 $child' TERM INT; "
-                    + "while kill -0 \(getpid()) 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done; kill -9 $child 2>/dev/null",
-                command, String(port),
-            ]
             var environment = ProcessInfo.processInfo.environment
             environment["INITIAL_NO_AUTH_ACTION_COUNT"] = checkingSignatures ? "3" : nil
-            process.environment = environment
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            // moto_server ignores SIGTERM; the helper's watchdog SIGKILLs it, and it dies
+            // with the test process however that ends.
+            let server = try HelperServer([command, "-H", "127.0.0.1", "-p", String(port)], environment: environment)
             let endpoint = "http://127.0.0.1:\(port)"
-            guard await waitUntilListening(port: port, while: process) else {
-                process.terminate()
+            guard await waitUntilListening(port: port, while: server) else {
+                server.stop()
                 continue
             }
             let admin = try await bootstrapAdmin(endpoint: endpoint)
-            return MotoServer(endpoint: endpoint, admin: admin)
+            return MotoServer(endpoint: endpoint, admin: admin, server: server)
         }
         throw MotoFailure("moto_server (\(command)) did not start listening on 127.0.0.1 in three tries.")
     }
@@ -188,9 +180,9 @@ public func freePort() throws -> Int {
 }
 
 /// Whether something accepts TCP connections on 127.0.0.1:`port` within a minute.
-public func waitUntilListening(port: Int, while process: Process) async -> Bool {
+public func waitUntilListening(port: Int, while server: HelperServer) async -> Bool {
     let deadline = Date().addingTimeInterval(60)
-    while Date() < deadline, process.isRunning {
+    while Date() < deadline, server.isRunning {
         let fd = socket(AF_INET, streamSocket, 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
