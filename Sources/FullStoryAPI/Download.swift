@@ -33,12 +33,13 @@ extension FullStoryClient {
     ///
     /// The parent folder of `finalPath` must exist. `progress` hears the bytes received so
     /// far (before gunzip) and the announced total, after each batch written.
-    public func download(_ url: URL, to finalPath: String, decompress: Bool,
+    public func download(_ url: URL, to finalPath: String, decompress: Bool, digestContent: Bool = false,
                          progress: @escaping @Sendable (_ received: Int64, _ total: Int64?) -> Void = { _, _ in }) async throws -> DownloadResult {
         let shown = redacted(url)
         _ = try APIEndpoint.validate(url.absoluteString, source: "the download link", use: .downloadLink)
         let partialPath = finalPath + ".partial"
-        let sink = try DownloadSink(path: partialPath, decompress: decompress, shownURL: shown, placement: configuration.placement)
+        let sink = try DownloadSink(path: partialPath, decompress: decompress, digestContent: digestContent, shownURL: shown,
+                                    placement: configuration.placement)
         do {
             let expected = try await stream(url, shown: shown, into: sink, progress: progress)
             // fsync and rename block: they run on NIO's thread pool for blocking work, not on
@@ -63,11 +64,11 @@ extension FullStoryClient {
     /// file: hashed, gunzipped when asked, resumed with `Range` after a drop (or restarted,
     /// the stream told to throw its bytes away), a short body never taken for a whole one.
     /// Completing what the stream received is the caller's.
-    public func download(_ url: URL, into destination: any DownloadStream, decompress: Bool,
+    public func download(_ url: URL, into destination: any DownloadStream, decompress: Bool, digestContent: Bool = false,
                          progress: @escaping @Sendable (_ received: Int64, _ total: Int64?) -> Void = { _, _ in }) async throws -> DownloadResult {
         let shown = redacted(url)
         _ = try APIEndpoint.validate(url.absoluteString, source: "the download link", use: .downloadLink)
-        let sink = try DownloadSink(stream: destination, decompress: decompress, shownURL: shown)
+        let sink = try DownloadSink(stream: destination, decompress: decompress, digestContent: digestContent, shownURL: shown)
         _ = try await stream(url, shown: shown, into: sink, progress: progress)
         return try await sink.finish()
     }

@@ -66,17 +66,22 @@ final class DownloadSink: @unchecked Sendable {
     private var hasher = SHA256()
     private var written: Int64 = 0
     private var inflater: GzipInflater?
+    /// The content's digest, when asked for (``ContentDigest``).
+    private var content: ContentDigest?
+    private let digestContent: Bool
 
     private let placement: FileIO.Placement
 
-    init(path: String, decompress: Bool, shownURL: String, placement: FileIO.Placement = .system) throws {
+    init(path: String, decompress: Bool, digestContent: Bool = false, shownURL: String, placement: FileIO.Placement = .system) throws {
         self.path = path
         self.decompress = decompress
+        self.digestContent = digestContent
         self.shownURL = shownURL
         self.placement = placement
         stream = nil
         // The inflater first: if it cannot start, no descriptor or .partial is left behind.
         inflater = decompress ? try GzipInflater(shownURL: shownURL) : nil
+        content = digestContent ? try ContentDigest(gzipped: !decompress, shownURL: shownURL) : nil
         descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard descriptor >= 0 else {
             throw FullStoryAPIError.fileSystem(path: path, reason: Self.errnoText())
@@ -84,13 +89,15 @@ final class DownloadSink: @unchecked Sendable {
     }
 
     /// A sink that hands each batch to `stream` instead of a file.
-    init(stream: any DownloadStream, decompress: Bool, shownURL: String) throws {
+    init(stream: any DownloadStream, decompress: Bool, digestContent: Bool = false, shownURL: String) throws {
         path = shownURL
         self.decompress = decompress
+        self.digestContent = digestContent
         self.shownURL = shownURL
         self.stream = stream
         placement = .system
         inflater = decompress ? try GzipInflater(shownURL: shownURL) : nil
+        content = digestContent ? try ContentDigest(gzipped: !decompress, shownURL: shownURL) : nil
     }
 
     deinit {
@@ -115,6 +122,7 @@ final class DownloadSink: @unchecked Sendable {
     }
 
     func write(_ chunk: ByteBuffer) throws {
+        if let content, content.gzipped { try content.feed(chunk) }
         if let inflater {
             try inflater.feed(chunk) { try self.emit($0) }
         } else {
@@ -136,6 +144,7 @@ final class DownloadSink: @unchecked Sendable {
         written = 0
         writebackFrom = 0
         inflater = decompress ? try GzipInflater(shownURL: shownURL) : nil
+        content = digestContent ? try ContentDigest(gzipped: !decompress, shownURL: shownURL) : nil
     }
 
     /// Checks the gzip stream is complete and, for a file, fsyncs and closes it (it stays
@@ -145,7 +154,7 @@ final class DownloadSink: @unchecked Sendable {
             try inflater?.finish()
             if !outgoing.isEmpty { try await stream.write(outgoing) }
             outgoing = []
-            return DownloadResult(bytes: written, sha256: Self.hex(hasher.finalize()))
+            return try result()
         }
         return try await NIOThreadPool.singleton.runIfActive { try self.finishFile() }
     }
@@ -161,7 +170,17 @@ final class DownloadSink: @unchecked Sendable {
         }
         close(descriptor)
         descriptor = -1
-        return DownloadResult(bytes: written, sha256: Self.hex(hasher.finalize()))
+        return try result()
+    }
+
+    private func result() throws -> DownloadResult {
+        var result = DownloadResult(bytes: written, sha256: Self.hex(hasher.finalize()))
+        if let content {
+            let (digest, lines) = try content.finish()
+            result.contentSHA256 = Self.hex(digest)
+            result.contentLines = lines
+        }
+        return result
     }
 
     /// Closes (if open) and removes the `.partial`.
@@ -187,6 +206,7 @@ final class DownloadSink: @unchecked Sendable {
 
     /// Hashes bytes and writes them to the file, or keeps them for the stream.
     private func emit(_ buffer: ByteBuffer) throws {
+        if let content, !content.gzipped { content.add(buffer) }
         try buffer.withUnsafeReadableBytes { bytes in
             hasher.update(bufferPointer: bytes)
             if stream != nil {
@@ -235,5 +255,41 @@ final class DownloadSink: @unchecked Sendable {
 
     private static func errnoText() -> String {
         FileIO.Failure(errno).description
+    }
+}
+
+/// The SHA-256 and line count of a download's content: of the bytes written when they
+/// are gunzipped on the way (`decompress: true`), else of the gzip stream inflated on the
+/// side and thrown away. Two exports of the same rows agree on it even when their gzip
+/// headers (a time stamp, the compression level) differ.
+final class ContentDigest {
+    let gzipped: Bool
+    private let inflater: GzipInflater?
+    private var hasher = SHA256()
+    private var lines: Int64 = 0
+
+    init(gzipped: Bool, shownURL: String) throws {
+        self.gzipped = gzipped
+        inflater = gzipped ? try GzipInflater(shownURL: shownURL) : nil
+    }
+
+    /// Compressed bytes, as they arrive.
+    func feed(_ chunk: ByteBuffer) throws {
+        try inflater?.feed(chunk) { add($0) }
+    }
+
+    /// Content bytes.
+    func add(_ buffer: ByteBuffer) {
+        buffer.withUnsafeReadableBytes { bytes in
+            hasher.update(bufferPointer: bytes)
+            var count: Int64 = 0
+            for byte in bytes where byte == UInt8(ascii: "\n") { count += 1 }
+            lines += count
+        }
+    }
+
+    func finish() throws -> (SHA256.Digest, Int64) {
+        try inflater?.finish()
+        return (hasher.finalize(), lines)
     }
 }

@@ -15,12 +15,13 @@ public protocol ExportService: Sendable {
     func downloadLink(for operation: ExportOperation) async throws -> DownloadLink
     /// Fetches `url` into `finalPath` (through `finalPath.partial`, hashed and fsynced),
     /// telling `progress` the bytes received and the announced total as it goes.
-    func download(_ url: URL, to finalPath: String, decompress: Bool,
+    /// `digestContent` asks for ``DownloadResult/contentSHA256`` too.
+    func download(_ url: URL, to finalPath: String, decompress: Bool, digestContent: Bool,
                   progress: @escaping @Sendable (_ received: Int64, _ total: Int64?) -> Void) async throws -> DownloadResult
     /// Fetches `url` into `stream` as it arrives (an upload, with no file in between):
     /// hashed, gunzipped when asked, resumed after drops as a file download is. The result
     /// is that of the bytes the stream received.
-    func download(_ url: URL, into stream: any DownloadStream, decompress: Bool,
+    func download(_ url: URL, into stream: any DownloadStream, decompress: Bool, digestContent: Bool,
                   progress: @escaping @Sendable (_ received: Int64, _ total: Int64?) -> Void) async throws -> DownloadResult
 }
 

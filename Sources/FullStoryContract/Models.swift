@@ -198,9 +198,15 @@ public struct DownloadResult: Sendable, Hashable {
     public var bytes: Int64
     /// Lower-case hex SHA-256 of the bytes written to disk (after gunzip, if asked).
     public var sha256: String
+    /// When asked for: the SHA-256 of the content after gunzip (whether or not the file
+    /// was written gunzipped), and its newline-terminated lines.
+    public var contentSHA256: String?
+    public var contentLines: Int64?
 
-    public init(bytes: Int64, sha256: String) {
+    public init(bytes: Int64, sha256: String, contentSHA256: String? = nil, contentLines: Int64? = nil) {
         self.bytes = bytes
         self.sha256 = sha256
+        self.contentSHA256 = contentSHA256
+        self.contentLines = contentLines
     }
 }

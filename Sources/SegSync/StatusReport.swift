@@ -6,6 +6,8 @@ public struct StatusReport: Sendable, Equatable {
     /// One desired partition's standing: a cell of the coverage strip.
     public enum Cell: String, Sendable, Equatable, CaseIterable, Encodable {
         case done, running, ready, failed, missing
+        /// Done, from a provisional export: exported once more when its data is final.
+        case provisional
 
         /// Distinct without colour, so a strip reads in a CI log too.
         public var symbol: Character {
@@ -15,6 +17,7 @@ public struct StatusReport: Sendable, Equatable {
             case .ready: return "▓"
             case .failed: return "✗"
             case .missing: return "·"
+            case .provisional: return "▄"
             }
         }
 
@@ -25,6 +28,7 @@ public struct StatusReport: Sendable, Equatable {
             case .ready: return .blue
             case .failed: return .red
             case .missing: return .yellow
+            case .provisional: return .green
             }
         }
     }
@@ -39,6 +43,8 @@ public struct StatusReport: Sendable, Equatable {
         public var ready = 0
         public var failed = 0
         public var missing = 0
+        /// Of `done`, those whose output came from a provisional export.
+        public var provisional = 0
         /// Each desired partition, oldest first, with its label and start.
         public var cells: [Cell] = []
         public var labels: [String] = []
@@ -83,7 +89,12 @@ public struct StatusReport: Sendable, Equatable {
                 switch record.phase {
                 case .downloaded:
                     row.done += 1
-                    row.cells.append(.done)
+                    if Planner.isProvisional(exported: record.output?.exportedAt, end: partition.end, window: export.window, calendar: export.calendar) {
+                        row.provisional += 1
+                        row.cells.append(.provisional)
+                    } else {
+                        row.cells.append(.done)
+                    }
                 case .failed:
                     row.failed += 1
                     row.cells.append(.failed)
@@ -122,7 +133,9 @@ public struct StatusReport: Sendable, Equatable {
                 lines.append(row.export)
                 lines.append(contentsOf: strip(row, width: width, paint: paint))
             }
-            lines.append(Cell.allCases.map { paint(String($0.symbol), $0.color) + " " + $0.rawValue }.joined(separator: "  "))
+            // The provisional cell only where a window asks for finality beyond settle.
+            let legend = Cell.allCases.filter { $0 != .provisional || rows.contains { $0.provisional > 0 } }
+            lines.append(legend.map { paint(String($0.symbol), $0.color) + " " + $0.rawValue }.joined(separator: "  "))
         }
         if !running.isEmpty {
             lines.append("")
@@ -145,6 +158,8 @@ public struct StatusReport: Sendable, Equatable {
         let desired = rows.reduce(0) { $0 + $1.desired }
         func total(_ field: KeyPath<Row, Int>) -> Int { rows.reduce(0) { $0 + $1[keyPath: field] } }
         var parts = ["\(total(\.done)) of \(desired) partition\(desired == 1 ? "" : "s") done"]
+        let provisional = total(\.provisional)
+        if provisional > 0 { parts[0] += " (\(provisional) provisional, exported again once final)" }
         for (count, noun) in [(total(\.running), "running"), (total(\.ready), "ready to download"), (total(\.failed), "failed"), (total(\.missing), "missing")] where count > 0 {
             parts.append("\(count) \(noun)")
         }
@@ -192,6 +207,8 @@ public struct StatusReport: Sendable, Equatable {
 
             public var name: String
             public var desired, done, running, ready, failed, missing: Int
+            /// Of `done`, those from a provisional export.
+            public var provisional: Int
             public var partitions: [PartitionCell]
         }
 
@@ -224,7 +241,7 @@ public struct StatusReport: Sendable, Equatable {
             now: Timestamp.format(now),
             exports: rows.map { row in
                 .init(name: row.export, desired: row.desired, done: row.done, running: row.running, ready: row.ready,
-                      failed: row.failed, missing: row.missing,
+                      failed: row.failed, missing: row.missing, provisional: row.provisional,
                       partitions: row.cells.indices.map { .init(partition: row.labels[$0], start: Timestamp.format(row.starts[$0]), status: row.cells[$0]) })
             },
             running: running.map { .init(export: $0.export, partition: $0.label, operationId: $0.operationId, state: $0.state,

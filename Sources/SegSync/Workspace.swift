@@ -162,7 +162,8 @@ public struct Workspace: Sendable {
             var record = PartitionRecord(partition: partition, parameters: ExportParameters(export, in: manifest), phase: .downloaded, now: now)
             let stamp = await output.stamp(entry.path)
             record.output = OutputRecord(path: entry.path, bytes: entry.bytes, sha256: entry.sha256,
-                                         modified: stamp.modified, identity: stamp.identity)
+                                         modified: stamp.modified, identity: stamp.identity,
+                                         exportedAt: entry.provisional?.exported, contentSHA256: entry.provisional?.contentSHA256)
             state[partition.key] = record
         }
         for key in plan.forget { state[key] = nil }

@@ -278,6 +278,11 @@ struct ApplyCommand: ContextCommand {
         if code != ExitCodes.success { throw ExitCode(code) }
     }
 
+    /// `3 partitions finalized, 1 changed.`
+    static func finalizedSentence(_ report: ApplyReport) -> String {
+        "\(report.finalized) partition\(report.finalized == 1 ? "" : "s") finalized, \(report.finalizedChanged) changed."
+    }
+
     /// The failures, grouped, and the final `Apply: …` line.
     static func summary(_ report: ApplyReport, paint: Paint = .none) -> String {
         var lines: [String] = []
@@ -306,7 +311,8 @@ struct ApplyCommand: ContextCommand {
         }
         if report.pruneSkipped > 0 { parts.append("\(report.pruneSkipped) prunes skipped after errors") }
         let unknown = report.unknownCreates > 0 ? ", \(report.unknownCreates) with an unknown id" : ""
-        let line = "Apply: " + parts.joined(separator: ", ") + ". \(report.createCalls) export\(report.createCalls == 1 ? "" : "s") created\(unknown)."
+        let finalized = report.finalized > 0 ? " " + finalizedSentence(report) : ""
+        let line = "Apply: " + parts.joined(separator: ", ") + ". \(report.createCalls) export\(report.createCalls == 1 ? "" : "s") created\(unknown)." + finalized
         let failed = !report.failures.isEmpty || report.stopped != nil || report.derivedFilesProblem != nil
         lines.append(paint(line, failed ? .red : report.stillRunning.isEmpty ? .green : .yellow))
         return lines.joined(separator: "\n") + "\n"

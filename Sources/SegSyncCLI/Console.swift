@@ -131,6 +131,7 @@ final class Console: @unchecked Sendable {
         let verb: String
         switch event.kind {
         case .created, .downloaded: verb = paint(name, .green)
+        case .finalized(_, let changed, _, _, _): verb = paint(name, changed ? .yellow : .cyan)
         case .failed, .operationFailed, .pruned: verb = paint(name, .red)
         case .lost, .waiting, .prunesSkipped: verb = paint(name, .yellow)
         case .polled, .downloading, .relinking: verb = paint(name, .dim)
@@ -162,6 +163,9 @@ final class Console: @unchecked Sendable {
         case .downloaded(let path, let bytes, let sha256):
             active[key] = nil
             files[key] = (path, bytes, sha256)
+        case .finalized(let path, _, let sha256, _, let after):
+            active[key] = nil
+            files[key] = (path, after.bytes, sha256)
         case .waiting, .failed, .pruned:
             active[key] = nil
         case .operationFailed, .lost:

@@ -51,7 +51,12 @@ struct StepSummary {
             return
         }
         text += Self.counts(plan)
-        text += "| finished now | \(report.done) |\n| still running | \(report.stillRunning.count) |\n| failed | \(report.failures.count) |\n\n"
+        text += "| finished now | \(report.done) |\n| still running | \(report.stillRunning.count) |\n| failed | \(report.failures.count) |\n"
+        if report.finalized > 0 {
+            text += "| finalized | \(report.finalized) |\n| of which changed | \(report.finalizedChanged) |\n"
+        }
+        text += "\n"
+        if report.finalized > 0 { text += ApplyCommand.finalizedSentence(report) + "\n\n" }
         if !report.failures.isEmpty {
             text += "**Failures**\n\n"
             for failure in report.failures { text += "- `\(failure.export)` \(failure.label): \(failure.message)\n" }

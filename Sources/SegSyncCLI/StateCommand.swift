@@ -234,9 +234,13 @@ struct StateListing: CommandOutput {
         var sha256: String?
         var bytes: Int64?
         var lastError: String?
+        /// For a file: false while it is provisional (exported again once its data is
+        /// final), and when its export was made.
+        var final: Bool?
+        var exported: Date?
 
         enum CodingKeys: String, CodingKey {
-            case address, export, label, start, end, phase, attempts, file, sha256, bytes
+            case address, export, label, start, end, phase, attempts, file, sha256, bytes, final, exported
             case operationId = "operation_id", operationState = "operation_state", lastError = "last_error"
         }
     }
@@ -252,7 +256,8 @@ struct StateListing: CommandOutput {
             Item(address: Self.address(record), export: record.export, label: record.label, start: record.start, end: record.end,
                  phase: record.phase.rawValue, operationId: record.operationId, operationState: record.operationState,
                  attempts: record.attempts, file: record.output?.path, sha256: record.output?.sha256, bytes: record.output?.bytes,
-                 lastError: record.lastError)
+                 lastError: record.lastError, final: record.output.map { Lockfile.Provisional($0) == nil },
+                 exported: record.output?.exportedAt)
         })
     }
 
@@ -260,7 +265,10 @@ struct StateListing: CommandOutput {
 
     func table() -> String {
         guard !records.isEmpty else { return "State has no partitions.\n" }
-        let rows = records.map { [Self.address($0), $0.phase.rawValue, $0.operationId.map { Planner.short($0) } ?? "-", $0.output?.path ?? "-"] }
+        let rows = records.map { record in
+            [Self.address(record), record.phase.rawValue + (record.output.flatMap(Lockfile.Provisional.init) != nil ? " (provisional)" : ""),
+             record.operationId.map { Planner.short($0) } ?? "-", record.output?.path ?? "-"]
+        }
         let header = ["PARTITION", "PHASE", "OPERATION", "FILE"]
         let widths = (0..<header.count).map { column in (rows + [header]).map { $0[column].count }.max() ?? 0 }
         func line(_ cells: [String]) -> String {
@@ -292,6 +300,12 @@ struct StateListing: CommandOutput {
         ]
         if let output = record.output {
             lines += [("file", output.path), ("bytes", String(output.bytes)), ("sha256", output.sha256)]
+            if let exported = output.exportedAt { lines.append(("exported", Timestamp.format(exported))) }
+            if let provisional = Lockfile.Provisional(output) {
+                lines.append(("final", "no: provisional, exported again once its data is final"))
+                if let digest = provisional.contentSHA256 { lines.append(("content sha256", digest)) }
+                if let rows = output.contentLines { lines.append(("content lines", String(rows))) }
+            }
         }
         if let error = record.lastError { lines.append(("last error", error)) }
         let width = lines.map(\.0.count).max() ?? 0

@@ -77,11 +77,16 @@ struct EmulatorAPI: Sendable {
         } catch {
             return self.error(400, "The request body is larger than 1 MiB.")
         }
-        let spec: ExportSpec
+        var spec: ExportSpec
         do {
             spec = try ExportSpec(body: Data(body.readableBytesView), dialect: dialect)
         } catch {
             return self.error(error.status, error.message)
+        }
+        let created = nowMilliseconds()
+        // With late data, an export made before every row has arrived holds fewer rows.
+        if configuration.lateRate > 0, created < spec.end + Int64((configuration.lateSeconds * 1000).rounded()) {
+            spec.asOf = created
         }
         guard state.catalog.segment(spec.segmentID) != nil else {
             // The contract lists no 404 for this call, so the seed dialect says 400;
@@ -90,7 +95,7 @@ struct EmulatorAPI: Sendable {
         }
         let ticket = OperationTicket(
             spec: spec,
-            created: nowMilliseconds(),
+            created: created,
             durationMilliseconds: Int64((configuration.operationSeconds * 1000).rounded()),
             fails: await state.faults.fires(.fail),
             nonce: UInt64.random(in: 0...UInt64.max)

@@ -85,6 +85,12 @@ public struct EmulatorConfiguration: Sendable {
     public var cacheDirectory: String?
     /// Bytes per second each download is served at (a slow link); `nil` for as fast as it goes.
     public var downloadBytesPerSecond: Int?
+    /// Late data: the fraction of rows that arrive after their time, each late by up to
+    /// ``lateSeconds`` (drawn per row from the row's position, so deterministic). An
+    /// export created before `end + lateSeconds` lacks the rows still to arrive; one
+    /// created later has them all. 0: every row is there when its range ends.
+    public var lateRate: Double
+    public var lateSeconds: Double
     /// The emulator's clock: when exports are created and finish, and when links expire.
     /// The system clock by default; a test may hold it and move it by hand, so an
     /// export's progress depends on the steps it takes, not on how busy the machine is.
@@ -123,6 +129,8 @@ public struct EmulatorConfiguration: Sendable {
         rejectKeyCount: Int = 0,
         cacheDirectory: String? = nil,
         downloadBytesPerSecond: Int? = nil,
+        lateRate: Double = 0,
+        lateSeconds: Double = 0,
         now: @escaping @Sendable () -> Date = { Date() },
         logger: Logger = Logger(label: "segsync.emulator")
     ) {
@@ -157,6 +165,8 @@ public struct EmulatorConfiguration: Sendable {
         self.rejectKeyCount = rejectKeyCount
         self.cacheDirectory = cacheDirectory
         self.downloadBytesPerSecond = downloadBytesPerSecond
+        self.lateRate = lateRate
+        self.lateSeconds = lateSeconds
         self.now = now
         self.logger = logger
     }
@@ -166,7 +176,7 @@ public struct EmulatorConfiguration: Sendable {
         let rates: [(String, Double)] = [
             ("rate-429", rate429), ("rate-5xx", rate5xx), ("rate-reset", rateReset), ("rate-drop", rateDrop),
             ("rate-truncate", rateTruncate), ("rate-fail", rateFail), ("rate-expired-link", rateExpiredLink),
-            ("rate-unreadable-create", rateUnreadableCreate), ("rate-short-range", rateShortRange),
+            ("rate-unreadable-create", rateUnreadableCreate), ("rate-short-range", rateShortRange), ("late-rate", lateRate),
         ]
         for (name, rate) in rates where !(0...1).contains(rate) || rate.isNaN {
             return "--\(name) must be between 0 and 1, not \(rate)."
@@ -174,6 +184,7 @@ public struct EmulatorConfiguration: Sendable {
         if !(0...65535).contains(port) { return "--port must be between 0 and 65535, not \(port)." }
         if apiKey.isEmpty { return "--api-key must not be empty." }
         if !(operationSeconds >= 0) || !operationSeconds.isFinite { return "--operation-seconds must be 0 or more." }
+        if !(lateSeconds >= 0) || !lateSeconds.isFinite { return "--late-hours must be 0 or more." }
         if !(linkTTL >= 0) || !linkTTL.isFinite { return "--link-ttl must be 0 or more." }
         if rowsPerHour < 0 { return "--rows-per-hour must be 0 or more." }
         if retryAfterSeconds < 0 { return "--retry-after must be 0 or more." }

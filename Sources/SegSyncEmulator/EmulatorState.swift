@@ -62,7 +62,8 @@ final class EmulatorState: Sendable {
         signer = Signer(apiKey: configuration.apiKey, seed: configuration.seed)
         faults = FaultInjector(configuration)
         log = try RequestLog(path: configuration.requestLogPath)
-        store = try ExportStore(directory: configuration.cacheDirectory, rowsPerHour: configuration.rowsPerHour)
+        store = try ExportStore(directory: configuration.cacheDirectory, rowsPerHour: configuration.rowsPerHour,
+                                late: SyntheticExport.Late(rate: configuration.lateRate, seconds: configuration.lateSeconds, seed: configuration.seed))
         boundPort = LockedValue(configuration.port)
     }
 }

@@ -24,10 +24,14 @@ struct ExportSpec: Codable, Hashable, Sendable {
     var segmentEnd: Int64?
     var timezone: String?
     var fields: [String]?
+    /// With late data (``EmulatorConfiguration/lateRate``): when the export was created,
+    /// Unix milliseconds. Rows that had not arrived by then are not in it. Nil once every
+    /// row of the range has arrived (and without late data).
+    var asOf: Int64?
 
     enum CodingKeys: String, CodingKey {
         case segmentID = "g", kind = "k", format = "f", start = "s", end = "e"
-        case segmentStart = "gs", segmentEnd = "ge", timezone = "z", fields = "fl"
+        case segmentStart = "gs", segmentEnd = "ge", timezone = "z", fields = "fl", asOf = "a"
     }
 
     /// Used when a request has no time range: fixed, so the bytes never depend on the clock.

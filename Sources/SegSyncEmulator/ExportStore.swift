@@ -14,11 +14,12 @@ actor ExportStore {
     let directory: String
     private let ownsDirectory: Bool
     private let rowsPerHour: Int
+    private let late: SyntheticExport.Late
     private var files: [String: Task<File, any Error>] = [:]
     private var order: [String] = []
     private static let capacity = 64
 
-    init(directory: String?, rowsPerHour: Int) throws {
+    init(directory: String?, rowsPerHour: Int, late: SyntheticExport.Late = .none) throws {
         if let directory {
             self.directory = directory
             ownsDirectory = false
@@ -28,16 +29,18 @@ actor ExportStore {
             ownsDirectory = true
         }
         self.rowsPerHour = rowsPerHour
+        self.late = late
         try FileManager.default.createDirectory(atPath: self.directory, withIntermediateDirectories: true)
     }
 
     func file(for spec: ExportSpec) async throws -> File {
-        let key = Self.key(spec, rowsPerHour: rowsPerHour)
+        let key = Self.key(spec, rowsPerHour: rowsPerHour, late: late)
         if let existing = files[key] {
             return try await existing.value
         }
         let path = (directory as NSString).appendingPathComponent(key + ".gz")
         let rows = rowsPerHour
+        let late = late
         let task = Task<File, any Error> {
             try await withCheckedThrowingContinuation { continuation in
                 // Generation is CPU and blocking file I/O: keep it off the concurrency pool.
@@ -49,7 +52,7 @@ actor ExportStore {
                                 return File(path: path, size: size.int64Value)
                             }
                             let temporary = path + ".tmp-\(UUID().uuidString)"
-                            let size = try SyntheticExport(spec: spec, rowsPerHour: rows).write(to: temporary)
+                            let size = try SyntheticExport(spec: spec, rowsPerHour: rows, late: late).write(to: temporary)
                             try FileManager.default.moveItem(atPath: temporary, toPath: path)
                             return File(path: path, size: size)
                         })
@@ -85,11 +88,12 @@ actor ExportStore {
         }
     }
 
-    private static func key(_ spec: ExportSpec, rowsPerHour: Int) -> String {
+    private static func key(_ spec: ExportSpec, rowsPerHour: Int, late: SyntheticExport.Late) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var material = (try? encoder.encode(spec)) ?? Data()
         material.append(contentsOf: Array("|\(rowsPerHour)".utf8))
+        if spec.asOf != nil { material.append(contentsOf: Array("|\(late.rate)|\(late.seconds)|\(late.seed)".utf8)) }
         return SHA256.hash(data: material).prefix(16).map { String(format: "%02x", $0) }.joined()
     }
 }

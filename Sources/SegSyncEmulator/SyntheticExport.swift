@@ -16,9 +16,30 @@ struct SyntheticExport {
     let spec: ExportSpec
     let rows: Int64
     private let include: (String) -> Bool
+    let late: Late
 
-    init(spec: ExportSpec, rowsPerHour: Int) {
+    /// Rows that arrive after their time: a fraction `rate` of them, each late by up to
+    /// `seconds`, drawn from the row's own position so every export agrees on it.
+    struct Late: Sendable {
+        var rate: Double
+        var seconds: Double
+        /// The emulator's seed: another seed, other late rows.
+        var seed: UInt64 = 0
+
+        static let none = Late(rate: 0, seconds: 0)
+
+        /// When row `index` (at `time`, Unix ms) arrives.
+        func arrival(of index: Int64, at time: Int64, spec: ExportSpec) -> Int64 {
+            guard rate > 0 else { return time }
+            var random = SplitMix64(seed: UInt64(digestOf: "late|\(seed)|\(spec.segmentID)|\(spec.kind)|\(spec.start)|\(index)"))
+            guard Double(random.next() % 1_000_000) / 1_000_000 < rate else { return time }
+            return time + Int64(Double(random.next() % 1_000_000) / 1_000_000 * seconds * 1000)
+        }
+    }
+
+    init(spec: ExportSpec, rowsPerHour: Int, late: Late = .none) {
         self.spec = spec
+        self.late = late
         let span = max(0, spec.end - spec.start)
         self.rows = min(Self.maxRows, Int64(rowsPerHour) * span / 3_600_000)
         let allNames = (spec.kind == .events ? EventColumns.all : IndividualColumns.all)
@@ -73,14 +94,18 @@ struct SyntheticExport {
 
         try begin(sink, columns: EventColumns.profile + EventColumns.perRow + EventColumns.template)
         let span = spec.end - spec.start
+        var written: Int64 = 0
         for index in 0..<rows {
             let who = random.next(below: people.count)
             let what = random.next(below: templates.count)
             let time = spec.start + (rows > 0 ? span * index / rows : 0)
+            // Drawn above either way: a row not arrived yet leaves the others as they are.
+            if let asOf = spec.asOf, late.arrival(of: index, at: time, spec: spec) > asOf { continue }
             let session = people[who].id &+ (time / 1_800_000)
             let offset = time % 1_800_000
             var row = RowWriter(format: spec.format)
-            row.begin(first: index == 0, sink.rows)
+            row.begin(first: written == 0, sink.rows)
+            written += 1
             row.append(profiles[who], sink.rows)
             row.integer("SessionId", session, included: rowColumns[0], sink.rows)
             row.integer("PageId", session &* 31 &+ Int64(what), included: rowColumns[1], sink.rows)
@@ -90,7 +115,7 @@ struct SyntheticExport {
             row.finish(sink.rows)
             try sink.flushIfFull()
         }
-        try end(sink)
+        try end(sink, rows: written)
     }
 
     private static func eventTemplate(_ random: inout SplitMix64) -> [(String, Value)] {
@@ -146,18 +171,22 @@ struct SyntheticExport {
         try begin(sink, columns: IndividualColumns.all)
         var people = People(segmentID: spec.segmentID)
         let span = spec.end - spec.start
+        var written: Int64 = 0
         for index in 0..<rows {
             let person = people.next()
+            let time = spec.start + span * index / rows
+            if let asOf = spec.asOf, late.arrival(of: index, at: time, spec: spec) > asOf { continue }
             var fields = person.fields
             fields.insert(("UserCreated", .time(person.created)), at: 5)
-            fields.append(("SessionStart", .time(spec.start + span * index / rows)))
+            fields.append(("SessionStart", .time(time)))
             var row = RowWriter(format: spec.format)
-            row.begin(first: index == 0, sink.rows)
+            row.begin(first: written == 0, sink.rows)
+            written += 1
             row.append(render(fields, columns: IndividualColumns.all), sink.rows)
             row.finish(sink.rows)
             try sink.flushIfFull()
         }
-        try end(sink)
+        try end(sink, rows: written)
     }
 
     struct Person {
@@ -261,7 +290,7 @@ struct SyntheticExport {
         }
     }
 
-    private func end(_ sink: GzipFileWriter) throws {
+    private func end(_ sink: GzipFileWriter, rows: Int64) throws {
         switch spec.format {
         case .json: sink.rows.append(Array((rows > 0 ? "\n]\n" : "]\n").utf8))
         case .ndjson, .csv: break

@@ -5,6 +5,7 @@ import FullStoryContract
 import NIOCore
 import ObjectStore
 import SegSync
+import Synchronization
 
 /// Outputs in an object-store bucket, below a prefix (`output: s3://bucket/prefix`): one
 /// list per scan, downloads streamed into multipart uploads (no local copy), writes
@@ -25,6 +26,8 @@ public struct BucketOutput: OutputStore {
     /// Bytes per uploaded part, and parts in flight at once.
     let partSize: Int
     let partsInFlight: Int
+    /// What the store does with conditional writes, as ``preflight()`` found.
+    let conditionalWrites = ConditionalWrites()
 
     /// The metadata key naming the operation an object's bytes came from.
     static let operationMetadata = "segsync-operation"
@@ -104,7 +107,8 @@ public struct BucketOutput: OutputStore {
     // MARK: Writing
 
     public func put(_ relative: String, replacing: OutputRecord?, operationId: String,
-                    fetch: @Sendable (DownloadTarget) async throws -> DownloadResult) async throws -> OutputRecord {
+                    decide: (@Sendable (DownloadResult) async throws -> Bool)?,
+                    fetch: @Sendable (DownloadTarget) async throws -> DownloadResult) async throws -> OutputRecord? {
         let key = key(relative)
         let condition = try await condition(for: relative, key: key, replacing: replacing, operationId: operationId)
         let upload = UploadStream { [client, settings, partSize, partsInFlight] in
@@ -115,8 +119,13 @@ public struct BucketOutput: OutputStore {
         do {
             let result = try await unusable { try await fetch(.stream(upload)) }
             try Task.checkCancellation()
+            if let decide, try await !decide(result) {
+                await upload.abort()  // never completed: the object stays as it was
+                return nil
+            }
             let written = try await unusable { try await upload.complete() }
-            return OutputRecord(path: relative, bytes: result.bytes, sha256: result.sha256, identity: written.etag)
+            return OutputRecord(path: relative, bytes: result.bytes, sha256: result.sha256, identity: written.etag,
+                                contentSHA256: result.contentSHA256, contentLines: result.contentLines)
         } catch {
             // Runs to its end in a cancelled task too; what it cannot reach, the next run aborts.
             await upload.abort()
@@ -127,47 +136,70 @@ public struct BucketOutput: OutputStore {
     /// The write condition for `key`, decided before a byte is downloaded: absent when
     /// nothing is there; the recorded ETag when it is segsync's object (recorded, or
     /// completed by a run killed before it recorded it); refused otherwise.
+    /// A store without conditional writes (``preflight()`` found it) gets the same look
+    /// and an unconditional write.
     func condition(for relative: String, key: String, replacing: OutputRecord?, operationId: String) async throws -> WriteCondition {
-        guard let found = try await unusable({ try await client.headObject(bucket: settings.bucket, key: key) }) else { return .ifAbsent }
+        let conditional = conditionalWrites.supported
+        guard let found = try await unusable({ try await client.headObject(bucket: settings.bucket, key: key) }) else {
+            return conditional ? .ifAbsent : .always
+        }
         if let replacing, replacing.path == relative, let identity = replacing.identity, identity == found.etag {
-            return .ifMatch(etag: found.etag)
+            return conditional ? .ifMatch(etag: found.etag) : .always
         }
         if found.metadata[Self.operationMetadata] != nil {
             // segsync wrote it, at this partition's key: this very export's bytes uploaded
             // by a run killed before it recorded them, or an earlier export of the
             // partition whose record was lost (state and lockfile gone). A file in the
             // output folder would be replaced the same way.
-            return .ifMatch(etag: found.etag)
+            return conditional ? .ifMatch(etag: found.etag) : .always
         }
         throw SegSyncError("s3://\(settings.bucket)/\(key) holds an object segsync did not write; it was left as it is. "
             + "Move it away (or delete it) and run apply again to write this partition there.")
     }
 
     /// Writes a probe object twice with `If-None-Match: *` (then deletes it): a store that
-    /// takes the second write ignores conditional writes, and is named in a warning. The
-    /// look before each write (``condition(for:key:replacing:operationId:)``) still keeps
-    /// segsync off objects it did not write; only a race with another writer is unguarded.
+    /// takes the second write ignores conditional writes, and is named in a warning; one
+    /// that answers `NotImplemented` (Backblaze B2, by its documentation) is written to
+    /// without conditions from then on, and named too. Either way the look before each
+    /// write (``condition(for:key:replacing:operationId:)``) still keeps segsync off
+    /// objects it did not write; only a race with another writer is unguarded.
     public func preflight() async throws -> [String] {
         let probe = settings.prefix + ".segsync-probe-" + UUID().uuidString.lowercased()
-        let body = ByteBuffer(string: "segsync checks that this store refuses a conditional write; it deletes this at once.\n")
-        try await unusable { _ = try await client.putObject(bucket: settings.bucket, key: probe, body: body, condition: .ifAbsent) }
-        var ignored = false
+        let warning: String?
         do {
-            _ = try await unusable { try await client.putObject(bucket: settings.bucket, key: probe, body: body, condition: .ifAbsent) }
-            ignored = true
-        } catch ObjectStoreError.preconditionFailed {
-            // As it should: the key was taken.
+            warning = try await probeConditions(probe)
         } catch {
             try? await client.deleteObject(bucket: settings.bucket, key: probe)
             throw error
         }
         try? await client.deleteObject(bucket: settings.bucket, key: probe)
-        guard ignored else { return [] }
-        return ["\(settings.url): the store ignores conditional writes (a second write with If-None-Match: * was accepted), "
-            + "so an object someone else writes while segsync uploads the same key can be overwritten. segsync still looks "
-            + "before each write and never replaces an object it did not write; use a store that supports conditional writes "
-            + "(AWS S3, MinIO, Cloudflare R2) to close that race."]
+        return warning.map { [$0] } ?? []
     }
+
+    private func probeConditions(_ probe: String) async throws -> String? {
+        let body = ByteBuffer(string: "segsync checks that this store refuses a conditional write; it deletes this at once.\n")
+        do {
+            try await unusable { _ = try await client.putObject(bucket: settings.bucket, key: probe, body: body, condition: .ifAbsent) }
+        } catch ObjectStoreError.notImplemented(_, let detail) {
+            // The write itself must work: only the condition may be missing.
+            try await unusable { _ = try await client.putObject(bucket: settings.bucket, key: probe, body: body, condition: .always) }
+            conditionalWrites.supported = false
+            return "\(settings.url): the store does not support conditional writes (a write with If-None-Match: * was answered "
+                + "NotImplemented\(detail.isEmpty ? "" : ": \(detail)")), so segsync writes without them. It still looks before "
+                + "each write and never replaces an object it did not write, but an object someone else writes while segsync "
+                + "uploads the same key can be overwritten; " + Self.storesWithConditions
+        }
+        do {
+            _ = try await unusable { try await client.putObject(bucket: settings.bucket, key: probe, body: body, condition: .ifAbsent) }
+        } catch ObjectStoreError.preconditionFailed {
+            return nil  // As it should: the key was taken.
+        }
+        return "\(settings.url): the store ignores conditional writes (a second write with If-None-Match: * was accepted), "
+            + "so an object someone else writes while segsync uploads the same key can be overwritten. segsync still looks "
+            + "before each write and never replaces an object it did not write; " + Self.storesWithConditions
+    }
+
+    static let storesWithConditions = "use a store that supports conditional writes (AWS S3, Cloudflare R2, a recent MinIO) to close that race."
 
     public func delete(_ relative: String) async throws {
         try await unusable { try await client.deleteObject(bucket: settings.bucket, key: key(relative)) }
@@ -236,6 +268,17 @@ public struct BucketOutput: OutputStore {
                 throw error
             }
         }
+    }
+}
+
+/// Whether writes carry their conditions: yes until ``BucketOutput/preflight()`` finds a
+/// store that does not implement them.
+final class ConditionalWrites: Sendable {
+    private let state = Mutex(true)
+
+    var supported: Bool {
+        get { state.withLock { $0 } }
+        set { state.withLock { $0 = newValue } }
     }
 }
 

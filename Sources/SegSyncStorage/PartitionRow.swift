@@ -13,20 +13,38 @@ struct PartitionRow {
         "key", "export", "start_at", "end_at", "label", "fingerprint", "parameters_id", "phase",
         "operation_id", "operation_state", "progress", "attempts", "last_error", "created_at", "updated_at",
         "output_path", "output_bytes", "output_sha256", "output_modified", "output_identity",
+        "requested_at", "output_exported_at", "output_content_sha256", "output_content_lines",
     ]
+
+    /// The schema version each column after the first version's arrived in, and its kind.
+    static let added: [String: (version: Int, kind: Kind)] = [
+        "output_identity": (2, .text),
+        "requested_at": (3, .real), "output_exported_at": (3, .real), "output_content_sha256": (3, .text),
+        "output_content_lines": (3, .integer),
+    ]
+
+    enum Kind { case text, real, integer }
 
     static var columnList: String { columns.joined(separator: ", ") }
 
-    /// What a load selects from a database at schema version `schema`: one still at
-    /// version 1 (read without migrating it) has no `output_identity`, read as `null`
-    /// (`nullText`, the engine's way of writing a null text).
-    static func selectList(schema: Int, nullText: String) -> String {
-        columns.map { $0 == "output_identity" && schema < 2 ? "\(nullText) AS output_identity" : $0 }.joined(separator: ", ")
+    /// What a load selects from a database at schema version `schema`: a column a later
+    /// version added is read as null from one still older (read without migrating it);
+    /// `null` writes the engine's typed null.
+    static func selectList(schema: Int, null: (Kind) -> String) -> String {
+        columns.map { column in
+            guard let added = added[column], schema < added.version else { return column }
+            return "\(null(added.kind)) AS \(column)"
+        }.joined(separator: ", ")
     }
 
-    /// Each schema version's changes after the first.
-    static func upgrades(textType: String) -> [Int: [String]] {
-        [2: ["ALTER TABLE segsync_partitions ADD COLUMN output_identity \(textType)"]]
+    /// Each schema version's changes after the first, in the engine's type names.
+    static func upgrades(type: (Kind) -> String) -> [Int: [String]] {
+        var upgrades: [Int: [String]] = [:]
+        for column in columns {
+            guard let added = added[column] else { continue }
+            upgrades[added.version, default: []].append("ALTER TABLE segsync_partitions ADD COLUMN \(column) \(type(added.kind))")
+        }
+        return upgrades
     }
 
     /// The stored export parameters of a workspace, by id.
@@ -100,5 +118,14 @@ extension PartitionRecord {
         if let outputPath, let outputBytes, let outputSHA256 {
             output = OutputRecord(path: outputPath, bytes: outputBytes, sha256: outputSHA256, modified: outputModified, identity: outputIdentity)
         }
+    }
+
+    /// The columns schema 3 added: the current operation's creation time, and the
+    /// output's export time and content digest.
+    mutating func setFinality(requestedAt: Double?, exportedAt: Double?, contentSHA256: String?, contentLines: Int64?) {
+        self.requestedAt = requestedAt.map(Date.init(timeIntervalSince1970:))
+        output?.exportedAt = exportedAt.map(Date.init(timeIntervalSince1970:))
+        output?.contentSHA256 = contentSHA256
+        output?.contentLines = contentLines
     }
 }

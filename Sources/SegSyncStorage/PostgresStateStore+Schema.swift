@@ -49,6 +49,15 @@ extension PostgresStateStore {
         """,
     ]
 
+    /// A column kind's type here.
+    static func typeName(_ kind: PartitionRow.Kind) -> String {
+        switch kind {
+        case .text: "text"
+        case .real: "double precision"
+        case .integer: "bigint"
+        }
+    }
+
     /// Creates or upgrades the schema under a transaction-scoped advisory lock, so
     /// processes migrating at once take turns and the second finds the work done.
     func migrate() async throws {
@@ -61,7 +70,7 @@ extension PostgresStateStore {
                 try await connection.query("INSERT INTO segsync_schema (version) VALUES (1)", logger: logger)
                 version = 1
             }
-            let upgrades = PartitionRow.upgrades(textType: "text")
+            let upgrades = PartitionRow.upgrades(type: Self.typeName)
             while version < Self.schemaVersion {
                 version += 1
                 for statement in upgrades[version] ?? [] { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }

@@ -14,7 +14,7 @@ import SegSync
 /// the same connection, so once it is gone nothing more can be written under a lock this
 /// run no longer holds; ``onLoss(_:)`` tells the run to stop.
 public final class PostgresStateStore: StateStore, @unchecked Sendable {
-    public static let schemaVersion = 2
+    public static let schemaVersion = 3
     /// The schema version of the database as opened (below ``schemaVersion`` only when
     /// opened read-only, unmigrated).
     var schema = PostgresStateStore.schemaVersion
@@ -267,16 +267,17 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
                 }
                 let parameters = try PartitionRow.Parameters(sets)
                 let rows = try await connection.query(
-                    PostgresQuery(unsafeSQL: "SELECT \(PartitionRow.selectList(schema: schema, nullText: "NULL::text")) FROM segsync_partitions WHERE workspace = $1",
+                    PostgresQuery(unsafeSQL: "SELECT \(PartitionRow.selectList(schema: schema) { "NULL::" + Self.typeName($0) }) FROM segsync_partitions WHERE workspace = $1",
                                   binds: try Self.bindings([workspace])), logger: logger)
                 for try await row in rows.decode(Row.self) {
-                    let record = PartitionRecord(
+                    var record = PartitionRecord(
                         row: row.0, export: row.1, start: Date(timeIntervalSince1970: row.2), end: Date(timeIntervalSince1970: row.3),
                         label: row.4, fingerprint: row.5,
                         parameters: try parameters.parameters(row.6, key: row.0), phase: try PartitionRow.phase(row.7, key: row.0),
                         operationId: row.8, operationState: row.9, progress: row.10, attempts: Int(row.11), lastError: row.12,
                         createdAt: Date(timeIntervalSince1970: row.13), updatedAt: Date(timeIntervalSince1970: row.14), outputPath: row.15, outputBytes: row.16, outputSHA256: row.17,
                         outputModified: row.18, outputIdentity: row.19)
+                    record.setFinality(requestedAt: row.20, exportedAt: row.21, contentSHA256: row.22, contentLines: row.23)
                     state.partitions[row.0] = try record.clamped(in: name)
                 }
                 return state
@@ -287,7 +288,8 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
     }
 
     typealias Row = (String, String, Double, Double, String, String, Int64, String, String?, String?, Double?,
-                     Int32, String?, Double, Double, String?, Int64?, String?, Double?, String?)
+                     Int32, String?, Double, Double, String?, Int64?, String?, Double?, String?,
+                     Double?, Double?, String?, Int64?)
 
     static func bindings(_ values: [String]) throws -> PostgresBindings {
         var bindings = PostgresBindings(capacity: values.count)
@@ -335,6 +337,10 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
                 bindings.append(record.output?.sha256)
                 bindings.append(record.output?.modified)
                 bindings.append(record.output?.identity)
+                bindings.append(record.requestedAt?.timeIntervalSince1970)
+                bindings.append(record.output?.exportedAt?.timeIntervalSince1970)
+                bindings.append(record.output?.contentSHA256)
+                bindings.append(record.output?.contentLines)
                 rows.append("(" + (1...width).map { "$\(index * width + $0)" }.joined(separator: ", ") + ")")
             }
             let sql = """

@@ -13,7 +13,7 @@ import SQLiteNIO
 /// reader (`segsync status`) never waits for a writer. The run lock is a `flock` on
 /// `.segsync/lock`, as in every build before.
 public final class SQLiteStateStore: StateStore, @unchecked Sendable {
-    public static let schemaVersion = 2
+    public static let schemaVersion = 3
 
     /// The schema version of the database as opened (below ``schemaVersion`` only when
     /// opened read-only, unmigrated).
@@ -167,7 +167,13 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
                 _ = try await connection.query("INSERT INTO segsync_schema (version) VALUES (1)")
                 version = 1
             }
-            let upgrades = PartitionRow.upgrades(textType: "TEXT")
+            let upgrades = PartitionRow.upgrades { kind in
+                switch kind {
+                case .text: "TEXT"
+                case .real: "REAL"
+                case .integer: "INTEGER"
+                }
+            }
             while version < Self.schemaVersion {
                 version += 1
                 for statement in upgrades[version] ?? [] { _ = try await connection.query(statement) }
@@ -224,7 +230,7 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
                 let loading = NIOLockedValueBox(Loading())
                 loading.withLockedValue { $0.partitions.reserveCapacity(max(0, count.first.flatMap { Self.integer($0.columns.first?.data) } ?? 0)) }
                 let name = self.name
-                try await connection.query("SELECT \(PartitionRow.selectList(schema: schema, nullText: "NULL")) FROM segsync_partitions WHERE workspace = ?", [.text(workspace)]) { row in
+                try await connection.query("SELECT \(PartitionRow.selectList(schema: schema) { _ in "NULL" }) FROM segsync_partitions WHERE workspace = ?", [.text(workspace)]) { row in
                     loading.withLockedValue { loading in
                         guard loading.error == nil else { return }
                         do {
@@ -283,13 +289,16 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
             guard let value = c[i].double else { throw SegSyncError("partition \(key) has no \(PartitionRow.columns[i]) in state.") }
             return Date(timeIntervalSince1970: value)
         }
-        return PartitionRecord(
+        var record = PartitionRecord(
             row: key, export: try text(1), start: try date(2), end: try date(3), label: try text(4), fingerprint: try text(5),
             parameters: try parameters.parameters(Int64(integer(c[6]) ?? 0), key: key), phase: try PartitionRow.phase(try text(7), key: key),
             operationId: c[8].string, operationState: c[9].string, progress: c[10].isNull ? nil : c[10].double,
             attempts: integer(c[11]) ?? 0, lastError: c[12].string, createdAt: try date(13), updatedAt: try date(14),
             outputPath: c[15].string, outputBytes: integer(c[16]).map(Int64.init), outputSHA256: c[17].string,
             outputModified: c[18].isNull ? nil : c[18].double, outputIdentity: c[19].string)
+        record.setFinality(requestedAt: c[20].isNull ? nil : c[20].double, exportedAt: c[21].isNull ? nil : c[21].double,
+                           contentSHA256: c[22].string, contentLines: integer(c[23]).map(Int64.init))
+        return record
     }
 
     static func binds(_ record: PartitionRecord, key: String, parametersID: Int64) -> [SQLiteData] {
@@ -302,7 +311,9 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
             .integer(record.attempts), text(record.lastError), .float(record.createdAt.timeIntervalSince1970),
             .float(record.updatedAt.timeIntervalSince1970), text(record.output?.path),
             record.output.map { .integer(Int($0.bytes)) } ?? .null, text(record.output?.sha256), real(record.output?.modified),
-            text(record.output?.identity),
+            text(record.output?.identity), real(record.requestedAt?.timeIntervalSince1970),
+            real(record.output?.exportedAt?.timeIntervalSince1970), text(record.output?.contentSHA256),
+            record.output?.contentLines.map { .integer(Int($0)) } ?? .null,
         ]
     }
 

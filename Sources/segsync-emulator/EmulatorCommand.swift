@@ -44,6 +44,19 @@ struct EmulatorCommand: AsyncParsableCommand {
         name: .customLong("rows-per-hour"), help: "Rows per hour of an export's time range (the download size knob).")
     var rowsPerHour = 60
 
+    @Option(
+        name: .customLong("late-rate"),
+        help: "Fraction of rows that arrive late (0–1): an export made soon after its range ends lacks those not yet in.")
+    var lateRate: Double = 0
+
+    @Option(name: .customLong("late-hours"), help: "How late a late row can be, in hours.")
+    var lateHours: Double = 6
+
+    @Option(
+        name: .customLong("clock-start"),
+        help: "Start the emulator's clock at this instant (2026-11-27T02:00:00Z); it runs on from there.")
+    var clockStart: String?
+
     @Option(name: .customLong("request-log"), help: "Append one JSON line per request to this file.")
     var requestLog: String?
 
@@ -156,7 +169,22 @@ struct EmulatorCommand: AsyncParsableCommand {
         help: "Log level on stderr: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "warning"
 
+    /// The emulator's clock: the system's, or one that read `--clock-start` when the
+    /// configuration was made and runs on from there.
+    var clock: @Sendable () -> Date {
+        guard let start = clockStart.flatMap(Self.instant) else { return { Date() } }
+        let offset = start.timeIntervalSince(Date())
+        return { Date().addingTimeInterval(offset) }
+    }
+
+    static func instant(_ text: String) -> Date? {
+        ISO8601DateFormatter().date(from: text)
+    }
+
     func validate() throws {
+        if let clockStart, Self.instant(clockStart) == nil {
+            throw ValidationError("--clock-start \(clockStart) is not an instant; write it like 2026-11-27T02:00:00Z.")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical.")
         }
@@ -208,6 +236,9 @@ struct EmulatorCommand: AsyncParsableCommand {
             rejectKeyCount: rejectKeyCount,
             cacheDirectory: cacheDirectory,
             downloadBytesPerSecond: downloadRate,
+            lateRate: lateRate,
+            lateSeconds: lateHours * 3600,
+            now: clock,
             logger: logger
         )
     }

@@ -158,13 +158,14 @@ extension EndToEnd {
             #expect(try await setup.checkSums().count == 7)
         }
 
-        @Test("a store that ignores conditional writes is named in a warning; segsync still leaves an object it did not write alone")
-        func ignoredConditions() async throws {
+        @Test("a store that ignores conditional writes, or answers them NotImplemented, is named in a warning and written to; segsync still leaves an object it did not write alone",
+              arguments: [false, true])
+        func ignoredConditions(rejecting: Bool) async throws {
             let port = try freePort()
             var proxy: HelperServer?
             guard let setup = try await Setup("ignoredConditions", checkingSignatures: false, endpoint: { moto in
                 let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("strip_conditions.py").path
-                proxy = try HelperServer(["python3", script, String(port), moto.endpoint])
+                proxy = try HelperServer(["python3", script, String(port), moto.endpoint] + (rejecting ? ["--reject"] : []))
                 return "http://127.0.0.1:\(port)"
             }) else { return }
             let running = try #require(proxy)
@@ -174,15 +175,30 @@ extension EndToEnd {
             try await setup.client.putObject(bucket: setup.bucket, key: key, body: ByteBuffer(string: "mine\n"))
             let result = try await setup.apply()
             #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
-            #expect(result.stderr.contains("the store ignores conditional writes"), "\(result.stderr)")
+            let warning = rejecting
+                ? "the store does not support conditional writes (a write with If-None-Match: * was answered NotImplemented"
+                : "the store ignores conditional writes"
+            #expect(result.stderr.contains(warning), "\(result.stderr)")
+            #expect(!rejecting || result.stderr.contains("so segsync writes without them"), "\(result.stderr)")
             #expect(result.stdout.contains("6 done, 1 failed"), "\(result.stdout)")
+            #expect((result.stdout + result.stderr).contains("holds an object segsync did not write; it was left as it is"), "\(result.stdout)")
             #expect(String(decoding: try await setup.read("checkout-events/2026-11-26T12-00Z.csv.gz"), as: UTF8.self) == "mine\n")
             #expect(try await setup.objects().keys.filter { $0.contains(".segsync-probe") }.isEmpty, "the probe is deleted")
+
+            // Through the same store, the object moved away: the partition is written, and
+            // every object is as SHA256SUMS says.
+            try await setup.client.deleteObject(bucket: setup.bucket, key: key)
+            let again = try await setup.apply()
+            #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
+            #expect(again.stderr.contains(warning), "\(again.stderr)")
+            #expect(try await setup.checkSums().count == 7)
+            #expect(setup.emulator.creates == 7)
 
             // moto itself honours them: no warning.
             try setup.folder.write("segsync.yaml", Setup.manifest(bucket: setup.bucket, endpoint: setup.moto.endpoint))
             try await setup.client.deleteObject(bucket: setup.bucket, key: key)
             let direct = try await setup.apply()
+            #expect(setup.emulator.creates == 7, "a deleted object is fetched again from its recorded export, not exported again")
             #expect(direct.status == 0, "\(direct.stdout)\(direct.stderr)")
             #expect(!direct.stderr.contains("conditional writes"), "\(direct.stderr)")
         }

@@ -142,9 +142,10 @@ enum CLI {
     /// alone, so tests running alongside do not count. `segsync-fixture --peak-memory`
     /// spawns it: spawned from this (large) process, Linux would report this process's
     /// high-water mark for the child.
-    static func peakMemory(_ arguments: [String], executable: String = "segsync") async throws -> (status: Int32, kibibytes: Int) {
+    static func peakMemory(_ arguments: [String], executable: String = "segsync",
+                           environment: [String: String] = [:]) async throws -> (status: Int32, kibibytes: Int) {
         let run = try await exec(["--peak-memory", binDirectory + "/" + executable] + arguments,
-                                 in: NSTemporaryDirectory(), executable: "segsync-fixture")
+                                 in: NSTemporaryDirectory(), environment: environment, executable: "segsync-fixture")
         let fields = run.stdout.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         guard run.status == 0, fields.count == 2 else {
             throw SegSyncError("segsync-fixture --peak-memory failed (\(run.status)): \(run.stdout)\(run.stderr)")

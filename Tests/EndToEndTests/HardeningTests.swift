@@ -129,7 +129,8 @@ extension EndToEnd {
         func savedPlanAfterOperationsFinish() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "1"])
+            // Long enough that the run's first polls find them running on a loaded machine.
+            let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "5"])
             let started = try await apply(folder, emulator, ["--max-wait", "0", "--target", "everyone-daily"])
             #expect(started.status == 3, "\(started.stdout)\(started.stderr)")
             // Plan (refreshing from the API) until the operations are done.

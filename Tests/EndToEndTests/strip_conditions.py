@@ -3,7 +3,11 @@
 and `If-Match`: a store that ignores conditional writes, for BucketOutputTests. Put it in
 front of a moto server that does not check signatures (a dropped header is a signed one).
 
-    strip_conditions.py PORT UPSTREAM      prints "listening" once it accepts connections
+    strip_conditions.py PORT UPSTREAM [--reject]
+
+With --reject it answers a request that carries either header `501 NotImplemented`, as
+AWS words it for a header it does not implement: a store without conditional writes
+(Backblaze B2, by its documentation). Prints "listening" once it accepts connections.
 """
 import http.client
 import http.server
@@ -11,7 +15,10 @@ import sys
 import urllib.parse
 
 port, upstream = int(sys.argv[1]), urllib.parse.urlparse(sys.argv[2])
+rejecting = "--reject" in sys.argv[3:]
 dropped = {"if-none-match", "if-match"}
+NOT_IMPLEMENTED = """<?xml version="1.0" encoding="UTF-8"?>
+<Error><Code>NotImplemented</Code><Message>A header you provided implies functionality that is not implemented</Message><Header>%s</Header></Error>"""
 
 
 class Proxy(http.server.BaseHTTPRequestHandler):
@@ -20,6 +27,15 @@ class Proxy(http.server.BaseHTTPRequestHandler):
     def forward(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
+        conditions = [k for k in self.headers.keys() if k.lower() in dropped]
+        if rejecting and conditions:
+            data = (NOT_IMPLEMENTED % conditions[0]).encode()
+            self.send_response(501, "Not Implemented")
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in dropped}
         connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
         connection.request(self.command, self.path, body=body, headers=headers)

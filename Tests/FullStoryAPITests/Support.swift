@@ -210,14 +210,6 @@ func rawRequest(
     return (status, json)
 }
 
-/// Resident memory of this process, from /proc/self/statm.
-func residentBytes() throws -> Int64 {
-    let statm = try String(contentsOfFile: "/proc/self/statm", encoding: .utf8)
-    let fields = statm.split(separator: " ")
-    let pages = Int64(fields[1]) ?? 0
-    return pages * Int64(sysconf(Int32(_SC_PAGESIZE)))
-}
-
 /// A wall clock for the emulator (``EmulatorConfiguration/now``) that stands still until
 /// the test moves it.
 final class HandClock: Sendable {

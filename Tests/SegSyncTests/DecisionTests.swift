@@ -5,7 +5,8 @@ import Testing
 
 /// `Planner.decide` against its specification: a table of rules over every combination
 /// of what state records, what the lockfile says, whether the fingerprint still matches,
-/// what the folder holds, and `--retry-failed`.
+/// what the folder holds, whether the output is provisional (`window.final`), and
+/// `--retry-failed`.
 @Suite(.timeLimit(.minutes(2))) struct DecisionTests {
     enum RecordState: CaseIterable, Sendable {
         case none, requested, running, completed, downloaded, downloadedWithoutOutput, failed, failedOut
@@ -13,15 +14,19 @@ import Testing
     enum LockState: CaseIterable, Sendable { case none, entry }
     enum Fingerprint: CaseIterable, Sendable { case same, changed }
     enum FileState: CaseIterable, Sendable { case intact, damaged }
-    enum Outcome: Sendable, Equatable { case create, resume, download, repair, replace, upToDate, adopt, givenUp }
+    /// The recorded output's export: final; provisional with `end + final` still ahead;
+    /// provisional with `end + final` passed.
+    enum Finality: CaseIterable, Sendable { case final, provisional, due }
+    enum Outcome: Sendable, Equatable { case create, resume, download, repair, replace, upToDate, adopt, givenUp, finalize }
 
     struct Case: Sendable, CustomTestStringConvertible {
         var record: RecordState
         var lock: LockState
         var fingerprint: Fingerprint
         var file: FileState
+        var finality: Finality
         var retryFailed: Bool
-        var testDescription: String { "\(record) lock:\(lock) \(fingerprint) \(file)\(retryFailed ? " --retry-failed" : "")" }
+        var testDescription: String { "\(record) lock:\(lock) \(fingerprint) \(file) \(finality)\(retryFailed ? " --retry-failed" : "")" }
     }
 
     /// One row of the specification; nil matches anything.
@@ -30,12 +35,13 @@ import Testing
         var lock: LockState?
         var fingerprint: Fingerprint?
         var file: FileState?
+        var finality: [Finality]? = nil
         var retryFailed: Bool?
         var outcome: Outcome
 
         func matches(_ c: Case) -> Bool {
             records.contains(c.record) && (lock ?? c.lock) == c.lock && (fingerprint ?? c.fingerprint) == c.fingerprint
-                && (file ?? c.file) == c.file && (retryFailed ?? c.retryFailed) == c.retryFailed
+                && (file ?? c.file) == c.file && (finality ?? [c.finality]).contains(c.finality) && (retryFailed ?? c.retryFailed) == c.retryFailed
         }
     }
 
@@ -44,11 +50,13 @@ import Testing
     static let rules: [Rule] = [
         Rule(records: [.none], lock: LockState.none, outcome: .create),
         Rule(records: [.none], lock: .entry, fingerprint: .changed, outcome: .replace),
-        Rule(records: [.none], lock: .entry, fingerprint: .same, file: .intact, outcome: .adopt),
+        Rule(records: [.none], lock: .entry, fingerprint: .same, file: .intact, finality: [.final, .provisional], outcome: .adopt),
+        Rule(records: [.none], lock: .entry, fingerprint: .same, file: .intact, finality: [.due], outcome: .finalize),
         Rule(records: [.none], lock: .entry, fingerprint: .same, file: .damaged, outcome: .repair),
         Rule(records: [.downloaded, .downloadedWithoutOutput, .requested, .running, .completed], fingerprint: .changed, outcome: .replace),
         Rule(records: [.failed, .failedOut], fingerprint: .changed, outcome: .create),
-        Rule(records: [.downloaded], fingerprint: .same, file: .intact, outcome: .upToDate),
+        Rule(records: [.downloaded], fingerprint: .same, file: .intact, finality: [.final, .provisional], outcome: .upToDate),
+        Rule(records: [.downloaded], fingerprint: .same, file: .intact, finality: [.due], outcome: .finalize),
         Rule(records: [.downloaded], fingerprint: .same, file: .damaged, outcome: .repair),
         Rule(records: [.downloadedWithoutOutput], fingerprint: .same, outcome: .create),
         Rule(records: [.requested, .running], fingerprint: .same, outcome: .resume),
@@ -62,7 +70,9 @@ import Testing
         LockState.allCases.flatMap { lock in
             Fingerprint.allCases.flatMap { fingerprint in
                 FileState.allCases.flatMap { file in
-                    [false, true].map { Case(record: record, lock: lock, fingerprint: fingerprint, file: file, retryFailed: $0) }
+                    Finality.allCases.flatMap { finality in
+                        [false, true].map { Case(record: record, lock: lock, fingerprint: fingerprint, file: file, finality: finality, retryFailed: $0) }
+                    }
                 }
             }
         }
@@ -80,11 +90,21 @@ import Testing
     static let now = Timestamp.parse("2026-11-28T00:00:00Z")!
 
     /// The desired partition, and the record, lockfile entry and folder a case describes.
+    /// The partition (2026-11-24) ends on the 25th; its output was exported a day later,
+    /// as `settle: 1d` has it; `now` is the 28th. `final` is 1d (the output is final),
+    /// 10d (provisional, final on 5 December) or 2d (provisional, final since the 27th).
     static func inputs(_ c: Case) throws -> (Planner.Desired, PartitionRecord?, Lockfile.Entry?, ObservedFiles) {
-        let export = manifest.exports[0]
+        var export = manifest.exports[0]
+        export.window.final = switch c.finality {
+        case .final: Span(days: 1)
+        case .provisional: Span(days: 10)
+        case .due: Span(days: 2)
+        }
         let partition = try #require(try DesiredPartitions.partitions(of: export, dialect: .seed, now: now).first)
         let desired = Planner.Desired(partition: partition, path: Layout.relativePath(for: partition, export: export),
                                       export: export, parameters: ExportParameters(export, in: manifest))
+        #expect(Timestamp.format(partition.start) == "2026-11-24T00:00:00Z")
+        let exported = partition.end.addingTimeInterval(86_400)
         let recordedPath = "orders/recorded.csv.gz"
         let fingerprint = c.fingerprint == .same ? partition.fingerprint : "an older fingerprint"
         let phase: Phase? = switch c.record {
@@ -101,13 +121,17 @@ import Testing
             record.operationId = "op-1"
             record.attempts = c.record == .failedOut ? Planner.attemptLimit : 1
             if phase == .failed { record.lastError = "the export failed." }
-            if c.record == .downloaded { record.output = OutputRecord(path: recordedPath, bytes: 3, sha256: String(repeating: "a", count: 64)) }
+            if c.record == .downloaded {
+                record.output = OutputRecord(path: recordedPath, bytes: 3, sha256: String(repeating: "a", count: 64), exportedAt: exported,
+                                             contentSHA256: c.finality == .final ? nil : String(repeating: "c", count: 64))
+            }
             return record
         }
         let entry = c.lock == .none ? nil : Lockfile.Entry(
             path: recordedPath, sha256: String(repeating: "a", count: 64), bytes: 3, export: export.name, segment: export.segment,
             type: export.type, format: c.fingerprint == .same ? export.format : .json, start: partition.start, end: partition.end,
-            fingerprint: fingerprint)
+            fingerprint: fingerprint,
+            provisional: c.finality == .final ? nil : Lockfile.Provisional(exported: exported, contentSHA256: String(repeating: "c", count: 64)))
         let observed = ObservedFiles(problems: c.file == .damaged ? [recordedPath: .checksumMismatch] : [:])
         return (desired, record, entry, observed)
     }
@@ -121,13 +145,14 @@ import Testing
         case .replace: .replace
         case .upToDate(let adopting): adopting == nil ? .upToDate : .adopt
         case .givenUp: .givenUp
+        case .finalize: .finalize
         case .prune, .keep: nil
         }
     }
 
     @Test("the table is exhaustive and unambiguous: every combination matches exactly one rule")
     func tableCoversEveryCase() {
-        #expect(Self.cases.count == 8 * 2 * 2 * 2 * 2)
+        #expect(Self.cases.count == 8 * 2 * 2 * 2 * 3 * 2)
         for c in Self.cases {
             let matching = Self.rules.filter { $0.matches(c) }
             #expect(matching.count == 1, "\(c.testDescription): \(matching.count) rules")
@@ -138,7 +163,7 @@ import Testing
     func decideFollowsTheTable(_ c: Case) throws {
         let (desired, record, entry, observed) = try Self.inputs(c)
         let decision = Planner.decide(desired: desired, record: record, lockEntry: entry, observed: observed,
-                                      options: .init(retryFailed: c.retryFailed))
+                                      options: .init(retryFailed: c.retryFailed), now: Self.now)
         let expected = try #require(Self.rules.first { $0.matches(c) }).outcome
         #expect(Self.outcome(decision) == expected)
         // What each decision carries on into the plan.
@@ -165,6 +190,9 @@ import Testing
         case .givenUp(let attempts, let lastError):
             #expect(attempts == Planner.attemptLimit)
             #expect(lastError == "the export failed.")
+        case .finalize(let exported):
+            #expect(exported == desired.partition.end.addingTimeInterval(86_400))
+            #expect(Planner.finalizeDetail(exported: exported, now: Self.now) == "provisional, exported 2d ago")
         case .prune, .keep:
             Issue.record("a desired partition is never pruned or kept")
         }

@@ -74,20 +74,27 @@ final class ScriptedExports: ExportService, @unchecked Sendable {
         return DownloadLink(url: URL(string: "https://files.example/\(operation.id)")!)
     }
 
-    func download(_ url: URL, to finalPath: String, decompress: Bool,
+    func download(_ url: URL, to finalPath: String, decompress: Bool, digestContent: Bool,
                   progress: @escaping @Sendable (Int64, Int64?) -> Void) async throws -> DownloadResult {
         guard case .file(let text) = try await next("download", url.lastPathComponent) else { throw SegSyncError("download wants a file") }
         try Data(text.utf8).write(to: URL(fileURLWithPath: finalPath))
         progress(Int64(text.utf8.count), Int64(text.utf8.count))
-        return DownloadResult(bytes: Int64(text.utf8.count), sha256: SHA256.hash(data: Data(text.utf8)).hexString)
+        return Self.result(text, digestContent: digestContent)
     }
 
-    func download(_ url: URL, into stream: any DownloadStream, decompress: Bool,
+    /// What a download of `text` (the content as written, no gzip) reports.
+    static func result(_ text: String, digestContent: Bool) -> DownloadResult {
+        let digest = SHA256.hash(data: Data(text.utf8)).hexString
+        return DownloadResult(bytes: Int64(text.utf8.count), sha256: digest, contentSHA256: digestContent ? digest : nil,
+                              contentLines: digestContent ? Int64(text.utf8.filter { $0 == UInt8(ascii: "\n") }.count) : nil)
+    }
+
+    func download(_ url: URL, into stream: any DownloadStream, decompress: Bool, digestContent: Bool,
                   progress: @escaping @Sendable (Int64, Int64?) -> Void) async throws -> DownloadResult {
         guard case .file(let text) = try await next("download", url.lastPathComponent) else { throw SegSyncError("download wants a file") }
         try await stream.write(Array(text.utf8))
         progress(Int64(text.utf8.count), Int64(text.utf8.count))
-        return DownloadResult(bytes: Int64(text.utf8.count), sha256: SHA256.hash(data: Data(text.utf8)).hexString)
+        return Self.result(text, digestContent: digestContent)
     }
 }
 

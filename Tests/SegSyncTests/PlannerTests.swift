@@ -168,6 +168,7 @@ struct PlanFixture {
                 "adopt" : 0,
                 "create" : 1,
                 "download" : 1,
+                "finalize" : 0,
                 "prune" : 0,
                 "repair" : 0,
                 "replace" : 0,

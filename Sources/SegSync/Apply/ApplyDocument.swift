@@ -18,9 +18,11 @@ public struct ApplyDocument: MachineDocument, Sendable {
         public var path: String?
         public var bytes: Int64?
         public var sha256: String?
+        /// A finalization: whether the final export's content differed (the file was replaced).
+        public var changed: Bool?
 
         enum CodingKeys: String, CodingKey {
-            case export, partition, start, end, action, outcome, message, path, bytes, sha256
+            case export, partition, start, end, action, outcome, message, path, bytes, sha256, changed
         }
     }
 
@@ -40,6 +42,9 @@ public struct ApplyDocument: MachineDocument, Sendable {
     /// `segsync.lock` and `SHA256SUMS` could not be written at the end.
     public var filesProblem: String?
     public var prunesSkipped: Int
+    /// Provisional partitions whose final export arrived, and how many of them changed.
+    public var finalized: Int
+    public var finalizedChanged: Int
     public var interrupted: Bool
     /// Every partition converged: nothing failed, nothing left running, nothing given up.
     public var converged: Bool
@@ -52,6 +57,7 @@ public struct ApplyDocument: MachineDocument, Sendable {
         case dryRun = "dry_run", stillRunning = "still_running"
         case exportsCreated = "exports_created", prunesSkipped = "prunes_skipped", exitCode = "exit_code"
         case exportsWithUnknownId = "exports_with_unknown_id", stopped, filesProblem = "files_problem"
+        case finalized, finalizedChanged = "finalized_changed"
     }
 
     /// A downloaded file: where, how big, and its SHA-256.
@@ -70,6 +76,8 @@ public struct ApplyDocument: MachineDocument, Sendable {
         stopped = report.stopped
         filesProblem = report.derivedFilesProblem
         prunesSkipped = report.pruneSkipped
+        finalized = report.finalized
+        finalizedChanged = report.finalizedChanged
         self.interrupted = interrupted
         converged = dryRun ? !plan.hasChanges && plan.givenUp.isEmpty : !interrupted && exitCode == 0
         self.exitCode = exitCode
@@ -78,7 +86,10 @@ public struct ApplyDocument: MachineDocument, Sendable {
             var entry = Partition(export: action.key.export, partition: action.label, start: Timestamp.format(action.key.start),
                                   end: Timestamp.format(action.end), action: action.kind, outcome: "done")
             switch result.outcome {
-            case .done:
+            case .done(let detail):
+                if action.kind == .finalize || detail.hasPrefix(PartitionRun.finalizedPrefix) {
+                    entry.changed = detail == PartitionRun.finalizedChanged
+                }
                 let file = files[action.key]
                 entry.path = file?.path ?? (action.kind == .prune ? action.outputPath : nil)
                 entry.bytes = file?.bytes

@@ -29,6 +29,26 @@ public struct ApplyEvent: Sendable, Equatable {
         case pruned(path: String)
         /// Prunes not done because the run had errors.
         case prunesSkipped(count: Int)
+        /// A provisional partition's final export arrived: its content `changed` (the file
+        /// was replaced) or not (the file was kept, now final). Sizes and lines of content
+        /// (after gunzip; a CSV's header included) before and after.
+        case finalized(path: String, changed: Bool, sha256: String, before: Finalization.Size, after: Finalization.Size)
+    }
+
+    /// What a finalization compares.
+    public enum Finalization {
+        public struct Size: Sendable, Equatable {
+            public var bytes: Int64
+            public var lines: Int64?
+
+            public init(bytes: Int64, lines: Int64?) {
+                self.bytes = bytes
+                self.lines = lines
+            }
+
+            /// `1250 lines, 1.3 MiB`.
+            var text: String { (lines.map { "\($0) lines, " } ?? "") + ByteCount.format(bytes) }
+        }
     }
 
     /// The partition concerned (`nil` for run-wide events).
@@ -58,6 +78,7 @@ public struct ApplyEvent: Sendable, Equatable {
         case .failed: return "error"
         case .pruned: return "pruned"
         case .prunesSkipped: return "skipped"
+        case .finalized: return "finalized"
         }
     }
 
@@ -95,6 +116,10 @@ public struct ApplyEvent: Sendable, Equatable {
             return path
         case .prunesSkipped(let count):
             return "\(count) prune\(count == 1 ? "" : "s"): this run had errors, and pruning never follows errors"
+        case .finalized(let path, let changed, _, let before, let after):
+            return changed
+                ? "\(path) changed after its provisional export: \(before.text) → \(after.text); replaced"
+                : "\(path) unchanged since its provisional export (\(after.text)); kept, now final"
         }
     }
 
@@ -116,10 +141,15 @@ public struct ApplyEvent: Sendable, Equatable {
         public var sha256: String?
         public var message: String?
         public var count: Int?
+        /// A finalization: whether the content changed, and the size and lines before.
+        public var changed: Bool?
+        public var bytesBefore: Int64?
+        public var lines: Int64?
+        public var linesBefore: Int64?
 
         enum CodingKeys: String, CodingKey {
-            case event, time, export, partition, start, type, format, state, percent, bytes, path, sha256, message, count
-            case operationId = "operation_id", totalBytes = "total_bytes"
+            case event, time, export, partition, start, type, format, state, percent, bytes, path, sha256, message, count, changed, lines
+            case operationId = "operation_id", totalBytes = "total_bytes", bytesBefore = "bytes_before", linesBefore = "lines_before"
         }
     }
 
@@ -155,6 +185,14 @@ public struct ApplyEvent: Sendable, Equatable {
             document.path = path
         case .prunesSkipped(let count):
             document.count = count
+        case .finalized(let path, let changed, let sha256, let before, let after):
+            document.path = path
+            document.changed = changed
+            document.sha256 = sha256
+            document.bytes = after.bytes
+            document.bytesBefore = before.bytes
+            document.lines = after.lines
+            document.linesBefore = before.lines
         }
         return document
     }

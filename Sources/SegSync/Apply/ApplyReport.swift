@@ -32,6 +32,9 @@ public struct ApplyReport: Sendable {
     public var createCalls = 0
     /// Creates that may have made an export whose id never arrived.
     public var unknownCreates = 0
+    /// Provisional partitions whose final export arrived, and of those, how many changed.
+    public var finalized = 0
+    public var finalizedChanged = 0
     /// Why the whole run stopped early (a rejected key), said once; every recorded
     /// operation is kept for the next run.
     public var stopped: String?

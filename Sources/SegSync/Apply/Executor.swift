@@ -76,23 +76,25 @@ public struct Executor: Sendable {
         let diskFull = DiskFull()
         let stop = FirstReason()
 
-        await withTaskGroup(of: (Plan.Action, ApplyReport.Outcome, creates: Int, unknown: Int).self) { group in
+        await withTaskGroup(of: (Plan.Action, ApplyReport.Outcome, creates: Int, unknown: Int, finalized: Int, changed: Int).self) { group in
             var pending = work[...]
             func startNext() {
                 // Once interrupted or stopped, nothing new starts; what runs winds down.
                 guard !Task.isCancelled, stop.reason == nil, let action = pending.popFirst() else { return }
                 group.addTask {
                     let run = PartitionRun(executor: self, writer: writer, action: action, deadline: deadline,
-                                           downloads: downloads, refused: refused, diskFull: diskFull, stopRun: stop)
+                                           downloads: downloads, refused: refused, diskFull: diskFull, stopRun: stop, runInstant: plan.now)
                     let outcome = await run.execute()
-                    return (action, outcome, run.creates.value, run.unknownCreates.value)
+                    return (action, outcome, run.creates.value, run.unknownCreates.value, run.finalized.value, run.finalizedChanged.value)
                 }
             }
             for _ in 0..<options.maxInFlight { startNext() }
-            for await (action, outcome, creates, unknown) in group {
+            for await (action, outcome, creates, unknown, finalized, changed) in group {
                 report.record(action, outcome)
                 report.createCalls += creates + unknown
                 report.unknownCreates += unknown
+                report.finalized += finalized
+                report.finalizedChanged += changed
                 finished(outcome)
                 // A rejected key stops the run: the others end at once, their ids kept
                 // (a create already sent still finishes and is recorded).

@@ -45,11 +45,20 @@ struct PartitionRun: Sendable {
     let attempts = Counter()
     let creates = Counter()
     let unknownCreates = Counter()
+    /// A provisional output's final export arrived (1), and its content changed (1).
+    let finalized = Counter()
+    let finalizedChanged = Counter()
     /// Looked up once: the manifest's export list is searched by name.
     let export: ExportSpec
+    /// The run's instant (`--now`, else when the plan was made): the clock of every rule,
+    /// and the time an export created in this run is recorded as made.
+    let runInstant: Date
 
     init(executor: Executor, writer: StateWriter, action: Plan.Action, deadline: ContinuousClock.Instant?,
-         downloads: Semaphore, refused: RefusedExports, diskFull: DiskFull, stopRun: FirstReason = FirstReason()) {
+         downloads: Semaphore, refused: RefusedExports, diskFull: DiskFull, stopRun: FirstReason = FirstReason(),
+         runInstant: Date = Date()) {
+        // Whole seconds: the lockfile writes instants to the second, and must say what state does.
+        self.runInstant = Date(timeIntervalSince1970: runInstant.timeIntervalSince1970.rounded(.down))
         self.executor = executor
         self.writer = writer
         self.action = action
@@ -66,7 +75,7 @@ struct PartitionRun: Sendable {
     /// Where the plan's action starts: creates and replaces need an export; resumes,
     /// downloads and repairs follow the recorded operation.
     var initialState: State {
-        guard action.kind != .create, action.kind != .replace, let id = action.operationId else { return .needsExport(lastFailure: nil) }
+        guard ![.create, .replace, .finalize].contains(action.kind), let id = action.operationId else { return .needsExport(lastFailure: nil) }
         return .polling(operationId: id, delay: executor.options.pollInterval, since: .now)
     }
 
@@ -141,14 +150,15 @@ struct PartitionRun: Sendable {
             return try await poll(id, delay: delay, since: since)
         case .downloading(let operation):
             try await downloads.wait()
+            let detail: String
             do {
-                try await download(operation)
+                detail = try await download(operation)
             } catch {
                 await downloads.signal()
                 throw error
             }
             await downloads.signal()
-            return .finished(.done("downloaded"))
+            return .finished(.done(detail))
         case .finished:
             return state
         }
@@ -202,6 +212,7 @@ struct PartitionRun: Sendable {
             updated.createdAt = record?.createdAt ?? now
             updated.attempts = (record?.attempts ?? 0) + 1
             updated.operationId = id
+            updated.requestedAt = runInstant
             updated.output = record?.output  // the old file stays recorded until its successor lands
             record = updated
         }
@@ -270,30 +281,78 @@ struct PartitionRun: Sendable {
     }
 
     /// Downloads a completed operation's file into place and records it.
-    func download(_ completed: ExportOperation) async throws {
+    ///
+    /// An export made before `end + final` is provisional: its content's digest is kept,
+    /// and when the final export (made after) arrives its content is compared with it.
+    /// Unchanged, the file stays as it is and the record only becomes final; changed, the
+    /// file is replaced as any other.
+    /// What a finished download's outcome says: downloaded, or finalized (changed or not).
+    static let finalizedPrefix = "finalized"
+    static let finalizedChanged = "finalized: changed"
+    static let finalizedUnchanged = "finalized: unchanged"
+
+    func download(_ completed: ExportOperation) async throws -> String {
         // Once the disk is full, the other downloads are not started: they would fail the
         // same way. Their operations stay recorded, for the next run to download.
         if let folder = diskFull.folder { throw FullStoryAPIError.diskFull(folder: folder) }
         let relative = Layout.relativePath(for: partition, export: export)
-        try await writer.withdraw(paths: [relative])
         let previous = await writer.output(of: action.key)
-        let output = try await executor.output.put(relative, replacing: previous, operationId: completed.id) { target in
-            try await fetch(completed, to: target)
+        // When this operation was made; one recorded before segsync kept the time counts
+        // as made now (it is final, as every export was then).
+        let exported = await writer.requestedAt(of: action.key) ?? runInstant
+        let provisional = Planner.isProvisional(exported: exported, end: partition.end, window: export.window, calendar: export.calendar)
+        // The provisional output this export finalizes: at the same path, from another export.
+        let finalizing: OutputRecord? =
+            if let previous, !provisional, previous.path == relative, Lockfile.Provisional(previous) != nil, previous.exportedAt != exported {
+                previous
+            } else {
+                nil
+            }
+        var decide: (@Sendable (DownloadResult) async throws -> Bool)?
+        if let earlier = finalizing?.contentSHA256 {
+            let writer = self.writer
+            decide = { result in
+                guard result.contentSHA256 != earlier else { return false }
+                try await writer.withdraw(paths: [relative])  // the old file leaves the lockfile before it is replaced
+                return true
+            }
+        }
+        if finalizing == nil { try await writer.withdraw(paths: [relative]) }
+        let digestContent = provisional || finalizing != nil
+        let written = try await executor.output.put(relative, replacing: previous, operationId: completed.id, decide: decide) { target in
+            try await fetch(completed, to: target, digestContent: digestContent)
+        }
+        // Unchanged: the provisional file is the final one.
+        var output = written ?? finalizing!
+        let lines = output.contentLines
+        output.exportedAt = exported
+        if !provisional {
+            output.contentSHA256 = nil
+            output.contentLines = nil
         }
         let entry = Lockfile.Entry(
             path: relative, sha256: output.sha256, bytes: output.bytes, export: export.name, segment: export.segment,
             type: export.type, format: export.format, start: partition.start, end: partition.end,
-            fingerprint: partition.fingerprint, source: executor.manifest.api.endpoint)
+            fingerprint: partition.fingerprint, source: executor.manifest.api.endpoint, provisional: Lockfile.Provisional(output))
         // A replaced partition's old file (another format, say) goes once the new one is in place.
         for stale in try await writer.recordOutput(action.key, entry: entry, output: output, now: executor.clock()) {
             try? await executor.output.delete(stale)
         }
-        emit(.downloaded(path: relative, bytes: output.bytes, sha256: output.sha256))
+        guard let finalizing else {
+            emit(.downloaded(path: relative, bytes: output.bytes, sha256: output.sha256))
+            return "downloaded"
+        }
+        finalized.increment()
+        if written != nil { finalizedChanged.increment() }
+        emit(.finalized(path: relative, changed: written != nil, sha256: output.sha256,
+                        before: .init(bytes: finalizing.bytes, lines: finalizing.contentLines),
+                        after: .init(bytes: output.bytes, lines: lines)))
+        return written != nil ? Self.finalizedChanged : Self.finalizedUnchanged
     }
 
     /// The file of a completed operation, into `target`; an expired link is fetched again
     /// (from a fresh look at the operation) up to ``Executor/Options/maxLinkRefreshes`` times.
-    func fetch(_ completed: ExportOperation, to target: DownloadTarget) async throws -> DownloadResult {
+    func fetch(_ completed: ExportOperation, to target: DownloadTarget, digestContent: Bool) async throws -> DownloadResult {
         var status = completed
         for refresh in 0...executor.options.maxLinkRefreshes {
             let link = try await executor.client.downloadLink(for: status)
@@ -302,9 +361,11 @@ struct PartitionRun: Sendable {
             do {
                 switch target {
                 case .file(let path):
-                    return try await executor.client.download(link.url, to: path, decompress: export.decompress, progress: progress)
+                    return try await executor.client.download(link.url, to: path, decompress: export.decompress,
+                                                              digestContent: digestContent, progress: progress)
                 case .stream(let stream):
-                    return try await executor.client.download(link.url, into: stream, decompress: export.decompress, progress: progress)
+                    return try await executor.client.download(link.url, into: stream, decompress: export.decompress,
+                                                              digestContent: digestContent, progress: progress)
                 }
             } catch FullStoryAPIError.diskFull {
                 diskFull.record(executor.layout.outputDirectory)

@@ -151,6 +151,11 @@ actor StateWriter {
         state[key]?.output
     }
 
+    /// When the partition's current operation was created, by the run's clock.
+    func requestedAt(of key: PartitionKey) -> Date? {
+        state[key]?.requestedAt
+    }
+
     /// Records a file that is now in place. Returns the paths this partition recorded
     /// before under other names (its old format, say): withdrawn from the lockfile here,
     /// for the caller to delete.
@@ -260,8 +265,15 @@ actor StateWriter {
         if let reason = loss.reason { throw SegSyncError(reason) }
         let started = ContinuousClock.now
         let lockfile = Lockfile(entries: Array(entries.values))
-        try await lockfile.write(to: layout, output: output)
+        // Clean as of this list: a change made while it is written (the actor is free
+        // during the write) sets it again, so the end of the run writes that one too.
         lockDirty = false
+        do {
+            try await lockfile.write(to: layout, output: output)
+        } catch {
+            lockDirty = true
+            throw error
+        }
         let took = ContinuousClock.now - started
         lockDue = ContinuousClock.now + max(interval, took * 10)
     }

@@ -93,6 +93,13 @@ public struct ExportSpec: Sendable, Hashable {
     public var fileExtension: String {
         decompress ? format.rawValue : "\(format.rawValue).gz"
     }
+
+    /// The Gregorian calendar in the export's time zone: what `1d` means for it.
+    public var calendar: Calendar {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = timeZone
+        return calendar
+    }
 }
 
 /// A decoded, validated `segsync.yaml`.

@@ -7,6 +7,9 @@ struct WindowFields {
     var last: Span?
     var start: (text: String, location: SourceLocation)?
     var settle: Span?
+    var final: Span?
+    /// Where `final` was written, for messages about it.
+    var finalLocation: SourceLocation?
     var location: SourceLocation?
     /// Where `last` was written, for messages about it.
     var lastLocation: SourceLocation?
@@ -17,6 +20,10 @@ struct WindowFields {
         var merged = self
         if let every = other.every { merged.every = every }
         if let settle = other.settle { merged.settle = settle }
+        if let final = other.final {
+            merged.final = final
+            merged.finalLocation = other.finalLocation
+        }
         if other.last != nil || other.start != nil {
             merged.last = other.last
             merged.lastLocation = other.lastLocation
@@ -53,7 +60,7 @@ struct ManifestDecoder {
     static let rateLimitKeys = ["perSecond", "burst"]
     static let exportKeys = ["name", "segment", "type", "format", "window", "timezone", "segmentWindow", "fields", "decompress", "prune"]
     static let defaultsKeys = ["type", "format", "window", "timezone", "segmentWindow", "fields", "decompress", "prune"]
-    static let windowKeys = ["every", "last", "start", "settle"]
+    static let windowKeys = ["every", "last", "start", "settle", "final"]
     /// Field names seen in FullStory's exports (LIVE-API-NOTES.md), for typo warnings.
     static let knownFieldNames: [String] = [
         "IndvId", "UserId", "SessionId", "PageId", "UserCreated", "UserAppKey", "UserDisplayName", "UserEmail",
@@ -287,6 +294,8 @@ struct ManifestDecoder {
         window.last = fields["last"].flatMap { span($0.value, "last") }
         window.lastLocation = fields["last"]?.value.location
         window.settle = fields["settle"].flatMap { span($0.value, "settle", allowZero: true) }
+        window.final = fields["final"].flatMap { span($0.value, "final", allowZero: true) }
+        window.finalLocation = fields["final"]?.value.location
         if let node = fields["start"]?.value, let text = string(node, "start") {
             window.start = (text, node.location)
         }
@@ -377,13 +386,16 @@ struct ManifestDecoder {
                 warning(windowFields.lastLocation ?? location, "last: \(last) is not a whole number of 'every: \(every)' partitions; the window is rounded out to \(count) of them")
             }
         }
+        if let final = windowFields.final, let settle = windowFields.settle, final.nominalSeconds < settle.nominalSeconds {
+            error(windowFields.finalLocation ?? location, "final: \(final.isZero ? "0" : final.description) is shorter than settle: \(settle.isZero ? "0" : settle.description); a partition is first exported after 'settle' and final after 'final', so make final at least \(settle.isZero ? "0" : settle.description) (or leave it out: it defaults to settle)")
+        }
         guard errorCount == errorsBefore,
               let name, let segment = fields.segment, let type, let extent,
               let every = windowFields.every, let cadence = Cadence(every), let settle = windowFields.settle
         else { return nil }
         return ExportSpec(
             name: name, segment: segment, type: type, format: format,
-            window: WindowSpec(every: every, cadence: cadence, extent: extent, settle: settle),
+            window: WindowSpec(every: every, cadence: cadence, extent: extent, settle: settle, final: windowFields.final),
             timeZone: timeZone, timeZoneName: timeZoneName, segmentWindow: fields.segmentWindow ?? defaults.segmentWindow,
             fields: exportFieldList, decompress: fields.decompress ?? defaults.decompress ?? false,
             prune: fields.prune ?? defaults.prune ?? prune, location: location)

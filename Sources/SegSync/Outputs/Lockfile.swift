@@ -27,10 +27,27 @@ public struct Lockfile: Sendable, Equatable {
         /// data and an emulator's synthetic data never pass for each other. Absent in
         /// lockfiles written before it was recorded.
         public var source: String?
+        /// `false` for a provisional output (exported before its partition's
+        /// `end + final`), with when its export was made and its content's digest; absent
+        /// for a final one.
+        public var final: Bool?
+        public var exported: Date?
+        public var contentSHA256: String?
+
+        enum CodingKeys: String, CodingKey {
+            case path, sha256, bytes, export, segment, type, format, start, end, fingerprint, source, final, exported
+            case contentSHA256 = "content_sha256"
+        }
 
         public init(path: String, sha256: String, bytes: Int64, export: String, segment: String, type: ExportType,
-                    format: ExportFormat, start: Date, end: Date, fingerprint: String, source: String? = nil) {
+                    format: ExportFormat, start: Date, end: Date, fingerprint: String, source: String? = nil,
+                    provisional: Provisional? = nil) {
             self.source = source
+            if let provisional {
+                final = false
+                exported = provisional.exported
+                contentSHA256 = provisional.contentSHA256
+            }
             self.path = path
             self.sha256 = sha256
             self.bytes = bytes
@@ -44,6 +61,31 @@ public struct Lockfile: Sendable, Equatable {
         }
 
         public var key: PartitionKey { PartitionKey(export: export, start: start) }
+
+        /// What a provisional entry says of its export; nil for a final one.
+        public var provisional: Provisional? {
+            guard final == false, let exported else { return nil }
+            return Provisional(exported: exported, contentSHA256: contentSHA256)
+        }
+    }
+
+    /// A provisional output: when its export was made (by the run's clock) and the digest
+    /// of its content after gunzip, which the final export is compared with.
+    public struct Provisional: Sendable, Equatable {
+        public var exported: Date
+        public var contentSHA256: String?
+
+        public init(exported: Date, contentSHA256: String?) {
+            self.exported = exported
+            self.contentSHA256 = contentSHA256
+        }
+
+        /// The provisional part of `output`, recorded in state: an output with a content
+        /// digest is provisional (segsync keeps one for those only).
+        public init?(_ output: OutputRecord) {
+            guard let exported = output.exportedAt, let digest = output.contentSHA256 else { return nil }
+            self.init(exported: exported, contentSHA256: digest)
+        }
     }
 
     public var entries: [Entry]
@@ -69,6 +111,10 @@ public struct Lockfile: Sendable, Equatable {
                 ("end", jsonString(Timestamp.format(entry.end))),
                 ("fingerprint", jsonString(entry.fingerprint)),
             ] + (entry.source.map { [("source", jsonString($0))] } ?? [])
+                + (entry.provisional.map { provisional in
+                    [("final", "false"), ("exported", jsonString(Timestamp.format(provisional.exported)))]
+                        + (provisional.contentSHA256.map { [("content_sha256", jsonString($0))] } ?? [])
+                } ?? [])
             text += "    {\n" + fields.map { "      \"\($0.0)\": \($0.1)" }.joined(separator: ",\n") + "\n    }"
         }
         text += entries.isEmpty ? "]\n}\n" : "\n  ]\n}\n"
@@ -142,7 +188,8 @@ public struct Lockfile: Sendable, Equatable {
             guard record.phase == .downloaded, let output = record.output else { return nil }
             return Entry(path: output.path, sha256: output.sha256, bytes: output.bytes, export: record.export,
                          segment: record.parameters.segment, type: record.parameters.type, format: record.parameters.format,
-                         start: record.start, end: record.end, fingerprint: record.fingerprint, source: record.parameters.endpoint)
+                         start: record.start, end: record.end, fingerprint: record.fingerprint, source: record.parameters.endpoint,
+                         provisional: Provisional(output))
         })
     }
 }

@@ -27,8 +27,14 @@ public protocol OutputStore: Sendable {
     /// are in: a file renamed into place, or an upload completed. `replacing` is what
     /// segsync recorded at that path (an object someone else changed is not overwritten);
     /// `operationId` the export the bytes come from.
+    ///
+    /// With `decide`, the bytes are first staged out of sight (a `.partial` file, an
+    /// upload not yet completed) and `decide` is asked, once they are all there, whether
+    /// to put them in place: when it says no they are thrown away, the output stays as
+    /// it was, and nil is returned (a finalization whose content did not change).
     func put(_ relative: String, replacing: OutputRecord?, operationId: String,
-             fetch: @Sendable (DownloadTarget) async throws -> DownloadResult) async throws -> OutputRecord
+             decide: (@Sendable (DownloadResult) async throws -> Bool)?,
+             fetch: @Sendable (DownloadTarget) async throws -> DownloadResult) async throws -> OutputRecord?
 
     /// Deletes an output segsync recorded; one already gone is not an error.
     func delete(_ relative: String) async throws
@@ -66,6 +72,17 @@ public enum DownloadTarget: Sendable {
     case file(path: String)
     /// A stream the download pushes bytes into (an upload).
     case stream(any DownloadStream)
+}
+
+extension OutputStore {
+    /// Puts the bytes in place, always.
+    public func put(_ relative: String, replacing: OutputRecord?, operationId: String,
+                    fetch: @Sendable (DownloadTarget) async throws -> DownloadResult) async throws -> OutputRecord {
+        guard let record = try await put(relative, replacing: replacing, operationId: operationId, decide: nil, fetch: fetch) else {
+            throw SegSyncError("\(relative) was not written.")
+        }
+        return record
+    }
 }
 
 /// What an output store says of one output: a modification time (files) or the
@@ -107,12 +124,36 @@ public struct FolderOutput: OutputStore {
     }
 
     public func put(_ relative: String, replacing: OutputRecord?, operationId: String,
-                    fetch: @Sendable (DownloadTarget) async throws -> DownloadResult) async throws -> OutputRecord {
+                    decide: (@Sendable (DownloadResult) async throws -> Bool)?,
+                    fetch: @Sendable (DownloadTarget) async throws -> DownloadResult) async throws -> OutputRecord? {
         let path = try layout.absolutePath(ofOutput: relative)
         try AtomicFile.makeDirectory((path as NSString).deletingLastPathComponent)
-        let file = try await fetch(.file(path: path))
-        return OutputRecord(path: relative, bytes: file.bytes, sha256: file.sha256,
-                            modified: ObservedFiles.modificationTime(ofFileAt: path))
+        guard let decide else {
+            let file = try await fetch(.file(path: path))
+            return OutputRecord(path: relative, bytes: file.bytes, sha256: file.sha256,
+                                modified: ObservedFiles.modificationTime(ofFileAt: path),
+                                contentSHA256: file.contentSHA256, contentLines: file.contentLines)
+        }
+        // Staged beside the file under a `.partial` name (so a crash leaves only what
+        // the next run clears away), fsynced by the download, then renamed or dropped.
+        let staged = path + ".staged.partial"
+        do {
+            let file = try await fetch(.file(path: staged))
+            guard try await decide(file) else {
+                unlink(staged)
+                return nil
+            }
+            guard rename(staged, path) == 0 else {
+                throw SegSyncError("cannot move \(staged) to \(path): \(String(cString: strerror(errno))).")
+            }
+            AtomicFile.syncDirectory((path as NSString).deletingLastPathComponent)
+            return OutputRecord(path: relative, bytes: file.bytes, sha256: file.sha256,
+                                modified: ObservedFiles.modificationTime(ofFileAt: path),
+                                contentSHA256: file.contentSHA256, contentLines: file.contentLines)
+        } catch {
+            unlink(staged)
+            throw error
+        }
     }
 
     public func delete(_ relative: String) async throws {

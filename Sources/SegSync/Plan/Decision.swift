@@ -41,15 +41,41 @@ extension Planner {
         case upToDate(adopting: Lockfile.Entry?)
         /// Its exports failed ``attemptLimit`` times: skipped until `--retry-failed`.
         case givenUp(attempts: Int, lastError: String)
+        /// Export once more: the output is provisional (exported before `end + final`)
+        /// and `end + final` has passed. `exported` is when the provisional export was made.
+        case finalize(exported: Date?)
+    }
+
+    /// When a partition's data is final: `end + final` in the export's time zone.
+    public static func finalAt(_ end: Date, window: WindowSpec, calendar: Calendar) -> Date {
+        window.final.advance(end, in: calendar)
+    }
+
+    /// Whether an output exported at `exported` is provisional: its window asks for
+    /// finality beyond `settle`, and the export was made before `end + final`. An output
+    /// whose export time is unknown (recorded before segsync kept it) is final.
+    /// `calendar` is made only when needed: most windows have no `final`.
+    public static func isProvisional(exported: Date?, end: Date, window: WindowSpec, calendar: @autoclosure () -> Calendar) -> Bool {
+        guard window.hasProvisional, let exported else { return false }
+        return exported < finalAt(end, window: window, calendar: calendar())
+    }
+
+    /// The provisional output's decision at `now`: finalize once `end + final` has passed.
+    static func provisional(exported: Date?, desired: Desired, now: Date) -> Decision? {
+        guard desired.export.window.hasProvisional, exported != nil else { return nil }
+        let calendar = desired.export.calendar
+        guard isProvisional(exported: exported, end: desired.partition.end, window: desired.export.window, calendar: calendar),
+              finalAt(desired.partition.end, window: desired.export.window, calendar: calendar) <= now else { return nil }
+        return .finalize(exported: exported)
     }
 
     /// The decision for one desired partition, from its state record (preferred), else
     /// its lockfile entry, and what the folder holds.
     public static func decide(
-        desired: Desired, record: PartitionRecord?, lockEntry: Lockfile.Entry?, observed: ObservedFiles, options: Options
+        desired: Desired, record: PartitionRecord?, lockEntry: Lockfile.Entry?, observed: ObservedFiles, options: Options, now: Date
     ) -> Decision {
         let what = "\(desired.export.type.rawValue) \(desired.export.format.rawValue)"
-        guard let record else { return decide(desired: desired, lockEntry: lockEntry, observed: observed, what: what) }
+        guard let record else { return decide(desired: desired, lockEntry: lockEntry, observed: observed, what: what, now: now) }
         if record.fingerprint != desired.partition.fingerprint {
             let reason = record.parameters.changes(to: desired.parameters) ?? "time range changed"
             switch record.phase {
@@ -61,8 +87,11 @@ extension Planner {
         switch record.phase {
         case .downloaded:
             guard let output = record.output else { return .create(detail: what) }
-            guard let problem = observed.problems[output.path] else { return .upToDate(adopting: nil) }
-            return .repair(problem: problem.description, operation: record.operationId, output: output.path)
+            // A damaged output is repaired first (from its own export); it is finalized after.
+            if let problem = observed.problems[output.path] {
+                return .repair(problem: problem.description, operation: record.operationId, output: output.path)
+            }
+            return provisional(exported: output.exportedAt, desired: desired, now: now) ?? .upToDate(adopting: nil)
         case .requested, .running:
             return .resume(operation: record.operationId, detail: "op \(short(record.operationId)) (\(progress(record)))")
         case .completed:
@@ -77,13 +106,16 @@ extension Planner {
     }
 
     /// No state record: the lockfile's word (a state lost or never shared), else nothing.
-    static func decide(desired: Desired, lockEntry: Lockfile.Entry?, observed: ObservedFiles, what: String) -> Decision {
+    static func decide(desired: Desired, lockEntry: Lockfile.Entry?, observed: ObservedFiles, what: String, now: Date) -> Decision {
         guard let entry = lockEntry else { return .create(detail: what) }
         if entry.fingerprint != desired.partition.fingerprint {
             return .replace(reason: desired.parameters.changes(since: entry) ?? "settings changed since segsync.lock was written")
         }
-        guard let problem = observed.problems[entry.path] else { return .upToDate(adopting: entry) }
-        return .repair(problem: problem.description, operation: nil, output: entry.path)
+        if let problem = observed.problems[entry.path] {
+            return .repair(problem: problem.description, operation: nil, output: entry.path)
+        }
+        // The lockfile says when a provisional output was exported ("final": false).
+        return provisional(exported: entry.provisional?.exported, desired: desired, now: now) ?? .upToDate(adopting: entry)
     }
 
     /// The decision for a recorded output no desired partition claims: its export's
@@ -96,7 +128,7 @@ extension Planner {
     }
 
     /// The action a decision puts in the plan; nil for the decisions that need none.
-    static func action(_ decision: Decision, for desired: Desired) -> Plan.Action? {
+    static func action(_ decision: Decision, for desired: Desired, now: Date) -> Plan.Action? {
         func act(_ kind: Plan.Kind, _ detail: String, operation: String? = nil, output: String? = nil) -> Plan.Action {
             Plan.Action(kind: kind, key: desired.partition.key, label: desired.partition.label, end: desired.partition.end,
                         detail: detail, operationId: operation, outputPath: output ?? desired.path, partition: desired.partition)
@@ -107,8 +139,17 @@ extension Planner {
         case .download(let operation, let detail): return act(.download, detail, operation: operation)
         case .repair(let problem, let operation, let output): return act(.repair, problem, operation: operation, output: output)
         case .replace(let reason): return act(.replace, reason)
+        case .finalize(let exported): return act(.finalize, finalizeDetail(exported: exported, now: now))
         case .prune, .keep, .upToDate, .givenUp: return nil
         }
+    }
+
+    /// `provisional, exported 22h ago`.
+    static func finalizeDetail(exported: Date?, now: Date) -> String {
+        guard let exported else { return "provisional" }
+        let seconds = now.timeIntervalSince(exported), hours = Int(seconds / 3600)
+        let age = hours < 1 ? Span.approximate(seconds: seconds) : Span(days: hours / 24, hours: hours % 24).description
+        return "provisional, exported \(age) ago"
     }
 
     /// A recorded output: from state (preferred) or the lockfile.

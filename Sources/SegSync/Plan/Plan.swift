@@ -17,6 +17,9 @@ public struct Plan: Sendable, Equatable {
         case replace
         /// Delete an output that is no longer declared.
         case prune
+        /// Export once more a provisional partition whose data is now final (`window.final`),
+        /// keeping the file when the content did not change.
+        case finalize
 
         var symbol: String {
             switch self {
@@ -26,6 +29,7 @@ public struct Plan: Sendable, Equatable {
             case .repair: return "!"
             case .replace: return "±"
             case .prune: return "-"
+            case .finalize: return "⟳"
             }
         }
     }

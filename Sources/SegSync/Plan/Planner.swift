@@ -88,7 +88,7 @@ public enum Planner {
                 let record = state[item.partition.key]
                 let entry = record == nil ? lockIndex[item.partition.key] : nil
                 if record?.output != nil || entry != nil { matched += 1 }
-                tally.add(decide(desired: item, record: record, lockEntry: entry, observed: observed, options: options), for: item)
+                tally.add(decide(desired: item, record: record, lockEntry: entry, observed: observed, options: options, now: now), for: item, now: now)
             }
             // This export's recorded outputs that have rolled out of its window (none
             // when a desired partition matched every one of them).
@@ -128,7 +128,7 @@ public enum Planner {
         var keptUndeclared = 0
         var desiredKeys = Set<PartitionKey>()
 
-        mutating func add(_ decision: Decision, for desired: Desired) {
+        mutating func add(_ decision: Decision, for desired: Desired, now: Date) {
             switch decision {
             case .upToDate(let adopting):
                 upToDate += 1
@@ -136,7 +136,7 @@ public enum Planner {
             case .givenUp(let attempts, let lastError):
                 givenUp.append(Plan.GivenUp(key: desired.partition.key, label: desired.partition.label, attempts: attempts, lastError: lastError))
             default:
-                if let action = Planner.action(decision, for: desired) { exportActions.append(action) }
+                if let action = Planner.action(decision, for: desired, now: now) { exportActions.append(action) }
             }
         }
 

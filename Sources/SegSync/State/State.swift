@@ -106,13 +106,28 @@ public struct OutputRecord: Codable, Sendable, Equatable {
     /// The object store's identity of the object (its ETag) when the output is in a
     /// bucket: a replaced object is seen by its identity, without reading it.
     public var identity: String?
+    /// When the export these bytes came from was created, by the run's clock (`--now`):
+    /// before its partition's `end + final`, the output is provisional. Nil for outputs
+    /// recorded before segsync kept it: taken as final.
+    public var exportedAt: Date?
+    /// The SHA-256 of the content (after gunzip, so two gzip encodings of the same rows
+    /// agree), kept for provisional outputs: the final export replaces the file only when
+    /// its content differs.
+    public var contentSHA256: String?
+    /// Newline-terminated lines of the content, kept with ``contentSHA256``: what a
+    /// finalization reports as rows before and after.
+    public var contentLines: Int64?
 
-    public init(path: String, bytes: Int64, sha256: String, modified: Double? = nil, identity: String? = nil) {
+    public init(path: String, bytes: Int64, sha256: String, modified: Double? = nil, identity: String? = nil,
+                exportedAt: Date? = nil, contentSHA256: String? = nil, contentLines: Int64? = nil) {
         self.path = path
         self.bytes = bytes
         self.sha256 = sha256
         self.modified = modified
         self.identity = identity
+        self.exportedAt = exportedAt
+        self.contentSHA256 = contentSHA256
+        self.contentLines = contentLines
     }
 }
 
@@ -134,6 +149,9 @@ public struct PartitionRecord: Codable, Sendable, Equatable {
     public var lastError: String?
     public var createdAt: Date
     public var updatedAt: Date
+    /// When the operation in ``operationId`` was created, by the run's clock (`--now`):
+    /// it becomes the output's ``OutputRecord/exportedAt`` once downloaded.
+    public var requestedAt: Date?
     public var output: OutputRecord?
 
     public init(partition: Partition, parameters: ExportParameters, phase: Phase, now: Date) {

@@ -45,6 +45,9 @@ public struct Span: Sendable, Hashable, CustomStringConvertible {
         guard number.isEmpty, weeks + days + hours + minutes > 0 else { return nil }
     }
 
+    /// Zero: `settle: 0`.
+    public var isZero: Bool { weeks == 0 && days == 0 && hours == 0 && minutes == 0 }
+
     /// The exact part in seconds (hours and minutes).
     var exactSeconds: TimeInterval { TimeInterval(hours * 3600 + minutes * 60) }
 

@@ -41,13 +41,22 @@ public struct WindowSpec: Sendable, Hashable {
     public var cadence: Cadence
     public var extent: Extent
     public var settle: Span
+    /// How long after a partition's end its data is final: a file from an export created
+    /// earlier is provisional, and exported once more when `end + final` has passed.
+    /// Defaults to ``settle`` (every export is final).
+    public var final: Span
 
-    public init(every: Span, cadence: Cadence, extent: Extent, settle: Span) {
+    public init(every: Span, cadence: Cadence, extent: Extent, settle: Span, final: Span? = nil) {
         self.every = every
         self.cadence = cadence
         self.extent = extent
         self.settle = settle
+        self.final = final ?? settle
     }
+
+    /// Whether `final` asks for more than `settle`: exports made between the two are
+    /// provisional.
+    public var hasProvisional: Bool { final.nominalSeconds > settle.nominalSeconds }
 }
 
 /// Partition boundaries of one cadence in one time zone.
