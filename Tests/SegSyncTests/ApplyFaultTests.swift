@@ -129,6 +129,37 @@ import TestSupport
 
     // MARK: The state writer's promise
 
+    @Test("a file recorded while the lockfile is being written (SHA256SUMS in flight) is in the lockfile the run ends with")
+    func lockfileChangeDuringWrite() async throws {
+        let workspace = try await Workspace()
+        let output = GatedOutput(FolderOutput(layout: workspace.layout))
+        let writer = StateWriter(state: State(), lockfile: Lockfile(), store: workspace.store, layout: workspace.layout, output: output)
+        let actions = try workspace.plan().actions
+        let parameters = ExportParameters(workspace.manifest.exports[0], in: workspace.manifest)
+        @Sendable func record(_ action: Plan.Action) async throws {
+            let partition = action.partition!
+            try await writer.update(action.key, .committed) { record in
+                record = PartitionRecord(partition: partition, parameters: parameters, phase: .completed, now: PartitionRunTests.now)
+            }
+            let path = Layout.relativePath(for: partition, export: workspace.manifest.exports[0])
+            let entry = Lockfile.Entry(path: path, sha256: String(repeating: "a", count: 64), bytes: 1, export: action.key.export,
+                                       segment: "s", type: .events, format: .csv, start: partition.start, end: partition.end,
+                                       fingerprint: partition.fingerprint)
+            _ = try await writer.recordOutput(action.key, entry: entry, output: OutputRecord(path: path, bytes: 1, sha256: entry.sha256),
+                                              now: PartitionRunTests.now)
+        }
+        try await record(actions[0])
+        // A lockfile write that holds at SHA256SUMS; the second file lands meanwhile.
+        let first = Task { try await writer.flush() }
+        #expect(await waitUntil { output.held.value })
+        try await record(actions[1])
+        output.release()
+        try await first.value
+        try await writer.flush()
+        let lockfile = try Lockfile.load(path: workspace.layout.lockfilePath)
+        #expect(lockfile.entries.count == 2, "the file recorded during the write is missing from segsync.lock")
+    }
+
     @Test("a committed update does not return before the store's commit has landed, and a failed commit reaches the caller")
     func commitIsAwaited() async throws {
         let workspace = try await Workspace()
@@ -158,4 +189,37 @@ import TestSupport
             try await writer.update(key, .committed) { $0?.lastError = "x" }
         }
     }
+}
+
+/// The folder, with its first `SHA256SUMS` write held until ``release()``.
+final class GatedOutput: OutputStore, @unchecked Sendable {
+    let folder: FolderOutput
+    let held = Locked(false)
+    private let gate = Completion<Bool>()
+
+    init(_ folder: FolderOutput) { self.folder = folder }
+
+    func release() { gate.finish(true) }
+
+    var location: String { folder.location }
+    var checksumsLocation: String { folder.checksumsLocation }
+    func observe(expected: [String: ExpectedFile], depth: ObservedFiles.Depth) async throws -> ObservedFiles {
+        try await folder.observe(expected: expected, depth: depth)
+    }
+    func digest(_ relative: String) async throws -> String? { try await folder.digest(relative) }
+    func stamp(_ relative: String) async -> OutputStamp { await folder.stamp(relative) }
+    func put(_ relative: String, replacing: OutputRecord?, operationId: String,
+             decide: (@Sendable (DownloadResult) async throws -> Bool)?,
+             fetch: @Sendable (DownloadTarget) async throws -> DownloadResult) async throws -> OutputRecord? {
+        try await folder.put(relative, replacing: replacing, operationId: operationId, decide: decide, fetch: fetch)
+    }
+    func delete(_ relative: String) async throws { try await folder.delete(relative) }
+    func removeLeftovers(_ observed: ObservedFiles) async { await folder.removeLeftovers(observed) }
+    func preflight() async throws -> [String] { try await folder.preflight() }
+    func readChecksums() async throws -> String? { try await folder.readChecksums() }
+    func writeChecksums(_ text: String) async throws {
+        if !held.withLock({ was in defer { was = true }; return was }) { _ = await gate.value() }
+        try await folder.writeChecksums(text)
+    }
+    func checksumsIdentity() async -> String? { await folder.checksumsIdentity() }
 }
