@@ -320,6 +320,42 @@ extension EndToEnd {
             }
         }
 
+        @Test("window.final on a bucket: an unchanged final export leaves the object as it was (its ETag too), a changed one replaces it")
+        func finalizes() async throws {
+            let exports = """
+                exports:
+                  - name: checkout
+                    segment: checkout_abandoners
+                    type: events
+                    format: csv
+                    window: { every: 1h, start: 2026-11-27T00:00:00Z, settle: 2h, final: 6h }
+                """
+            let late = ["--operation-seconds", "0.2", "--late-rate", "0.3", "--late-hours", "3", "--clock-start"]
+            guard let setup = try await Setup("finalizes", emulatorArguments: late + [FinalityTests.first]) else { return }
+            try setup.folder.write("segsync.yaml", Setup.manifest(bucket: setup.bucket, endpoint: setup.moto.endpoint, exports: exports))
+            let first = try await setup.apply(now: FinalityTests.first)
+            #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+            let before = try await setup.objects().mapValues(\.etag)
+            let port = setup.emulator.port
+            await setup.emulator.stop()
+            let later = try await EmulatorProcess(folder: setup.folder, late + [FinalityTests.second], port: port)
+            let second = try await setup.apply(["--json"], now: FinalityTests.second)
+            #expect(second.status == 0, "\(second.stdout)\(second.stderr)")
+            let document = try FinalityTests.document(second)
+            #expect(document["finalized"] as? Int == 4)
+            #expect(document["finalized_changed"] as? Int == 1)
+            let after = try await setup.objects().mapValues(\.etag)
+            for hour in ["02", "03", "04"] {
+                let path = "checkout/2026-11-27T\(hour)-00Z.csv.gz"
+                #expect(after[path] != nil && after[path] == before[path], "\(path) kept: not uploaded again")
+            }
+            let changed = "checkout/2026-11-27T05-00Z.csv.gz"
+            #expect(after[changed] != nil && after[changed] != before[changed], "\(changed) replaced")
+            #expect(try await setup.checkSums().count == 10)
+            #expect(later.creates == 14, "6, then 4 new and one more for each provisional partition")
+            #expect(try await setup.client.listMultipartUploads(bucket: setup.bucket, prefix: "fullstory/").isEmpty, "no upload left")
+        }
+
         @Test("a multipart upload a killed run left below an export's folder is aborted by the next run; others are not touched")
         func leftoverUploads() async throws {
             guard let setup = try await Setup("leftoverUploads") else { return }
