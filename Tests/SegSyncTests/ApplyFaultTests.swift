@@ -133,7 +133,11 @@ import TestSupport
     func lockfileChangeDuringWrite() async throws {
         let workspace = try await Workspace()
         let output = GatedOutput(FolderOutput(layout: workspace.layout))
-        let writer = StateWriter(state: State(), lockfile: Lockfile(), store: workspace.store, layout: workspace.layout, output: output)
+        defer { output.release() }  // whatever happens, nothing stays held
+        // Rewrites never due on their own (an hour apart): only the flushes write, so the
+        // second file cannot queue behind the held write.
+        let writer = StateWriter(state: State(), lockfile: Lockfile(), store: workspace.store, layout: workspace.layout, output: output,
+                                 interval: .seconds(3600))
         let actions = try workspace.plan().actions
         let parameters = ExportParameters(workspace.manifest.exports[0], in: workspace.manifest)
         @Sendable func record(_ action: Plan.Action) async throws {
