@@ -6,7 +6,7 @@ extension EndToEnd {
     /// A large export streams to disk in flat memory: the peak resident set of the built
     /// `segsync apply`, a process of its own (tests running beside it do not count), for
     /// a large export against a small one of the same shape.
-    @Suite(.serialized) struct DownloadMemoryTests {
+    @Suite(.serialized, .timeLimit(.minutes(10))) struct DownloadMemoryTests {
         /// One hourly partition of events in JSON.
         static func manifest(decompress: Bool) -> String {
             """

@@ -7,7 +7,7 @@ import TestSupport
 extension EndToEnd {
     /// `window.final`: provisional partitions exported once more when their data is final,
     /// against an emulator with late data whose clock stands at the run's `--now`.
-    @Suite(.serialized) struct FinalityTests {
+    @Suite(.serialized, .timeLimit(.minutes(10))) struct FinalityTests {
         /// Hourly from midnight; wanted 2 h after a partition ends, final 6 h after.
         static func manifest(final: String = "6h") -> String {
             """

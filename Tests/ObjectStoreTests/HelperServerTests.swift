@@ -37,17 +37,17 @@ struct HelperServerTests {
         defer { signal(SIGTERM, previous) }
         let server = try HelperServer(["sleep", "600"])
         signal(SIGTERM, previous)
-        let found: (watchdog: Int32, helper: Int32)? = await {
-            for _ in 0..<200 {
-                for watchdog in Self.children(of: getpid()) {
-                    if let helper = Self.children(of: watchdog).first(where: { Self.commandLine($0) == ["sleep", "600"] }) {
-                        return (watchdog, helper)
-                    }
+        // Nothing announces the helper's start: waited for as other tests wait on a child.
+        var found: (watchdog: Int32, helper: Int32)?
+        _ = await waitUntil(timeout: 10) {
+            for watchdog in Self.children(of: getpid()) {
+                if let helper = Self.children(of: watchdog).first(where: { Self.commandLine($0) == ["sleep", "600"] }) {
+                    found = (watchdog, helper)
+                    return true
                 }
-                try? await Task.sleep(for: .milliseconds(50))
             }
-            return nil
-        }()
+            return false
+        }
         let (watchdog, helper) = try #require(found, "the watchdog and its helper did not start")
         for pid in [watchdog, helper] {
             for fd in [1, 2] { #expect(Self.target(pid, fd) == "/dev/null", "\(pid == watchdog ? "watchdog" : "helper") fd \(fd)") }
