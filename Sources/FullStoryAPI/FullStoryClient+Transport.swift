@@ -101,6 +101,7 @@ extension FullStoryClient {
             }
             let started = ContinuousClock.now
             let (status, headers, data) = try await self.exchange(request, kind: kind, label: label, attempt: attempt)
+            self.measureClock(headers)
             self.logger.debug(
                 "API call answered.",
                 metadata: [
@@ -142,6 +143,17 @@ extension FullStoryClient {
                 metadata: ["request": .string(label), "cause": .string(cause), "attempt": .stringConvertible(attempt)])
             throw AttemptFailure(outcome: outcome, error: .transport(cause: cause))
         }
+    }
+
+    /// Keeps the server's clock offset from a response's `Date` header: the header has
+    /// whole seconds, so the offset is good to about a second (what an intent's window
+    /// is widened by, beside the offset itself).
+    func measureClock(_ headers: HTTPHeaders) {
+        guard let raw = headers.first(name: "Date"), let server = HTTPDate.parse(raw) else { return }
+        let local = configuration.retryPolicy.wallNow()
+        // The header is the second the server sent it in, rounded down: its middle is the best guess.
+        let offset = server.timeIntervalSince(local) + 0.5
+        measuredOffset.withLockedValue { $0 = offset }
     }
 
     /// The server's `Retry-After`, if it sent a readable one. A value past

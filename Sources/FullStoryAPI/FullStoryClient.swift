@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import FileIO
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import SegSyncVocabulary
@@ -89,6 +90,8 @@ public final class FullStoryClient: Sendable {
     public let rateLimiter: RateLimiter
     let httpClient: HTTPClient
     var logger: Logger { configuration.logger }
+    /// The server's clock minus ours, from the last `Date` header (``serverClockOffset``).
+    let measuredOffset = NIOLockedValueBox<Double?>(nil)
 
     /// Fails with ``FullStoryAPIError/invalidEndpoint(_:)`` for anything but https, or
     /// plain http to a loopback host.
@@ -203,7 +206,7 @@ public final class FullStoryClient: Sendable {
         } catch FullStoryAPIError.unexpectedResponse(let status, let detail) {
             // A success whose body cannot be read: the export exists, its id is unknown.
             throw FullStoryAPIError.createOutcomeUnknown(
-                cause: "the server answered HTTP \(status), but with a body segsync cannot read: \(detail)")
+                cause: "the server answered HTTP \(status), but with a body segsync cannot read: \(detail)", answered: true)
         }
     }
 
@@ -250,6 +253,23 @@ public final class FullStoryClient: Sendable {
                 "operation '\(FullStoryAPIError.clip(operation.id, to: 60))' is COMPLETED but names no download (no downloadUrl or searchExportId)"
         )
     }
+
+    /// One page of search-export operations, newest first (production only: the seed
+    /// dialect has no list and gives nil). Listed exports carry no details, only their
+    /// id, state and times.
+    public func listExportOperations(pageToken: String?) async throws -> OperationPage? {
+        guard configuration.dialect == .fullstory else { return nil }
+        var query: [(String, String)] = [("type", "SEARCH_EXPORT"), ("limit", "100")]
+        if let pageToken { query.append(("pagination_token", pageToken)) }
+        let body = try await send(
+            .GET, path: ["operations", "v1"], query: query,
+            notFound: .unexpectedResponse(status: 404, detail: "there is no operations list at this endpoint"))
+        return try decode(WireOperationList.self, from: body, what: "the operations list").page
+    }
+
+    public var serverClockOffset: Double? { measuredOffset.withLockedValue { $0 } }
+
+    public var createTimeout: Duration { configuration.requestTimeout }
 
     /// A new link for an operation, e.g. after ``FullStoryAPIError/expiredDownloadLink(url:)``.
     public func freshDownloadLink(operationID: String) async throws -> DownloadLink {

@@ -204,7 +204,7 @@ struct AttemptFailure: Error {
             // 503 with Retry-After is a clear "not now" (nothing created); only a
             // give-up after those keeps the plain server error.
             if code == 503, retryAfter != nil { return error }
-            return .createOutcomeUnknown(cause: "the server answered HTTP \(code)")
+            return .createOutcomeUnknown(cause: "the server answered HTTP \(code)", answered: true)
         case .status, .connectFailed:
             return error
         }

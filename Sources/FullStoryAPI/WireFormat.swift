@@ -141,13 +141,16 @@ struct WireSegmentList: Decodable {
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: AnyKey.self)
         let segments = try c.decodeIfPresent([WireSegment].self, forKey: AnyKey("segments")) ?? []
-        // The contract says `pagination_token`; production says `nextPaginationToken`
-        // (older docs: `next_pagination_token`). An empty token means "no more pages".
-        let token = ["nextPaginationToken", "pagination_token", "next_pagination_token", "paginationToken"]
+        page = SegmentPage(segments: segments.map(\.segment), nextPageToken: Self.nextPageToken(in: c))
+    }
+
+    /// The contract says `pagination_token`; production says `nextPaginationToken`
+    /// (older docs: `next_pagination_token`). An empty token means "no more pages".
+    static func nextPageToken(in c: KeyedDecodingContainer<AnyKey>) -> String? {
+        ["nextPaginationToken", "pagination_token", "next_pagination_token", "paginationToken"]
             .lazy
             .compactMap { c.lenientString(AnyKey($0)) }
             .first { !$0.isEmpty }
-        page = SegmentPage(segments: segments.map(\.segment), nextPageToken: token)
     }
 }
 
@@ -184,6 +187,17 @@ struct WireOperation: Decodable {
             errorDetails: c.lenientString(AnyKey("errorDetails")),
             results: results
         )
+    }
+}
+
+/// `{"operations": [...], "nextPaginationToken": "..."}`; an empty token means the last page.
+struct WireOperationList: Decodable {
+    var page: OperationPage
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: AnyKey.self)
+        let operations = try c.decodeIfPresent([WireOperation].self, forKey: AnyKey("operations")) ?? []
+        page = OperationPage(operations: operations.map(\.operation), nextPageToken: WireSegmentList.nextPageToken(in: c))
     }
 }
 

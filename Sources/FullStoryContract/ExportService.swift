@@ -23,6 +23,22 @@ public protocol ExportService: Sendable {
     /// is that of the bytes the stream received.
     func download(_ url: URL, into stream: any DownloadStream, decompress: Bool, digestContent: Bool,
                   progress: @escaping @Sendable (_ received: Int64, _ total: Int64?) -> Void) async throws -> DownloadResult
+    /// One page of the account's search-export operations, newest first, from
+    /// `pageToken` (nil: the first page); nil when this API cannot list operations (the
+    /// seed dialect). What finds an export whose create answer was lost.
+    func listExportOperations(pageToken: String?) async throws -> OperationPage?
+    /// The server's clock minus this machine's, in seconds, as last measured from a
+    /// response's `Date` header (whole seconds: the header's resolution); nil before any.
+    var serverClockOffset: Double? { get }
+    /// The longest a create waits for its answer: how late after it was sent an export
+    /// it made can have been created, when no answer came.
+    var createTimeout: Duration { get }
+}
+
+extension ExportService {
+    public func listExportOperations(pageToken: String?) async throws -> OperationPage? { nil }
+    public var serverClockOffset: Double? { nil }
+    public var createTimeout: Duration { .seconds(60) }
 }
 
 /// Where a download's bytes go when not to a file: an object-store upload, say. Bytes

@@ -31,7 +31,9 @@ public enum FullStoryAPIError: Error, Sendable, Hashable, CustomStringConvertibl
     ///
     /// Retrying blindly could start a second export, so the client stops and lets the
     /// caller decide (see ``RetryPolicy``).
-    case createOutcomeUnknown(cause: String)
+    /// `answered`: an answer arrived (an unreadable 2xx, a 5xx), so the export, if made,
+    /// was made before it; otherwise it may have been made up to the request timeout later.
+    case createOutcomeUnknown(cause: String, answered: Bool = false)
     /// The signed download link was refused (403/404/410): fetch a fresh one.
     case expiredDownloadLink(url: String)
     /// The download ended before all the promised bytes arrived, even after resuming.
@@ -77,7 +79,7 @@ public enum FullStoryAPIError: Error, Sendable, Hashable, CustomStringConvertibl
             return "The FullStory API failed with HTTP \(status)\(said). This is usually temporary; try again later."
         case .transport(let cause):
             return "Could not talk to the FullStory API: \(cause)."
-        case .createOutcomeUnknown(let cause):
+        case .createOutcomeUnknown(let cause, _):
             return "The request to create an export may have reached the server, but its outcome is unknown (\(cause)); "
                 + "it was not retried because that could start a second export."
         case .expiredDownloadLink(let url):

@@ -210,3 +210,16 @@ public struct DownloadResult: Sendable, Hashable {
         self.contentLines = contentLines
     }
 }
+
+/// One page of `GET /operations/v1?type=SEARCH_EXPORT` (production only), newest first.
+/// A listed search export says only its id, state and times: not its segment or range.
+public struct OperationPage: Sendable, Hashable {
+    public var operations: [ExportOperation]
+    /// Where the next page starts; nil on the last.
+    public var nextPageToken: String?
+
+    public init(operations: [ExportOperation], nextPageToken: String?) {
+        self.operations = operations
+        self.nextPageToken = nextPageToken
+    }
+}

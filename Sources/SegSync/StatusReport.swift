@@ -101,6 +101,12 @@ public struct StatusReport: Sendable, Equatable {
                 case .completed:
                     row.ready += 1
                     row.cells.append(.ready)
+                case .creating:
+                    // A create whose answer was lost: the next apply looks for its export.
+                    row.running += 1
+                    row.cells.append(.running)
+                    running.append(Running(export: export.name, label: partition.label, operationId: "(answer lost)",
+                                           state: "CREATING", progress: nil, since: record.intent?.sentAt ?? record.updatedAt))
                 case .requested, .running:
                     row.running += 1
                     row.cells.append(.running)

@@ -59,6 +59,9 @@ struct ApplyCommand: ContextCommand {
     @Option(help: ArgumentHelp("First wait between polls of a running operation, in seconds (default: 2, or 0.5 on the emulator; later waits grow, and follow the API's progress estimate).", valueName: "seconds"))
     var pollInterval: Double?
 
+    @Option(help: ArgumentHelp("How long an API call waits for its answer, in seconds (default: 60). A create whose answer does not come in time is looked for by the next run in the API's operations list.", valueName: "seconds"))
+    var requestTimeout: Double?
+
     @Flag(help: "Delete recorded outputs that are no longer declared, as `prune: true` does.")
     var prune = false
 
@@ -75,6 +78,7 @@ struct ApplyCommand: ContextCommand {
         if parallelism < 1 || parallelism > 64 { throw ValidationError("--parallelism must be between 1 and 64.") }
         if maxInFlight < 1 || maxInFlight > 1000 { throw ValidationError("--max-in-flight must be between 1 and 1000.") }
         if let pollInterval, !(0.05...600).contains(pollInterval) { throw ValidationError("--poll-interval must be between 0.05 and 600 seconds.") }
+        if let requestTimeout, !(0.1...3600).contains(requestTimeout) { throw ValidationError("--request-timeout must be between 0.1 and 3600 seconds.") }
         if planFile != nil, planning.now != nil || !planning.targets.isEmpty || prune || retryFailed || checksum {
             throw ValidationError("a saved plan carries its own --now, --target, --prune, --retry-failed and --checksum; pass none of them with it.")
         }
@@ -183,8 +187,16 @@ struct ApplyCommand: ContextCommand {
         } else if workspace.manifest.api.endpoint == APISettings.emulatorEndpoint {
             options.pollInterval = .milliseconds(500)
         }
+        // A test hook: hold each create's id this long between its answer and its commit,
+        // so a test can kill the run in that instant (the window adoption closes).
+        if let hold = context.environment["SEGSYNC_TEST_HOLD_ID_COMMIT"].flatMap(Double.init), hold > 0 {
+            options.holdBeforeIdCommit = .milliseconds(Int(hold * 1000))
+        }
+        let requestTimeout = self.requestTimeout
         return Task { [options] in
-            try await APIConnection.with(api: workspace.manifest.api, context: context) { connection in
+            try await APIConnection.with(api: workspace.manifest.api, context: context, tune: { configuration in
+                if let requestTimeout { configuration.requestTimeout = .milliseconds(Int(requestTimeout * 1000)) }
+            }) { connection in
                 // One cheap call first: a wrong key or an unreachable endpoint is one clear
                 // error, not the same error for every partition.
                 if !plan.work.isEmpty {
@@ -278,6 +290,17 @@ struct ApplyCommand: ContextCommand {
         if code != ExitCodes.success { throw ExitCode(code) }
     }
 
+    /// `2 exports on FullStory that no partition claims: 5189… (created 2026-12-05T01:02:03.250Z), …`:
+    /// lost creates that could not be matched one to one. Nil when there are none.
+    static func unclaimedSentence(_ report: ApplyReport) -> String? {
+        let unclaimed = report.unclaimedExports
+        guard !unclaimed.isEmpty else { return nil }
+        let list = unclaimed.prefix(10).map { "\($0.id) (created \($0.createdAt.map(Timestamp.format) ?? "?"))" }.joined(separator: ", ")
+        return "\(unclaimed.count) export\(unclaimed.count == 1 ? "" : "s") on FullStory that no partition claims: \(list)\(unclaimed.count > 10 ? ", …" : ""). "
+            + "They were made while creates whose answers were lost were in flight and could not be matched to one partition each; "
+            + "the partitions were exported again."
+    }
+
     /// `3 partitions finalized, 1 changed.`
     static func finalizedSentence(_ report: ApplyReport) -> String {
         "\(report.finalized) partition\(report.finalized == 1 ? "" : "s") finalized, \(report.finalizedChanged) changed."
@@ -310,9 +333,11 @@ struct ApplyCommand: ContextCommand {
                 : "\(report.stillRunning.count) left for the next run")
         }
         if report.pruneSkipped > 0 { parts.append("\(report.pruneSkipped) prunes skipped after errors") }
-        let unknown = report.unknownCreates > 0 ? ", \(report.unknownCreates) with an unknown id" : ""
+        let unknown = report.unknownCreates > 0 ? ", \(report.unknownCreates) with an unknown id (looked for by the next run)" : ""
         let finalized = report.finalized > 0 ? " " + finalizedSentence(report) : ""
-        let line = "Apply: " + parts.joined(separator: ", ") + ". \(report.createCalls) export\(report.createCalls == 1 ? "" : "s") created\(unknown)." + finalized
+        let adopted = report.adopted > 0 ? " \(report.adopted) adopted after a lost answer." : ""
+        if let unclaimed = unclaimedSentence(report) { lines.append(paint(unclaimed, .yellow)) }
+        let line = "Apply: " + parts.joined(separator: ", ") + ". \(report.createCalls) export\(report.createCalls == 1 ? "" : "s") created\(unknown)." + adopted + finalized
         let failed = !report.failures.isEmpty || report.stopped != nil || report.derivedFilesProblem != nil
         lines.append(paint(line, failed ? .red : report.stillRunning.isEmpty ? .green : .yellow))
         return lines.joined(separator: "\n") + "\n"

@@ -130,10 +130,10 @@ final class Console: @unchecked Sendable {
         let paint = output.paint
         let verb: String
         switch event.kind {
-        case .created, .downloaded: verb = paint(name, .green)
+        case .created, .downloaded, .adopted: verb = paint(name, .green)
         case .finalized(_, let changed, _, _, _): verb = paint(name, changed ? .yellow : .cyan)
         case .failed, .operationFailed, .pruned: verb = paint(name, .red)
-        case .lost, .waiting, .prunesSkipped: verb = paint(name, .yellow)
+        case .lost, .waiting, .prunesSkipped, .notAdopted: verb = paint(name, .yellow)
         case .polled, .downloading, .relinking: verb = paint(name, .dim)
         }
         guard let key = event.key else { return "\(verb) \(event.detail)" }
@@ -147,7 +147,7 @@ final class Console: @unchecked Sendable {
     private func track(_ event: ApplyEvent) {
         guard let key = event.key else { return }
         switch event.kind {
-        case .created:
+        case .created, .adopted:
             active[key] = Active(export: key.export, label: event.label, firstSeen: event.time)
         case .polled(_, let state, let percent):
             var entry = active[key, default: Active(export: key.export, label: event.label, firstSeen: event.time)]
@@ -170,7 +170,7 @@ final class Console: @unchecked Sendable {
             active[key] = nil
         case .operationFailed, .lost:
             active[key]?.percent = nil
-        case .relinking, .prunesSkipped:
+        case .relinking, .prunesSkipped, .notAdopted:
             break
         }
     }

@@ -57,6 +57,10 @@ struct StepSummary {
         }
         text += "\n"
         if report.finalized > 0 { text += ApplyCommand.finalizedSentence(report) + "\n\n" }
+        if report.adopted > 0 {
+            text += "\(report.adopted) export\(report.adopted == 1 ? "" : "s") of creates whose answers were lost found on FullStory and adopted.\n\n"
+        }
+        if let unclaimed = ApplyCommand.unclaimedSentence(report) { text += "**\(unclaimed)**\n\n" }
         if !report.failures.isEmpty {
             text += "**Failures**\n\n"
             for failure in report.failures { text += "- `\(failure.export)` \(failure.label): \(failure.message)\n" }

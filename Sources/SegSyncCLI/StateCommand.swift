@@ -279,6 +279,13 @@ struct StateListing: CommandOutput {
         return ([header] + rows).map(line).joined()
     }
 
+    static func describe(_ source: OperationSource) -> String {
+        switch source {
+        case .created: "the create's answer"
+        case .adopted: "FullStory's operations list (adopted: the create's answer was lost)"
+        }
+    }
+
     static func details(_ record: PartitionRecord) -> String {
         var lines: [(String, String)] = [
             ("partition", address(record)),
@@ -286,6 +293,7 @@ struct StateListing: CommandOutput {
             ("end", Timestamp.format(record.end)),
             ("phase", record.phase.rawValue),
             ("operation", record.operationId ?? "-"),
+            ("id learned from", record.operationSource.map(Self.describe) ?? "-"),
             ("operation state", record.operationState ?? "-"),
             ("progress", record.progress.map { "\(Int($0))%" } ?? "-"),
             ("attempts", String(record.attempts)),
@@ -306,6 +314,11 @@ struct StateListing: CommandOutput {
                 if let digest = provisional.contentSHA256 { lines.append(("content sha256", digest)) }
                 if let rows = output.contentLines { lines.append(("content lines", String(rows))) }
             }
+        }
+        if let intent = record.intent {
+            lines.append(("create sent", Timestamp.format(intent.sentAt)))
+            lines.append(("create answered", intent.answeredAt.map { Timestamp.format($0) + " (unreadable)" } ?? "no answer"))
+            lines.append(("awaiting", "adoption: the next apply looks for its export on FullStory before creating another"))
         }
         if let error = record.lastError { lines.append(("last error", error)) }
         let width = lines.map(\.0.count).max() ?? 0

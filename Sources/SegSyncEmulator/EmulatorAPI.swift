@@ -19,16 +19,19 @@ struct EmulatorAPI: Sendable {
         return raw.removingPercentEncoding ?? raw
     }
 
+    /// A list's `limit`: 1–100, 20 when not given; nil when it is anything else.
+    static func pageLimit(_ raw: String?) -> Int? {
+        guard let raw else { return 20 }
+        guard let parsed = Int(raw), (1...100).contains(parsed) else { return nil }
+        return parsed
+    }
+
     // MARK: - Segments
 
     func listSegments(_ request: Request, _ context: EmulatorContext) -> Response {
         let query = request.uri.queryParameters
-        var limit = 20
-        if let raw = query["limit"] {
-            guard let parsed = Int(raw), (1...100).contains(parsed) else {
-                return error(400, "limit must be an integer from 1 to 100; got '\(raw.prefix(20))'.")
-            }
-            limit = parsed
+        guard let limit = Self.pageLimit(query["limit"].map(String.init)) else {
+            return error(400, "limit must be an integer from 1 to 100; got '\(query["limit"].map { String($0.prefix(20)) } ?? "")'.")
         }
         var offset = 0
         if let token = query["pagination_token"].map(String.init), !token.isEmpty {
@@ -101,7 +104,8 @@ struct EmulatorAPI: Sendable {
             nonce: UInt64.random(in: 0...UInt64.max)
         )
         let id = state.signer.seal(ticket)
-        if configuration.createLatency > 0 {
+        await state.operations.register(id, ticket)
+        if configuration.createLatency > 0, await state.faults.slowsNextCreate() {
             // The export exists from here on; only its answer is late. Logged now (status
             // 0, "answer-delayed"), so a test can act while the answer is outstanding.
             await state.record(request, kind: "createExport", status: 0, fault: "answer-delayed")
@@ -133,6 +137,49 @@ struct EmulatorAPI: Sendable {
             return error(404, "Operation '\(id.prefix(80))' was not found.")
         }
         return json(200, await operationJSON(id: id, ticket: ticket, request: request))
+    }
+
+    /// `GET /operations/v1` (production only): the exports made, newest first, `limit`
+    /// (1–100, default 20) a page, filtered by `type` and `state`. As in production, a
+    /// listed search export carries no details: no segment, no range, no results.
+    func listOperations(_ request: Request, _ context: EmulatorContext) async -> Response {
+        guard dialect == .fullstory else {
+            return error(404, "There is no such endpoint in the seed dialect: GET /operations/v1.")
+        }
+        let query = request.uri.queryParameters
+        guard let limit = Self.pageLimit(query["limit"].map(String.init)) else {
+            return error(400, "limit must be an integer from 1 to 100; got '\(query["limit"].map { String($0.prefix(20)) } ?? "")'.")
+        }
+        var before: Int?
+        if let token = query["pagination_token"].map(String.init), !token.isEmpty {
+            guard let decoded = Int(token), decoded >= 0 else { return error(400, "Unknown pagination_token '\(token.prefix(40))'.") }
+            before = decoded
+        }
+        let type = query["type"].map(String.init)
+        let wantedState = query["state"].map { String($0).uppercased() }
+        let now = nowMilliseconds()
+        let page = await state.operations.page(before: before, limit: limit) { entry in
+            (type == nil || type == "SEARCH_EXPORT") && (wantedState == nil || Self.stateName(entry.ticket, now: now) == wantedState)
+        }
+        var object: [String: Any] = ["operations": page.entries.map { entry -> [String: Any] in
+            var operation: [String: Any] = [
+                "id": entry.id, "type": "SEARCH_EXPORT", "state": Self.stateName(entry.ticket, now: now),
+                "createdAt": WireTime.format(milliseconds: entry.ticket.created),
+                "estimatePctComplete": Int(min(100, Double(max(0, now - entry.ticket.created)) / Double(max(entry.ticket.durationMilliseconds, 1)) * 100)),
+            ]
+            if now - entry.ticket.created >= entry.ticket.durationMilliseconds {
+                operation["finishedAt"] = WireTime.format(milliseconds: entry.ticket.created + entry.ticket.durationMilliseconds)
+            }
+            return operation
+        }]
+        if let next = page.next { object["nextPaginationToken"] = String(next) }
+        return json(200, object)
+    }
+
+    /// The production state of an operation at `now`: PENDING, then COMPLETED or FAILED.
+    static func stateName(_ ticket: OperationTicket, now: Int64) -> String {
+        guard now - ticket.created >= ticket.durationMilliseconds else { return "PENDING" }
+        return ticket.fails ? "FAILED" : "COMPLETED"
     }
 
     /// The operation as of now: PENDING, then RUNNING (seed only) from a fifth of the way,

@@ -49,6 +49,11 @@ public struct EmulatorConfiguration: Sendable {
     /// Seconds a create export waits before answering, with the export already made: a
     /// client cancelled in that time must still wait for (and keep) the id.
     public var createLatency: Double
+    /// Only the first this many creates wait ``createLatency``; nil: every one.
+    public var slowCreates: Int? = nil
+    /// The endpoint kinds (as the request log names them: `createExport`, …) that 429,
+    /// 5xx and reset faults may hit; nil: every API call.
+    public var faultsOn: Set<String>? = nil
     /// API calls answered with ``serverErrorStatus`` (503 also carries `Retry-After`).
     public var rate5xx: Double
     public var serverErrorStatus: Int
@@ -195,6 +200,10 @@ public struct EmulatorConfiguration: Sendable {
         }
         if let maxFaults, maxFaults < 0 { return "--max-faults must be 0 or more." }
         if htmlPolls < 0 { return "--html-polls must be 0 or more." }
+        if let slowCreates, slowCreates < 0 { return "--slow-creates must be 0 or more." }
+        if let unknown = faultsOn?.subtracting(EmulatorRouter.api.map(\.kind)).sorted().first {
+            return "--faults-on: no API endpoint is called '\(unknown)'; use \(EmulatorRouter.api.map(\.kind).joined(separator: ", "))."
+        }
         if let rejectKeyFrom, rejectKeyFrom < 1 { return "--reject-key-from counts API calls from 1, not \(rejectKeyFrom)." }
         if rejectKeyCount < 0 { return "--reject-key-count must be 0 or more." }
         if let downloadBytesPerSecond, downloadBytesPerSecond < 1024 { return "--download-rate must be at least 1024 bytes per second." }

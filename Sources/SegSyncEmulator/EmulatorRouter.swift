@@ -23,6 +23,7 @@ enum EmulatorRouter {
         Endpoint(method: .get, path: "/segments/v1", kind: "listSegments") { $0.listSegments($1, $2) },
         Endpoint(method: .get, path: "/segments/v1/:id", kind: "getSegment") { $0.getSegment($1, $2) },
         Endpoint(method: .post, path: "/segments/v1/exports", kind: "createExport") { await $0.createExport($1, $2) },
+        Endpoint(method: .get, path: "/operations/v1", kind: "listOperations") { await $0.listOperations($1, $2) },
         Endpoint(method: .get, path: "/operations/v1/:id", kind: "getOperation") { await $0.getOperation($1, $2) },
         Endpoint(method: .get, path: "/search/v1/exports/:id/results", kind: "exportResults") { await $0.exportResults($1, $2) },
     ]
@@ -68,7 +69,8 @@ struct RequestLogMiddleware: RouterMiddleware {
         do {
             response = try await next(request, context)
         } catch is InjectedDisconnect {
-            await state.record(request, kind: kind, status: 0, fault: "reset")
+            // A create reset after it was made names the export whose id the client lost.
+            await state.record(request, kind: kind, status: 0, fault: "reset", operation: context.exchange.operation)
             // Closed before any answer: the response below can never be written.
             try? await context.channel.close()
             return Response(status: .internalServerError)
@@ -121,6 +123,9 @@ struct FaultMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: EmulatorContext, next: (Request, EmulatorContext) async throws -> Response) async throws -> Response {
         let configuration = state.configuration
+        if let faultsOn = configuration.faultsOn, !faultsOn.contains(EmulatorRouter.kind(request.method, endpointPath: context.endpointPath)) {
+            return try await next(request, context)
+        }
         let retryAfter = configuration.retryAfterValue ?? String(configuration.retryAfterSeconds)
         let api = EmulatorAPI(state: state)
         if await state.faults.fires(.tooManyRequests) {
@@ -137,9 +142,14 @@ struct FaultMiddleware: RouterMiddleware {
             return response
         }
         if await state.faults.fires(.reset) {
-            // The request is read to its end (a create would have been accepted); the answer is lost.
-            var request = request
-            _ = try? await request.collectBody(upTo: 1 << 20)
+            // The request is read to its end; a create is made (the export exists, and
+            // the operations list shows it), then the connection closes: its answer is lost.
+            if request.method == .post, request.uri.path.hasSuffix("/exports") {
+                _ = try await next(request, context)
+            } else {
+                var request = request
+                _ = try? await request.collectBody(upTo: 1 << 20)
+            }
             throw InjectedDisconnect()
         }
         return try await next(request, context)

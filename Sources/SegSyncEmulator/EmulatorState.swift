@@ -54,6 +54,7 @@ final class EmulatorState: Sendable {
     let faults: FaultInjector
     let log: RequestLog
     let store: ExportStore
+    let operations = OperationRegistry()
     let boundPort: LockedValue<Int>
 
     init(_ configuration: EmulatorConfiguration) throws {

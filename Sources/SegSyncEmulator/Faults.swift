@@ -35,10 +35,19 @@ actor FaultInjector {
         cuts = SplitMix64(seed: configuration.seed ^ UInt64(digestOf: "cuts"))
         remaining = configuration.maxFaults
         htmlPollsLeft = configuration.htmlPolls
+        slowCreatesLeft = configuration.slowCreates
         if let from = configuration.rejectKeyFrom { rejectedCalls = from..<(from + configuration.rejectKeyCount) }
     }
 
     private var htmlPollsLeft: Int
+    private var slowCreatesLeft: Int?
+
+    /// Whether this create waits `createLatency` (the first `slowCreates` do; all without a limit).
+    func slowsNextCreate() -> Bool {
+        guard let left = slowCreatesLeft else { return true }
+        slowCreatesLeft = left - 1
+        return left > 0
+    }
     private var rejectedCalls: Range<Int>?
     private var apiCalls = 0
 

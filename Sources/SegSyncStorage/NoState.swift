@@ -11,6 +11,7 @@ struct NoState: StateStore {
     func load() async throws -> State { State(lineage: "", serial: 0) }
     func commit(_ changes: [StateChange]) async throws { throw readOnly() }
     func replace(with state: State) async throws { throw readOnly() }
+    func claimed(_ operationIds: [String]) async throws -> Set<String> { [] }
     func mark(_ name: String) async throws -> String? { nil }
     func setMark(_ name: String, _ value: String?) async throws { throw readOnly() }
     func onLoss(_ handler: @escaping @Sendable (String) -> Void) {}

@@ -14,6 +14,7 @@ struct PartitionRow {
         "operation_id", "operation_state", "progress", "attempts", "last_error", "created_at", "updated_at",
         "output_path", "output_bytes", "output_sha256", "output_modified", "output_identity",
         "requested_at", "output_exported_at", "output_content_sha256", "output_content_lines",
+        "intent_sent_at", "intent_answered_at", "intent_timeout", "intent_clock_offset", "operation_source",
     ]
 
     /// The schema version each column after the first version's arrived in, and its kind.
@@ -21,6 +22,8 @@ struct PartitionRow {
         "output_identity": (2, .text),
         "requested_at": (3, .real), "output_exported_at": (3, .real), "output_content_sha256": (3, .text),
         "output_content_lines": (3, .integer),
+        "intent_sent_at": (4, .real), "intent_answered_at": (4, .real), "intent_timeout": (4, .real),
+        "intent_clock_offset": (4, .real), "operation_source": (4, .text),
     ]
 
     enum Kind { case text, real, integer }
@@ -127,5 +130,16 @@ extension PartitionRecord {
         output?.exportedAt = exportedAt.map(Date.init(timeIntervalSince1970:))
         output?.contentSHA256 = contentSHA256
         output?.contentLines = contentLines
+    }
+
+    /// The columns schema 4 added: an open create's intent, and how the operation id was
+    /// learned. An intent needs its send time and timeout; a source segsync does not know
+    /// (a newer one's) reads as unknown.
+    mutating func setIntent(sentAt: Double?, answeredAt: Double?, timeout: Double?, clockOffset: Double?, source: String?) {
+        if let sentAt, let timeout {
+            intent = CreateIntent(sentAt: Date(timeIntervalSince1970: sentAt), answeredAt: answeredAt.map(Date.init(timeIntervalSince1970:)),
+                                  timeout: timeout, clockOffset: clockOffset)
+        }
+        operationSource = source.flatMap(OperationSource.init(rawValue:))
     }
 }

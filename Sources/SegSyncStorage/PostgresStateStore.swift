@@ -14,7 +14,7 @@ import SegSync
 /// the same connection, so once it is gone nothing more can be written under a lock this
 /// run no longer holds; ``onLoss(_:)`` tells the run to stop.
 public final class PostgresStateStore: StateStore, @unchecked Sendable {
-    public static let schemaVersion = 3
+    public static let schemaVersion = 4
     /// The schema version of the database as opened (below ``schemaVersion`` only when
     /// opened read-only, unmigrated).
     var schema = PostgresStateStore.schemaVersion
@@ -278,6 +278,7 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
                         createdAt: Date(timeIntervalSince1970: row.13), updatedAt: Date(timeIntervalSince1970: row.14), outputPath: row.15, outputBytes: row.16, outputSHA256: row.17,
                         outputModified: row.18, outputIdentity: row.19)
                     record.setFinality(requestedAt: row.20, exportedAt: row.21, contentSHA256: row.22, contentLines: row.23)
+                    record.setIntent(sentAt: row.24, answeredAt: row.25, timeout: row.26, clockOffset: row.27, source: row.28)
                     state.partitions[row.0] = try record.clamped(in: name)
                 }
                 return state
@@ -289,7 +290,7 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
 
     typealias Row = (String, String, Double, Double, String, String, Int64, String, String?, String?, Double?,
                      Int32, String?, Double, Double, String?, Int64?, String?, Double?, String?,
-                     Double?, Double?, String?, Int64?)
+                     Double?, Double?, String?, Int64?, Double?, Double?, Double?, Double?, String?)
 
     static func bindings(_ values: [String]) throws -> PostgresBindings {
         var bindings = PostgresBindings(capacity: values.count)
@@ -341,6 +342,11 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
                 bindings.append(record.output?.exportedAt?.timeIntervalSince1970)
                 bindings.append(record.output?.contentSHA256)
                 bindings.append(record.output?.contentLines)
+                bindings.append(record.intent?.sentAt.timeIntervalSince1970)
+                bindings.append(record.intent?.answeredAt?.timeIntervalSince1970)
+                bindings.append(record.intent?.timeout)
+                bindings.append(record.intent?.clockOffset)
+                bindings.append(record.operationSource?.rawValue)
                 rows.append("(" + (1...width).map { "$\(index * width + $0)" }.joined(separator: ", ") + ")")
             }
             let sql = """
@@ -390,6 +396,23 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
             }
         } catch {
             throw failure("write", error)
+        }
+    }
+
+    public func claimed(_ operationIds: [String]) async throws -> Set<String> {
+        guard !operationIds.isEmpty else { return [] }
+        do {
+            return try await transaction { [self] in
+                var held = Set<String>()
+                // Every workspace's records: another manifest's run may have made the export.
+                for try await id in try await connection.query(
+                    "SELECT operation_id FROM segsync_partitions WHERE operation_id = ANY(\(operationIds))", logger: logger).decode(String.self) {
+                    held.insert(id)
+                }
+                return held
+            }
+        } catch {
+            throw failure("read", error)
         }
     }
 

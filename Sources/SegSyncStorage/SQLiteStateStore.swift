@@ -13,7 +13,7 @@ import SQLiteNIO
 /// reader (`segsync status`) never waits for a writer. The run lock is a `flock` on
 /// `.segsync/lock`, as in every build before.
 public final class SQLiteStateStore: StateStore, @unchecked Sendable {
-    public static let schemaVersion = 3
+    public static let schemaVersion = 4
 
     /// The schema version of the database as opened (below ``schemaVersion`` only when
     /// opened read-only, unmigrated).
@@ -298,6 +298,8 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
             outputModified: c[18].isNull ? nil : c[18].double, outputIdentity: c[19].string)
         record.setFinality(requestedAt: c[20].isNull ? nil : c[20].double, exportedAt: c[21].isNull ? nil : c[21].double,
                            contentSHA256: c[22].string, contentLines: integer(c[23]).map(Int64.init))
+        func real(_ i: Int) -> Double? { c[i].isNull ? nil : c[i].double }
+        record.setIntent(sentAt: real(24), answeredAt: real(25), timeout: real(26), clockOffset: real(27), source: c[28].string)
         return record
     }
 
@@ -314,6 +316,8 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
             text(record.output?.identity), real(record.requestedAt?.timeIntervalSince1970),
             real(record.output?.exportedAt?.timeIntervalSince1970), text(record.output?.contentSHA256),
             record.output?.contentLines.map { .integer(Int($0)) } ?? .null,
+            real(record.intent?.sentAt.timeIntervalSince1970), real(record.intent?.answeredAt?.timeIntervalSince1970),
+            real(record.intent?.timeout), real(record.intent?.clockOffset), text(record.operationSource?.rawValue),
         ]
     }
 
@@ -380,6 +384,26 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
             throw error
         } catch {
             throw SegSyncError("cannot write \(name): \(Self.describe(error)).")
+        }
+    }
+
+    public func claimed(_ operationIds: [String]) async throws -> Set<String> {
+        guard !operationIds.isEmpty else { return [] }
+        do {
+            return try await transaction(immediate: false) { [self] in
+                var held = Set<String>()
+                // Every workspace's records: the file is this database.
+                for start in stride(from: 0, to: operationIds.count, by: 400) {
+                    let batch = operationIds[start..<min(start + 400, operationIds.count)]
+                    let marks = Array(repeating: "?", count: batch.count).joined(separator: ", ")
+                    let rows = try await connection.query("SELECT operation_id FROM segsync_partitions WHERE operation_id IN (\(marks))",
+                                                          batch.map { .text($0) })
+                    for row in rows { if let id = row.column("operation_id")?.string { held.insert(id) } }
+                }
+                return held
+            }
+        } catch {
+            throw SegSyncError("cannot read \(name): \(Self.describe(error)).")
         }
     }
 

@@ -91,6 +91,14 @@ struct EmulatorCommand: AsyncParsableCommand {
             valueName: "seconds"))
     var createLatency: Double = 0
 
+    @Option(name: .customLong("slow-creates"), help: ArgumentHelp("Only the first N creates wait --create-latency (default: all).", valueName: "n"))
+    var slowCreates: Int?
+
+    @Option(
+        name: .customLong("faults-on"),
+        help: ArgumentHelp("Inject 429, 5xx and reset faults only into these endpoints (comma-separated request-log kinds, like createExport).", valueName: "kinds"))
+    var faultsOn: String?
+
     @Option(name: .customLong("rate-5xx"), help: "Share of API calls answered with --server-error-status.")
     var rate5xx: Double = 0
 
@@ -204,7 +212,7 @@ struct EmulatorCommand: AsyncParsableCommand {
     private func makeConfiguration() -> EmulatorConfiguration {
         var logger = Logger(label: "segsync.emulator")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
-        return EmulatorConfiguration(
+        var configuration = EmulatorConfiguration(
             host: host,
             port: port,
             apiKey: apiKey,
@@ -241,6 +249,9 @@ struct EmulatorCommand: AsyncParsableCommand {
             now: clock,
             logger: logger
         )
+        configuration.slowCreates = slowCreates
+        configuration.faultsOn = faultsOn.map { Set($0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) }
+        return configuration
     }
 
     /// Returns on SIGINT or SIGTERM, so the emulator can stop cleanly and remove its files.

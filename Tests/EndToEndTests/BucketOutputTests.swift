@@ -28,7 +28,12 @@ extension EndToEnd {
                 client = try moto.client()
                 bucket = try await moto.bucket(client)
                 folder = try TemporaryFolder()
-                try folder.write("segsync.yaml", Self.manifest(bucket: bucket, endpoint: try endpoint?(moto) ?? moto.endpoint, prune: prune))
+                var manifest = Self.manifest(bucket: bucket, endpoint: try endpoint?(moto) ?? moto.endpoint, prune: prune)
+                // An emulator in the production dialect is spoken to in it.
+                if emulatorArguments.contains("fullstory") {
+                    manifest = manifest.replacingOccurrences(of: "version: 1\n", with: "version: 1\napi: { dialect: fullstory }\n")
+                }
+                try folder.write("segsync.yaml", manifest)
                 emulator = try await EmulatorProcess(folder: folder, emulatorArguments)
                 environment = emulator.environment.merging([
                     "AWS_ACCESS_KEY_ID": moto.admin.accessKeyId, "AWS_SECRET_ACCESS_KEY": moto.admin.secretAccessKey,
@@ -250,7 +255,7 @@ extension EndToEnd {
             #expect(try await setup.checkSums().count == 3)
         }
 
-        @Test("killed (SIGKILL) at seeded instants while exports stream into the bucket, apply converges: every object as SHA256SUMS says, no upload left, no export twice but for an id lost in the answer-to-commit window")
+        @Test("killed (SIGKILL) at seeded instants while exports stream into the bucket, apply converges: every object as SHA256SUMS says, no upload left, no export twice")
         func killedWhileUploading() async throws {
             var random = SplitMix(seed: CrashTests.seed ^ 0xB0C4E7)
             var duplicates = 0
@@ -282,10 +287,10 @@ extension EndToEnd {
                 #expect(try await setup.client.listMultipartUploads(bucket: setup.bucket, prefix: "fullstory/").isEmpty, "round \(round): an upload was left")
                 let verify = try await CLI.run(["verify"], in: setup.folder.path, environment: setup.environment)
                 #expect(verify.status == 0, "round \(round): \(verify.stdout)")
-                let failed = setup.emulator.createdOperations.failing.subtracting(lost).count
+                let failed = setup.emulator.createdOperations.failing.count
                 let extra = setup.emulator.creates - 7 - failed
-                print("bucket crash round \(round): SIGKILL at \(instant) ms, \(setup.emulator.creates) creates, \(failed) FAILED, \(lost.count) ids lost, \(extra) duplicates, converged after \(runs) run(s)")
-                #expect(extra == lost.count, "round \(round): only an id lost between a create's answer and its commit may cost an export")
+                print("bucket crash round \(round): SIGKILL at \(instant) ms, \(setup.emulator.creates) creates, \(failed) FAILED, \(lost.count) ids lost and adopted, \(extra) duplicates, converged after \(runs) run(s)")
+                #expect(extra == 0, "round \(round): an id lost between a create's answer and its commit is adopted, not exported again")
                 duplicates += extra
             }
             print("bucket crash suite: \(CrashTests.rounds) rounds, \(duplicates) duplicate export(s)")

@@ -14,8 +14,11 @@ extension EndToEnd {
         static let environment = ProcessInfo.processInfo.environment
         static let rounds = Int(environment["SEGSYNC_CRASH_ROUNDS"] ?? "") ?? 3
         static let seed = UInt64(environment["SEGSYNC_CRASH_SEED"] ?? "") ?? 20_261_201
+        /// The production dialect: its operations list is where a create whose id was lost
+        /// to the signal is found again (``Adoption``).
         static let manifest = """
             version: 1
+            api: { dialect: fullstory }
             exports:
               - name: hourly-events
                 segment: checkout_abandoners
@@ -29,10 +32,11 @@ extension EndToEnd {
                 window: { every: 1d, last: 4d }
             """
         static let partitions = 8
-        /// Every fault the emulator has except those that make a create's outcome unknown
-        /// (a reset after the request, a plain 5xx): those may duplicate an export by design.
+        /// Every fault the emulator has except those that lose a create's answer (a reset
+        /// after the request, an unreadable answer: `AdoptionTests` has them, one at a
+        /// time, since two in a row cannot be told apart and are exported again by design).
         static let faults = [
-            "--operation-seconds", "0.4", "--rate-429", "0.1", "--rate-5xx", "0.1", "--server-error-status", "503",
+            "--dialect", "fullstory", "--operation-seconds", "0.4", "--rate-429", "0.1", "--rate-5xx", "0.1", "--server-error-status", "503",
             "--retry-after", "0", "--rate-drop", "0.2", "--rate-truncate", "0.1", "--rate-expired-link", "0.2",
             "--rate-fail", "0.1", "--rows-per-hour", "400",
         ]
@@ -45,18 +49,18 @@ extension EndToEnd {
             var failedExports: Int
             /// Exports the emulator made before the signal's run ended whose ids state did
             /// not hold afterwards: answered in the window between a create's answer and
-            /// its commit. Each may cost one duplicate, and nothing else may.
+            /// its commit. The next run adopts each from the operations list.
             var lostIds: Int
             var runsToConverge: Int
             var duplicates: Int { creates - CrashTests.partitions - failedExports }
             var description: String {
                 "round \(round): signal at \(instant) ms (exit \(exitStatus)), \(creates) creates for \(CrashTests.partitions) partitions, "
-                    + "\(failedExports) FAILED exports, \(lostIds) ids lost in the answer-to-commit window, \(duplicates) duplicates, "
+                    + "\(failedExports) FAILED exports, \(lostIds) ids lost in the answer-to-commit window and adopted, \(duplicates) duplicates, "
                     + "converged after \(runsToConverge) more run(s)"
             }
         }
 
-        @Test("killed or interrupted at any instant, apply converges: files verified, no leftovers, no key, no duplicate after an interrupt",
+        @Test("killed or interrupted at any instant, apply converges: files verified, no leftovers, no key, no duplicate export",
               arguments: [SIGINT, SIGKILL], ["sqlite", "postgres"])
         func crashAndConverge(signal: Int32, engine: String) async throws {
             var database: String?
@@ -74,9 +78,9 @@ extension EndToEnd {
                 if signal == SIGINT {
                     #expect(result.lostIds == 0, "an interrupt must keep every id the server handed out: \(result)")
                 }
-                // Only the instant between a create's answer and its id's commit can lose an
-                // id, and each lost id costs exactly one more export; nothing else may.
-                #expect(result.duplicates == result.lostIds, "\(result)")
+                // Even an id lost between a create's answer and its commit costs nothing: the
+                // next run finds its export in the operations list.
+                #expect(result.duplicates == 0, "\(result)")
             }
             let duplicates = rounds.reduce(0) { $0 + $1.duplicates }
             print("crash suite (\(signal == SIGKILL ? "SIGKILL" : "SIGINT"), \(engine)): \(rounds.count) rounds, seed \(Self.seed), \(duplicates) duplicate export(s) in all")
@@ -142,9 +146,8 @@ extension EndToEnd {
             let pulled = try await CLI.run(["state", "pull"], in: folder.path, environment: environment)
             #expect(pulled.status == 0 && !pulled.stdout.contains(EmulatorProcess.key))
 
-            // FAILED exports whose ids were kept cost a re-export by design; a lost one is
-            // counted once, as lost.
-            let failed = emulator.createdOperations.failing.subtracting(lost).count
+            // FAILED exports cost a re-export by design, adopted ones too.
+            let failed = emulator.createdOperations.failing.count
             return Round(round: round, instant: instant, exitStatus: exitStatus, creates: emulator.creates,
                          failedExports: failed, lostIds: lost.count, runsToConverge: runs)
         }

@@ -73,7 +73,9 @@ final class EmulatorProcess: @unchecked Sendable {
         }.count
     }
 
-    var creates: Int { count("createExport") }
+    /// Exports the emulator made, whether anyone read the answer or not (a reset after a
+    /// create, an unreadable answer): every logged create that names its operation.
+    var creates: Int { entries("createExport").filter { $0["operation"] != nil }.count }
 
     /// The logged requests of one kind, decoded (`operation`, `fault`, `path`, `status`, …).
     func entries(_ kind: String) -> [[String: Any]] {
@@ -85,18 +87,18 @@ final class EmulatorProcess: @unchecked Sendable {
     /// Every export the emulator made, by operation id, whether anyone read the answer or
     /// not; `failing` are those that will end FAILED.
     var createdOperations: (all: Set<String>, failing: Set<String>) {
-        let made = entries("createExport").filter { ($0["status"] as? Int) == 200 }
+        let made = entries("createExport").filter { $0["operation"] != nil }
         let ids = { (entries: [[String: Any]]) in Set(entries.compactMap { $0["operation"] as? String }) }
         return (ids(made), ids(made.filter { ($0["fault"] as? String) == "fail" }))
     }
 
     /// Every create the emulator received has been answered (whether anyone read it): the
     /// handler's answers match its arrivals. Faults injected before the handler (429, 5xx,
-    /// reset, a rejected key) never reach it.
+    /// a rejected key) never reach it; a reset of a create comes after it (it names the export).
     var createsSettled: Bool {
         let beforeHandler: Set<String> = ["429", "5xx", "reset", "rejected-key"]
         let answered = entries("createExport").filter { entry in
-            (entry["status"] as? Int ?? 0) != 0 && !beforeHandler.contains(entry["fault"] as? String ?? "")
+            entry["operation"] != nil || ((entry["status"] as? Int ?? 0) != 0 && !beforeHandler.contains(entry["fault"] as? String ?? ""))
         }
         return answered.count == all("createReceived").count
     }

@@ -119,11 +119,13 @@ struct FaultTests {
             let error = await #expect(throws: FullStoryAPIError.self) {
                 try await h.client.createExport(sampleRequest())
             }
-            guard case .createOutcomeUnknown(let cause)? = error else {
+            guard case .createOutcomeUnknown(let cause, let answered)? = error else {
                 Issue.record("expected createOutcomeUnknown, got \(String(describing: error))")
                 return
             }
             #expect(fault.causes.contains { cause.contains($0) }, "\(cause)")
+            // An answer came (a 500, an unreadable 200), or none did (a reset).
+            #expect(answered == (fault != .reset), "\(cause)")
             #expect(error?.isTransient == false)
             #expect(error?.description.contains("second export") == true)
             let creates = try h.requests("createExport")

@@ -115,7 +115,7 @@ import TestSupport
     @Test("a create whose 2xx answer cannot be read counts as an attempt and in the summary, as an export with an unknown id")
     func unknownCreateCounts() async throws {
         let workspace = try await Workspace()
-        let client = ScriptedExports(create: [.error(.createOutcomeUnknown(cause: "the answer could not be read")),
+        let client = ScriptedExports(create: [.error(.createOutcomeUnknown(cause: "the answer could not be read", answered: true)),
                                               PartitionRunTests.running("op-2"), PartitionRunTests.running("op-3")],
                                      poll: [PartitionRunTests.completed("op-2"), PartitionRunTests.completed("op-3")],
                                      download: [.file("x\n"), .file("y\n")])
@@ -123,8 +123,9 @@ import TestSupport
         #expect(report.createCalls == 3 && report.unknownCreates == 1)
         #expect(report.failures.count == 1)
         let state = try await workspace.store.load()
-        let unknown = try #require(state.partitions.values.first { $0.phase == .failed })
-        #expect(unknown.attempts == 1)
+        // Its intent stays, answered: the next run looks for its export.
+        let unknown = try #require(state.partitions.values.first { $0.phase == .creating })
+        #expect(unknown.attempts == 1 && unknown.intent?.answeredAt != nil)
     }
 
     // MARK: The state writer's promise

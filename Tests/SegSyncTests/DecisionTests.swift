@@ -10,6 +10,9 @@ import Testing
 @Suite(.timeLimit(.minutes(2))) struct DecisionTests {
     enum RecordState: CaseIterable, Sendable {
         case none, requested, running, completed, downloaded, downloadedWithoutOutput, failed, failedOut
+        /// A create's intent with no answer recorded, against the seed API (no operations
+        /// list) and against production (which lists them).
+        case creating, creatingListable
     }
     enum LockState: CaseIterable, Sendable { case none, entry }
     enum Fingerprint: CaseIterable, Sendable { case same, changed }
@@ -17,7 +20,7 @@ import Testing
     /// The recorded output's export: final; provisional with `end + final` still ahead;
     /// provisional with `end + final` passed.
     enum Finality: CaseIterable, Sendable { case final, provisional, due }
-    enum Outcome: Sendable, Equatable { case create, resume, download, repair, replace, upToDate, adopt, givenUp, finalize }
+    enum Outcome: Sendable, Equatable { case create, resume, download, repair, replace, upToDate, adopt, givenUp, finalize, adoptLost }
 
     struct Case: Sendable, CustomTestStringConvertible {
         var record: RecordState
@@ -54,7 +57,9 @@ import Testing
         Rule(records: [.none], lock: .entry, fingerprint: .same, file: .intact, finality: [.due], outcome: .finalize),
         Rule(records: [.none], lock: .entry, fingerprint: .same, file: .damaged, outcome: .repair),
         Rule(records: [.downloaded, .downloadedWithoutOutput, .requested, .running, .completed], fingerprint: .changed, outcome: .replace),
-        Rule(records: [.failed, .failedOut], fingerprint: .changed, outcome: .create),
+        Rule(records: [.failed, .failedOut, .creating, .creatingListable], fingerprint: .changed, outcome: .create),
+        Rule(records: [.creating], fingerprint: .same, outcome: .create),
+        Rule(records: [.creatingListable], fingerprint: .same, outcome: .adoptLost),
         Rule(records: [.downloaded], fingerprint: .same, file: .intact, finality: [.final, .provisional], outcome: .upToDate),
         Rule(records: [.downloaded], fingerprint: .same, file: .intact, finality: [.due], outcome: .finalize),
         Rule(records: [.downloaded], fingerprint: .same, file: .damaged, outcome: .repair),
@@ -101,10 +106,12 @@ import Testing
         case .due: Span(days: 2)
         }
         let partition = try #require(try DesiredPartitions.partitions(of: export, dialect: .seed, now: now).first)
-        let desired = Planner.Desired(partition: partition, path: Layout.relativePath(for: partition, export: export),
+        var desired = Planner.Desired(partition: partition, path: Layout.relativePath(for: partition, export: export),
                                       export: export, parameters: ExportParameters(export, in: manifest))
+        if c.record == .creatingListable { desired.parameters.dialect = .fullstory }
         #expect(Timestamp.format(partition.start) == "2026-11-24T00:00:00Z")
         let exported = partition.end.addingTimeInterval(86_400)
+        let sent = now.addingTimeInterval(-250)
         let recordedPath = "orders/recorded.csv.gz"
         let fingerprint = c.fingerprint == .same ? partition.fingerprint : "an older fingerprint"
         let phase: Phase? = switch c.record {
@@ -114,6 +121,7 @@ import Testing
         case .completed: .completed
         case .downloaded, .downloadedWithoutOutput: .downloaded
         case .failed, .failedOut: .failed
+        case .creating, .creatingListable: .creating
         }
         let record = phase.map { phase in
             var record = PartitionRecord(partition: partition, parameters: desired.parameters, phase: phase, now: now)
@@ -121,6 +129,10 @@ import Testing
             record.operationId = "op-1"
             record.attempts = c.record == .failedOut ? Planner.attemptLimit : 1
             if phase == .failed { record.lastError = "the export failed." }
+            if phase == .creating {
+                record.operationId = nil
+                record.intent = CreateIntent(sentAt: sent, timeout: 60)
+            }
             if c.record == .downloaded {
                 record.output = OutputRecord(path: recordedPath, bytes: 3, sha256: String(repeating: "a", count: 64), exportedAt: exported,
                                              contentSHA256: c.finality == .final ? nil : String(repeating: "c", count: 64))
@@ -146,13 +158,14 @@ import Testing
         case .upToDate(let adopting): adopting == nil ? .upToDate : .adopt
         case .givenUp: .givenUp
         case .finalize: .finalize
+        case .adopt: .adoptLost
         case .prune, .keep: nil
         }
     }
 
     @Test("the table is exhaustive and unambiguous: every combination matches exactly one rule")
     func tableCoversEveryCase() {
-        #expect(Self.cases.count == 8 * 2 * 2 * 2 * 3 * 2)
+        #expect(Self.cases.count == 10 * 2 * 2 * 2 * 3 * 2)
         for c in Self.cases {
             let matching = Self.rules.filter { $0.matches(c) }
             #expect(matching.count == 1, "\(c.testDescription): \(matching.count) rules")
@@ -185,6 +198,7 @@ import Testing
         case .create(let detail):
             #expect(detail.hasPrefix("events csv"))
             if record?.phase == .failed, c.fingerprint == .same { #expect(detail == "events csv (retry; last attempt failed: the export failed)") }
+            if record?.phase == .creating, c.fingerprint == .same { #expect(detail == "events csv (retry; the answer to an earlier create was lost)") }
         case .upToDate(let adopting):
             #expect(adopting == (record == nil ? entry : nil))  // state's record needs no adoption
         case .givenUp(let attempts, let lastError):
@@ -193,6 +207,10 @@ import Testing
         case .finalize(let exported):
             #expect(exported == desired.partition.end.addingTimeInterval(86_400))
             #expect(Planner.finalizeDetail(exported: exported, now: Self.now) == "provisional, exported 2d ago")
+        case .adopt(let sent):
+            #expect(sent == Self.now.addingTimeInterval(-250))
+            #expect(Planner.adoptDetail(sent: sent, now: Self.now)
+                    == "awaiting adoption: the answer to a create sent 2026-11-27T23:55:50Z (4m10s ago) was lost")
         case .prune, .keep:
             Issue.record("a desired partition is never pruned or kept")
         }

@@ -227,13 +227,21 @@ final class ScriptedExports: ExportService, @unchecked Sendable {
         #expect(record?.phase == .failed && record?.lastError == "gave up after 1 export in this run: the export failed: boom")
     }
 
-    @Test("needs an export, and the create fails → the failure is thrown and recorded; an unknown outcome counts as an attempt")
+    @Test("needs an export, and the create fails → the failure is thrown and recorded; an unknown outcome counts as an attempt and keeps its intent")
     func createFailsTransition() async throws {
         let client = ScriptedExports(create: [.error(.createOutcomeUnknown(cause: "the connection closed"))])
         let harness = try await Harness(client)
         await #expect(throws: FullStoryAPIError.self) { try await harness.run.next(.needsExport(lastFailure: nil)) }
-        let record = try await harness.record()
-        #expect(record?.phase == .failed && record?.attempts == 1)
+        let record = try #require(try await harness.record())
+        // The export may exist: the intent stays, for the next run to look for it (no answer came).
+        #expect(record.phase == .creating && record.attempts == 1 && record.operationId == nil)
+        #expect(record.intent != nil && record.intent?.answeredAt == nil)
+
+        // A create the server surely did not make (refused) ends its intent and does not count.
+        let refused = try await Harness(ScriptedExports(create: [.error(.badRequest(message: "no such segment"))]))
+        await #expect(throws: FullStoryAPIError.self) { try await refused.run.next(.needsExport(lastFailure: nil)) }
+        let failed = try #require(try await refused.record())
+        #expect(failed.phase == .failed && failed.attempts == 0 && failed.intent == nil)
     }
 
     @Test("polling: RUNNING → polling again, backing off; COMPLETED → downloading; FAILED → needs an export")
@@ -354,12 +362,13 @@ final class ScriptedExports: ExportService, @unchecked Sendable {
         return await task.value
     }
 
-    @Test("cancelled while creating: still running, nothing recorded")
+    @Test("cancelled while creating: still running, the create's intent recorded and no id")
     func cancelCreating() async throws {
         let client = ScriptedExports(create: [.hang])
         let harness = try await Harness(client)
         #expect(try await cancelled(harness, client) { client.isHanging } == .stillRunning)
-        #expect(try await harness.record() == nil)
+        let record = try #require(try await harness.record())
+        #expect(record.phase == .creating && record.intent != nil && record.operationId == nil)
     }
 
     @Test("cancelled while polling, and while waiting between polls: still running, the operation kept")

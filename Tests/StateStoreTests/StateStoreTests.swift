@@ -93,8 +93,14 @@ func changes(_ records: [PartitionRecord]) -> [StateChange] {
     func commits(engine: Engine) async throws {
         guard let place = try engine.place("commits") else { return }
         let store = try await place.open()
+        // A create's open intent, and an id adopted from the operations list.
+        var creating = record("c", day: 1, phase: .creating, operation: nil)
+        creating.intent = CreateIntent(sentAt: Date(timeIntervalSince1970: 1_795_000_000.25), answeredAt: Date(timeIntervalSince1970: 1_795_000_000.75),
+                                       timeout: 60, clockOffset: -0.5)
+        var adopted = record("c", day: 2)
+        adopted.operationSource = .adopted
         let records = [record("a", day: 1), record("a", day: 2, phase: .running), record("b", day: 1, phase: .downloaded),
-                       record("b", day: 2, phase: .failed, operation: nil)]
+                       record("b", day: 2, phase: .failed, operation: nil), creating, adopted]
         try await store.commit(changes(records))
         var loaded = try await store.load()
         #expect(loaded.serial == 1)
@@ -112,7 +118,7 @@ func changes(_ records: [PartitionRecord]) -> [StateChange] {
         loaded = try await again.load()
         #expect(loaded.serial == 2)
         #expect(loaded.lineage == lineage)
-        #expect(loaded.partitions.count == 3)
+        #expect(loaded.partitions.count == 5)
         #expect(try document(loaded.partitions.filter { $0.key == changed.key.description }) == document([changed]))
         #expect(loaded.partitions[records[1].key.description] == nil)
         await again.close()
@@ -216,6 +222,22 @@ func changes(_ records: [PartitionRecord]) -> [StateChange] {
         }
     }
 
+    @Test("claimed names the operation ids records hold, in every workspace of the database", arguments: Engine.allCases)
+    func claimed(engine: Engine) async throws {
+        guard let place = try engine.place("claimed") else { return }
+        var other = place
+        other.workspace = place.workspace + "-other"
+        let theirs = try await other.open()
+        try await theirs.commit(changes([record("b", day: 1)]))
+        await theirs.close()
+        let store = try await place.open()
+        try await store.commit(changes([record("a", day: 1), record("a", day: 2, phase: .failed, operation: nil)]))
+        let ids = (0..<450).map { "op-x-\($0)" } + ["op-a-1", "op-b-1", "op-a-2"]
+        #expect(try await store.claimed(ids) == ["op-a-1", "op-b-1"])
+        #expect(try await store.claimed([]) == [])
+        await store.close()
+    }
+
     @Test("a state at schema 1 reads read-only without the later columns, and opening it upgrades it to the current schema, keeping every row",
           arguments: Engine.allCases)
     func upgradeFromVersion1(engine: Engine) async throws {
@@ -235,11 +257,15 @@ func changes(_ records: [PartitionRecord]) -> [StateChange] {
         stored.output?.exportedAt = Date(timeIntervalSince1970: 1_795_000_000)
         stored.output?.contentSHA256 = String(repeating: "c", count: 64)
         stored.output?.contentLines = 61
+        stored.operationSource = .created
+        var creating = record("e", day: 3, phase: .creating, operation: nil)
+        creating.intent = CreateIntent(sentAt: Date(timeIntervalSince1970: 1_795_000_000.5), timeout: 60, clockOffset: 0.25)
         let store = try await place.open()
-        try await store.commit(changes([stored, record("e", day: 2)]))
+        try await store.commit(changes([stored, record("e", day: 2), creating]))
         await store.close()
         // Back to version 1, as an earlier segsync left it.
-        let downgrade = ["output_identity", "requested_at", "output_exported_at", "output_content_sha256", "output_content_lines"]
+        let downgrade = ["output_identity", "requested_at", "output_exported_at", "output_content_sha256", "output_content_lines",
+                         "intent_sent_at", "intent_answered_at", "intent_timeout", "intent_clock_offset", "operation_source"]
             .map { "ALTER TABLE segsync_partitions DROP COLUMN \($0)" } + ["DELETE FROM segsync_schema WHERE version > 1"]
         func readOnly() async throws -> any StateStore {
             switch engine {
@@ -265,12 +291,16 @@ func changes(_ records: [PartitionRecord]) -> [StateChange] {
         expected.output?.exportedAt = nil
         expected.output?.contentSHA256 = nil
         expected.output?.contentLines = nil
-        #expect(try document(try await old.load().partitions) == document([expected, record("e", day: 2)]))
+        expected.operationSource = nil
+        var expectedCreating = creating
+        expectedCreating.intent = nil
+        #expect(try document(try await old.load().partitions) == document([expected, record("e", day: 2), expectedCreating]))
         await old.close()
         let upgraded = try await place.open()
         stored.output?.identity = "\"etag-2\""
         try await upgraded.commit(changes([stored]))
-        #expect(try document(try await upgraded.load().partitions) == document([stored, record("e", day: 2)]))
+        try await upgraded.commit(changes([creating]))
+        #expect(try document(try await upgraded.load().partitions) == document([stored, record("e", day: 2), creating]))
         await upgraded.close()
     }
 

@@ -45,6 +45,10 @@ public struct ApplyDocument: MachineDocument, Sendable {
     /// Provisional partitions whose final export arrived, and how many of them changed.
     public var finalized: Int
     public var finalizedChanged: Int
+    /// Exports of lost creates found in the operations list and followed.
+    public var adopted: Int
+    /// Exports on FullStory that no partition claims: lost creates not matched one to one.
+    public var unclaimedExports: [Unclaimed]
     public var interrupted: Bool
     /// Every partition converged: nothing failed, nothing left running, nothing given up.
     public var converged: Bool
@@ -57,7 +61,17 @@ public struct ApplyDocument: MachineDocument, Sendable {
         case dryRun = "dry_run", stillRunning = "still_running"
         case exportsCreated = "exports_created", prunesSkipped = "prunes_skipped", exitCode = "exit_code"
         case exportsWithUnknownId = "exports_with_unknown_id", stopped, filesProblem = "files_problem"
-        case finalized, finalizedChanged = "finalized_changed"
+        case finalized, finalizedChanged = "finalized_changed", adopted, unclaimedExports = "unclaimed_exports"
+    }
+
+    /// An export no partition claims: its operation id and when FullStory created it.
+    public struct Unclaimed: Codable, Sendable, Equatable {
+        public var operationId: String
+        public var createdAt: String?
+
+        enum CodingKeys: String, CodingKey {
+            case operationId = "operation_id", createdAt = "created_at"
+        }
     }
 
     /// A downloaded file: where, how big, and its SHA-256.
@@ -78,6 +92,8 @@ public struct ApplyDocument: MachineDocument, Sendable {
         prunesSkipped = report.pruneSkipped
         finalized = report.finalized
         finalizedChanged = report.finalizedChanged
+        adopted = report.adopted
+        unclaimedExports = report.unclaimedExports.map { Unclaimed(operationId: $0.id, createdAt: $0.createdAt.map(Timestamp.format)) }
         self.interrupted = interrupted
         converged = dryRun ? !plan.hasChanges && plan.givenUp.isEmpty : !interrupted && exitCode == 0
         self.exitCode = exitCode

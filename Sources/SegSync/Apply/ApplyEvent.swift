@@ -33,6 +33,11 @@ public struct ApplyEvent: Sendable, Equatable {
         /// was replaced) or not (the file was kept, now final). Sizes and lines of content
         /// (after gunzip; a CSV's header included) before and after.
         case finalized(path: String, changed: Bool, sha256: String, before: Finalization.Size, after: Finalization.Size)
+        /// The export of a create whose answer was lost was found in the operations list,
+        /// created `lag` seconds after the request was sent; it is followed from here.
+        case adopted(operationId: String, lag: Double)
+        /// No export could be adopted for a lost create (`reason` says why); another is made.
+        case notAdopted(reason: String)
     }
 
     /// What a finalization compares.
@@ -79,6 +84,8 @@ public struct ApplyEvent: Sendable, Equatable {
         case .pruned: return "pruned"
         case .prunesSkipped: return "skipped"
         case .finalized: return "finalized"
+        case .adopted: return "adopted"
+        case .notAdopted: return "not-adopted"
         }
     }
 
@@ -120,7 +127,16 @@ public struct ApplyEvent: Sendable, Equatable {
             return changed
                 ? "\(path) changed after its provisional export: \(before.text) → \(after.text); replaced"
                 : "\(path) unchanged since its provisional export (\(after.text)); kept, now final"
+        case .adopted(let id, let lag):
+            return "op \(Planner.short(id)) (created \(Self.seconds(lag)) after the lost request)"
+        case .notAdopted(let reason):
+            return reason
         }
+    }
+
+    /// `0.4 s`, `12 s`: how long after its request an export was created.
+    static func seconds(_ value: Double) -> String {
+        abs(value) < 10 ? String(format: "%.1f s", value) : "\(Int(value.rounded())) s"
     }
 
     /// One line of `apply --json-events`.
@@ -146,10 +162,13 @@ public struct ApplyEvent: Sendable, Equatable {
         public var bytesBefore: Int64?
         public var lines: Int64?
         public var linesBefore: Int64?
+        /// An adoption: seconds from the lost request to the export's creation.
+        public var lagSeconds: Double?
 
         enum CodingKeys: String, CodingKey {
             case event, time, export, partition, start, type, format, state, percent, bytes, path, sha256, message, count, changed, lines
             case operationId = "operation_id", totalBytes = "total_bytes", bytesBefore = "bytes_before", linesBefore = "lines_before"
+            case lagSeconds = "lag_seconds"
         }
     }
 
@@ -193,6 +212,11 @@ public struct ApplyEvent: Sendable, Equatable {
             document.bytesBefore = before.bytes
             document.lines = after.lines
             document.linesBefore = before.lines
+        case .adopted(let id, let lag):
+            document.operationId = id
+            document.lagSeconds = (lag * 1000).rounded() / 1000
+        case .notAdopted(let reason):
+            document.message = reason
         }
         return document
     }

@@ -1,4 +1,5 @@
 import Foundation
+import FullStoryContract
 
 /// What an apply did.
 public struct ApplyReport: Sendable {
@@ -35,6 +36,12 @@ public struct ApplyReport: Sendable {
     /// Provisional partitions whose final export arrived, and of those, how many changed.
     public var finalized = 0
     public var finalizedChanged = 0
+    /// Exports of lost creates found in the operations list and followed (``Adoption``).
+    public var adopted = 0
+    /// Exports on FullStory in a lost create's window that no partition claims: not
+    /// adopted because the match was not one-to-one. Each may duplicate a partition
+    /// exported again; a person can look at them.
+    public var unclaimedExports: [ExportOperation] = []
     /// Why the whole run stopped early (a rejected key), said once; every recorded
     /// operation is kept for the next run.
     public var stopped: String?

@@ -23,6 +23,8 @@ public struct Executor: Sendable {
         public var maxPollInterval: Duration = .seconds(30)
         /// Times an expired download link is fetched again before giving up.
         public var maxLinkRefreshes = 3
+        /// A test hook: how long a create's id waits between its answer and its commit.
+        public var holdBeforeIdCommit: Duration?
 
         public init(parallelism: Int = 4, maxInFlight: Int = 32, maxWait: Duration? = nil, maxAttempts: Int = 3,
                     pollInterval: Duration = .seconds(2), maxPollInterval: Duration = .seconds(30)) {
@@ -75,26 +77,39 @@ public struct Executor: Sendable {
         let refused = RefusedExports()
         let diskFull = DiskFull()
         let stop = FirstReason()
+        let createGate = Semaphore(1)
+        // Creates whose answers were lost: their exports are looked for first, in one
+        // listing for all of them (each intent's match depends on the others' windows).
+        var adoption = Adoption.Result()
+        if work.contains(where: { $0.kind == .adopt }) {
+            adoption = await Adoption.resolve(Adoption.intents(in: snapshot.state, measuredOffset: client.serverClockOffset),
+                                              client: client, store: store)
+        }
+        report.unclaimedExports = adoption.unclaimed
+        let outcomes = adoption.outcomes
 
-        await withTaskGroup(of: (Plan.Action, ApplyReport.Outcome, creates: Int, unknown: Int, finalized: Int, changed: Int).self) { group in
+        await withTaskGroup(of: (Plan.Action, ApplyReport.Outcome, creates: Int, unknown: Int, finalized: Int, changed: Int, adopted: Int).self) { group in
             var pending = work[...]
             func startNext() {
                 // Once interrupted or stopped, nothing new starts; what runs winds down.
                 guard !Task.isCancelled, stop.reason == nil, let action = pending.popFirst() else { return }
                 group.addTask {
                     let run = PartitionRun(executor: self, writer: writer, action: action, deadline: deadline,
-                                           downloads: downloads, refused: refused, diskFull: diskFull, stopRun: stop, runInstant: plan.now)
+                                           downloads: downloads, createGate: createGate, adoption: outcomes[action.key],
+                                           refused: refused, diskFull: diskFull, stopRun: stop, runInstant: plan.now)
                     let outcome = await run.execute()
-                    return (action, outcome, run.creates.value, run.unknownCreates.value, run.finalized.value, run.finalizedChanged.value)
+                    return (action, outcome, run.creates.value, run.unknownCreates.value, run.finalized.value, run.finalizedChanged.value,
+                            run.adopted.value)
                 }
             }
             for _ in 0..<options.maxInFlight { startNext() }
-            for await (action, outcome, creates, unknown, finalized, changed) in group {
+            for await (action, outcome, creates, unknown, finalized, changed, adopted) in group {
                 report.record(action, outcome)
                 report.createCalls += creates + unknown
                 report.unknownCreates += unknown
                 report.finalized += finalized
                 report.finalizedChanged += changed
+                report.adopted += adopted
                 finished(outcome)
                 // A rejected key stops the run: the others end at once, their ids kept
                 // (a create already sent still finishes and is recorded).

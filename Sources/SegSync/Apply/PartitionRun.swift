@@ -13,6 +13,9 @@ struct PartitionRun: Sendable {
         /// No operation to follow: one is created, unless the export is refused or this
         /// run has used up its attempts. `lastFailure` is why the previous one ended.
         case needsExport(lastFailure: String?)
+        /// A create's answer was lost in an earlier run: its export is looked for in the
+        /// operations list (``Adoption``) before another is created.
+        case adopting
         /// An operation to poll; `delay` is the wait before the next poll without an
         /// estimate, `since` when this run began following it.
         case polling(operationId: String, delay: Duration, since: ContinuousClock.Instant)
@@ -26,7 +29,7 @@ struct PartitionRun: Sendable {
             switch self {
             case .polling(let id, _, _): id
             case .downloading(let operation): operation.id
-            case .needsExport, .finished: nil
+            case .needsExport, .adopting, .finished: nil
             }
         }
     }
@@ -36,6 +39,11 @@ struct PartitionRun: Sendable {
     let action: Plan.Action
     let deadline: ContinuousClock.Instant?
     let downloads: Semaphore
+    /// Held from a create's intent to its answer's commit: creates go one at a time, so
+    /// an intent left open by a SIGKILL has a window no other create of the run shares.
+    let createGate: Semaphore
+    /// What the operations list said about this partition's open intent, for `.adopt`.
+    let adoption: Adoption.Outcome?
     let refused: RefusedExports
     let diskFull: DiskFull
     /// Set by the first partition that meets an error about the whole run.
@@ -45,6 +53,8 @@ struct PartitionRun: Sendable {
     let attempts = Counter()
     let creates = Counter()
     let unknownCreates = Counter()
+    /// An export found in the operations list and adopted (1).
+    let adopted = Counter()
     /// A provisional output's final export arrived (1), and its content changed (1).
     let finalized = Counter()
     let finalizedChanged = Counter()
@@ -55,8 +65,8 @@ struct PartitionRun: Sendable {
     let runInstant: Date
 
     init(executor: Executor, writer: StateWriter, action: Plan.Action, deadline: ContinuousClock.Instant?,
-         downloads: Semaphore, refused: RefusedExports, diskFull: DiskFull, stopRun: FirstReason = FirstReason(),
-         runInstant: Date = Date()) {
+         downloads: Semaphore, createGate: Semaphore = Semaphore(1), adoption: Adoption.Outcome? = nil,
+         refused: RefusedExports, diskFull: DiskFull, stopRun: FirstReason = FirstReason(), runInstant: Date = Date()) {
         // Whole seconds: the lockfile writes instants to the second, and must say what state does.
         self.runInstant = Date(timeIntervalSince1970: runInstant.timeIntervalSince1970.rounded(.down))
         self.executor = executor
@@ -64,6 +74,8 @@ struct PartitionRun: Sendable {
         self.action = action
         self.deadline = deadline
         self.downloads = downloads
+        self.createGate = createGate
+        self.adoption = adoption
         self.refused = refused
         self.diskFull = diskFull
         self.stopRun = stopRun
@@ -75,6 +87,7 @@ struct PartitionRun: Sendable {
     /// Where the plan's action starts: creates and replaces need an export; resumes,
     /// downloads and repairs follow the recorded operation.
     var initialState: State {
+        if action.kind == .adopt { return .adopting }
         guard ![.create, .replace, .finalize].contains(action.kind), let id = action.operationId else { return .needsExport(lastFailure: nil) }
         return .polling(operationId: id, delay: executor.options.pollInterval, since: .now)
     }
@@ -146,6 +159,8 @@ struct PartitionRun: Sendable {
                 return .finished(.failed(message))
             }
             return .polling(operationId: try await create(), delay: executor.options.pollInterval, since: .now)
+        case .adopting:
+            return try await adopt(adoption ?? .notFound)
         case .polling(let id, let delay, let since):
             return try await poll(id, delay: delay, since: since)
         case .downloading(let operation):
@@ -178,7 +193,8 @@ struct PartitionRun: Sendable {
             try await writer.update(action.key, .committed) { record in
                 record?.lastError = message
                 record?.updatedAt = now
-                if !keepOperation { record?.phase = .failed }
+                // An open intent stays: the next run looks for its export.
+                if !keepOperation, record?.phase != .creating { record?.phase = .failed }
             }
         } catch {
             // A full disk must not hide the failure: both reach the user.
@@ -191,49 +207,116 @@ struct PartitionRun: Sendable {
     }
 
     /// Creates an export and puts its operation id on disk before anything else.
+    ///
+    /// Its intent is committed first (``CreateIntent``: sent now, within the request
+    /// timeout), so a create whose answer never reaches state is looked for by the next
+    /// run instead of exported again. Creates go one at a time through the create gate.
     func create() async throws -> String {
         let request = ExportRequest(partition: partition, export: export)
-        let id: String
+        try await createGate.wait()
         do {
-            attempts.increment()
-            id = try await executor.client.createExport(request).id
-            creates.increment()
-        } catch let failure as FullStoryAPIError {
-            // The export may exist on the server: it counts, in the summary too.
-            if case .createOutcomeUnknown = failure { unknownCreates.increment() }
-            try await recordCreateFailure(failure)
-            throw failure
+            let id = try await createHoldingGate(request)
+            await createGate.signal()
+            return id
+        } catch {
+            await createGate.signal()
+            throw error
         }
-        let now = executor.clock()
+    }
+
+    private func createHoldingGate(_ request: ExportRequest) async throws -> String {
+        let client = executor.client
+        let (seconds, attoseconds) = client.createTimeout.components
+        let intent = CreateIntent(sentAt: executor.clock(), timeout: Double(seconds) + Double(attoseconds) / 1e18,
+                                  clockOffset: client.serverClockOffset)
         let parameters = ExportParameters(export, in: executor.manifest)
-        let partition = self.partition
+        let partition = self.partition, runInstant = self.runInstant
         try await writer.update(action.key, .committed) { record in
-            var updated = PartitionRecord(partition: partition, parameters: parameters, phase: .requested, now: now)
-            updated.createdAt = record?.createdAt ?? now
+            var updated = PartitionRecord(partition: partition, parameters: parameters, phase: .creating, now: intent.sentAt)
+            updated.createdAt = record?.createdAt ?? intent.sentAt
+            // The create counts from here: its export may exist whatever happens next.
             updated.attempts = (record?.attempts ?? 0) + 1
-            updated.operationId = id
+            updated.intent = intent
             updated.requestedAt = runInstant
             updated.output = record?.output  // the old file stays recorded until its successor lands
             record = updated
+        }
+        let id: String
+        do {
+            attempts.increment()
+            id = try await client.createExport(request).id
+            creates.increment()
+        } catch let failure as FullStoryAPIError {
+            try await recordCreateFailure(failure)
+            throw failure
+        }
+        if let hold = executor.options.holdBeforeIdCommit { try? await Task.sleep(for: hold) }
+        let now = executor.clock()
+        try await writer.update(action.key, .committed) { record in
+            record?.phase = .requested
+            record?.operationId = id
+            record?.operationSource = .created
+            record?.intent = nil
+            record?.updatedAt = now
         }
         emit(.created(operationId: id, type: export.type, format: export.format))
         return id
     }
 
+    /// A create that failed: one whose export may exist keeps its intent (answered when an
+    /// answer came), for the next run to look for; one the server surely did not make
+    /// (refused, never sent) ends the intent and does not count.
     func recordCreateFailure(_ failure: FullStoryAPIError) async throws {
         let now = executor.clock()
-        let parameters = ExportParameters(export, in: executor.manifest)
-        let partition = self.partition
+        let (maybeMade, answered): (Bool, Bool) =
+            if case .createOutcomeUnknown(_, let hadAnswer) = failure { (true, hadAnswer) } else { (false, false) }
+        if maybeMade { unknownCreates.increment() }
         try await writer.update(action.key, .committed) { record in
-            var updated = record ?? PartitionRecord(partition: partition, parameters: parameters, phase: .failed, now: now)
-            updated.phase = .failed
-            // Only an export that may exist counts against the attempt limit: a
-            // refused connection or a rejected key made none.
-            if case .createOutcomeUnknown = failure { updated.attempts += 1 }
+            guard var updated = record else { return }
+            if maybeMade {
+                if answered { updated.intent?.answeredAt = now }
+            } else {
+                updated.phase = .failed
+                updated.intent = nil
+                updated.attempts = max(0, updated.attempts - 1)
+            }
             updated.lastError = failure.description
             updated.updatedAt = now
             record = updated
         }
+    }
+
+    /// Follows what the operations list said about this partition's lost create: an
+    /// adopted export is polled like any other (a FAILED one then exported again);
+    /// otherwise another is created, or, when the list could not be read, nothing is,
+    /// and the intent waits for the next run.
+    func adopt(_ outcome: Adoption.Outcome) async throws -> State {
+        switch outcome {
+        case .adopted(let operation, let lag):
+            let now = executor.clock()
+            try await writer.update(action.key, .committed) { record in
+                record?.phase = .requested
+                record?.operationId = operation.id
+                record?.operationSource = .adopted
+                record?.intent = nil
+                record?.operationState = nil
+                record?.progress = nil
+                record?.lastError = nil
+                record?.updatedAt = now
+            }
+            adopted.increment()
+            emit(.adopted(operationId: operation.id, lag: lag))
+            return .polling(operationId: operation.id, delay: executor.options.pollInterval, since: .now)
+        case .notFound:
+            emit(.notAdopted(reason: "no export on FullStory was created while its lost create was in flight; exporting it"))
+        case .ambiguous(let candidates):
+            emit(.notAdopted(reason: "\(candidates.count) export\(candidates.count == 1 ? "" : "s") on FullStory could be its lost create's, so none is adopted; exporting it again"))
+        case .unsupported:
+            emit(.notAdopted(reason: "this API does not list operations; exporting it again"))
+        case .unavailable(let reason):
+            throw SegSyncError("\(reason); its lost create is looked for again by the next run.")
+        }
+        return .needsExport(lastFailure: nil)
     }
 
     /// One poll: records what the API says, then waits (timed from the operation's own

@@ -1,4 +1,5 @@
 import Foundation
+import SegSyncVocabulary
 
 extension Planner {
     /// One desired partition as the planner weighs it: the partition, where its output
@@ -44,6 +45,9 @@ extension Planner {
         /// Export once more: the output is provisional (exported before `end + final`)
         /// and `end + final` has passed. `exported` is when the provisional export was made.
         case finalize(exported: Date?)
+        /// Look in the API's operations list for the export a create sent at `sent` made
+        /// (its answer was lost), before creating another (``Adoption``).
+        case adopt(sent: Date)
     }
 
     /// When a partition's data is final: `end + final` in the export's time zone.
@@ -81,7 +85,7 @@ extension Planner {
             switch record.phase {
             case .downloaded: return .replace(reason: reason)
             case .requested, .running, .completed: return .replace(reason: "\(reason); abandons op \(short(record.operationId))")
-            case .failed: return .create(detail: "\(what) (\(reason))")
+            case .failed, .creating: return .create(detail: "\(what) (\(reason))")
             }
         }
         switch record.phase {
@@ -92,6 +96,12 @@ extension Planner {
                 return .repair(problem: problem.description, operation: record.operationId, output: output.path)
             }
             return provisional(exported: output.exportedAt, desired: desired, now: now) ?? .upToDate(adopting: nil)
+        case .creating:
+            // Only the production API lists operations; elsewhere the lost create is sent again.
+            guard desired.parameters.dialect == .fullstory, let intent = record.intent else {
+                return .create(detail: "\(what) (retry; the answer to an earlier create was lost)")
+            }
+            return .adopt(sent: intent.sentAt)
         case .requested, .running:
             return .resume(operation: record.operationId, detail: "op \(short(record.operationId)) (\(progress(record)))")
         case .completed:
@@ -140,8 +150,16 @@ extension Planner {
         case .repair(let problem, let operation, let output): return act(.repair, problem, operation: operation, output: output)
         case .replace(let reason): return act(.replace, reason)
         case .finalize(let exported): return act(.finalize, finalizeDetail(exported: exported, now: now))
+        case .adopt(let sent): return act(.adopt, adoptDetail(sent: sent, now: now))
         case .prune, .keep, .upToDate, .givenUp: return nil
         }
+    }
+
+    /// `awaiting adoption: the answer to a create sent 2026-12-05T01:02:03.250Z (4m ago) was lost`.
+    static func adoptDetail(sent: Date, now: Date) -> String {
+        let seconds = now.timeIntervalSince(sent)
+        let age = seconds >= 0 ? " (\(Span.approximate(seconds: seconds)) ago)" : ""
+        return "awaiting adoption: the answer to a create sent \(Timestamp.format(sent))\(age) was lost"
     }
 
     /// `provisional, exported 22h ago`.

@@ -20,6 +20,9 @@ public struct Plan: Sendable, Equatable {
         /// Export once more a provisional partition whose data is now final (`window.final`),
         /// keeping the file when the content did not change.
         case finalize
+        /// Find on FullStory the export of a create whose answer was lost (its intent is
+        /// in state), and follow it; create another only when no export matches it alone.
+        case adopt
 
         var symbol: String {
             switch self {
@@ -30,6 +33,7 @@ public struct Plan: Sendable, Equatable {
             case .replace: return "±"
             case .prune: return "-"
             case .finalize: return "⟳"
+            case .adopt: return "?"
             }
         }
     }

@@ -34,7 +34,7 @@ public enum PlanRenderer {
             return "Not converged: \(given) partition\(given == 1 ? "" : "s") given up after \(Planner.attemptLimit) failed exports (see the note), nothing else to do; \(upToDate)."
         }
         // Finalizing is there only when a window asks for it (`final` beyond `settle`).
-        let parts = Plan.Kind.allCases.filter { $0 != .finalize || plan.count($0) > 0 }.map { "\(plan.count($0)) to \($0.rawValue)" }
+        let parts = Plan.Kind.allCases.filter { ![.finalize, .adopt].contains($0) || plan.count($0) > 0 }.map { "\(plan.count($0)) to \($0.rawValue)" }
         return "Plan: \(parts.joined(separator: ", ")); \(plan.upToDate) up to date."
     }
 

@@ -40,6 +40,11 @@ public final class MemoryStateStore: StateStore, Sendable {
         contents.withLock { $0.state = state; $0.marks = [:] }
     }
 
+    public func claimed(_ operationIds: [String]) async throws -> Set<String> {
+        let held = Set(contents.value.state.partitions.values.compactMap(\.operationId))
+        return Set(operationIds.filter(held.contains))
+    }
+
     public func mark(_ name: String) async throws -> String? { contents.value.marks[name] }
 
     public func setMark(_ name: String, _ value: String?) async throws {

@@ -51,9 +51,12 @@ public struct State: Codable, Sendable, Equatable {
     }
 }
 
-/// Where a partition is in its life: `requested` → `running` → `completed` → `downloaded`,
-/// or `failed`.
+/// Where a partition is in its life: `creating` → `requested` → `running` → `completed` →
+/// `downloaded`, or `failed`.
 public enum Phase: String, Codable, Sendable, CaseIterable {
+    /// A create was sent (its ``CreateIntent`` committed first) and its answer never
+    /// recorded: an export may exist on the server that no record claims.
+    case creating
     /// The API accepted the export and returned an operation id; nothing seen since.
     case requested
     case running
@@ -131,6 +134,42 @@ public struct OutputRecord: Codable, Sendable, Equatable {
     }
 }
 
+/// What segsync commits before it sends a create: that this partition is about to be
+/// exported, and when. The answer's operation id replaces it; one still there at the next
+/// run means a create may have made an export whose id was lost, which that run looks for
+/// in the API's operations list (``Adoption``) before creating another.
+public struct CreateIntent: Codable, Sendable, Equatable {
+    /// When the request was sent, by this machine's clock (not `--now`: it is compared
+    /// with the server's `createdAt`).
+    public var sentAt: Date
+    /// When an answer segsync could not read arrived (a 2xx without a readable id, a 5xx):
+    /// the export, if made, was made before it. Nil when none came (a reset, a timeout, a
+    /// SIGKILL): then up to ``timeout`` after ``sentAt``.
+    public var answeredAt: Date?
+    /// The client's request timeout, in seconds.
+    public var timeout: Double
+    /// The server's clock minus this machine's, in seconds, as measured before sending.
+    public var clockOffset: Double?
+
+    public init(sentAt: Date, answeredAt: Date? = nil, timeout: Double, clockOffset: Double? = nil) {
+        self.sentAt = sentAt
+        self.answeredAt = answeredAt
+        self.timeout = timeout
+        self.clockOffset = clockOffset
+    }
+
+    /// The latest an export made by this create can have been created, by this machine's clock.
+    public var windowEnd: Date { answeredAt ?? sentAt.addingTimeInterval(timeout) }
+}
+
+/// How segsync learned a partition's operation id.
+public enum OperationSource: String, Codable, Sendable {
+    /// From the create's answer.
+    case created
+    /// From the API's operations list, after the create's answer was lost (``Adoption``).
+    case adopted
+}
+
 /// One partition's record in state.
 public struct PartitionRecord: Codable, Sendable, Equatable {
     public var export: String
@@ -152,6 +191,10 @@ public struct PartitionRecord: Codable, Sendable, Equatable {
     /// When the operation in ``operationId`` was created, by the run's clock (`--now`):
     /// it becomes the output's ``OutputRecord/exportedAt`` once downloaded.
     public var requestedAt: Date?
+    /// A create sent whose answer is not recorded (phase ``Phase/creating``).
+    public var intent: CreateIntent?
+    /// How ``operationId`` was learned; nil for ids recorded before segsync kept it.
+    public var operationSource: OperationSource?
     public var output: OutputRecord?
 
     public init(partition: Partition, parameters: ExportParameters, phase: Phase, now: Date) {

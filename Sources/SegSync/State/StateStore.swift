@@ -35,6 +35,11 @@ public protocol StateStore: Sendable {
     /// (`segsync state push`, the import of an earlier build's `state.json`).
     func replace(with state: State) async throws
 
+    /// Which of `operationIds` a record holds as its operation id: in the whole database,
+    /// every workspace's records, not only this one's. An operation no record claims may
+    /// be the export of a create whose answer was lost (``Adoption``).
+    func claimed(_ operationIds: [String]) async throws -> Set<String>
+
     /// Small named values kept beside the state (``LockfileMark``).
     func mark(_ name: String) async throws -> String?
     func setMark(_ name: String, _ value: String?) async throws

@@ -21,7 +21,7 @@ public struct Paint: Sendable, Equatable {
     public func kind(_ text: String, _ kind: Plan.Kind) -> String {
         switch kind {
         case .create, .download: return self(text, .green)
-        case .resume, .finalize: return self(text, .cyan)
+        case .resume, .finalize, .adopt: return self(text, .cyan)
         case .repair, .replace: return self(text, .yellow)
         case .prune: return self(text, .red)
         }

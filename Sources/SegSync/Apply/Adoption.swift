@@ -1,0 +1,163 @@
+import Foundation
+import FullStoryContract
+import SegSyncVocabulary
+
+/// Finds the export of a create whose answer was lost, instead of exporting again.
+///
+/// Before every create, segsync commits a ``CreateIntent``: this partition is about to be
+/// exported, sent at this instant. The answer's id replaces it. An intent still there at
+/// the next run means the server may have made an export that no record claims: a SIGKILL
+/// between the answer and the commit, a reset, a timeout, an answer segsync could not read.
+///
+/// The production API lists search-export operations (newest first) with their id, state
+/// and `createdAt`, but no details: an orphan can be told only by when it was created.
+/// So the rule is strict. An intent's window runs from its send time to when an
+/// unreadable answer arrived, or to its send time plus the request timeout when none did,
+/// moved onto the server's clock by the offset measured from its `Date` headers and
+/// widened by ``slack``. A candidate is a listed export whose id no record in the state
+/// database claims (any workspace's). An intent adopts a candidate only when that is the
+/// one candidate in its window and lies in no other open intent's window. Anything else
+/// is not adopted: the partition is exported again, and the candidates are reported as
+/// exports no partition claims, for a person to look at.
+///
+/// Creates are sent one at a time (``Executor``'s create gate), so a run leaves at most
+/// one intent with no answer at all, and its window is its own.
+public enum Adoption {
+    /// How far an intent's window is widened either side, in seconds: the `Date` header
+    /// has whole seconds, and the offset measured from it is good to about one.
+    public static let slack = 1.5
+
+    /// An open intent as matched.
+    public struct Intent: Sendable, Equatable {
+        public var key: PartitionKey
+        public var sentAt: Date
+        /// The server's clock minus ours used for the window, in seconds.
+        public var offset: Double
+        /// When its export can have been created, by the server's clock.
+        public var window: ClosedRange<Date>
+
+        public init(key: PartitionKey, intent: CreateIntent, measuredOffset: Double?) {
+            self.key = key
+            sentAt = intent.sentAt
+            offset = intent.clockOffset ?? measuredOffset ?? 0
+            window = intent.sentAt.addingTimeInterval(offset - slack)...intent.windowEnd.addingTimeInterval(offset + slack)
+        }
+    }
+
+    /// What the operations list says about one intent.
+    public enum Outcome: Sendable, Equatable {
+        /// Exactly one export matches it, and no other intent: it is this partition's.
+        /// `lag` is how long after the request was sent the server created it.
+        case adopted(ExportOperation, lag: Double)
+        /// No unclaimed export in its window: the create made none.
+        case notFound
+        /// More than one export could be its, or its one could be another intent's.
+        case ambiguous(candidates: [String])
+        /// The operations could not be listed; the intent stays for the next run.
+        case unavailable(String)
+        /// This API has no operations list (the seed dialect): exported again, as before.
+        case unsupported
+    }
+
+    /// The outcome of every open intent, and the exports in their windows that no
+    /// partition claims once the adopted ones are taken.
+    public struct Result: Sendable, Equatable {
+        public var outcomes: [PartitionKey: Outcome] = [:]
+        public var unclaimed: [ExportOperation] = []
+        /// Pages of the operations list read.
+        public var pages = 0
+
+        public init(outcomes: [PartitionKey: Outcome] = [:], unclaimed: [ExportOperation] = [], pages: Int = 0) {
+            self.outcomes = outcomes
+            self.unclaimed = unclaimed
+            self.pages = pages
+        }
+    }
+
+    /// The strict match of `intents` against `candidates` (listed exports no record
+    /// claims): a pure function.
+    public static func match(_ intents: [Intent], candidates: [ExportOperation]) -> Result {
+        var result = Result()
+        var adopted = Set<String>()
+        for intent in intents {
+            let inWindow = candidates.filter { $0.createdAt.map(intent.window.contains) ?? false }
+            guard let only = inWindow.first else {
+                result.outcomes[intent.key] = .notFound
+                continue
+            }
+            let elsewhere = intents.contains { $0.key != intent.key && $0.window.contains(only.createdAt!) }
+            if inWindow.count > 1 || elsewhere {
+                result.outcomes[intent.key] = .ambiguous(candidates: inWindow.map(\.id))
+                continue
+            }
+            adopted.insert(only.id)
+            let lag = only.createdAt!.timeIntervalSince(intent.sentAt) - intent.offset
+            result.outcomes[intent.key] = .adopted(only, lag: lag)
+        }
+        // Exports some window holds that no partition took.
+        result.unclaimed = candidates.filter { candidate in
+            !adopted.contains(candidate.id) && intents.contains { $0.window.contains(candidate.createdAt!) }
+        }.sorted { ($0.createdAt!, $0.id) < ($1.createdAt!, $1.id) }
+        return result
+    }
+
+    /// The open intents of `state`: records a create was sent for whose answer is not
+    /// recorded, each with its window.
+    public static func intents(in state: State, measuredOffset: Double?) -> [Intent] {
+        state.partitions.values.compactMap { record in
+            guard record.phase == .creating, let intent = record.intent else { return nil }
+            return Intent(key: record.key, intent: intent, measuredOffset: measuredOffset)
+        }.sorted { $0.sentAt < $1.sentAt }
+    }
+
+    /// Most pages read before giving up on reaching the oldest intent (100 operations a
+    /// page): an account making 100,000 exports since is not one segsync can match in.
+    static let maxPages = 1000
+
+    /// Lists search-export operations back to the oldest intent's window, takes out the
+    /// ids any record in the state database claims, and matches the rest. Every outcome
+    /// is ``Outcome/unavailable(_:)`` when the list cannot be read, ``Outcome/unsupported``
+    /// when the API has none.
+    public static func resolve(_ intents: [Intent], client: any ExportService, store: any StateStore) async -> Result {
+        guard let oldest = intents.map(\.window.lowerBound).min() else { return Result() }
+        func all(_ outcome: Outcome) -> Result {
+            Result(outcomes: Dictionary(uniqueKeysWithValues: intents.map { ($0.key, outcome) }))
+        }
+        var listed: [ExportOperation] = []
+        var token: String?
+        var seen = Set<String>()
+        var pages = 0
+        do {
+            repeat {
+                guard let page = try await client.listExportOperations(pageToken: token) else { return all(.unsupported) }
+                pages += 1
+                listed += page.operations.filter { $0.createdAt != nil }
+                // Newest first: a page that reaches back past the oldest window is the last needed.
+                if page.operations.contains(where: { ($0.createdAt ?? .distantFuture) < oldest }) { break }
+                token = page.nextPageToken
+                if let token, !seen.insert(token).inserted {
+                    return all(.unavailable("the operations list repeats a pagination token"))
+                }
+                if pages >= maxPages {
+                    return all(.unavailable("the operations list did not reach back to \(Timestamp.format(oldest)) in \(maxPages) pages"))
+                }
+            } while token != nil
+        } catch FullStoryAPIError.unexpectedResponse(status: 404, detail: _) {
+            return all(.unsupported)
+        } catch let error as FullStoryAPIError {
+            return all(.unavailable("could not list FullStory's operations to look for its export: \(error.description)"))
+        } catch {
+            return all(.unavailable("could not list FullStory's operations to look for its export: \(error)"))
+        }
+        let inWindows = listed.filter { operation in intents.contains { $0.window.contains(operation.createdAt!) } }
+        let claimed: Set<String>
+        do {
+            claimed = try await store.claimed(inWindows.map(\.id))
+        } catch {
+            return all(.unavailable("could not check which exports state claims: \(error)"))
+        }
+        var result = match(intents, candidates: inWindows.filter { !claimed.contains($0.id) })
+        result.pages = pages
+        return result
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import FullStoryContract
+import SegSyncVocabulary
+import Testing
+@testable import SegSync
+
+/// ``Adoption/match(_:candidates:)``: the strict rule, as a function of values.
+@Suite(.timeLimit(.minutes(1))) struct AdoptionMatchTests {
+    static let t0 = Date(timeIntervalSince1970: 1_796_000_000)
+
+    static func intent(_ day: Int, sent: Double, answered: Double? = nil, timeout: Double = 60, offset: Double? = nil) -> Adoption.Intent {
+        let key = PartitionKey(export: "daily", start: Date(timeIntervalSince1970: 1_795_000_000 + Double(day) * 86_400))
+        let intent = CreateIntent(sentAt: t0.addingTimeInterval(sent), answeredAt: answered.map(t0.addingTimeInterval), timeout: timeout,
+                                  clockOffset: offset)
+        return Adoption.Intent(key: key, intent: intent, measuredOffset: nil)
+    }
+
+    static func export(_ id: String, at seconds: Double) -> ExportOperation {
+        ExportOperation(id: id, type: "SEARCH_EXPORT", state: .pending, createdAt: t0.addingTimeInterval(seconds))
+    }
+
+    /// The adopted id and lag, or nil: lags are compared to a microsecond.
+    static func adopted(_ outcome: Adoption.Outcome?) -> (id: String, lag: Double)? {
+        if case .adopted(let operation, let lag)? = outcome { return (operation.id, lag) }
+        return nil
+    }
+
+    static func isAdopted(_ outcome: Adoption.Outcome?, _ id: String, lag: Double) -> Bool {
+        guard let adopted = adopted(outcome) else { return false }
+        return adopted.id == id && abs(adopted.lag - lag) < 1e-6
+    }
+
+    @Test("one candidate in one window is adopted, with how long after the request it was made")
+    func oneToOne() {
+        let a = Self.intent(1, sent: 0, answered: 0.8)
+        let result = Adoption.match([a], candidates: [Self.export("x", at: 0.4), Self.export("later", at: 30)])
+        #expect(Self.isAdopted(result.outcomes[a.key], "x", lag: 0.4))
+        #expect(result.unclaimed.isEmpty, "an export outside every window is nobody's business here")
+    }
+
+    @Test("no candidate: not found; the window is widened by the slack and shifted by the server's clock offset")
+    func windows() {
+        let a = Self.intent(1, sent: 0, answered: 0.5)
+        #expect(Adoption.match([a], candidates: [Self.export("x", at: 2.1)]).outcomes[a.key] == .notFound)
+        #expect(Self.isAdopted(Adoption.match([a], candidates: [Self.export("x", at: 1.9)]).outcomes[a.key], "x", lag: 1.9))
+        #expect(Adoption.match([a], candidates: [Self.export("x", at: -1.4)]).outcomes[a.key] != .notFound)
+        // The server's clock runs 10 s ahead: its createdAt is 10 s later than our send.
+        let ahead = Self.intent(1, sent: 0, answered: 0.5, offset: 10)
+        #expect(Adoption.match([ahead], candidates: [Self.export("x", at: 0.3)]).outcomes[ahead.key] == .notFound)
+        #expect(Self.isAdopted(Adoption.match([ahead], candidates: [Self.export("x", at: 10.3)]).outcomes[ahead.key], "x", lag: 0.3))
+        // No answer at all: the window runs to the request timeout.
+        let silent = Self.intent(1, sent: 0, timeout: 5)
+        #expect(Adoption.match([silent], candidates: [Self.export("x", at: 4.9)]).outcomes[silent.key] != .notFound)
+        #expect(Adoption.match([silent], candidates: [Self.export("x", at: 7)]).outcomes[silent.key] == .notFound)
+    }
+
+    @Test("two candidates in a window, or one that another open intent's window holds too: nothing is adopted, all are reported")
+    func ambiguous() {
+        let a = Self.intent(1, sent: 0, answered: 0.5)
+        let two = Adoption.match([a], candidates: [Self.export("x", at: 0.2), Self.export("y", at: 0.3)])
+        #expect(two.outcomes[a.key] == .ambiguous(candidates: ["x", "y"]))
+        #expect(two.unclaimed.map(\.id) == ["x", "y"])
+
+        // Overlapping windows: b's export could be a's.
+        let b = Self.intent(2, sent: 0.6, answered: 1.0)
+        let overlap = Adoption.match([a, b], candidates: [Self.export("x", at: 0.2), Self.export("y", at: 0.7)])
+        #expect(overlap.outcomes[a.key] == .ambiguous(candidates: ["x", "y"]))
+        #expect(overlap.outcomes[b.key] == .ambiguous(candidates: ["x", "y"]))
+        #expect(overlap.unclaimed.map(\.id) == ["x", "y"])
+
+        // Far apart, each is its own.
+        let c = Self.intent(3, sent: 10, answered: 10.5)
+        let apart = Adoption.match([a, c], candidates: [Self.export("x", at: 0.2), Self.export("z", at: 10.1)])
+        #expect(Self.isAdopted(apart.outcomes[a.key], "x", lag: 0.2))
+        #expect(Self.isAdopted(apart.outcomes[c.key], "z", lag: 0.1))
+        #expect(apart.unclaimed.isEmpty)
+
+        // One export in c's window, which a's window (no answer: 60 s) also holds.
+        let silent = Self.intent(1, sent: 0)
+        let covered = Adoption.match([silent, c], candidates: [Self.export("z", at: 10.1)])
+        #expect(covered.outcomes[c.key] == .ambiguous(candidates: ["z"]))
+        #expect(covered.outcomes[silent.key] == .ambiguous(candidates: ["z"]))
+    }
+
+    @Test("the open intents of a state, oldest first; records without an intent are not among them")
+    func intentsOfState() {
+        var state = State()
+        let partition = Partition(export: "daily", start: Self.t0, end: Self.t0.addingTimeInterval(86_400), label: "d", fingerprint: "f")
+        let spec = ExportSpec(name: "daily", segment: "everyone", type: .individuals, format: .json,
+                              window: WindowSpec(every: Span(days: 1), cadence: .day, extent: .last(Span(days: 3)), settle: Span()),
+                              timeZone: TimeZone(identifier: "UTC")!, fields: [])
+        var open = PartitionRecord(partition: partition, parameters: ExportParameters(spec, dialect: .fullstory), phase: .creating, now: Self.t0)
+        open.intent = CreateIntent(sentAt: Self.t0, timeout: 60)
+        state[open.key] = open
+        var requested = open
+        requested.start = Self.t0.addingTimeInterval(86_400)
+        requested.phase = .requested
+        requested.intent = nil
+        state[requested.key] = requested
+        let intents = Adoption.intents(in: state, measuredOffset: 2)
+        #expect(intents.map(\.key) == [open.key])
+        #expect(intents.first?.offset == 2)
+        #expect(intents.first?.window == Self.t0.addingTimeInterval(0.5)...Self.t0.addingTimeInterval(63.5))
+    }
+}
