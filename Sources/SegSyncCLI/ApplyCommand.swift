@@ -333,7 +333,9 @@ struct ApplyCommand: ContextCommand {
                 : "\(report.stillRunning.count) left for the next run")
         }
         if report.pruneSkipped > 0 { parts.append("\(report.pruneSkipped) prunes skipped after errors") }
-        let unknown = report.unknownCreates > 0 ? ", \(report.unknownCreates) with an unknown id (looked for by the next run)" : ""
+        let open = report.unknownCreates - report.adoptedAtOnce
+        let unknown = report.unknownCreates == 0 ? "" : ", \(report.unknownCreates) with an unknown id"
+            + (open == 0 ? "" : open == report.unknownCreates ? " (looked for by the next run)" : " (\(open) looked for by the next run)")
         let finalized = report.finalized > 0 ? " " + finalizedSentence(report) : ""
         let adopted = report.adopted > 0 ? " \(report.adopted) adopted after a lost answer." : ""
         if let unclaimed = unclaimedSentence(report) { lines.append(paint(unclaimed, .yellow)) }

@@ -62,14 +62,15 @@ extension EndToEnd {
 
         /// Starts apply with the test hook holding the first create's id between its answer
         /// and its commit, does `meanwhile`, and kills it (SIGKILL) there; the id it lost.
-        func killHoldingFirstId(_ folder: TemporaryFolder, _ emulator: EmulatorProcess,
+        func killHoldingFirstId(_ folder: TemporaryFolder, _ emulator: EmulatorProcess, _ extra: [String] = [],
                                 meanwhile: () async throws -> Void = {}) async throws -> String {
-            let victim = try CLI.start(["apply", "--now", Self.now, "--poll-interval", "0.1"], in: folder.path,
+            let before = emulator.createdOperations.all
+            let victim = try CLI.start(["apply", "--now", Self.now, "--poll-interval", "0.1"] + extra, in: folder.path,
                                        environment: emulator.environment.merging(["SEGSYNC_TEST_HOLD_ID_COMMIT": "120"]) { $1 })
-            #expect(await waitUntil { emulator.creates == 1 })
+            #expect(await waitUntil { emulator.creates == before.count + 1 })
             // The emulator logs an answer as it hands it over; give it time to arrive.
             try await Task.sleep(for: .milliseconds(500))
-            let made = try #require(emulator.createdOperations.all.first)
+            let made = try #require(emulator.createdOperations.all.subtracting(before).first)
             try await meanwhile()
             kill(victim.process.processIdentifier, SIGKILL)
             _ = await victim.exit()
@@ -124,45 +125,50 @@ extension EndToEnd {
             var applyArguments: [String] { self == .delayed ? ["--request-timeout", "1"] : [] }
         }
 
-        @Test("each way a create's answer is lost: the next run adopts its export, exactly one export per partition",
+        @Test("each way a create's answer is lost: the same run finds its export in the operations list and converges, one export per partition",
               arguments: LostAnswer.allCases)
         func lostAnswer(_ fault: LostAnswer) async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
             let emulator = try await emulator(folder, fault.emulatorArguments)
-            let first = try await apply(folder, emulator, fault.applyArguments)
-            #expect(first.status == 1, "\(first.stdout)\(first.stderr)")
-            #expect(first.stdout.contains("3 exports created, 1 with an unknown id (looked for by the next run)"), "\(first.stdout)")
-            #expect(await waitUntil { emulator.createsSettled })
-            #expect(emulator.creates == Self.partitions)
-            let second = try await apply(folder, emulator, fault.applyArguments)
-            #expect(second.status == 0, "\(second.stdout)\(second.stderr)")
-            #expect(second.stdout.contains("adopted    daily"), "\(second.stdout)")
-            #expect(second.stdout.contains("after the lost request)"), "\(second.stdout)")
-            #expect(second.stdout.contains("0 exports created. 1 adopted after a lost answer."), "\(second.stdout)")
+            let run = try await apply(folder, emulator, fault.applyArguments)
+            #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
+            #expect(run.stdout.contains("adopted    daily"), "\(run.stdout)")
+            #expect(run.stdout.contains("after the lost request)"), "\(run.stdout)")
+            #expect(run.stdout.contains("3 exports created, 1 with an unknown id. 1 adopted after a lost answer."), "\(run.stdout)")
             try await expectConverged(folder, emulator)
+            #expect(try await CLI.state(folder.path).partitions.values.filter { $0.operationSource == .adopted }.count == 1)
+            let again = try await apply(folder, emulator)
+            #expect(again.stdout.hasPrefix("No changes"), "\(again.stdout)")
         }
 
-        @Test("two lost creates whose windows overlap: neither is adopted; both are exported again and reported")
+        @Test("two killed runs leave lost creates whose windows overlap: neither is adopted; both are exported again and reported")
         func overlappingWindows() async throws {
             let folder = try TemporaryFolder()
-            try folder.write("segsync.yaml", Self.manifest)
-            // The first two creates answer 200 with a body no one can read, one right after the other.
-            let emulator = try await emulator(folder, ["--rate-unreadable-create", "1", "--max-faults", "2"])
-            let first = try await apply(folder, emulator)
-            #expect(first.stdout.contains("2 with an unknown id"), "\(first.stdout)")
-            let lost = emulator.createdOperations.all.subtracting(try await CLI.state(folder.path).partitions.values.compactMap(\.operationId))
-            #expect(lost.count == 2)
-            let second = try await apply(folder, emulator, ["--json"])
-            #expect(second.status == 0, "\(second.stdout)\(second.stderr)")
-            let document = try #require(try JSONSerialization.jsonObject(with: Data(second.stdout.utf8)) as? [String: Any])
+            try folder.write("segsync.yaml", Self.manifest + """
+
+                  - name: weekly
+                    segment: everyone
+                    type: individuals
+                    window: { every: 7d, last: 7d }
+                """)
+            let emulator = try await emulator(folder)
+            // Two runs a moment apart, each killed holding its first create's id: two
+            // intents with no answer, each window the request timeout long.
+            let first = try await killHoldingFirstId(folder, emulator, ["--target", "daily"])
+            let second = try await killHoldingFirstId(folder, emulator, ["--target", "weekly"])
+            let plan = try await CLI.run(["plan", "--offline", "--now", Self.now], in: folder.path, environment: emulator.environment)
+            #expect(plan.stdout.contains("2 to adopt"), "\(plan.stdout)")
+            let next = try await apply(folder, emulator, ["--json"])
+            #expect(next.status == 0, "\(next.stdout)\(next.stderr)")
+            let document = try #require(try JSONSerialization.jsonObject(with: Data(next.stdout.utf8)) as? [String: Any])
             #expect(document["adopted"] as? Int == 0)
             let unclaimed = try #require(document["unclaimed_exports"] as? [[String: Any]])
-            #expect(Set(unclaimed.compactMap { $0["operation_id"] as? String }) == lost)
-            #expect(document["exports_created"] as? Int == 2)
+            #expect(Set(unclaimed.compactMap { $0["operation_id"] as? String }) == [first, second])
             // Exported again: the two lost ones stay on FullStory, claimed by nothing.
-            try await expectConverged(folder, emulator, exports: Self.partitions + 2)
-            #expect(try await CLI.state(folder.path).partitions.values.allSatisfy { !lost.contains($0.operationId ?? "") })
+            try await expectConverged(folder, emulator, exports: Self.partitions + 1 + 2)
+            let kept = Set(try await CLI.state(folder.path).partitions.values.compactMap(\.operationId))
+            #expect(!kept.contains(first) && !kept.contains(second))
         }
 
         @Test("another client's export inside a lost create's window: nothing is adopted wrongly, both are reported")
@@ -188,18 +194,19 @@ extension EndToEnd {
         func paging() async throws {
             let folder = try TemporaryFolder()
             try folder.write("segsync.yaml", Self.manifest)
-            let emulator = try await emulator(folder, ["--rate-unreadable-create", "1", "--max-faults", "1"])
-            let first = try await apply(folder, emulator)
-            #expect(first.status == 1, "\(first.stdout)\(first.stderr)")
-            // Past the lost create's window (its answer arrived; 1.5 s of slack), 230 newer
-            // exports by another client push it to the third page of 100.
-            try await Task.sleep(for: .seconds(2))
+            let emulator = try await emulator(folder)
+            // Killed holding its first id; with a 1 s request timeout, the lost create's
+            // window closes 2.5 s after it was sent (1.5 s of slack).
+            let lost = try await killHoldingFirstId(folder, emulator, ["--request-timeout", "1"])
+            try await Task.sleep(for: .seconds(3))
+            // 230 newer exports by another client push it to the third page of 100.
             for _ in 0..<230 { _ = try await Self.otherClientExport(emulator) }
-            let second = try await apply(folder, emulator)
-            #expect(second.status == 0, "\(second.stdout)\(second.stderr)")
-            #expect(second.stdout.contains("1 adopted after a lost answer."), "\(second.stdout)")
-            #expect(!second.stdout.contains("no partition claims"), "\(second.stdout)")
+            let next = try await apply(folder, emulator, ["--request-timeout", "1"])
+            #expect(next.status == 0, "\(next.stdout)\(next.stderr)")
+            #expect(next.stdout.contains("1 adopted after a lost answer."), "\(next.stdout)")
+            #expect(!next.stdout.contains("no partition claims"), "\(next.stdout)")
             #expect(emulator.entries("listOperations").count == 3)
+            #expect(try await CLI.state(folder.path).partitions.values.contains { $0.operationId == lost && $0.operationSource == .adopted })
             try await expectConverged(folder, emulator, exports: Self.partitions + 230)
         }
 

@@ -38,6 +38,8 @@ public struct ApplyReport: Sendable {
     public var finalizedChanged = 0
     /// Exports of lost creates found in the operations list and followed (``Adoption``).
     public var adopted = 0
+    /// Of those, the ones whose answers were lost in this very run.
+    public var adoptedAtOnce = 0
     /// Exports on FullStory in a lost create's window that no partition claims: not
     /// adopted because the match was not one-to-one. Each may duplicate a partition
     /// exported again; a person can look at them.

@@ -88,7 +88,7 @@ public struct Executor: Sendable {
         report.unclaimedExports = adoption.unclaimed
         let outcomes = adoption.outcomes
 
-        await withTaskGroup(of: (Plan.Action, ApplyReport.Outcome, creates: Int, unknown: Int, finalized: Int, changed: Int, adopted: Int).self) { group in
+        await withTaskGroup(of: (Plan.Action, ApplyReport.Outcome, creates: Int, unknown: Int, finalized: Int, changed: Int, adopted: Int, adoptedAtOnce: Int).self) { group in
             var pending = work[...]
             func startNext() {
                 // Once interrupted or stopped, nothing new starts; what runs winds down.
@@ -99,17 +99,18 @@ public struct Executor: Sendable {
                                            refused: refused, diskFull: diskFull, stopRun: stop, runInstant: plan.now)
                     let outcome = await run.execute()
                     return (action, outcome, run.creates.value, run.unknownCreates.value, run.finalized.value, run.finalizedChanged.value,
-                            run.adopted.value)
+                            run.adopted.value, run.adoptedAtOnce.value)
                 }
             }
             for _ in 0..<options.maxInFlight { startNext() }
-            for await (action, outcome, creates, unknown, finalized, changed, adopted) in group {
+            for await (action, outcome, creates, unknown, finalized, changed, adopted, adoptedAtOnce) in group {
                 report.record(action, outcome)
                 report.createCalls += creates + unknown
                 report.unknownCreates += unknown
                 report.finalized += finalized
                 report.finalizedChanged += changed
                 report.adopted += adopted
+                report.adoptedAtOnce += adoptedAtOnce
                 finished(outcome)
                 // A rejected key stops the run: the others end at once, their ids kept
                 // (a create already sent still finishes and is recorded).

@@ -53,8 +53,10 @@ struct PartitionRun: Sendable {
     let attempts = Counter()
     let creates = Counter()
     let unknownCreates = Counter()
-    /// An export found in the operations list and adopted (1).
+    /// An export found in the operations list and adopted (1), right after its create's
+    /// answer was lost in this run (1).
     let adopted = Counter()
+    let adoptedAtOnce = Counter()
     /// A provisional output's final export arrived (1), and its content changed (1).
     let finalized = Counter()
     let finalizedChanged = Counter()
@@ -248,6 +250,10 @@ struct PartitionRun: Sendable {
             creates.increment()
         } catch let failure as FullStoryAPIError {
             try await recordCreateFailure(failure)
+            if case .createOutcomeUnknown = failure, let adopted = try await adoptAtOnce() {
+                adoptedAtOnce.increment()
+                return adopted
+            }
             throw failure
         }
         if let hold = executor.options.holdBeforeIdCommit { try? await Task.sleep(for: hold) }
@@ -286,6 +292,38 @@ struct PartitionRun: Sendable {
         }
     }
 
+    /// Right after a create's answer was lost, with the create gate still held (no other
+    /// create is in flight, so every open intent's window is settled), the operations
+    /// list is read once: an export matched one to one is adopted and followed in this
+    /// run. Anything else (nothing there yet, an ambiguous match, no list) leaves the
+    /// intent for the next run, which reads the list again with every window complete.
+    func adoptAtOnce() async throws -> String? {
+        guard executor.manifest.api.dialect == .fullstory else { return nil }
+        let client = executor.client
+        let intents = await writer.openIntents(measuredOffset: client.serverClockOffset)
+        let result = await Adoption.resolve(intents, client: client, store: writer.store)
+        guard case .adopted(let operation, let lag)? = result.outcomes[action.key] else { return nil }
+        try await recordAdoption(operation, lag: lag)
+        return operation.id
+    }
+
+    /// Commits an adopted export's id in place of the intent, and says so.
+    func recordAdoption(_ operation: ExportOperation, lag: Double) async throws {
+        let now = executor.clock()
+        try await writer.update(action.key, .committed) { record in
+            record?.phase = .requested
+            record?.operationId = operation.id
+            record?.operationSource = .adopted
+            record?.intent = nil
+            record?.operationState = nil
+            record?.progress = nil
+            record?.lastError = nil
+            record?.updatedAt = now
+        }
+        adopted.increment()
+        emit(.adopted(operationId: operation.id, lag: lag))
+    }
+
     /// Follows what the operations list said about this partition's lost create: an
     /// adopted export is polled like any other (a FAILED one then exported again);
     /// otherwise another is created, or, when the list could not be read, nothing is,
@@ -293,19 +331,7 @@ struct PartitionRun: Sendable {
     func adopt(_ outcome: Adoption.Outcome) async throws -> State {
         switch outcome {
         case .adopted(let operation, let lag):
-            let now = executor.clock()
-            try await writer.update(action.key, .committed) { record in
-                record?.phase = .requested
-                record?.operationId = operation.id
-                record?.operationSource = .adopted
-                record?.intent = nil
-                record?.operationState = nil
-                record?.progress = nil
-                record?.lastError = nil
-                record?.updatedAt = now
-            }
-            adopted.increment()
-            emit(.adopted(operationId: operation.id, lag: lag))
+            try await recordAdoption(operation, lag: lag)
             return .polling(operationId: operation.id, delay: executor.options.pollInterval, since: .now)
         case .notFound:
             emit(.notAdopted(reason: "no export on FullStory was created while its lost create was in flight; exporting it"))
@@ -322,6 +348,9 @@ struct PartitionRun: Sendable {
     /// One poll: records what the API says, then waits (timed from the operation's own
     /// estimate) unless it finished, failed, or the run's `--max-wait` is up.
     func poll(_ id: String, delay: Duration, since: ContinuousClock.Instant) async throws -> State {
+        // Creates go first: while one is waiting to be sent, polls (which would find the
+        // newest exports still running, and take the rate limiter's calls) wait.
+        await createGate.idle()
         let status = try await executor.client.getOperation(id)
         let now = executor.clock()
         try Verdict.checkResults(of: status, now: now)

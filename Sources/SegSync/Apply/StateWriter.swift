@@ -34,7 +34,7 @@ actor StateWriter {
     private var lockPaths: [PartitionKey: Set<String>] = [:]
     /// Keys changed in memory only, committed by ``flush()``.
     private var uncommitted: Set<String> = []
-    private let store: any StateStore
+    let store: any StateStore
     private let layout: Layout
     private let output: any OutputStore
     private let interval: Duration
@@ -147,6 +147,11 @@ actor StateWriter {
     }
 
     /// What state records as the partition's output now.
+    /// The open create intents as of now (``Adoption``).
+    func openIntents(measuredOffset: Double?) -> [Adoption.Intent] {
+        Adoption.intents(in: state, measuredOffset: measuredOffset)
+    }
+
     func output(of key: PartitionKey) -> OutputRecord? {
         state[key]?.output
     }

@@ -6,9 +6,19 @@ actor Semaphore {
     private var available: Int
     private var waiters: [(id: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
     private var nextID: UInt64 = 0
+    private let capacity: Int
+    /// Waiting for the moment no permit is taken and no one waits (``idle()``).
+    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
 
     init(_ count: Int) {
         available = count
+        capacity = count
+    }
+
+    /// Returns once no permit is taken and no one waits for one: at once when that is so.
+    func idle() async {
+        guard available < capacity || !waiters.isEmpty else { return }
+        await withCheckedContinuation { idleWaiters.append($0) }
     }
 
     func wait() async throws {
@@ -36,6 +46,11 @@ actor Semaphore {
     func signal() {
         if waiters.isEmpty {
             available += 1
+            if available == capacity {
+                let idle = idleWaiters
+                idleWaiters.removeAll()
+                idle.forEach { $0.resume() }
+            }
         } else {
             waiters.removeFirst().continuation.resume()
         }
