@@ -166,40 +166,48 @@ extension FullStoryClient {
     /// broke off, or nil when it ended.
     private func receive(_ response: HTTPClientResponse, into sink: DownloadSink, received: inout Int64, expectedTotal: Int64?,
                          progress: @Sendable (Int64, Int64?) -> Void) async throws -> String? {
-        var interruption: String?
         // Chunks are written (and hashed) in batches on the thread pool: a slow disk
-        // then stalls this download only.
-        var batch: [ByteBuffer] = []
-        var batchBytes = 0
-        // Progress is told after each batch, and at least every quarter second on a slow link.
-        var told = ContinuousClock.now
-        do {
-            for try await chunk in response.body {
-                received += Int64(chunk.readableBytes)
-                batch.append(chunk)
-                batchBytes += chunk.readableBytes
-                if batchBytes >= DownloadSink.batchBytes {
-                    try await sink.write(batch)
-                    batch.removeAll(keepingCapacity: true)
-                    batchBytes = 0
-                    progress(received, expectedTotal)
-                    told = .now
-                } else if ContinuousClock.now - told > .milliseconds(250) {
-                    progress(received, expectedTotal)
-                    told = .now
-                }
+        // then stalls this download only. One batch is written while the next arrives,
+        // so receiving overlaps hashing and writing; the sink sees one batch at a time.
+        try await withThrowingTaskGroup(of: Void.self) { writes in
+            var interruption: String?
+            var batch: [ByteBuffer] = []
+            var batchBytes = 0
+            // Progress is told after each batch, and at least every quarter second on a slow link.
+            var told = ContinuousClock.now
+            func hand(_ chunks: [ByteBuffer]) async throws {
+                try await writes.next()  // the batch before, written
+                writes.addTask { try await sink.write(chunks) }
             }
-        } catch let error as FullStoryAPIError {
-            throw error
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch {
-            interruption = TransportFailure.classify(error).1
+            do {
+                for try await chunk in response.body {
+                    received += Int64(chunk.readableBytes)
+                    batch.append(chunk)
+                    batchBytes += chunk.readableBytes
+                    if batchBytes >= DownloadSink.batchBytes {
+                        try await hand(batch)
+                        batch = []
+                        batchBytes = 0
+                        progress(received, expectedTotal)
+                        told = .now
+                    } else if ContinuousClock.now - told > .milliseconds(250) {
+                        progress(received, expectedTotal)
+                        told = .now
+                    }
+                }
+            } catch let error as FullStoryAPIError {
+                throw error
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                interruption = TransportFailure.classify(error).1
+            }
+            // What arrived before a break is kept: a resume continues after it.
+            if !batch.isEmpty { try await hand(batch) }
+            try await writes.waitForAll()
+            progress(received, expectedTotal)
+            return interruption
         }
-        // What arrived before a break is kept: a resume continues after it.
-        if !batch.isEmpty { try await sink.write(batch) }
-        progress(received, expectedTotal)
-        return interruption
     }
 
     /// After the body broke off: gives up once the resumes are used up, else restarts the

@@ -116,9 +116,21 @@ final class DownloadSink: @unchecked Sendable {
             if !bytes.isEmpty { try await stream.write(bytes) }
             return
         }
-        try await NIOThreadPool.singleton.runIfActive {
-            for chunk in chunks { try self.write(chunk) }
+        guard inflater == nil, content == nil else {
+            try await NIOThreadPool.singleton.runIfActive {
+                for chunk in chunks { try self.write(chunk) }
+            }
+            return
         }
+        // The bytes as they came: hashing and writing read the same buffers, on two
+        // threads at once (each touches only its own state: the hasher; the descriptor).
+        async let hashed: Void = NIOThreadPool.singleton.runIfActive {
+            for chunk in chunks { chunk.withUnsafeReadableBytes { self.hasher.update(bufferPointer: $0) } }
+        }
+        try await NIOThreadPool.singleton.runIfActive {
+            for chunk in chunks { try chunk.withUnsafeReadableBytes { try self.writeRaw($0) } }
+        }
+        try await hashed
     }
 
     func write(_ chunk: ByteBuffer) throws {
