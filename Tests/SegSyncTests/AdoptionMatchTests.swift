@@ -102,4 +102,68 @@ import Testing
         #expect(intents.first?.offset == 2)
         #expect(intents.first?.window == Self.t0.addingTimeInterval(0.5)...Self.t0.addingTimeInterval(63.5))
     }
+
+    /// Lists `operations` newest first, `pageSize` a page; counts the pages asked for.
+    final class Listing: ExportService, @unchecked Sendable {
+        let operations: [ExportOperation]
+        let pageSize: Int
+        let failure: FullStoryAPIError?
+        let pages = Locked(0)
+
+        init(_ operations: [ExportOperation], pageSize: Int = 2, failure: FullStoryAPIError? = nil) {
+            self.operations = operations.sorted { $0.createdAt! > $1.createdAt! }
+            self.pageSize = pageSize
+            self.failure = failure
+        }
+
+        func listExportOperations(pageToken: String?) async throws -> OperationPage? {
+            pages.withLock { $0 += 1 }
+            if let failure { throw failure }
+            let from = Int(pageToken ?? "0")!
+            let page = Array(operations[from..<min(from + pageSize, operations.count)])
+            return OperationPage(operations: page, nextPageToken: from + pageSize < operations.count ? String(from + pageSize) : nil)
+        }
+
+        func createExport(_ request: ExportRequest) async throws -> ExportOperation { throw SegSyncError("not here") }
+        func getOperation(_ id: String) async throws -> ExportOperation { throw SegSyncError("not here") }
+        func downloadLink(for operation: ExportOperation) async throws -> DownloadLink { throw SegSyncError("not here") }
+        func download(_ url: URL, to finalPath: String, decompress: Bool, digestContent: Bool,
+                      progress: @escaping @Sendable (Int64, Int64?) -> Void) async throws -> DownloadResult { throw SegSyncError("not here") }
+        func download(_ url: URL, into stream: any DownloadStream, decompress: Bool, digestContent: Bool,
+                      progress: @escaping @Sendable (Int64, Int64?) -> Void) async throws -> DownloadResult { throw SegSyncError("not here") }
+    }
+
+    @Test("resolve: an export a record claims is no candidate; the list is read back to the oldest window and no further")
+    func resolve() async throws {
+        let store = MemoryStateStore()
+        // `claimed` is some partition's (this workspace's or another's) operation.
+        var holder = PartitionRecord(partition: Partition(export: "other", start: Self.t0, end: Self.t0, label: "o", fingerprint: "f"),
+                                     parameters: ExportParameters(ExportSpec(name: "other", segment: "s", type: .events, format: .csv,
+                                                                             window: WindowSpec(every: Span(days: 1), cadence: .day, extent: .last(Span(days: 1)), settle: Span()),
+                                                                             timeZone: TimeZone(identifier: "UTC")!, fields: []), dialect: .fullstory),
+                                     phase: .requested, now: Self.t0)
+        holder.operationId = "claimed"
+        try await store.commit([StateChange(holder.key.description, holder)])
+        let a = Self.intent(1, sent: 100, answered: 100.5)
+        let listing = Listing([Self.export("old-1", at: 10), Self.export("old-2", at: 20), Self.export("old-3", at: 30),
+                               Self.export("claimed", at: 100.2), Self.export("ours", at: 100.3),
+                               Self.export("new-1", at: 200), Self.export("new-2", at: 300)])
+        let result = await Adoption.resolve([a], client: listing, store: store)
+        #expect(Self.isAdopted(result.outcomes[a.key], "ours", lag: 0.3))
+        #expect(result.unclaimed.isEmpty)
+        // Pages of 2, newest first: new-2 new-1 | ours claimed | old-3 old-2 (older than the window: the last page read).
+        #expect(result.pages == 3 && listing.pages.value == 3)
+    }
+
+    @Test("resolve: no list is 'unsupported'; a list that fails is 'unavailable', and the intent stays")
+    func resolveWithoutList() async throws {
+        let a = Self.intent(1, sent: 0, answered: 0.5)
+        let notFound = await Adoption.resolve([a], client: Listing([], failure: .unexpectedResponse(status: 404, detail: "no list")),
+                                              store: MemoryStateStore())
+        #expect(notFound.outcomes[a.key] == .unsupported)
+        let down = await Adoption.resolve([a], client: Listing([], failure: .serverError(status: 503, message: nil)), store: MemoryStateStore())
+        guard case .unavailable(let reason)? = down.outcomes[a.key] else { Issue.record("\(String(describing: down.outcomes[a.key]))"); return }
+        #expect(reason.hasPrefix("could not list FullStory's operations to look for its export: "))
+        #expect(await Adoption.resolve([], client: Listing([]), store: MemoryStateStore()) == Adoption.Result())
+    }
 }

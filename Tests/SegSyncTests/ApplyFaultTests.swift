@@ -112,6 +112,28 @@ import TestSupport
         #expect(state.partitions.values.allSatisfy { $0.phase == .downloaded && $0.operationId != nil })
     }
 
+    @Test("creates go one at a time, and each one's intent is in state before it is sent")
+    func createsOneAtATime() async throws {
+        let workspace = try await Workspace()
+        let client = ScriptedExports(create: (1...3).map { PartitionRunTests.running("op-\($0)") },
+                                     poll: (1...3).map { PartitionRunTests.completed("op-\($0)") },
+                                     download: [.file("x\n"), .file("y\n"), .file("z\n")])
+        let intents = Locked<[Bool]>([])
+        let store = workspace.store
+        client.beforeCreate = { request in
+            let open = try? await store.load().partitions.values.filter { $0.phase == .creating && $0.intent != nil && $0.start == request.timeRange?.start }
+            intents.withLock { $0.append(open?.count == 1) }
+        }
+        let report = try await workspace.apply(client, maxInFlight: 32)
+        #expect(report.converged && report.createCalls == 3)
+        #expect(client.mostCreatesAtOnce == 1)
+        #expect(intents.value == [true, true, true])
+        // Creates first: no poll while a create waits to be sent.
+        #expect(client.calls.prefix(3).allSatisfy { $0.hasPrefix("create ") }, "\(client.calls)")
+        let state = try await store.load()
+        #expect(state.partitions.values.allSatisfy { $0.intent == nil && $0.operationSource == .created && $0.attempts == 1 })
+    }
+
     @Test("a create whose 2xx answer cannot be read counts as an attempt and in the summary, as an export with an unknown id")
     func unknownCreateCounts() async throws {
         let workspace = try await Workspace()

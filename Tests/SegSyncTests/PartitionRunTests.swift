@@ -31,6 +31,13 @@ final class ScriptedExports: ExportService, @unchecked Sendable {
     }
 
     var calls: [String] { lock.withLock { log } }
+
+    /// Runs as each create is sent, before it is answered (which then takes 5 ms more).
+    var beforeCreate: (@Sendable (ExportRequest) async -> Void)?
+    private var creating = 0
+    private var mostCreating = 0
+    /// The most creates that were being sent at once.
+    var mostCreatesAtOnce: Int { lock.withLock { mostCreating } }
     var isHanging: Bool { lock.withLock { hanging } }
 
     private func next(_ kind: String, _ detail: String) async throws -> Answer {
@@ -56,6 +63,15 @@ final class ScriptedExports: ExportService, @unchecked Sendable {
     }
 
     func createExport(_ request: ExportRequest) async throws -> ExportOperation {
+        lock.withLock {
+            creating += 1
+            mostCreating = max(mostCreating, creating)
+        }
+        defer { lock.withLock { creating -= 1 } }
+        if let beforeCreate {
+            await beforeCreate(request)
+            try await Task.sleep(for: .milliseconds(5))
+        }
         guard case .operation(let operation) = try await next("create", request.segmentID) else { throw SegSyncError("create wants an operation") }
         return operation
     }
