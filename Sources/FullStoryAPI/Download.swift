@@ -169,6 +169,21 @@ extension FullStoryClient {
         // Chunks are written (and hashed) in batches on the thread pool: a slow disk
         // then stalls this download only. One batch is written while the next arrives,
         // so receiving overlaps hashing and writing; the sink sees one batch at a time.
+        do {
+            return try await receiveBatches(response, into: sink, received: &received, expectedTotal: expectedTotal, progress: progress)
+        } catch let failure as SinkFailure {
+            throw failure.error
+        }
+    }
+
+    /// A write that failed (a full disk, a refused upload part), kept apart from the body's
+    /// own errors: a break in the body is resumed, a lost write must never be skipped over.
+    private struct SinkFailure: Error {
+        var error: any Error
+    }
+
+    private func receiveBatches(_ response: HTTPClientResponse, into sink: DownloadSink, received: inout Int64,
+                                expectedTotal: Int64?, progress: @Sendable (Int64, Int64?) -> Void) async throws -> String? {
         try await withThrowingTaskGroup(of: Void.self) { writes in
             var interruption: String?
             var batch: [ByteBuffer] = []
@@ -177,7 +192,9 @@ extension FullStoryClient {
             var told = ContinuousClock.now
             func hand(_ chunks: [ByteBuffer]) async throws {
                 try await writes.next()  // the batch before, written
-                writes.addTask { try await sink.write(chunks) }
+                writes.addTask {
+                    do { try await sink.write(chunks) } catch { throw SinkFailure(error: error) }
+                }
             }
             do {
                 for try await chunk in response.body {
@@ -197,6 +214,8 @@ extension FullStoryClient {
                 }
             } catch let error as FullStoryAPIError {
                 throw error
+            } catch let failure as SinkFailure {
+                throw failure
             } catch is CancellationError {
                 throw CancellationError()
             } catch {

@@ -66,6 +66,7 @@ extension FullStoryClient {
         query: [(String, String)] = [],
         body: Data? = nil,
         kind: RetryPolicy.RequestKind = .idempotent,
+        beforeSending: (@Sendable () async throws -> Void)? = nil,
         notFound: FullStoryAPIError
     ) async throws -> Data {
         let target = url(path: path, query: query)
@@ -100,7 +101,8 @@ extension FullStoryClient {
                 request.body = .bytes(ByteBuffer(bytes: body))
             }
             let started = ContinuousClock.now
-            let (status, headers, data) = try await self.exchange(request, kind: kind, label: label, attempt: attempt)
+            let (status, headers, data) = try await self.exchange(
+                request, kind: kind, label: label, attempt: attempt, beforeSending: beforeSending)
             self.measureClock(headers)
             self.logger.debug(
                 "API call answered.",
@@ -115,7 +117,8 @@ extension FullStoryClient {
 
     /// Sends one request and collects its answer (at most 32 MiB). A failure to get one
     /// is an ``AttemptFailure`` that says whether it may be retried.
-    private func exchange(_ request: HTTPClientRequest, kind: RetryPolicy.RequestKind, label: String, attempt: Int) async throws
+    private func exchange(_ request: HTTPClientRequest, kind: RetryPolicy.RequestKind, label: String, attempt: Int,
+                          beforeSending: (@Sendable () async throws -> Void)?) async throws
         -> (status: Int, headers: HTTPHeaders, body: Data) {
         let exchange = { @Sendable [httpClient = self.httpClient, timeout = self.configuration.requestTimeout] in
             let response = try await httpClient.execute(request, timeout: TimeAmount(timeout))
@@ -123,12 +126,16 @@ extension FullStoryClient {
             return (Int(response.status.code), response.headers, Data(buffer.readableBytesView))
         }
         do {
-            guard kind == .createExport else { return try await exchange() }
+            guard kind == .createExport else {
+                try await beforeSending?()
+                return try await exchange()
+            }
             // Once a create is sent, its answer carries the only copy of the new
             // operation's id: cancellation (Ctrl-C) must not drop it. The exchange runs
             // in a task of its own, which cancellation does not reach, and ends within
-            // the request timeout.
+            // the request timeout. A cancellation before it is sent sends nothing.
             try Task.checkCancellation()
+            try await beforeSending?()
             return try await Task { try await exchange() }.value
         } catch let error as FullStoryAPIError {
             throw error

@@ -192,12 +192,18 @@ public final class FullStoryClient: Sendable {
     /// Not retried once the request may have reached the server: see ``RetryPolicy``.
     /// An answer that never came is ``FullStoryAPIError/createOutcomeUnknown(cause:)``.
     public func createExport(_ request: ExportRequest) async throws -> ExportOperation {
+        try await createExport(request, beforeSending: {})
+    }
+
+    public func createExport(_ request: ExportRequest, beforeSending: @escaping @Sendable () async throws -> Void) async throws
+        -> ExportOperation {
         let wire = try WireCreateExportRequest(request, dialect: configuration.dialect)
         let body = try await send(
             .POST,
             path: ["segments", "v1", "exports"],
             body: wire.encoded(),
             kind: .createExport,
+            beforeSending: beforeSending,
             notFound: .segmentNotFound(segmentID: request.segmentID)
         )
         // Production answers only {"operationId"}: no state means PENDING here.

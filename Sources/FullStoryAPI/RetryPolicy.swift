@@ -204,7 +204,9 @@ struct AttemptFailure: Error {
             // 503 with Retry-After is a clear "not now" (nothing created); only a
             // give-up after those keeps the plain server error.
             if code == 503, retryAfter != nil { return error }
-            return .createOutcomeUnknown(cause: "the server answered HTTP \(code)", answered: true)
+            // Not an answer that bounds when: a gateway's 502 or 504 can come back
+            // before the service behind it has made the export.
+            return .createOutcomeUnknown(cause: "the server answered HTTP \(code)")
         case .status, .connectFailed:
             return error
         }

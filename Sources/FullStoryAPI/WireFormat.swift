@@ -196,8 +196,21 @@ struct WireOperationList: Decodable {
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: AnyKey.self)
-        let operations = try c.decodeIfPresent([WireOperation].self, forKey: AnyKey("operations")) ?? []
-        page = OperationPage(operations: operations.map(\.operation), nextPageToken: WireSegmentList.nextPageToken(in: c))
+        let operations = try c.decodeIfPresent([Listed].self, forKey: AnyKey("operations")) ?? []
+        // Asked for search exports only; another type in the answer is never a candidate.
+        page = OperationPage(operations: operations.filter { $0.type == nil || $0.type == "SEARCH_EXPORT" }.map(\.operation),
+                             nextPageToken: WireSegmentList.nextPageToken(in: c))
+    }
+
+    /// One entry: the operation, and its type when the server says.
+    struct Listed: Decodable {
+        var type: String?
+        var operation: ExportOperation
+
+        init(from decoder: any Decoder) throws {
+            type = try decoder.container(keyedBy: AnyKey.self).lenientString(AnyKey("type"))
+            operation = try WireOperation(from: decoder).operation
+        }
     }
 }
 

@@ -8,6 +8,12 @@ public protocol ExportService: Sendable {
     /// Creates an export; the operation it starts. Not retried once it may have reached
     /// the server.
     func createExport(_ request: ExportRequest) async throws -> ExportOperation
+    /// Creates an export, calling `beforeSending` right before each attempt's request
+    /// leaves (after any wait for the rate limiter or a retry): nothing has been sent
+    /// when it is called, and if it throws, nothing is. A create is retried only when
+    /// the server surely made nothing, so only the last attempt can have made an export.
+    func createExport(_ request: ExportRequest, beforeSending: @escaping @Sendable () async throws -> Void) async throws
+        -> ExportOperation
     /// The operation's state now; ``FullStoryAPIError/operationNotFound(operationID:)``
     /// once the API has forgotten it.
     func getOperation(_ id: String) async throws -> ExportOperation
@@ -36,6 +42,11 @@ public protocol ExportService: Sendable {
 }
 
 extension ExportService {
+    public func createExport(_ request: ExportRequest, beforeSending: @escaping @Sendable () async throws -> Void) async throws
+        -> ExportOperation {
+        try await beforeSending()
+        return try await createExport(request)
+    }
     public func listExportOperations(pageToken: String?) async throws -> OperationPage? { nil }
     public var serverClockOffset: Double? { nil }
     public var createTimeout: Duration { .seconds(60) }

@@ -31,8 +31,10 @@ public enum FullStoryAPIError: Error, Sendable, Hashable, CustomStringConvertibl
     ///
     /// Retrying blindly could start a second export, so the client stops and lets the
     /// caller decide (see ``RetryPolicy``).
-    /// `answered`: an answer arrived (an unreadable 2xx, a 5xx), so the export, if made,
-    /// was made before it; otherwise it may have been made up to the request timeout later.
+    /// `answered`: a success arrived that could not be read (an unreadable 2xx), so the
+    /// export was made before it; otherwise (a reset, a timeout, a 5xx, which a gateway
+    /// can send before the service behind it acts) it may have been made up to the
+    /// request timeout after the request was sent.
     case createOutcomeUnknown(cause: String, answered: Bool = false)
     /// The signed download link was refused (403/404/410): fetch a fresh one.
     case expiredDownloadLink(url: String)

@@ -102,10 +102,11 @@ public struct StatusReport: Sendable, Equatable {
                     row.ready += 1
                     row.cells.append(.ready)
                 case .creating:
-                    // A create whose answer was lost: the next apply looks for its export.
+                    // A create sent whose answer is not recorded: in flight in a running
+                    // apply, or lost (the next apply looks for its export).
                     row.running += 1
                     row.cells.append(.running)
-                    running.append(Running(export: export.name, label: partition.label, operationId: "(answer lost)",
+                    running.append(Running(export: export.name, label: partition.label, operationId: "(no id yet)",
                                            state: "CREATING", progress: nil, since: record.intent?.sentAt ?? record.updatedAt))
                 case .requested, .running:
                     row.running += 1

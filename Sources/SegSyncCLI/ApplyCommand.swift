@@ -297,8 +297,8 @@ struct ApplyCommand: ContextCommand {
         guard !unclaimed.isEmpty else { return nil }
         let list = unclaimed.prefix(10).map { "\($0.id) (created \($0.createdAt.map(Timestamp.format) ?? "?"))" }.joined(separator: ", ")
         return "\(unclaimed.count) export\(unclaimed.count == 1 ? "" : "s") on FullStory that no partition claims: \(list)\(unclaimed.count > 10 ? ", …" : ""). "
-            + "They were made while creates whose answers were lost were in flight and could not be matched to one partition each; "
-            + "the partitions were exported again."
+            + "They were made while creates whose answers were lost were in flight and could not be matched one to one, so none was adopted; "
+            + "segsync exports a partition again rather than guess."
     }
 
     /// `3 partitions finalized, 1 changed.`
@@ -334,8 +334,9 @@ struct ApplyCommand: ContextCommand {
         }
         if report.pruneSkipped > 0 { parts.append("\(report.pruneSkipped) prunes skipped after errors") }
         let open = report.unknownCreates - report.adoptedAtOnce
+        let next = report.listsOperations ? "looked for by the next run" : "exported again by the next run"
         let unknown = report.unknownCreates == 0 ? "" : ", \(report.unknownCreates) with an unknown id"
-            + (open == 0 ? "" : open == report.unknownCreates ? " (looked for by the next run)" : " (\(open) looked for by the next run)")
+            + (open == 0 ? "" : open == report.unknownCreates ? " (\(next))" : " (\(open) \(next))")
         let finalized = report.finalized > 0 ? " " + finalizedSentence(report) : ""
         let adopted = report.adopted > 0 ? " \(report.adopted) adopted after a lost answer." : ""
         if let unclaimed = unclaimedSentence(report) { lines.append(paint(unclaimed, .yellow)) }

@@ -12,6 +12,7 @@ struct NoState: StateStore {
     func commit(_ changes: [StateChange]) async throws { throw readOnly() }
     func replace(with state: State) async throws { throw readOnly() }
     func claimed(_ operationIds: [String]) async throws -> Set<String> { [] }
+    func foreignIntents() async throws -> [CreateIntent] { [] }
     func mark(_ name: String) async throws -> String? { nil }
     func setMark(_ name: String, _ value: String?) async throws { throw readOnly() }
     func onLoss(_ handler: @escaping @Sendable (String) -> Void) {}

@@ -416,6 +416,25 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
         }
     }
 
+    public func foreignIntents() async throws -> [CreateIntent] {
+        do {
+            return try await transaction { [self] in
+                var intents: [CreateIntent] = []
+                for try await (sent, answered, timeout, offset) in try await connection.query(
+                    """
+                    SELECT intent_sent_at, intent_answered_at, intent_timeout, intent_clock_offset FROM segsync_partitions
+                    WHERE workspace <> \(workspace) AND intent_sent_at IS NOT NULL AND intent_timeout IS NOT NULL
+                    """, logger: logger).decode((Double, Double?, Double, Double?).self) {
+                    intents.append(CreateIntent(sentAt: Date(timeIntervalSince1970: sent), answeredAt: answered.map(Date.init(timeIntervalSince1970:)),
+                                                timeout: timeout, clockOffset: offset))
+                }
+                return intents
+            }
+        } catch {
+            throw failure("read", error)
+        }
+    }
+
     public func mark(_ mark: String) async throws -> String? {
         do {
             return try await transaction { [self] in

@@ -407,6 +407,26 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
         }
     }
 
+    public func foreignIntents() async throws -> [CreateIntent] {
+        do {
+            return try await transaction(immediate: false) { [self] in
+                let rows = try await connection.query(
+                    """
+                    SELECT intent_sent_at, intent_answered_at, intent_timeout, intent_clock_offset FROM segsync_partitions
+                    WHERE workspace <> ? AND intent_sent_at IS NOT NULL AND intent_timeout IS NOT NULL
+                    """, [.text(workspace)])
+                return rows.compactMap { row -> CreateIntent? in
+                    guard let sent = row.column("intent_sent_at")?.double, let timeout = row.column("intent_timeout")?.double else { return nil }
+                    return CreateIntent(sentAt: Date(timeIntervalSince1970: sent),
+                                        answeredAt: row.column("intent_answered_at")?.double.map(Date.init(timeIntervalSince1970:)),
+                                        timeout: timeout, clockOffset: row.column("intent_clock_offset")?.double)
+                }
+            }
+        } catch {
+            throw SegSyncError("cannot read \(name): \(Self.describe(error)).")
+        }
+    }
+
     public func mark(_ mark: String) async throws -> String? {
         do {
             return try await transaction(immediate: false) { [self] in

@@ -113,16 +113,22 @@ extension EndToEnd {
             case unreadable
             /// The answer comes after the client stopped waiting.
             case delayed
+            /// Sent again after a 429's `Retry-After` (longer than the request timeout),
+            /// then answered too late: the window is the last attempt's, not the first's.
+            case retriedLate
 
             var emulatorArguments: [String] {
                 switch self {
                 case .reset: ["--rate-reset", "1", "--max-faults", "1", "--faults-on", "createExport"]
                 case .unreadable: ["--rate-unreadable-create", "1", "--max-faults", "1"]
                 case .delayed: ["--create-latency", "4", "--slow-creates", "1"]
+                case .retriedLate:
+                    ["--rate-429", "1", "--retry-after", "4", "--max-faults", "1", "--faults-on", "createExport",
+                     "--create-latency", "4", "--slow-creates", "1"]
                 }
             }
 
-            var applyArguments: [String] { self == .delayed ? ["--request-timeout", "1"] : [] }
+            var applyArguments: [String] { self == .delayed || self == .retriedLate ? ["--request-timeout", "1"] : [] }
         }
 
         @Test("each way a create's answer is lost: the same run finds its export in the operations list and converges, one export per partition",

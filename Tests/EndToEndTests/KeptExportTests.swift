@@ -84,7 +84,7 @@ extension EndToEnd {
             let emulator = try await EmulatorProcess(folder: folder, ["--operation-seconds", "0.2", "--rate-unreadable-create", "1", "--max-faults", "1"])
             let first = try await apply(folder, emulator)
             #expect(first.status == 1, "\(first.stdout)\(first.stderr)")
-            #expect(first.stdout.contains("7 exports created, 1 with an unknown id (looked for by the next run)."), "\(first.stdout)")
+            #expect(first.stdout.contains("7 exports created, 1 with an unknown id (exported again by the next run)."), "\(first.stdout)")
             let state = try await CLI.state(folder.path)
             let unknown = try #require(state.partitions.values.first { $0.operationId == nil })
             #expect(unknown.attempts == 1 && unknown.phase == .creating)

@@ -109,6 +109,37 @@ struct DownloadTests {
         }
     }
 
+    /// A stream whose `failing`-th write fails, as an upload part the store refused.
+    final class FailingStream: DownloadStream, @unchecked Sendable {
+        struct Refused: Error {}
+        private let lock = NSLock()
+        private var writes = 0
+        private(set) var bytes = 0
+        let failing: Int
+        init(failing: Int) { self.failing = failing }
+        func write(_ bytes: [UInt8]) async throws {
+            try lock.withLock {
+                writes += 1
+                if writes == failing { throw Refused() }
+                self.bytes += bytes.count
+            }
+        }
+        func restart() async throws { lock.withLock { bytes = 0 } }
+    }
+
+    @Test("a write that fails ends the download with its own error, never taken for a break to resume after",
+          arguments: [1, 2])
+    func failedWriteIsNotSkipped(failing: Int) async throws {
+        try await withHarness(.seed, emulator: { $0.rowsPerHour = 20_000 }) { h in
+            let link = try await h.client.downloadLink(for: runToCompletion(h.client, sampleRequest(format: .json, hours: 6)))
+            let stream = FailingStream(failing: failing)
+            await #expect(throws: FailingStream.Refused.self) {
+                _ = try await h.client.download(link.url, into: stream, decompress: true)
+            }
+            #expect(try h.requests("download").count == 1, "a failed write is not resumed past")
+        }
+    }
+
     @Test("a 206 that ends cleanly short of its Content-Range is resumed from the right byte, never kept short")
     func shortRangeResumed() async throws {
         let request = sampleRequest(format: .json, hours: 6)

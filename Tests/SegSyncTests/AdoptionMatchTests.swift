@@ -82,6 +82,83 @@ import Testing
         #expect(covered.outcomes[silent.key] == .ambiguous(candidates: ["z"]))
     }
 
+    @Test("a window never traps: an answer before the send (a clock stepped back), a negative timeout, a NaN offset")
+    func odd() {
+        let stepped = Self.intent(1, sent: 10, answered: 2)
+        #expect(stepped.window == Self.t0.addingTimeInterval(8.5)...Self.t0.addingTimeInterval(11.5))
+        let negative = Self.intent(1, sent: 10, timeout: -30)
+        #expect(negative.window == Self.t0.addingTimeInterval(8.5)...Self.t0.addingTimeInterval(11.5))
+        let nan = Self.intent(1, sent: 10, answered: 11, offset: .nan)
+        #expect(nan.offset == 0 && nan.window == Self.t0.addingTimeInterval(8.5)...Self.t0.addingTimeInterval(12.5))
+    }
+
+    @Test("an export in the window of an intent not matched now (another partition's, another workspace's) is not adopted")
+    func otherWindows() {
+        let a = Self.intent(1, sent: 0, answered: 0.5)
+        let result = Adoption.match([a], candidates: [Self.export("x", at: 0.2)],
+                                    otherWindows: [Self.t0.addingTimeInterval(0.1)...Self.t0.addingTimeInterval(0.3)])
+        #expect(result.outcomes[a.key] == .ambiguous(candidates: ["x"]))
+        #expect(result.unclaimed.map(\.id) == ["x"])
+        let apart = Adoption.match([a], candidates: [Self.export("x", at: 0.2)],
+                                   otherWindows: [Self.t0.addingTimeInterval(30)...Self.t0.addingTimeInterval(40)])
+        #expect(Self.isAdopted(apart.outcomes[a.key], "x", lag: 0.2))
+    }
+
+    /// A memory store whose database has other workspaces with these open intents.
+    struct SharedDatabase: StateStore {
+        let base = MemoryStateStore()
+        let foreign: [CreateIntent]
+        var name: String { base.name }
+        func lock(_ holder: LockHolder, timeout: Duration, waiting: @escaping @Sendable (LockHolder?) -> Void) async throws {}
+        func load() async throws -> State { try await base.load() }
+        func commit(_ changes: [StateChange]) async throws { try await base.commit(changes) }
+        func replace(with state: State) async throws { try await base.replace(with: state) }
+        func claimed(_ operationIds: [String]) async throws -> Set<String> { try await base.claimed(operationIds) }
+        func foreignIntents() async throws -> [CreateIntent] { foreign }
+        func mark(_ name: String) async throws -> String? { nil }
+        func setMark(_ name: String, _ value: String?) async throws {}
+        func onLoss(_ handler: @escaping @Sendable (String) -> Void) {}
+        func close() async {}
+    }
+
+    @Test("resolve: another workspace's open intent over the same instant keeps its export from being adopted here")
+    func resolveAcrossWorkspaces() async throws {
+        let a = Self.intent(1, sent: 100, answered: 100.5)
+        let listing = Listing([Self.export("x", at: 100.2)])
+        let alone = await Adoption.resolve([a], client: listing, store: SharedDatabase(foreign: []))
+        #expect(Self.isAdopted(alone.outcomes[a.key], "x", lag: 0.2))
+        let theirs = CreateIntent(sentAt: Self.t0.addingTimeInterval(99), timeout: 60)
+        let shared = await Adoption.resolve([a], client: listing, store: SharedDatabase(foreign: [theirs]))
+        #expect(shared.outcomes[a.key] == .ambiguous(candidates: ["x"]))
+        let long = CreateIntent(sentAt: Self.t0.addingTimeInterval(-500), answeredAt: Self.t0.addingTimeInterval(-499), timeout: 60)
+        let past = await Adoption.resolve([a], client: listing, store: SharedDatabase(foreign: [long]))
+        #expect(Self.isAdopted(past.outcomes[a.key], "x", lag: 0.2))
+        // This workspace's other open intent (not resolved now) over the same instant: the same.
+        let mine = await Adoption.resolve([a], others: [Self.intent(2, sent: 99)], client: listing, store: SharedDatabase(foreign: []))
+        #expect(mine.outcomes[a.key] == .ambiguous(candidates: ["x"]))
+    }
+
+    @Test("resolve: the list is read back to the oldest window resolved now, not to an old intent that only excludes")
+    func resolveReadsOnlyAsFarAsNeeded() async throws {
+        let a = Self.intent(1, sent: 100, answered: 100.5)
+        let stale = Self.intent(2, sent: -10_000, answered: -9_999)
+        let listing = Listing((0..<20).map { Self.export("old-\($0)", at: -20_000 + Double($0) * 1000) }
+                              + [Self.export("ours", at: 100.3), Self.export("new", at: 200)])
+        let result = await Adoption.resolve([a], others: [stale], client: listing, store: MemoryStateStore())
+        #expect(Self.isAdopted(result.outcomes[a.key], "ours", lag: 0.3))
+        #expect(result.outcomes[stale.key] == nil)
+        // Pages of 2, newest first: new ours | old-19 (at -1000) old-18: past the window, the last read.
+        #expect(listing.pages.value == 2)
+    }
+
+    @Test("resolve: an export a page repeats (made while the list was read) is one candidate, not two")
+    func resolveDeduplicates() async throws {
+        let a = Self.intent(1, sent: 100, answered: 100.5)
+        let listing = Listing([Self.export("ours", at: 100.3), Self.export("new", at: 200), Self.export("older", at: 50)], pageSize: 2, repeating: true)
+        let result = await Adoption.resolve([a], client: listing, store: MemoryStateStore())
+        #expect(Self.isAdopted(result.outcomes[a.key], "ours", lag: 0.3))
+    }
+
     @Test("the open intents of a state, oldest first; records without an intent are not among them")
     func intentsOfState() {
         var state = State()
@@ -110,17 +187,22 @@ import Testing
         let failure: FullStoryAPIError?
         let pages = Locked(0)
 
-        init(_ operations: [ExportOperation], pageSize: Int = 2, failure: FullStoryAPIError? = nil) {
+        /// Each page after the first also repeats the last entry of the page before, as a
+        /// list read while exports are made does.
+        let repeating: Bool
+
+        init(_ operations: [ExportOperation], pageSize: Int = 2, failure: FullStoryAPIError? = nil, repeating: Bool = false) {
             self.operations = operations.sorted { $0.createdAt! > $1.createdAt! }
             self.pageSize = pageSize
             self.failure = failure
+            self.repeating = repeating
         }
 
         func listExportOperations(pageToken: String?) async throws -> OperationPage? {
             pages.withLock { $0 += 1 }
             if let failure { throw failure }
             let from = Int(pageToken ?? "0")!
-            let page = Array(operations[from..<min(from + pageSize, operations.count)])
+            let page = Array(operations[(repeating && from > 0 ? from - 1 : from)..<min(from + pageSize, operations.count)])
             return OperationPage(operations: page, nextPageToken: from + pageSize < operations.count ? String(from + pageSize) : nil)
         }
 
@@ -160,7 +242,11 @@ import Testing
         let a = Self.intent(1, sent: 0, answered: 0.5)
         let notFound = await Adoption.resolve([a], client: Listing([], failure: .unexpectedResponse(status: 404, detail: "no list")),
                                               store: MemoryStateStore())
-        #expect(notFound.outcomes[a.key] == .unsupported)
+        #expect(notFound.outcomes[a.key] == .unsupported("this API does not list operations"))
+        // A key that may create exports but not list operations: exported again, not stuck run after run.
+        let forbidden = await Adoption.resolve([a], client: Listing([], failure: .unauthorized(keyEnvironmentVariable: "FULLSTORY_API_KEY", message: "missing role")),
+                                               store: MemoryStateStore())
+        #expect(forbidden.outcomes[a.key] == .unsupported("the API key may not list operations (missing role)"))
         let down = await Adoption.resolve([a], client: Listing([], failure: .serverError(status: 503, message: nil)), store: MemoryStateStore())
         guard case .unavailable(let reason)? = down.outcomes[a.key] else { Issue.record("\(String(describing: down.outcomes[a.key]))"); return }
         #expect(reason.hasPrefix("could not list FullStory's operations to look for its export: "))

@@ -54,6 +54,7 @@ final class FaultyStore: StateStore, @unchecked Sendable {
     func load() async throws -> State { try await base.load() }
     func replace(with state: State) async throws { try await base.replace(with: state) }
     func claimed(_ operationIds: [String]) async throws -> Set<String> { try await base.claimed(operationIds) }
+    func foreignIntents() async throws -> [CreateIntent] { try await base.foreignIntents() }
     func mark(_ name: String) async throws -> String? { try await base.mark(name) }
     func setMark(_ name: String, _ value: String?) async throws { try await base.setMark(name, value) }
     func onLoss(_ handler: @escaping @Sendable (String) -> Void) { base.onLoss(handler) }

@@ -238,6 +238,30 @@ func changes(_ records: [PartitionRecord]) -> [StateChange] {
         await store.close()
     }
 
+    @Test("foreignIntents are the open intents of every other workspace of the database, not this one's", arguments: Engine.allCases)
+    func foreignIntents(engine: Engine) async throws {
+        guard let place = try engine.place("foreignIntents") else { return }
+        var other = place
+        other.workspace = place.workspace + "-other"
+        let sent = Date(timeIntervalSince1970: 1_796_000_000.25)
+        var theirs = record("b", day: 1, phase: .creating, operation: nil)
+        theirs.intent = CreateIntent(sentAt: sent, answeredAt: sent.addingTimeInterval(0.5), timeout: 60, clockOffset: -2.5)
+        var settled = record("b", day: 2)
+        settled.intent = nil
+        let them = try await other.open()
+        try await them.commit(changes([theirs, settled]))
+        await them.close()
+        let store = try await place.open()
+        var ours = record("a", day: 1, phase: .creating, operation: nil)
+        ours.intent = CreateIntent(sentAt: sent.addingTimeInterval(9), timeout: 30)
+        try await store.commit(changes([ours]))
+        // The PostgreSQL database is shared with other tests' workspaces: theirs are in it too.
+        let foreign = try await store.foreignIntents()
+        #expect(foreign.contains(theirs.intent!) && !foreign.contains(ours.intent!), "\(foreign)")
+        if engine == .sqlite { #expect(foreign == [theirs.intent!]) }
+        await store.close()
+    }
+
     @Test("a state at schema 1 reads read-only without the later columns, and opening it upgrades it to the current schema, keeping every row",
           arguments: Engine.allCases)
     func upgradeFromVersion1(engine: Engine) async throws {

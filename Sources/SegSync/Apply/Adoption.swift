@@ -39,9 +39,24 @@ public enum Adoption {
         public init(key: PartitionKey, intent: CreateIntent, measuredOffset: Double?) {
             self.key = key
             sentAt = intent.sentAt
-            offset = intent.clockOffset ?? measuredOffset ?? 0
-            window = intent.sentAt.addingTimeInterval(offset - slack)...intent.windowEnd.addingTimeInterval(offset + slack)
+            offset = Adoption.offset(of: intent, measured: measuredOffset)
+            window = Adoption.window(of: intent, measuredOffset: measuredOffset)
         }
+    }
+
+    /// The server's clock minus ours for `intent`: as measured when it was sent, else now.
+    static func offset(of intent: CreateIntent, measured: Double?) -> Double {
+        let offset = intent.clockOffset ?? measured ?? 0
+        return offset.isFinite ? offset : 0
+    }
+
+    /// When `intent`'s export can have been created, by the server's clock, widened by ``slack``.
+    public static func window(of intent: CreateIntent, measuredOffset: Double?) -> ClosedRange<Date> {
+        let offset = offset(of: intent, measured: measuredOffset)
+        let lower = intent.sentAt.addingTimeInterval(offset - slack)
+        let upper = intent.windowEnd.addingTimeInterval(offset + slack)
+        // A state database can hold what no run wrote (a pushed file): never a trap.
+        return lower <= upper ? lower...upper : lower...lower
     }
 
     /// What the operations list says about one intent.
@@ -55,8 +70,9 @@ public enum Adoption {
         case ambiguous(candidates: [String])
         /// The operations could not be listed; the intent stays for the next run.
         case unavailable(String)
-        /// This API has no operations list (the seed dialect): exported again, as before.
-        case unsupported
+        /// This API has no operations list (the seed dialect), or this key may not read
+        /// it (why): exported again, as before.
+        case unsupported(String)
     }
 
     /// The outcome of every open intent, and the exports in their windows that no
@@ -75,8 +91,10 @@ public enum Adoption {
     }
 
     /// The strict match of `intents` against `candidates` (listed exports no record
-    /// claims): a pure function.
-    public static func match(_ intents: [Intent], candidates: [ExportOperation]) -> Result {
+    /// claims): a pure function. `otherWindows` are those of open intents not matched
+    /// here (other partitions', other workspaces'): an export in one of them is not
+    /// adopted either, as it may be theirs.
+    public static func match(_ intents: [Intent], candidates: [ExportOperation], otherWindows: [ClosedRange<Date>] = []) -> Result {
         var result = Result()
         var adopted = Set<String>()
         for intent in intents {
@@ -86,6 +104,7 @@ public enum Adoption {
                 continue
             }
             let elsewhere = intents.contains { $0.key != intent.key && $0.window.contains(only.createdAt!) }
+                || otherWindows.contains { $0.contains(only.createdAt!) }
             if inWindow.count > 1 || elsewhere {
                 result.outcomes[intent.key] = .ambiguous(candidates: inWindow.map(\.id))
                 continue
@@ -114,24 +133,31 @@ public enum Adoption {
     /// page): an account making 100,000 exports since is not one segsync can match in.
     static let maxPages = 1000
 
-    /// Lists search-export operations back to the oldest intent's window, takes out the
-    /// ids any record in the state database claims, and matches the rest. Every outcome
-    /// is ``Outcome/unavailable(_:)`` when the list cannot be read, ``Outcome/unsupported``
-    /// when the API has none.
-    public static func resolve(_ intents: [Intent], client: any ExportService, store: any StateStore) async -> Result {
+    /// Lists search-export operations back to the oldest of `intents`' windows, takes out
+    /// the ids any record in the state database claims, and matches the rest; `others`
+    /// (this workspace's open intents not resolved now) and every other workspace's open
+    /// intents only keep an export in their windows from being adopted. Every outcome is
+    /// ``Outcome/unavailable(_:)`` when the list cannot be read, ``Outcome/unsupported(_:)``
+    /// when the API has none or the key may not read it.
+    public static func resolve(_ intents: [Intent], others: [Intent] = [], client: any ExportService,
+                               store: any StateStore) async -> Result {
         guard let oldest = intents.map(\.window.lowerBound).min() else { return Result() }
         func all(_ outcome: Outcome) -> Result {
             Result(outcomes: Dictionary(uniqueKeysWithValues: intents.map { ($0.key, outcome) }))
         }
         var listed: [ExportOperation] = []
+        var listedIds = Set<String>()
         var token: String?
         var seen = Set<String>()
         var pages = 0
         do {
             repeat {
-                guard let page = try await client.listExportOperations(pageToken: token) else { return all(.unsupported) }
+                guard let page = try await client.listExportOperations(pageToken: token) else {
+                    return all(.unsupported("this API does not list operations"))
+                }
                 pages += 1
-                listed += page.operations.filter { $0.createdAt != nil }
+                // A page can repeat an entry of the one before when exports were made meanwhile.
+                listed += page.operations.filter { $0.createdAt != nil && listedIds.insert($0.id).inserted }
                 // Newest first: a page that reaches back past the oldest window is the last needed.
                 if page.operations.contains(where: { ($0.createdAt ?? .distantFuture) < oldest }) { break }
                 token = page.nextPageToken
@@ -143,7 +169,11 @@ public enum Adoption {
                 }
             } while token != nil
         } catch FullStoryAPIError.unexpectedResponse(status: 404, detail: _) {
-            return all(.unsupported)
+            return all(.unsupported("this API does not list operations"))
+        } catch FullStoryAPIError.unauthorized(_, let message) {
+            // Stuck forever otherwise: a key that may create exports but not list them.
+            let said = message.map { " (\(FullStoryAPIError.clip($0, to: 120)))" } ?? ""
+            return all(.unsupported("the API key may not list operations\(said)"))
         } catch let error as FullStoryAPIError {
             return all(.unavailable("could not list FullStory's operations to look for its export: \(error.description)"))
         } catch {
@@ -151,12 +181,16 @@ public enum Adoption {
         }
         let inWindows = listed.filter { operation in intents.contains { $0.window.contains(operation.createdAt!) } }
         let claimed: Set<String>
+        let foreign: [CreateIntent]
         do {
             claimed = try await store.claimed(inWindows.map(\.id))
+            foreign = try await store.foreignIntents()
         } catch {
             return all(.unavailable("could not check which exports state claims: \(error)"))
         }
-        var result = match(intents, candidates: inWindows.filter { !claimed.contains($0.id) })
+        let measured = client.serverClockOffset
+        let otherWindows = others.map(\.window) + foreign.map { window(of: $0, measuredOffset: measured) }
+        var result = match(intents, candidates: inWindows.filter { !claimed.contains($0.id) }, otherWindows: otherWindows)
         result.pages = pages
         return result
     }

@@ -33,6 +33,9 @@ public struct ApplyReport: Sendable {
     public var createCalls = 0
     /// Creates that may have made an export whose id never arrived.
     public var unknownCreates = 0
+    /// Whether the API lists operations, so that an export with an unknown id is looked
+    /// for (``Adoption``) rather than exported again by the next run.
+    public var listsOperations = true
     /// Provisional partitions whose final export arrived, and of those, how many changed.
     public var finalized = 0
     public var finalizedChanged = 0

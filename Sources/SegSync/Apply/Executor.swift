@@ -73,6 +73,7 @@ public struct Executor: Sendable {
         let deadline = options.maxWait.map { ContinuousClock.now + $0 }
         let work = plan.work
         var report = ApplyReport()
+        report.listsOperations = manifest.api.dialect == .fullstory
         let downloads = Semaphore(options.parallelism)
         let refused = RefusedExports()
         let diskFull = DiskFull()
@@ -80,10 +81,14 @@ public struct Executor: Sendable {
         let createGate = Semaphore(1)
         // Creates whose answers were lost: their exports are looked for first, in one
         // listing for all of them (each intent's match depends on the others' windows).
+        // Open intents the plan does not adopt now (a partition left out by --target, or
+        // one the window has left) only keep their windows' exports from being adopted.
         var adoption = Adoption.Result()
-        if work.contains(where: { $0.kind == .adopt }) {
-            adoption = await Adoption.resolve(Adoption.intents(in: snapshot.state, measuredOffset: client.serverClockOffset),
-                                              client: client, store: store)
+        let adopting = Set(work.filter { $0.kind == .adopt }.map(\.key))
+        if !adopting.isEmpty {
+            let intents = Adoption.intents(in: snapshot.state, measuredOffset: client.serverClockOffset)
+            adoption = await Adoption.resolve(intents.filter { adopting.contains($0.key) },
+                                              others: intents.filter { !adopting.contains($0.key) }, client: client, store: store)
         }
         report.unclaimedExports = adoption.unclaimed
         let outcomes = adoption.outcomes

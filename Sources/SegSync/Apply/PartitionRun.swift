@@ -229,26 +229,36 @@ struct PartitionRun: Sendable {
     private func createHoldingGate(_ request: ExportRequest) async throws -> String {
         let client = executor.client
         let (seconds, attoseconds) = client.createTimeout.components
-        let intent = CreateIntent(sentAt: executor.clock(), timeout: Double(seconds) + Double(attoseconds) / 1e18,
-                                  clockOffset: client.serverClockOffset)
+        let timeout = Double(seconds) + Double(attoseconds) / 1e18
         let parameters = ExportParameters(export, in: executor.manifest)
-        let partition = self.partition, runInstant = self.runInstant
-        try await writer.update(action.key, .committed) { record in
-            var updated = PartitionRecord(partition: partition, parameters: parameters, phase: .creating, now: intent.sentAt)
-            updated.createdAt = record?.createdAt ?? intent.sentAt
-            // The create counts from here: its export may exist whatever happens next.
-            updated.attempts = (record?.attempts ?? 0) + 1
-            updated.intent = intent
-            updated.requestedAt = runInstant
-            updated.output = record?.output  // the old file stays recorded until its successor lands
-            record = updated
-        }
+        let partition = self.partition, runInstant = self.runInstant, key = action.key, writer = self.writer, clock = executor.clock
+        let sends = Counter()
         let id: String
         do {
             attempts.increment()
-            id = try await client.createExport(request).id
+            // The intent is committed right before each attempt leaves (after the rate
+            // limiter's and any retry's wait): an attempt is retried only when the server
+            // surely made nothing, so the window is the last attempt's.
+            id = try await client.createExport(request, beforeSending: {
+                let intent = CreateIntent(sentAt: clock(), timeout: timeout, clockOffset: client.serverClockOffset)
+                let first = sends.value == 0
+                sends.increment()
+                try await writer.update(key, .committed) { record in
+                    guard first else { record?.intent = intent; return }
+                    var updated = PartitionRecord(partition: partition, parameters: parameters, phase: .creating, now: intent.sentAt)
+                    updated.createdAt = record?.createdAt ?? intent.sentAt
+                    // The create counts from here: its export may exist whatever happens next.
+                    updated.attempts = (record?.attempts ?? 0) + 1
+                    updated.intent = intent
+                    updated.requestedAt = runInstant
+                    updated.output = record?.output  // the old file stays recorded until its successor lands
+                    record = updated
+                }
+            }).id
             creates.increment()
         } catch let failure as FullStoryAPIError {
+            // Nothing was sent (and no intent committed): nothing to record but the error.
+            guard sends.value > 0 else { throw failure }
             try await recordCreateFailure(failure)
             if case .createOutcomeUnknown = failure, let adopted = try await adoptAtOnce() {
                 adoptedAtOnce.increment()
@@ -301,7 +311,8 @@ struct PartitionRun: Sendable {
         guard executor.manifest.api.dialect == .fullstory else { return nil }
         let client = executor.client
         let intents = await writer.openIntents(measuredOffset: client.serverClockOffset)
-        let result = await Adoption.resolve(intents, client: client, store: writer.store)
+        let result = await Adoption.resolve(intents.filter { $0.key == action.key }, others: intents.filter { $0.key != action.key },
+                                            client: client, store: writer.store)
         guard case .adopted(let operation, let lag)? = result.outcomes[action.key] else { return nil }
         try await recordAdoption(operation, lag: lag)
         return operation.id
@@ -337,8 +348,8 @@ struct PartitionRun: Sendable {
             emit(.notAdopted(reason: "no export on FullStory was created while its lost create was in flight; exporting it"))
         case .ambiguous(let candidates):
             emit(.notAdopted(reason: "\(candidates.count) export\(candidates.count == 1 ? "" : "s") on FullStory could be its lost create's, so none is adopted; exporting it again"))
-        case .unsupported:
-            emit(.notAdopted(reason: "this API does not list operations; exporting it again"))
+        case .unsupported(let why):
+            emit(.notAdopted(reason: "\(why); exporting it again"))
         case .unavailable(let reason):
             throw SegSyncError("\(reason); its lost create is looked for again by the next run.")
         }

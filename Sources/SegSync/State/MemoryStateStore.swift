@@ -45,6 +45,9 @@ public final class MemoryStateStore: StateStore, Sendable {
         return Set(operationIds.filter(held.contains))
     }
 
+    /// One workspace: no other's intents.
+    public func foreignIntents() async throws -> [CreateIntent] { [] }
+
     public func mark(_ name: String) async throws -> String? { contents.value.marks[name] }
 
     public func setMark(_ name: String, _ value: String?) async throws {

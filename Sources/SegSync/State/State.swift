@@ -142,8 +142,8 @@ public struct CreateIntent: Codable, Sendable, Equatable {
     /// When the request was sent, by this machine's clock (not `--now`: it is compared
     /// with the server's `createdAt`).
     public var sentAt: Date
-    /// When an answer segsync could not read arrived (a 2xx without a readable id, a 5xx):
-    /// the export, if made, was made before it. Nil when none came (a reset, a timeout, a
+    /// When a success segsync could not read arrived (a 2xx without a readable id): the
+    /// export was made before it. Nil when none came (a reset, a timeout, a 5xx, a
     /// SIGKILL): then up to ``timeout`` after ``sentAt``.
     public var answeredAt: Date?
     /// The client's request timeout, in seconds.
@@ -159,7 +159,9 @@ public struct CreateIntent: Codable, Sendable, Equatable {
     }
 
     /// The latest an export made by this create can have been created, by this machine's clock.
-    public var windowEnd: Date { answeredAt ?? sentAt.addingTimeInterval(timeout) }
+    /// Never before ``sentAt``: a clock stepped back between send and answer, or a
+    /// negative timeout in a pushed state file, must not make the window a negative range.
+    public var windowEnd: Date { max(sentAt, answeredAt ?? sentAt.addingTimeInterval(max(0, timeout))) }
 }
 
 /// How segsync learned a partition's operation id.

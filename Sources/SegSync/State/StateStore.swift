@@ -40,6 +40,11 @@ public protocol StateStore: Sendable {
     /// be the export of a create whose answer was lost (``Adoption``).
     func claimed(_ operationIds: [String]) async throws -> Set<String>
 
+    /// The open create intents (``CreateIntent``) of every other workspace in this
+    /// database: an export in one of their windows may be theirs, so this workspace
+    /// adopts none there (``Adoption``).
+    func foreignIntents() async throws -> [CreateIntent]
+
     /// Small named values kept beside the state (``LockfileMark``).
     func mark(_ name: String) async throws -> String?
     func setMark(_ name: String, _ value: String?) async throws
