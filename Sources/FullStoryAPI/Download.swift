@@ -166,9 +166,9 @@ extension FullStoryClient {
     /// broke off, or nil when it ended.
     private func receive(_ response: HTTPClientResponse, into sink: DownloadSink, received: inout Int64, expectedTotal: Int64?,
                          progress: @Sendable (Int64, Int64?) -> Void) async throws -> String? {
-        // Chunks are written (and hashed) in batches on the thread pool: a slow disk
-        // then stalls this download only. One batch is written while the next arrives,
-        // so receiving overlaps hashing and writing; the sink sees one batch at a time.
+        // Chunks are hashed and written in batches on the thread pool: a slow disk then
+        // stalls this download only. Up to ``DownloadSink/batchesInFlight`` batches are
+        // handed on while the next arrive, so receiving, hashing and writing overlap.
         do {
             return try await receiveBatches(response, into: sink, received: &received, expectedTotal: expectedTotal, progress: progress)
         } catch let failure as SinkFailure {
@@ -184,18 +184,21 @@ extension FullStoryClient {
 
     private func receiveBatches(_ response: HTTPClientResponse, into sink: DownloadSink, received: inout Int64,
                                 expectedTotal: Int64?, progress: @Sendable (Int64, Int64?) -> Void) async throws -> String? {
-        try await withThrowingTaskGroup(of: Void.self) { writes in
-            var interruption: String?
-            var batch: [ByteBuffer] = []
-            var batchBytes = 0
-            // Progress is told after each batch, and at least every quarter second on a slow link.
-            var told = ContinuousClock.now
-            func hand(_ chunks: [ByteBuffer]) async throws {
-                try await writes.next()  // the batch before, written
-                writes.addTask {
-                    do { try await sink.write(chunks) } catch { throw SinkFailure(error: error) }
-                }
-            }
+        // Batches handed to the sink and not yet hashed and written, oldest first.
+        var pending: [Task<Void, any Error>] = []
+        func finishOldest() async throws {
+            do { try await pending.removeFirst().value } catch { throw SinkFailure(error: error) }
+        }
+        func hand(_ chunks: [ByteBuffer]) async throws {
+            if pending.count >= sink.batchesInFlight { try await finishOldest() }
+            pending.append(sink.enqueue(chunks))
+        }
+        var interruption: String?
+        var batch: [ByteBuffer] = []
+        var batchBytes = 0
+        // Progress is told after each batch, and at least every quarter second on a slow link.
+        var told = ContinuousClock.now
+        do {
             do {
                 for try await chunk in response.body {
                     received += Int64(chunk.readableBytes)
@@ -223,10 +226,14 @@ extension FullStoryClient {
             }
             // What arrived before a break is kept: a resume continues after it.
             if !batch.isEmpty { try await hand(batch) }
-            try await writes.waitForAll()
-            progress(received, expectedTotal)
-            return interruption
+            while !pending.isEmpty { try await finishOldest() }
+        } catch {
+            // The sink is not touched again (a restart, a close) while a batch is in a lane.
+            for task in pending { _ = await task.result }
+            throw error
         }
+        progress(received, expectedTotal)
+        return interruption
     }
 
     /// After the body broke off: gives up once the resumes are used up, else restarts the

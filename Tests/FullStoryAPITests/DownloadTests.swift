@@ -109,6 +109,30 @@ struct DownloadTests {
         }
     }
 
+    /// Keeps every byte a download streams to it, in order.
+    final class CollectingStream: DownloadStream, @unchecked Sendable {
+        private let lock = NSLock()
+        private var kept: [UInt8] = []
+        var bytes: [UInt8] { lock.withLock { kept } }
+        func write(_ bytes: [UInt8]) async throws { lock.withLock { kept += bytes } }
+        func restart() async throws { lock.withLock { kept = [] } }
+    }
+
+    @Test("a download of many batches lands in the file in order: the same bytes a stream receives, hashed as written")
+    func manyBatchesInOrder() async throws {
+        try await withHarness(.fullstory, emulator: { $0.rowsPerHour = 20_000 }) { h in
+            let link = try await h.client.downloadLink(for: runToCompletion(h.client, sampleRequest(format: .json, hours: 24)))
+            let path = h.path("export.json.gz")
+            let result = try await h.client.download(link.url, to: path, decompress: false)
+            #expect(result.bytes > 6 << 20, "more batches than are in flight at once: \(result.bytes) bytes")
+            let stream = CollectingStream()
+            let streamed = try await h.client.download(link.url, into: stream, decompress: false)
+            #expect(streamed == result)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(stream.bytes))
+            #expect(result.sha256 == (try sha256OfFile(path)))
+        }
+    }
+
     /// A stream whose `failing`-th write fails, as an upload part the store refused.
     final class FailingStream: DownloadStream, @unchecked Sendable {
         struct Refused: Error {}
