@@ -54,7 +54,7 @@ struct EmulatorCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("clock-start"),
-        help: "Start the emulator's clock at this instant (2026-11-27T02:00:00Z); it runs on from there.")
+        help: "Start the emulator's clock at this instant (2026-11-27T02:00:00Z); it runs on from there. Responses' Date header keeps the real time, so a client that matches createdAt against it (segsync's adoption of a lost create) finds nothing while the clock is moved.")
     var clockStart: String?
 
     @Option(name: .customLong("request-log"), help: "Append one JSON line per request to this file.")

@@ -106,6 +106,22 @@ extension EndToEnd {
             #expect(show.stdout.contains("FullStory's operations list (adopted"), "\(show.stdout)")
         }
 
+        @Test("an adopted export that ends FAILED is exported again, like any other")
+        func adoptedThenFailed() async throws {
+            let folder = try TemporaryFolder()
+            try folder.write("segsync.yaml", Self.manifest)
+            // The first export made fails; its id is the one the killed run loses.
+            let emulator = try await emulator(folder, ["--rate-fail", "1", "--max-faults", "1"])
+            let made = try await killHoldingFirstId(folder, emulator)
+            let next = try await apply(folder, emulator, ["--json-events"])
+            #expect(next.status == 0, "\(next.stdout)\(next.stderr)")
+            #expect(next.stdout.contains("\"event\":\"adopted\"") && next.stdout.contains("\"operation_id\":\"\(made)\""), "\(next.stdout)")
+            #expect(next.stdout.contains("\"event\":\"op-failed\""), "\(next.stdout)")
+            // One more export for the failed one, and none for the lost answer.
+            try await expectConverged(folder, emulator, exports: Self.partitions + 1)
+            #expect(!(try await CLI.state(folder.path).partitions.values.contains { $0.operationId == made }))
+        }
+
         enum LostAnswer: String, CaseIterable, Sendable {
             /// The connection closes after the export was made.
             case reset
