@@ -192,7 +192,10 @@ let package = Package(
         ),
         .testTarget(
             name: "FullStoryAPITests",
-            dependencies: ["FileIO", "FullStoryAPI", "FullStoryContract", "SegSyncVocabulary", "SegSyncEmulator", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "FileIO", "FullStoryAPI", "FullStoryContract", "SegSyncVocabulary", "SegSyncEmulator", "TestSupport",
+                .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The state-store suite, run against both engines.
