@@ -160,7 +160,9 @@ public struct Workspace: Sendable {
                                       label: DesiredPartitions.label(start: entry.start, calendar: calendar),
                                       fingerprint: entry.fingerprint)
             var record = PartitionRecord(partition: partition, parameters: ExportParameters(export, in: manifest), phase: .downloaded, now: now)
-            let stamp = await output.stamp(entry.path)
+            // An ETag the listing just vouched for is the object's stamp: no request per object.
+            let vouched = entry.etag != nil && snapshot.observed.problems[entry.path] == nil && snapshot.observed.restamped[entry.path] == nil
+            let stamp = vouched ? OutputStamp(identity: entry.etag) : await output.stamp(entry.path)
             record.output = OutputRecord(path: entry.path, bytes: entry.bytes, sha256: entry.sha256,
                                          modified: stamp.modified, identity: stamp.identity,
                                          exportedAt: entry.provisional?.exported, contentSHA256: entry.provisional?.contentSHA256)

@@ -5,11 +5,16 @@ import SegSync
 struct VerifyCommand: ContextCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Check the output folder against segsync.lock, offline.",
+        abstract: "Check the outputs against segsync.lock, without the FullStory API.",
         discussion: """
             Hashes every recorded file and lists missing, changed and unknown files and any \
-            disagreement with SHA256SUMS. Needs no network and no lock, so it can run during an \
-            apply. Exit status 0 when everything matches, 1 otherwise.
+            disagreement with SHA256SUMS. Needs no FullStory API and no lock, so it can run \
+            during an apply. Exit status 0 when everything matches, 1 otherwise.
+
+            In a bucket (output: s3://…), one listing of the prefix is compared with the \
+            lockfile's sizes and ETags, so a deleted or replaced object is found without \
+            reading any; --checksum reads and hashes every object as well. A folder's files \
+            are always hashed.
 
             --sha256sums checks only what SHA256SUMS lists, as `sha256sum -c SHA256SUMS` run \
             inside the output folder does, without changing folder: the check for someone who \
@@ -18,6 +23,7 @@ struct VerifyCommand: ContextCommand {
             Examples:
               segsync verify
               segsync verify --sha256sums
+              segsync verify --checksum            # a bucket's objects read and hashed too
               segsync verify --json | jq .ok
               (cd exports && sha256sum -c SHA256SUMS)    # the same check with coreutils
 
@@ -27,6 +33,9 @@ struct VerifyCommand: ContextCommand {
 
     @Flag(help: "Check the files SHA256SUMS lists against it, as sha256sum -c does, instead of against segsync.lock.")
     var sha256sums = false
+
+    @Flag(help: "Read and hash every object in a bucket too, instead of trusting an unchanged size and ETag. A folder's files are always hashed.")
+    var checksum = false
 
     @Flag(help: "Print a JSON document (format_version 1).")
     var json = false
@@ -40,7 +49,7 @@ struct VerifyCommand: ContextCommand {
             let loaded = try ManifestLoader.load(path: path, in: context.directory)
             let layout = Layout(manifestPath: path, output: loaded.output, workingDirectory: context.directory)
             let output = try await context.openOutput(loaded, layout, context.environment)
-            let result = try await sha256sums ? Verification.sha256sums(layout: layout, output: output) : Verification.run(layout: layout, output: output)
+            let result = try await sha256sums ? Verification.sha256sums(layout: layout, output: output) : Verification.run(layout: layout, output: output, checksum: checksum)
             return (result, output is FolderOutput ? layout.outputDirectory : output.location)
         }
         try context.print(Shown(result: result, outputDirectory: location, against: against), json: json)

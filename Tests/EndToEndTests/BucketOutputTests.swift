@@ -22,13 +22,13 @@ extension EndToEnd {
             /// `endpoint` stands between segsync and moto (a proxy), when given; it needs the
             /// moto that checks no signatures.
             init?(_ test: String, prune: Bool = false, emulatorArguments: [String] = ["--operation-seconds", "0.2"],
-                  checkingSignatures: Bool = true, endpoint: ((MotoServer) throws -> String)? = nil) async throws {
+                  checkingSignatures: Bool = true, endpoint: ((MotoServer) async throws -> String)? = nil) async throws {
                 guard let moto = try await MotoServer.shared(test, checkingSignatures: checkingSignatures) else { return nil }
                 self.moto = moto
                 client = try moto.client()
                 bucket = try await moto.bucket(client)
                 folder = try TemporaryFolder()
-                var manifest = Self.manifest(bucket: bucket, endpoint: try endpoint?(moto) ?? moto.endpoint, prune: prune)
+                var manifest = Self.manifest(bucket: bucket, endpoint: try await endpoint?(moto) ?? moto.endpoint, prune: prune)
                 // An emulator in the production dialect is spoken to in it.
                 if emulatorArguments.contains("fullstory") {
                     manifest = manifest.replacingOccurrences(of: "version: 1\n", with: "version: 1\napi: { dialect: fullstory }\n")
@@ -81,6 +81,41 @@ extension EndToEnd {
             }
         }
 
+        /// `strip_conditions.py` in front of moto: a store that ignores (or, `rejecting`,
+        /// refuses) conditional writes, and a log of every request it forwards.
+        final class Proxy {
+            let port: Int
+            private let server: HelperServer
+            private let log = try! TemporaryFolder()
+
+            init(upstream: String, rejecting: Bool = false) async throws {
+                port = try freePort()
+                let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("strip_conditions.py").path
+                server = try HelperServer(["python3", script, String(port), upstream, "--log", log.path + "/requests"] + (rejecting ? ["--reject"] : []))
+                guard await waitUntilListening(port: port, while: server) else {
+                    server.stop()
+                    throw MotoFailure("the proxy (strip_conditions.py) did not start listening")
+                }
+            }
+
+            deinit { server.stop() }
+
+            var endpoint: String { "http://127.0.0.1:\(port)" }
+
+            /// "METHOD PATH" of every request since the last ``forget()``.
+            var requests: [Substring] { (log.read("requests") ?? "").split(separator: "\n") }
+            func forget() { try? FileManager.default.removeItem(atPath: log.path + "/requests") }
+
+            /// Objects read or looked at one by one (`GET`, `HEAD` of a key below `prefix`),
+            /// `SHA256SUMS` aside.
+            func objectRequests(bucket: String, prefix: String = "fullstory/") -> [Substring] {
+                requests.filter { line in
+                    (line.hasPrefix("GET /\(bucket)/\(prefix)") || line.hasPrefix("HEAD /\(bucket)/\(prefix)"))
+                        && !line.hasSuffix(Checksums.fileName)
+                }
+            }
+        }
+
         @Test("a bucket output converges: 7 objects and SHA256SUMS in the bucket, nothing on disk, verify agrees; the next run sends nothing")
         func converges() async throws {
             guard let setup = try await Setup("converges") else { return }
@@ -113,6 +148,67 @@ extension EndToEnd {
             #expect(setup.emulator.count("download") == 7, "no second download")
             let again = try await setup.objects()
             #expect(again.mapValues(\.etag) == objects.mapValues(\.etag), "no object was written again")
+        }
+
+        @Test("verify checks a bucket by one listing against the lockfile's sizes and ETags, reading no object; --checksum reads and hashes each; a replaced object of the same size is found either way")
+        func verifiesByListing() async throws {
+            // segsync speaks to moto directly; verify goes through a proxy that logs each request.
+            guard let setup = try await Setup("verifiesByListing", checkingSignatures: false) else { return }
+            #expect(try await setup.apply().status == 0)
+            let objects = try await setup.objects()
+            var lock = try Lockfile.load(path: setup.folder.path + "/segsync.lock")
+            #expect(lock.entries.count == 7)
+            for entry in lock.entries { #expect(entry.etag == objects[entry.path]?.etag, "\(entry.path): the lockfile keeps the object's ETag") }
+            // Rebuilt from state, it says the same.
+            try FileManager.default.removeItem(atPath: setup.folder.path + "/segsync.lock")
+            #expect(try await setup.apply().status == 0)
+            #expect(try Lockfile.load(path: setup.folder.path + "/segsync.lock") == lock)
+            lock = try Lockfile.load(path: setup.folder.path + "/segsync.lock")
+
+            let proxy = try await Proxy(upstream: setup.moto.endpoint)
+            try setup.folder.write("segsync.yaml", Setup.manifest(bucket: setup.bucket, endpoint: proxy.endpoint))
+            /// Objects read by `verify` with `arguments`.
+            func verify(_ arguments: [String]) async throws -> (CLI.Result, reads: Int) {
+                proxy.forget()
+                let result = try await CLI.run(["verify"] + arguments, in: setup.folder.path, environment: setup.environment)
+                return (result, proxy.objectRequests(bucket: setup.bucket).count)
+            }
+            let (quick, quickReads) = try await verify([])
+            #expect(quick.status == 0, "\(quick.stdout)\(quick.stderr)")
+            #expect(quickReads == 0, "verify reads no object while its size and ETag are the lockfile's")
+            let (full, fullReads) = try await verify(["--checksum"])
+            #expect(full.status == 0, "\(full.stdout)\(full.stderr)")
+            #expect(fullReads == 7, "verify --checksum reads every object")
+
+            // Same size, other bytes: the ETag tells without reading; the hash tells with --checksum.
+            let replaced = try #require(lock.entries.first { $0.bytes > 8 })
+            let other = String(repeating: "x", count: Int(replaced.bytes))
+            try await setup.client.putObject(bucket: setup.bucket, key: "fullstory/" + replaced.path, body: ByteBuffer(string: other))
+            let (after, afterReads) = try await verify([])
+            #expect(after.status == 1)
+            #expect(afterReads == 0)
+            #expect(after.stdout.contains(replaced.path) && after.stdout.contains("replaced"), "\(after.stdout)")
+            let (hashed, _) = try await verify(["--checksum"])
+            #expect(hashed.status == 1)
+            #expect(hashed.stdout.contains(replaced.path) && hashed.stdout.contains("checksum mismatch"), "\(hashed.stdout)")
+        }
+
+        @Test("state lost, lockfile kept: the objects are trusted by the lockfile's ETags (no object read or looked at one by one), nothing exported or uploaded again")
+        func lockfileOnly() async throws {
+            guard let setup = try await Setup("lockfileOnly", checkingSignatures: false) else { return }
+            #expect(try await setup.apply().status == 0)
+            let etags = try await setup.objects().mapValues(\.etag)
+            try FileManager.default.removeItem(atPath: setup.folder.path + "/.segsync")
+            let proxy = try await Proxy(upstream: setup.moto.endpoint)
+            try setup.folder.write("segsync.yaml", Setup.manifest(bucket: setup.bucket, endpoint: proxy.endpoint))
+            let again = try await setup.apply()
+            #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
+            #expect(setup.emulator.creates == 7)
+            #expect(setup.emulator.count("download") == 7, "nothing downloaded again")
+            #expect(proxy.objectRequests(bucket: setup.bucket).isEmpty, "\(proxy.requests)")
+            #expect(try await setup.objects().mapValues(\.etag) == etags, "nothing uploaded again")
+            let plan = try await CLI.run(["plan", "--now", "2026-11-27T00:00:00Z"], in: setup.folder.path, environment: setup.environment)
+            #expect(plan.stdout.contains("No changes"), "the adopted records keep the ETags: \(plan.stdout)")
         }
 
         @Test("plan sees a deleted and a replaced object by the listing alone; apply writes the deleted one back and leaves the replaced one as someone wrote it")
@@ -166,16 +262,11 @@ extension EndToEnd {
         @Test("a store that ignores conditional writes, or answers them NotImplemented, is named in a warning and written to; segsync still leaves an object it did not write alone",
               arguments: [false, true])
         func ignoredConditions(rejecting: Bool) async throws {
-            let port = try freePort()
-            var proxy: HelperServer?
+            var proxy: Proxy?
             guard let setup = try await Setup("ignoredConditions", checkingSignatures: false, endpoint: { moto in
-                let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("strip_conditions.py").path
-                proxy = try HelperServer(["python3", script, String(port), moto.endpoint] + (rejecting ? ["--reject"] : []))
-                return "http://127.0.0.1:\(port)"
+                proxy = try await Proxy(upstream: moto.endpoint, rejecting: rejecting)
+                return proxy!.endpoint
             }) else { return }
-            let running = try #require(proxy)
-            defer { running.stop() }
-            #expect(await waitUntilListening(port: port, while: running), "the proxy (strip_conditions.py) did not start listening")
             let key = "fullstory/checkout-events/2026-11-26T12-00Z.csv.gz"
             try await setup.client.putObject(bucket: setup.bucket, key: key, body: ByteBuffer(string: "mine\n"))
             let result = try await setup.apply()

@@ -3,8 +3,9 @@
 and `If-Match`: a store that ignores conditional writes, for BucketOutputTests. Put it in
 front of a moto server that does not check signatures (a dropped header is a signed one).
 
-    strip_conditions.py PORT UPSTREAM [--reject]
+    strip_conditions.py PORT UPSTREAM [--reject] [--log FILE]
 
+With --log it appends "METHOD PATH" for every request to FILE (what a test counts).
 With --reject it answers a request that carries either header `501 NotImplemented`, as
 AWS words it for a header it does not implement: a store without conditional writes
 (Backblaze B2, by its documentation). Prints "listening" once it accepts connections.
@@ -16,6 +17,7 @@ import urllib.parse
 
 port, upstream = int(sys.argv[1]), urllib.parse.urlparse(sys.argv[2])
 rejecting = "--reject" in sys.argv[3:]
+log = sys.argv[sys.argv.index("--log") + 1] if "--log" in sys.argv[3:] else None
 dropped = {"if-none-match", "if-match"}
 NOT_IMPLEMENTED = """<?xml version="1.0" encoding="UTF-8"?>
 <Error><Code>NotImplemented</Code><Message>A header you provided implies functionality that is not implemented</Message><Header>%s</Header></Error>"""
@@ -25,6 +27,9 @@ class Proxy(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def forward(self):
+        if log:
+            with open(log, "a") as file:
+                file.write("%s %s\n" % (self.command, self.path))
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         conditions = [k for k in self.headers.keys() if k.lower() in dropped]

@@ -456,7 +456,8 @@ struct PartitionRun: Sendable {
         let entry = Lockfile.Entry(
             path: relative, sha256: output.sha256, bytes: output.bytes, export: export.name, segment: export.segment,
             type: export.type, format: export.format, start: partition.start, end: partition.end,
-            fingerprint: partition.fingerprint, source: executor.manifest.api.endpoint, provisional: Lockfile.Provisional(output))
+            fingerprint: partition.fingerprint, source: executor.manifest.api.endpoint, etag: output.identity,
+            provisional: Lockfile.Provisional(output))
         // A replaced partition's old file (another format, say) goes once the new one is in place.
         for stale in try await writer.recordOutput(action.key, entry: entry, output: output, now: executor.clock()) {
             try? await executor.output.delete(stale)

@@ -27,6 +27,10 @@ public struct Lockfile: Sendable, Equatable {
         /// data and an emulator's synthetic data never pass for each other. Absent in
         /// lockfiles written before it was recorded.
         public var source: String?
+        /// The ETag of the object when the output is in a bucket, as segsync wrote it:
+        /// `verify` and a plan see a replaced object by it without reading the object.
+        /// Absent for a folder's files.
+        public var etag: String?
         /// `false` for a provisional output (exported before its partition's
         /// `end + final`), with when its export was made and its content's digest; absent
         /// for a final one.
@@ -35,14 +39,15 @@ public struct Lockfile: Sendable, Equatable {
         public var contentSHA256: String?
 
         enum CodingKeys: String, CodingKey {
-            case path, sha256, bytes, export, segment, type, format, start, end, fingerprint, source, final, exported
+            case path, sha256, bytes, export, segment, type, format, start, end, fingerprint, source, etag, final, exported
             case contentSHA256 = "content_sha256"
         }
 
         public init(path: String, sha256: String, bytes: Int64, export: String, segment: String, type: ExportType,
                     format: ExportFormat, start: Date, end: Date, fingerprint: String, source: String? = nil,
-                    provisional: Provisional? = nil) {
+                    etag: String? = nil, provisional: Provisional? = nil) {
             self.source = source
+            self.etag = etag
             if let provisional {
                 final = false
                 exported = provisional.exported
@@ -99,7 +104,7 @@ public struct Lockfile: Sendable, Equatable {
         var text = "{\n  \"version\": \(Self.currentVersion),\n  \"entries\": ["
         for (index, entry) in entries.sorted(by: { $0.path < $1.path }).enumerated() {
             text += index == 0 ? "\n" : ",\n"
-            let fields: [(String, String)] = [
+            var fields: [(String, String)] = [
                 ("path", jsonString(entry.path)),
                 ("sha256", jsonString(entry.sha256)),
                 ("bytes", String(entry.bytes)),
@@ -110,11 +115,14 @@ public struct Lockfile: Sendable, Equatable {
                 ("start", jsonString(Timestamp.format(entry.start))),
                 ("end", jsonString(Timestamp.format(entry.end))),
                 ("fingerprint", jsonString(entry.fingerprint)),
-            ] + (entry.source.map { [("source", jsonString($0))] } ?? [])
-                + (entry.provisional.map { provisional in
-                    [("final", "false"), ("exported", jsonString(Timestamp.format(provisional.exported)))]
-                        + (provisional.contentSHA256.map { [("content_sha256", jsonString($0))] } ?? [])
-                } ?? [])
+            ]
+            if let source = entry.source { fields.append(("source", jsonString(source))) }
+            if let etag = entry.etag { fields.append(("etag", jsonString(etag))) }
+            if let provisional = entry.provisional {
+                fields.append(("final", "false"))
+                fields.append(("exported", jsonString(Timestamp.format(provisional.exported))))
+                if let digest = provisional.contentSHA256 { fields.append(("content_sha256", jsonString(digest))) }
+            }
             text += "    {\n" + fields.map { "      \"\($0.0)\": \($0.1)" }.joined(separator: ",\n") + "\n    }"
         }
         text += entries.isEmpty ? "]\n}\n" : "\n  ]\n}\n"
@@ -189,7 +197,7 @@ public struct Lockfile: Sendable, Equatable {
             return Entry(path: output.path, sha256: output.sha256, bytes: output.bytes, export: record.export,
                          segment: record.parameters.segment, type: record.parameters.type, format: record.parameters.format,
                          start: record.start, end: record.end, fingerprint: record.fingerprint, source: record.parameters.endpoint,
-                         provisional: Provisional(output))
+                         etag: output.identity, provisional: Provisional(output))
         })
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import SegSyncVocabulary
 
-/// `segsync verify`: the output folder checked against `segsync.lock`, offline.
+/// `segsync verify`: the outputs checked against `segsync.lock`, without the FullStory API.
 public struct Verification: Sendable, Equatable {
     public var checked: Int
     public var missing: [String]
@@ -12,10 +12,11 @@ public struct Verification: Sendable, Equatable {
 
     public var ok: Bool { missing.isEmpty && changed.isEmpty && unknown.isEmpty && checksumsFileProblems.isEmpty }
 
-    /// Hashes every file `segsync.lock` lists and compares; also lists files the lockfile
-    /// does not know and any disagreement of `SHA256SUMS` with it. Throws when there is no
-    /// lockfile.
-    public static func run(layout: Layout, output: (any OutputStore)? = nil) async throws -> Verification {
+    /// Checks every output `segsync.lock` lists: a file is hashed; an object whose entry
+    /// has an ETag is compared by size and ETag unless `checksum` (then it is read and
+    /// hashed too). Also lists outputs the lockfile does not know and any disagreement of
+    /// `SHA256SUMS` with it. Throws when there is no lockfile.
+    public static func run(layout: Layout, output: (any OutputStore)? = nil, checksum: Bool = false) async throws -> Verification {
         let output = output ?? FolderOutput(layout: layout)
         guard FileManager.default.fileExists(atPath: layout.lockfilePath) else {
             throw SegSyncError("there is no \(Lockfile.fileName) at \(layout.lockfilePath), so there is nothing to verify against; run segsync apply first.")
@@ -24,9 +25,10 @@ public struct Verification: Sendable, Equatable {
         var expected: [String: ExpectedFile] = [:]
         for entry in lockfile.entries {
             _ = try layout.absolutePath(ofOutput: entry.path)
-            expected[entry.path] = ExpectedFile(bytes: entry.bytes, sha256: entry.sha256)
+            // No modification time: a file is always hashed; only an ETag vouches unread.
+            expected[entry.path] = ExpectedFile(bytes: entry.bytes, sha256: entry.sha256, identity: entry.etag)
         }
-        let observed = try await output.observe(expected: expected, depth: .full)
+        let observed = try await output.observe(expected: expected, depth: checksum ? .full : .quick)
         var result = Verification(checked: expected.count, missing: [], changed: [:], unknown: observed.unknownFiles + observed.partialFiles, checksumsFileProblems: [])
         for (path, problem) in observed.problems {
             if problem == .missing { result.missing.append(path) } else { result.changed[path] = problem.description }

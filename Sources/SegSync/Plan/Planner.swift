@@ -35,7 +35,7 @@ public enum Planner {
         var expected: [String: ExpectedFile] = [:]
         expected.reserveCapacity(max(lockfile.entries.count, state.partitions.count))
         for entry in lockfile.entries {
-            expected[entry.path] = ExpectedFile(bytes: entry.bytes, sha256: entry.sha256)
+            expected[entry.path] = ExpectedFile(bytes: entry.bytes, sha256: entry.sha256, identity: entry.etag)
         }
         for record in state.partitions.values where record.phase == .downloaded {
             if let output = record.output {
