@@ -151,9 +151,12 @@ final class DownloadSink: @unchecked Sendable {
         }
         hashLane = hash
         writeLane = write
+        // Both lanes end before this does, whichever fails: nothing touches the sink
+        // (a restart, a close) while a batch is still being written.
         return Task {
-            try await hash.value
-            try await write.value
+            let hashed = await hash.result, written = await write.result
+            try hashed.get()
+            try written.get()
         }
     }
 

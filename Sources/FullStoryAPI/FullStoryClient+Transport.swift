@@ -125,17 +125,17 @@ extension FullStoryClient {
             let buffer = try await response.body.collect(upTo: 32 * 1024 * 1024)
             return (Int(response.status.code), response.headers, Data(buffer.readableBytesView))
         }
+        // A cancellation before a create is sent sends nothing. The hook's own errors (an
+        // intent that could not be recorded) are its caller's, never taken for a network
+        // failure: nothing was sent.
+        if kind == .createExport { try Task.checkCancellation() }
+        try await beforeSending?()
         do {
-            guard kind == .createExport else {
-                try await beforeSending?()
-                return try await exchange()
-            }
+            guard kind == .createExport else { return try await exchange() }
             // Once a create is sent, its answer carries the only copy of the new
             // operation's id: cancellation (Ctrl-C) must not drop it. The exchange runs
             // in a task of its own, which cancellation does not reach, and ends within
-            // the request timeout. A cancellation before it is sent sends nothing.
-            try Task.checkCancellation()
-            try await beforeSending?()
+            // the request timeout.
             return try await Task { try await exchange() }.value
         } catch let error as FullStoryAPIError {
             throw error

@@ -187,6 +187,18 @@ struct FaultTests {
         }
     }
 
+    @Test("a hook that throws (an intent not recorded) sends nothing, and its error comes back as it was, never as a lost answer")
+    func beforeSendingFails() async throws {
+        struct NotRecorded: Error {}
+        try await withHarness(.fullstory) { h in
+            await #expect(throws: NotRecorded.self) {
+                _ = try await h.client.createExport(sampleRequest(), beforeSending: { throw NotRecorded() })
+            }
+            let sent = try h.requests("createExport")
+            #expect(sent.isEmpty, "no create was sent")
+        }
+    }
+
     @Test("a create answered 503 with Retry-After is retried")
     func createAfterServiceUnavailable() async throws {
         try await withHarness(emulator: {

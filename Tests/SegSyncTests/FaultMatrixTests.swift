@@ -162,6 +162,32 @@ final class FaultyStore: StateStore, @unchecked Sendable {
         }
     }
 
+    @Test("an intent that cannot be committed sends no create, and no later commit records it: the store's error is reported, not a lost answer")
+    func intentNotCommitted() async throws {
+        let client = ScriptedExports(create: [PartitionRunTests.running("op-1")])
+        let failures = Counter()
+        let harness = try await PartitionRunTests.Harness(client) { base in
+            let store = FaultyStore(base)
+            // Only the first commit that carries an intent fails; later commits land.
+            store.failing.withLock {
+                $0 = { changes in
+                    guard changes.contains(where: { $0.record?.intent != nil }), failures.value == 0 else { return false }
+                    failures.increment()
+                    return true
+                }
+            }
+            return store
+        }
+        let outcome = await harness.executeAndClose()
+        #expect(failures.value == 1)
+        #expect(client.calls.filter { $0.hasPrefix("create") }.isEmpty, "nothing is sent: \(client.calls)")
+        guard case .failed(let message) = outcome else { Issue.record("expected a failed outcome, got \(outcome)"); return }
+        #expect(message.contains("disk I/O error"), "the store's error: \(message)")
+        #expect(harness.run.unknownCreates.value == 0, "not a create whose answer was lost")
+        let state = try await Self.committedState(harness)
+        #expect(state.partitions.values.allSatisfy { $0.intent == nil }, "no intent for a create never sent: \(state.partitions.values)")
+    }
+
     @Test("an error after the id is recorded keeps it, and the next run resumes it without a new export", arguments: rows)
     func keepsTheId(_ row: Row) async throws {
         let fault: Answer = .failure(row.error)

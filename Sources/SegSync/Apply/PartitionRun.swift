@@ -242,8 +242,9 @@ struct PartitionRun: Sendable {
             id = try await client.createExport(request, beforeSending: {
                 let intent = CreateIntent(sentAt: clock(), timeout: timeout, clockOffset: client.serverClockOffset)
                 let first = sends.value == 0
-                sends.increment()
-                try await writer.update(key, .committed) { record in
+                // An intent that could not be committed is not left in memory either: the
+                // create is not sent, and no later commit may record it as sent.
+                try await writer.commitOrRestore(key) { record in
                     guard first else { record?.intent = intent; return }
                     var updated = PartitionRecord(partition: partition, parameters: parameters, phase: .creating, now: intent.sentAt)
                     updated.createdAt = record?.createdAt ?? intent.sentAt
@@ -254,6 +255,7 @@ struct PartitionRun: Sendable {
                     updated.output = record?.output  // the old file stays recorded until its successor lands
                     record = updated
                 }
+                sends.increment()
             }).id
             creates.increment()
         } catch let failure as FullStoryAPIError {

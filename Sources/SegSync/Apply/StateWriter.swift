@@ -146,6 +146,23 @@ actor StateWriter {
         await writeLockfileIfDue()
     }
 
+    /// ``update(_:_:_:)``, committed, all or nothing: when the commit fails, the record in
+    /// memory is put back as it was, so no later commit of the partition carries a change
+    /// that was never durable (an intent for a create that then is never sent). Only the
+    /// partition's own run changes its record, so nothing else moved it meanwhile.
+    func commitOrRestore(_ key: PartitionKey, _ edit: @Sendable (inout PartitionRecord?) -> Void) async throws {
+        let name = key.description
+        let before = state[key]
+        let wasUncommitted = uncommitted.contains(name)
+        do {
+            try await update(key, .committed, edit)
+        } catch {
+            setRecord(name, before)
+            if wasUncommitted { uncommitted.insert(name) }
+            throw error
+        }
+    }
+
     /// What state records as the partition's output now.
     /// The open create intents as of now (``Adoption``).
     func openIntents(measuredOffset: Double?) -> [Adoption.Intent] {
