@@ -138,6 +138,43 @@ import Testing
         #expect(mine.outcomes[a.key] == .ambiguous(candidates: ["x"]))
     }
 
+    /// Another workspace's create answered while this one reads: its intent is an open
+    /// window for the first read of the database, and its export's id a claim for every
+    /// later read (the two change in one transaction over there).
+    final class AnsweredMeanwhile: StateStore, @unchecked Sendable {
+        let theirs: CreateIntent
+        let id: String
+        private let reads = Counter()
+        init(theirs: CreateIntent, id: String) { (self.theirs, self.id) = (theirs, id) }
+        private var answered: Bool { reads.value > 0 }
+        var name: String { "shared" }
+        func lock(_ holder: LockHolder, timeout: Duration, waiting: @escaping @Sendable (LockHolder?) -> Void) async throws {}
+        func load() async throws -> State { State() }
+        func commit(_ changes: [StateChange]) async throws {}
+        func replace(with state: State) async throws {}
+        func claimed(_ operationIds: [String]) async throws -> Set<String> {
+            defer { reads.increment() }
+            return answered && operationIds.contains(id) ? [id] : []
+        }
+        func foreignIntents() async throws -> [CreateIntent] {
+            defer { reads.increment() }
+            return answered ? [] : [theirs]
+        }
+        func mark(_ name: String) async throws -> String? { nil }
+        func setMark(_ name: String, _ value: String?) async throws {}
+        func onLoss(_ handler: @escaping @Sendable (String) -> Void) {}
+        func close() async {}
+    }
+
+    @Test("resolve: an export another workspace's answer claims while this run reads is never adopted, whichever read sees the answer")
+    func resolveWhileAnswered() async throws {
+        let a = Self.intent(1, sent: 100, answered: 101)
+        let theirs = CreateIntent(sentAt: Self.t0.addingTimeInterval(100), timeout: 60)
+        let result = await Adoption.resolve([a], client: Listing([Self.export("x", at: 100.5)]),
+                                            store: AnsweredMeanwhile(theirs: theirs, id: "x"))
+        #expect(Self.adopted(result.outcomes[a.key]) == nil, "\(String(describing: result.outcomes[a.key]))")
+    }
+
     @Test("resolve: the list is read back to the oldest window resolved now, not to an old intent that only excludes")
     func resolveReadsOnlyAsFarAsNeeded() async throws {
         let a = Self.intent(1, sent: 100, answered: 100.5)

@@ -183,8 +183,11 @@ public enum Adoption {
         let claimed: Set<String>
         let foreign: [CreateIntent]
         do {
-            claimed = try await store.claimed(inWindows.map(\.id))
+            // Open intents first, then claims: another workspace's answer ends its intent and
+            // records its id in one transaction, so one of the two reads sees it (claims
+            // read first could miss the id and the intents then miss the window).
             foreign = try await store.foreignIntents()
+            claimed = try await store.claimed(inWindows.map(\.id))
         } catch {
             return all(.unavailable("could not check which exports state claims: \(error)"))
         }
