@@ -10,7 +10,7 @@ struct SegSyncCommand: AsyncParsableCommand {
 
     static let configuration = CommandConfiguration(
         commandName: "segsync",
-        abstract: "Keep a folder in sync with declared FullStory segment exports.",
+        abstract: "Keep a folder or bucket in sync with declared FullStory segment exports.",
         discussion: Help.text(
             """
             Declare exports in segsync.yaml; `segsync plan` shows what is missing and \

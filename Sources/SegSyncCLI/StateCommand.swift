@@ -320,6 +320,9 @@ struct StateListing: CommandOutput {
             lines.append(("create answered", intent.answeredAt.map { Timestamp.format($0) + " (unreadable)" } ?? "no answer"))
             lines.append(("awaiting", "adoption: the next apply looks for its export on FullStory before creating another"))
         }
+        if let disowned = record.disowned, !disowned.isEmpty {
+            lines.append(("disowned", disowned.joined(separator: ", ") + " (may be another's lost create's: never adopted)"))
+        }
         if let error = record.lastError { lines.append(("last error", error)) }
         let width = lines.map(\.0.count).max() ?? 0
         return lines.map { "\($0.0.padded(to: width))  \($0.1)\n" }.joined()

@@ -15,6 +15,7 @@ struct PartitionRow {
         "output_path", "output_bytes", "output_sha256", "output_modified", "output_identity",
         "requested_at", "output_exported_at", "output_content_sha256", "output_content_lines",
         "intent_sent_at", "intent_answered_at", "intent_timeout", "intent_clock_offset", "operation_source",
+        "disowned",
     ]
 
     /// The schema version each column after the first version's arrived in, and its kind.
@@ -24,6 +25,7 @@ struct PartitionRow {
         "output_content_lines": (3, .integer),
         "intent_sent_at": (4, .real), "intent_answered_at": (4, .real), "intent_timeout": (4, .real),
         "intent_clock_offset": (4, .real), "operation_source": (4, .text),
+        "disowned": (5, .text),
     ]
 
     enum Kind { case text, real, integer }
@@ -141,5 +143,30 @@ extension PartitionRecord {
                                   timeout: timeout, clockOffset: clockOffset)
         }
         operationSource = source.flatMap(OperationSource.init(rawValue:))
+    }
+
+    /// The column schema 5 added: the disowned operation ids, a JSON array (unreadable
+    /// text reads as none: it only ever narrows what may be adopted).
+    mutating func setDisowned(_ text: String?) {
+        disowned = text.flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) }.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// ``disowned`` as stored: a JSON array, or null for none.
+    var disownedText: String? {
+        guard let disowned, !disowned.isEmpty, let data = try? JSONEncoder().encode(disowned) else { return nil }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+extension PartitionRow {
+    /// Of `operationIds`, those some stored `disowned` column (a JSON array) lists.
+    static func disowned(_ operationIds: [String], in texts: some Sequence<String>) -> Set<String> {
+        let wanted = Set(operationIds)
+        var held = Set<String>()
+        for text in texts {
+            guard let ids = try? JSONDecoder().decode([String].self, from: Data(text.utf8)) else { continue }
+            held.formUnion(ids.filter(wanted.contains))
+        }
+        return held
     }
 }

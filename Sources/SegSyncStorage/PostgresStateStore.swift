@@ -14,7 +14,7 @@ import SegSync
 /// the same connection, so once it is gone nothing more can be written under a lock this
 /// run no longer holds; ``onLoss(_:)`` tells the run to stop.
 public final class PostgresStateStore: StateStore, @unchecked Sendable {
-    public static let schemaVersion = 4
+    public static let schemaVersion = 5
     /// The schema version of the database as opened (below ``schemaVersion`` only when
     /// opened read-only, unmigrated).
     var schema = PostgresStateStore.schemaVersion
@@ -279,6 +279,7 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
                         outputModified: row.18, outputIdentity: row.19)
                     record.setFinality(requestedAt: row.20, exportedAt: row.21, contentSHA256: row.22, contentLines: row.23)
                     record.setIntent(sentAt: row.24, answeredAt: row.25, timeout: row.26, clockOffset: row.27, source: row.28)
+                    record.setDisowned(row.29)
                     state.partitions[row.0] = try record.clamped(in: name)
                 }
                 return state
@@ -290,7 +291,7 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
 
     typealias Row = (String, String, Double, Double, String, String, Int64, String, String?, String?, Double?,
                      Int32, String?, Double, Double, String?, Int64?, String?, Double?, String?,
-                     Double?, Double?, String?, Int64?, Double?, Double?, Double?, Double?, String?)
+                     Double?, Double?, String?, Int64?, Double?, Double?, Double?, Double?, String?, String?)
 
     static func bindings(_ values: [String]) throws -> PostgresBindings {
         var bindings = PostgresBindings(capacity: values.count)
@@ -347,6 +348,7 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
                 bindings.append(record.intent?.timeout)
                 bindings.append(record.intent?.clockOffset)
                 bindings.append(record.operationSource?.rawValue)
+                bindings.append(record.disownedText)
                 rows.append("(" + (1...width).map { "$\(index * width + $0)" }.joined(separator: ", ") + ")")
             }
             let sql = """
@@ -409,7 +411,14 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
                     "SELECT operation_id FROM segsync_partitions WHERE operation_id = ANY(\(operationIds))", logger: logger).decode(String.self) {
                     held.insert(id)
                 }
-                return held
+                // And the exports some partition gave up as possibly another's (few rows).
+                guard schema >= 5 else { return held }
+                var disowned: [String] = []
+                for try await text in try await connection.query(
+                    "SELECT disowned FROM segsync_partitions WHERE disowned IS NOT NULL", logger: logger).decode(String.self) {
+                    disowned.append(text)
+                }
+                return held.union(PartitionRow.disowned(operationIds, in: disowned))
             }
         } catch {
             throw failure("read", error)

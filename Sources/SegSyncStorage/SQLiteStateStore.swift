@@ -13,7 +13,7 @@ import SQLiteNIO
 /// reader (`segsync status`) never waits for a writer. The run lock is a `flock` on
 /// `.segsync/lock`, as in every build before.
 public final class SQLiteStateStore: StateStore, @unchecked Sendable {
-    public static let schemaVersion = 4
+    public static let schemaVersion = 5
 
     /// The schema version of the database as opened (below ``schemaVersion`` only when
     /// opened read-only, unmigrated).
@@ -300,6 +300,7 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
                            contentSHA256: c[22].string, contentLines: integer(c[23]).map(Int64.init))
         func real(_ i: Int) -> Double? { c[i].isNull ? nil : c[i].double }
         record.setIntent(sentAt: real(24), answeredAt: real(25), timeout: real(26), clockOffset: real(27), source: c[28].string)
+        record.setDisowned(c[29].string)
         return record
     }
 
@@ -318,6 +319,7 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
             record.output?.contentLines.map { .integer(Int($0)) } ?? .null,
             real(record.intent?.sentAt.timeIntervalSince1970), real(record.intent?.answeredAt?.timeIntervalSince1970),
             real(record.intent?.timeout), real(record.intent?.clockOffset), text(record.operationSource?.rawValue),
+            text(record.disownedText),
         ]
     }
 
@@ -400,7 +402,10 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
                                                           batch.map { .text($0) })
                     for row in rows { if let id = row.column("operation_id")?.string { held.insert(id) } }
                 }
-                return held
+                // And the exports some partition gave up as possibly another's (few rows).
+                guard schema >= 5 else { return held }
+                let disowned = try await connection.query("SELECT disowned FROM segsync_partitions WHERE disowned IS NOT NULL")
+                return held.union(PartitionRow.disowned(operationIds, in: disowned.compactMap { $0.column("disowned")?.string }))
             }
         } catch {
             throw SegSyncError("cannot read \(name): \(Self.describe(error)).")

@@ -189,8 +189,11 @@ extension EndToEnd {
             #expect(Set(unclaimed.compactMap { $0["operation_id"] as? String }) == [first, second])
             // Exported again: the two lost ones stay on FullStory, claimed by nothing.
             try await expectConverged(folder, emulator, exports: Self.partitions + 1 + 2)
-            let kept = Set(try await CLI.state(folder.path).partitions.values.compactMap(\.operationId))
+            let records = try await CLI.state(folder.path).partitions.values
+            let kept = Set(records.compactMap(\.operationId))
             #expect(!kept.contains(first) && !kept.contains(second))
+            // Given up by both partitions: no later run adopts either, for any partition.
+            #expect(records.filter { $0.disowned.map(Set.init) == [first, second] }.count == 2, "\(records.map(\.disowned))")
         }
 
         @Test("another client's export inside a lost create's window: nothing is adopted wrongly, both are reported")

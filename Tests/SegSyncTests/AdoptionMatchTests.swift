@@ -175,6 +175,32 @@ import Testing
         #expect(Self.adopted(result.outcomes[a.key]) == nil, "\(String(describing: result.outcomes[a.key]))")
     }
 
+    @Test("resolve: an export another partition gave up as ambiguous is never adopted later, when the window that made it ambiguous has closed")
+    func resolveAfterDisowned() async throws {
+        let a = Self.intent(1, sent: 100), b = Self.intent(2, sent: 101)
+        let listing = Listing([Self.export("x", at: 100.8)])
+        let store = MemoryStateStore()
+        let first = await Adoption.resolve([a], others: [b], client: listing, store: store)
+        #expect(first.outcomes[a.key] == .ambiguous(candidates: ["x"]))
+        // a exports again, giving x up (what PartitionRun records): its intent is gone.
+        var record = PartitionRecord(partition: Partition(export: a.key.export, start: a.key.start, end: a.key.start, label: "a", fingerprint: "f"),
+                                     parameters: Self.parameters, phase: .requested, now: Self.t0)
+        record.operationId = "y"
+        record.disowned = Adoption.disowned([], adding: ["x"])
+        try await store.commit([StateChange(a.key.description, record)])
+        let later = await Adoption.resolve([b], client: listing, store: store)
+        #expect(Self.adopted(later.outcomes[b.key]) == nil, "\(String(describing: later.outcomes[b.key]))")
+        #expect(later.outcomes[b.key] == .notFound)
+    }
+
+    @Test("disowned ids: each kept once, the newest last, at most 100")
+    func disownedList() {
+        #expect(Adoption.disowned([], adding: []) == nil)
+        #expect(Adoption.disowned(["x", "y"], adding: ["y", "z"]) == ["x", "y", "z"])
+        let many = Adoption.disowned((0..<99).map { "old-\($0)" }, adding: ["new-1", "new-2"])
+        #expect(many?.count == 100 && many?.first == "old-1" && many?.last == "new-2")
+    }
+
     @Test("resolve: the list is read back to the oldest window resolved now, not to an old intent that only excludes")
     func resolveReadsOnlyAsFarAsNeeded() async throws {
         let a = Self.intent(1, sent: 100, answered: 100.5)
@@ -252,15 +278,17 @@ import Testing
                       progress: @escaping @Sendable (Int64, Int64?) -> Void) async throws -> DownloadResult { throw SegSyncError("not here") }
     }
 
+    /// Some export's parameters, for records the tests store.
+    static let parameters = ExportParameters(ExportSpec(name: "other", segment: "s", type: .events, format: .csv,
+                                                        window: WindowSpec(every: Span(days: 1), cadence: .day, extent: .last(Span(days: 1)), settle: Span()),
+                                                        timeZone: TimeZone(identifier: "UTC")!, fields: []), dialect: .fullstory)
+
     @Test("resolve: an export a record claims is no candidate; the list is read back to the oldest window and no further")
     func resolve() async throws {
         let store = MemoryStateStore()
         // `claimed` is some partition's (this workspace's or another's) operation.
         var holder = PartitionRecord(partition: Partition(export: "other", start: Self.t0, end: Self.t0, label: "o", fingerprint: "f"),
-                                     parameters: ExportParameters(ExportSpec(name: "other", segment: "s", type: .events, format: .csv,
-                                                                             window: WindowSpec(every: Span(days: 1), cadence: .day, extent: .last(Span(days: 1)), settle: Span()),
-                                                                             timeZone: TimeZone(identifier: "UTC")!, fields: []), dialect: .fullstory),
-                                     phase: .requested, now: Self.t0)
+                                     parameters: Self.parameters, phase: .requested, now: Self.t0)
         holder.operationId = "claimed"
         try await store.commit([StateChange(holder.key.description, holder)])
         let a = Self.intent(1, sent: 100, answered: 100.5)

@@ -222,19 +222,24 @@ func changes(_ records: [PartitionRecord]) -> [StateChange] {
         }
     }
 
-    @Test("claimed names the operation ids records hold, in every workspace of the database", arguments: Engine.allCases)
+    @Test("claimed names the operation ids records hold or disowned, in every workspace of the database", arguments: Engine.allCases)
     func claimed(engine: Engine) async throws {
         guard let place = try engine.place("claimed") else { return }
         var other = place
         other.workspace = place.workspace + "-other"
         let theirs = try await other.open()
-        try await theirs.commit(changes([record("b", day: 1)]))
+        var gaveUp = record("b", day: 2)
+        gaveUp.disowned = ["op-gone-1-\(place.workspace)", "op-gone-2-\(place.workspace)"]
+        try await theirs.commit(changes([record("b", day: 1), gaveUp]))
         await theirs.close()
         let store = try await place.open()
-        try await store.commit(changes([record("a", day: 1), record("a", day: 2, phase: .failed, operation: nil)]))
-        let ids = (0..<450).map { "op-x-\($0)" } + ["op-a-1", "op-b-1", "op-a-2"]
-        #expect(try await store.claimed(ids) == ["op-a-1", "op-b-1"])
+        var mine = record("a", day: 2, phase: .failed, operation: nil)
+        mine.disowned = ["op-gone-3-\(place.workspace)"]
+        try await store.commit(changes([record("a", day: 1), mine]))
+        let ids = (0..<450).map { "op-x-\($0)" } + ["op-a-1", "op-b-1", "op-a-2", "op-gone-2-\(place.workspace)", "op-gone-3-\(place.workspace)"]
+        #expect(try await store.claimed(ids) == ["op-a-1", "op-b-1", "op-gone-2-\(place.workspace)", "op-gone-3-\(place.workspace)"])
         #expect(try await store.claimed([]) == [])
+        #expect(try await store.load()[mine.key]?.disowned == mine.disowned, "kept through a load")
         await store.close()
     }
 
@@ -282,6 +287,7 @@ func changes(_ records: [PartitionRecord]) -> [StateChange] {
         stored.output?.contentSHA256 = String(repeating: "c", count: 64)
         stored.output?.contentLines = 61
         stored.operationSource = .created
+        stored.disowned = ["op-given-up"]
         var creating = record("e", day: 3, phase: .creating, operation: nil)
         creating.intent = CreateIntent(sentAt: Date(timeIntervalSince1970: 1_795_000_000.5), timeout: 60, clockOffset: 0.25)
         let store = try await place.open()
@@ -289,7 +295,7 @@ func changes(_ records: [PartitionRecord]) -> [StateChange] {
         await store.close()
         // Back to version 1, as an earlier segsync left it.
         let downgrade = ["output_identity", "requested_at", "output_exported_at", "output_content_sha256", "output_content_lines",
-                         "intent_sent_at", "intent_answered_at", "intent_timeout", "intent_clock_offset", "operation_source"]
+                         "intent_sent_at", "intent_answered_at", "intent_timeout", "intent_clock_offset", "operation_source", "disowned"]
             .map { "ALTER TABLE segsync_partitions DROP COLUMN \($0)" } + ["DELETE FROM segsync_schema WHERE version > 1"]
         func readOnly() async throws -> any StateStore {
             switch engine {
@@ -316,9 +322,11 @@ func changes(_ records: [PartitionRecord]) -> [StateChange] {
         expected.output?.contentSHA256 = nil
         expected.output?.contentLines = nil
         expected.operationSource = nil
+        expected.disowned = nil
         var expectedCreating = creating
         expectedCreating.intent = nil
         #expect(try document(try await old.load().partitions) == document([expected, record("e", day: 2), expectedCreating]))
+        #expect(try await old.claimed(["op-given-up", "op-e-1"]) == ["op-e-1"], "a schema without the column claims by id alone")
         await old.close()
         let upgraded = try await place.open()
         stored.output?.identity = "\"etag-2\""

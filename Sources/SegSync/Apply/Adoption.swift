@@ -129,6 +129,17 @@ public enum Adoption {
         }.sorted { $0.sentAt < $1.sentAt }
     }
 
+    /// Most disowned ids a partition keeps, the newest: ambiguity takes two lost answers
+    /// at once, so a long list means something else is wrong, and a record stays small.
+    static let maxDisowned = 100
+
+    /// `kept` with `candidates` added once each, the newest last, at most ``maxDisowned``.
+    public static func disowned(_ kept: [String], adding candidates: [String]) -> [String]? {
+        var ids = kept.filter { !candidates.contains($0) } + candidates
+        if ids.count > maxDisowned { ids.removeFirst(ids.count - maxDisowned) }
+        return ids.isEmpty ? nil : ids
+    }
+
     /// Most pages read before giving up on reaching the oldest intent (100 operations a
     /// page): an account making 100,000 exports since is not one segsync can match in.
     static let maxPages = 1000

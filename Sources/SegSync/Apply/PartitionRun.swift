@@ -253,6 +253,7 @@ struct PartitionRun: Sendable {
                     updated.intent = intent
                     updated.requestedAt = runInstant
                     updated.output = record?.output  // the old file stays recorded until its successor lands
+                    updated.disowned = record?.disowned
                     record = updated
                 }
                 sends.increment()
@@ -349,6 +350,15 @@ struct PartitionRun: Sendable {
         case .notFound:
             emit(.notAdopted(reason: "no export on FullStory was created while its lost create was in flight; exporting it"))
         case .ambiguous(let candidates):
+            // Exported again, this partition gives the candidates up: they may be another
+            // partition's or workspace's, and none may adopt them later either, when the
+            // windows that made them ambiguous have closed.
+            let now = executor.clock()
+            try await writer.update(action.key, .committed) { record in
+                let kept = record?.disowned ?? []
+                record?.disowned = Adoption.disowned(kept, adding: candidates)
+                record?.updatedAt = now
+            }
             emit(.notAdopted(reason: "\(candidates.count) export\(candidates.count == 1 ? "" : "s") on FullStory could be its lost create's, so none is adopted; exporting it again"))
         case .unsupported(let why):
             emit(.notAdopted(reason: "\(why); exporting it again"))

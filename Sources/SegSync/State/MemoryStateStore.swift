@@ -41,7 +41,8 @@ public final class MemoryStateStore: StateStore, Sendable {
     }
 
     public func claimed(_ operationIds: [String]) async throws -> Set<String> {
-        let held = Set(contents.value.state.partitions.values.compactMap(\.operationId))
+        let records = contents.value.state.partitions.values
+        let held = Set(records.compactMap(\.operationId)).union(records.flatMap { $0.disowned ?? [] })
         return Set(operationIds.filter(held.contains))
     }
 

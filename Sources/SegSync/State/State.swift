@@ -197,6 +197,11 @@ public struct PartitionRecord: Codable, Sendable, Equatable {
     public var intent: CreateIntent?
     /// How ``operationId`` was learned; nil for ids recorded before segsync kept it.
     public var operationSource: OperationSource?
+    /// Exports on FullStory this partition's lost create may have made, given up when it
+    /// exported again because another open window held them too (an ambiguous match).
+    /// Another partition's, or another workspace's, they may be: no partition ever adopts
+    /// them (``StateStore/claimed(_:)`` counts them). Nil when there are none.
+    public var disowned: [String]?
     public var output: OutputRecord?
 
     public init(partition: Partition, parameters: ExportParameters, phase: Phase, now: Date) {

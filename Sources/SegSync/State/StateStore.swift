@@ -35,9 +35,10 @@ public protocol StateStore: Sendable {
     /// (`segsync state push`, the import of an earlier build's `state.json`).
     func replace(with state: State) async throws
 
-    /// Which of `operationIds` a record holds as its operation id: in the whole database,
-    /// every workspace's records, not only this one's. An operation no record claims may
-    /// be the export of a create whose answer was lost (``Adoption``).
+    /// Which of `operationIds` a record holds as its operation id, or lists as disowned
+    /// (``PartitionRecord/disowned``): in the whole database, every workspace's records,
+    /// not only this one's. An operation no record claims may be the export of a create
+    /// whose answer was lost (``Adoption``).
     func claimed(_ operationIds: [String]) async throws -> Set<String>
 
     /// The open create intents (``CreateIntent``) of every other workspace in this
