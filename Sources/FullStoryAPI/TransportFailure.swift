@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 #if canImport(Glibc)
 import Glibc
@@ -38,11 +39,25 @@ enum TransportFailure {
             // arrived, or the server sent something that is not HTTP.
             return (.connectionLost, "the connection ended in the middle of a response")
         }
-        let typeName = String(describing: type(of: error))
-        if typeName.contains("SSL") || typeName.contains("TLS") {
+        if let error = error as? NIOSSLError { return classify(error) }
+        // Anything else (a raw BoringSSL error, a TLS close that timed out) may come after
+        // the request went out: a create is not repeated on it.
+        return (.connectionLost, "a network error occurred (\(String(describing: type(of: error))))")
+    }
+
+    /// Only a failed handshake (or a certificate refused in it) means the request was
+    /// never sent; an unclean shutdown or a read in a broken TLS state can come after it
+    /// was, while the answer was awaited.
+    static func classify(_ error: NIOSSLError) -> (RetryPolicy.Outcome, String) {
+        switch error {
+        case .handshakeFailed, .unableToValidateCertificate, .noCertificateToValidate, .cannotMatchULabel, .cannotFindPeerIP,
+             .failedToLoadCertificate, .failedToLoadPrivateKey, .noSuchFilesystemObject, .unableToAllocateBoringSSLObject:
             return (.connectFailed, "the TLS handshake failed")
+        case .uncleanShutdown:
+            return (.connectionLost, "the server closed the TLS connection without a close_notify")
+        case .readInInvalidTLSState, .writeDuringTLSShutdown, .shutdownFailed:
+            return (.connectionLost, "the TLS connection failed")
         }
-        return (.connectionLost, "a network error occurred (\(typeName))")
     }
 
     static func classify(_ error: HTTPClientError) -> (RetryPolicy.Outcome, String) {
