@@ -73,6 +73,32 @@ func mode(of path: String) -> mode_t {
         #expect { try LegacyStateFile.loadWithJournal(path: path) } throws: { ($0 as? SegSyncError)?.message.contains("damaged at line 1") == true }
     }
 
+    @Test("the lockfile mark vouches while both files and state are as marked; a mark an older segsync took (no format) vouches for nothing")
+    func lockfileMarkFormat() async throws {
+        let folder = try TemporaryFolder()
+        let layout = Layout(manifestPath: folder.path + "/segsync.yaml", output: "exports")
+        let output = FolderOutput(layout: layout)
+        let store = MemoryStateStore()
+        var state = State()
+        var record = Self.sampleRecord()
+        record.phase = .downloaded
+        record.output = OutputRecord(path: "e/2026-11-27.csv", bytes: 1, sha256: String(repeating: "a", count: 64))
+        state[record.key] = record
+        let lockfile = Lockfile.derived(from: state)
+        try FileManager.default.createDirectory(atPath: layout.outputDirectory, withIntermediateDirectories: true)
+        try await lockfile.write(to: layout, output: output)
+        try await LockfileMark.record(for: lockfile, state: state, layout: layout, output: output, in: store)
+        #expect(try await LockfileMark.vouches(for: state, layout: layout, output: output, in: store))
+
+        let text = try #require(try await store.mark(LockfileMark.name))
+        var object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        #expect(object["format"] as? Int == LockfileMark.currentFormat)
+        object["format"] = nil
+        try await store.setMark(LockfileMark.name, String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self))
+        #expect(try await !LockfileMark.vouches(for: state, layout: layout, output: output, in: store),
+                "an older segsync's lockfile lacks what this one derives (a bucket's etag): it is read and rewritten")
+    }
+
     @Test("the journal an earlier build left without its snapshot (killed in its first run) is imported, not ignored")
     func legacyJournalAlone() async throws {
         let folder = try TemporaryFolder()
@@ -272,6 +298,7 @@ enum SHA256Hex {
     static func of(_ text: String) -> String {
         SHA256.hex(Data(text.utf8))
     }
+
 }
 
 @Suite(.timeLimit(.minutes(2))) struct LockfileConfinementTests {

@@ -208,11 +208,17 @@ public struct Lockfile: Sendable, Equatable {
 /// or parse either file.
 public struct LockfileMark: Codable, Sendable, Equatable {
     public static let name = "lockfile"
+    /// What ``Lockfile/derived(from:)`` writes, as a number: a segsync that derives more
+    /// (2: a bucket's entries carry `etag`) trusts no mark an older one took, so the first
+    /// run after an upgrade rewrites the lockfile.
+    public static let currentFormat = 2
 
     /// The state's serial when the mark was taken.
     public var serial: Int
     public var lockfile: String
     public var checksums: String
+    /// ``currentFormat`` of the segsync that took the mark; nil before it was kept.
+    public var format: Int?
 
     /// Records a mark when `lockfile`, as now on disk, says exactly what `state` does;
     /// clears it otherwise.
@@ -221,7 +227,7 @@ public struct LockfileMark: Codable, Sendable, Equatable {
         if lockfile == .derived(from: state),
            let lockIdentity = FileIO.identity(ofFileAt: layout.lockfilePath),
            let sumsIdentity = await output.checksumsIdentity() {
-            mark = LockfileMark(serial: state.serial, lockfile: lockIdentity, checksums: sumsIdentity)
+            mark = LockfileMark(serial: state.serial, lockfile: lockIdentity, checksums: sumsIdentity, format: currentFormat)
         }
         let text = try mark.map { String(decoding: try StateJSON.lineEncoder.encode($0), as: UTF8.self) }
         try await store.setMark(name, text)
@@ -232,7 +238,7 @@ public struct LockfileMark: Codable, Sendable, Equatable {
     public static func vouches(for state: State, layout: Layout, output: any OutputStore, in store: any StateStore) async throws -> Bool {
         guard let text = try await store.mark(name),
               let mark = try? StateJSON.decoder.decode(LockfileMark.self, from: Data(text.utf8)),
-              mark.serial == state.serial,
+              mark.serial == state.serial, mark.format == currentFormat,
               mark.lockfile == FileIO.identity(ofFileAt: layout.lockfilePath) else { return false }
         return await mark.checksums == output.checksumsIdentity()
     }
